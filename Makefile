@@ -1,0 +1,28 @@
+# Single entry point. Users need two commands: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+	@bash scripts/fetch_jars.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/mmon run --config examples/iris/monitor.yaml --output out/demo
+
+test: setup
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/mmon bench --profile thesis --out bench-out/thesis
+
+clean:
+	rm -rf $(VENV) .cache out bench-out

@@ -1,0 +1,289 @@
+"""The monitor spec: one YAML document, loaded and validated once at start.
+
+Every field is typed; a bad value fails fast with a :class:`ConfigError` whose
+message starts with the dotted path of the field (``window.duration: ...``).
+This module imports neither PyFlink nor the numeric core, so the deployment
+glue (``operator_glue``) can use it to render and validate manifests.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
+
+import yaml
+
+INPUT_FORMATS = ("thesis", "kserve-v1", "oip-v2")
+TIME_SOURCES = ("event", "kafka")
+DRIFT_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
+STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
+DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+
+
+class ConfigError(ValueError):
+    """A monitor spec that cannot be used; the message names the field."""
+
+
+class Duration(int):
+    """Milliseconds, written in YAML as ``15s``, ``500ms``, ``1m``, ``2h`` or a number of seconds."""
+
+    @classmethod
+    def parse(cls, value: Any, path: str) -> "Duration":
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a duration like '15s', got {value!r}")
+        if isinstance(value, (int, float)):
+            millis = float(value) * 1000
+        else:
+            match = _DURATION.match(str(value))
+            if not match:
+                raise ConfigError(f"{path}: expected a duration like '15s' or '500ms', got {value!r}")
+            millis = float(match.group(1)) * _UNIT_MS[match.group(2)]
+        if millis < 0 or millis != int(millis):
+            raise ConfigError(f"{path}: must be a whole, non-negative number of milliseconds, got {value!r}")
+        return cls(int(millis))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = field(metadata={"doc": "Model name; the key of every output record."})
+    version: str = field(default="1", metadata={"doc": "Model version, carried into the outputs' metadata."})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    features: tuple[str, ...] = field(metadata={"doc": "Feature names, in the order of each instance vector."})
+    format: Literal["thesis", "kserve-v1", "oip-v2"] = field(
+        default="thesis", metadata={"doc": "Inference-log format: thesis logger message, KServe v1 body, or Open Inference Protocol v2."})
+    time: Literal["event", "kafka"] = field(
+        default="event", metadata={"doc": "Request time: the event's own time field, or the Kafka record timestamp."})
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    duration: Duration = field(default=Duration(15_000), metadata={"doc": "Tumbling window length."})
+    watermark_delay: Duration = field(default=Duration(6_000), metadata={"doc": "Bounded out-of-orderness of request times."})
+    allowed_lateness: Duration = field(default=Duration(0), metadata={"doc": "Extra time a window waits for late events."})
+    idle_timeout: Duration = field(
+        default=Duration(30_000), metadata={"doc": "A source partition silent this long stops holding the watermark back (0 = never)."})
+
+
+@dataclass(frozen=True)
+class StatsSpec:
+    statistics: tuple[str, ...] = field(default=STATISTICS, metadata={"doc": "Per-feature window statistics to emit."})
+    covariance: bool = field(default=False, metadata={"doc": "Also emit the sample covariance matrix per window."})
+    correlation: bool = field(default=False, metadata={"doc": "Also emit the Pearson correlation matrix per window."})
+
+
+@dataclass(frozen=True)
+class OutlierSpec:
+    sigma: Optional[float] = field(default=3.0, metadata={"doc": "Flag values further than sigma baseline std from the baseline mean (null = off)."})
+    range: bool = field(default=False, metadata={"doc": "Also flag values outside the baseline [min, max]."})
+
+
+@dataclass(frozen=True)
+class DriftMetricSpec:
+    threshold: Union[float, Literal["auto"]] = field(
+        default="auto", metadata={"doc": "A number, or 'auto': calibrated per window size to false_alarm_rate."})
+    false_alarm_rate: float = field(default=0.01, metadata={"doc": "For threshold 'auto': chance a baseline-like window is flagged."})
+    normalize: bool = field(default=False, metadata={"doc": "Wasserstein only: divide by the baseline std (unit-free)."})
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    metrics: Mapping[str, DriftMetricSpec] = field(
+        default_factory=lambda: {name: DriftMetricSpec() for name in DRIFT_METRICS},
+        metadata={"doc": "Drift metrics by name (wasserstein, kl, js, psi, hellinger)."})
+    emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold."})
+
+
+@dataclass(frozen=True)
+class TopicsSpec:
+    inference: str = field(default="inference", metadata={"doc": "Topic the inference logger writes to."})
+    stats: str = field(default="stats", metadata={"doc": "Window statistics output topic."})
+    outliers: str = field(default="outliers", metadata={"doc": "Per-instance outlier alerts topic."})
+    drift: str = field(default="drift", metadata={"doc": "Drift records topic."})
+    dead_letter: str = field(default="dead-letter", metadata={"doc": "Malformed and late records, with the reason."})
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    bootstrap_servers: str = field(default="127.0.0.1:9092", metadata={"doc": "Comma-separated host:port list."})
+    group_id: str = field(default="mmon", metadata={"doc": "Consumer group of the job."})
+    topics: TopicsSpec = field(default_factory=TopicsSpec, metadata={"doc": "Topic names."})
+    properties: Mapping[str, str] = field(
+        default_factory=dict, metadata={"doc": "Extra Kafka client properties passed through (SASL, SSL, ...)."})
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    parallelism: int = field(default=1, metadata={"doc": "Flink parallelism."})
+    checkpoint_interval: Duration = field(default=Duration(10_000), metadata={"doc": "Checkpoint interval (Kafka mode)."})
+    delivery_guarantee: Literal["at-least-once", "exactly-once"] = field(
+        default="at-least-once", metadata={"doc": "Kafka sink delivery guarantee."})
+    metrics_port: int = field(default=9249, metadata={"doc": "Port of Flink's Prometheus reporter (0 = off)."})
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    model: ModelSpec = field(metadata={"doc": "The monitored model."})
+    input: InputSpec = field(metadata={"doc": "What the inference log looks like."})
+    baseline: Path = field(metadata={"doc": "Baseline JSON from `mmon baseline`, relative to the spec file."})
+    window: WindowSpec = field(default_factory=WindowSpec, metadata={"doc": "Event-time windowing."})
+    stats: StatsSpec = field(default_factory=StatsSpec, metadata={"doc": "Window statistics."})
+    outliers: OutlierSpec = field(default_factory=OutlierSpec, metadata={"doc": "Per-instance outlier rules."})
+    drift: DriftSpec = field(default_factory=DriftSpec, metadata={"doc": "Window drift against the baseline."})
+    kafka: KafkaSpec = field(default_factory=KafkaSpec, metadata={"doc": "Kafka connection and topics."})
+    job: JobSpec = field(default_factory=JobSpec, metadata={"doc": "Flink job settings."})
+
+
+def load_spec(path: Union[str, Path]) -> MonitorSpec:
+    """Read and validate a monitor spec; a relative ``baseline`` resolves against the spec's folder."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read monitor spec {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    spec = parse_spec(document)
+    if not spec.baseline.is_absolute():
+        spec = dataclasses.replace(spec, baseline=(path.parent / spec.baseline).resolve())
+    return spec
+
+
+def parse_spec(document: Any) -> MonitorSpec:
+    """Validate a spec already parsed from YAML/JSON (also used for the ModelMonitor CRD's spec)."""
+    spec = _build(MonitorSpec, document, "")
+    _check_semantics(spec)
+    return spec
+
+
+def spec_to_dict(spec: Any) -> Any:
+    """The inverse of :func:`parse_spec`: plain YAML-able data (durations as '<n>ms')."""
+    if dataclasses.is_dataclass(spec):
+        return {f.name: spec_to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+    if isinstance(spec, Duration):
+        return f"{int(spec)}ms"
+    if isinstance(spec, Mapping):
+        return {key: spec_to_dict(value) for key, value in spec.items()}
+    if isinstance(spec, tuple):
+        return [spec_to_dict(value) for value in spec]
+    if isinstance(spec, Path):
+        return str(spec)
+    return spec
+
+
+def _check_semantics(spec: MonitorSpec) -> None:
+    if not spec.input.features:
+        raise ConfigError("input.features: at least one feature is required")
+    if len(set(spec.input.features)) != len(spec.input.features):
+        raise ConfigError(f"input.features: names must be unique, got {list(spec.input.features)}")
+    if spec.window.duration <= 0:
+        raise ConfigError("window.duration: must be positive")
+    for name in spec.stats.statistics:
+        if name not in STATISTICS:
+            raise ConfigError(f"stats.statistics: unknown statistic {name!r} (known: {', '.join(STATISTICS)})")
+    if spec.outliers.sigma is not None and spec.outliers.sigma <= 0:
+        raise ConfigError(f"outliers.sigma: must be positive, got {spec.outliers.sigma}")
+    for name, metric in spec.drift.metrics.items():
+        if name not in DRIFT_METRICS:
+            raise ConfigError(f"drift.metrics.{name}: unknown metric (known: {', '.join(DRIFT_METRICS)})")
+        if metric.threshold != "auto" and metric.threshold < 0:
+            raise ConfigError(f"drift.metrics.{name}.threshold: must be 'auto' or >= 0, got {metric.threshold}")
+        if not 0 < metric.false_alarm_rate < 1:
+            raise ConfigError(f"drift.metrics.{name}.false_alarm_rate: must be in (0, 1), got {metric.false_alarm_rate}")
+    if spec.job.parallelism < 1:
+        raise ConfigError(f"job.parallelism: must be >= 1, got {spec.job.parallelism}")
+    if not 0 <= spec.job.metrics_port <= 65535:
+        raise ConfigError(f"job.metrics_port: not a port number: {spec.job.metrics_port}")
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and missing required ones."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'spec'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{_join(path, str(unknown[0]))}: unknown field (known: {', '.join(known)})")
+    values = {}
+    for name, f in known.items():
+        field_path = _join(path, name)
+        if name in data:
+            values[name] = _convert(hints[name], data[name], field_path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{field_path}: required field is missing")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if hint is Duration:
+        return Duration.parse(value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is Union:
+        return _convert_union(args, value, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+    if origin in (collections.abc.Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return {str(key): _convert(args[1], item, _join(path, str(key))) for key, item in value.items()}
+    return _scalar(hint, value, path)
+
+
+def _convert_union(args: tuple, value: Any, path: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for option in (a for a in args if a is not type(None)):
+        try:
+            return _convert(option, value, path)
+        except ConfigError as err:
+            errors.append(str(err).split(": ", 1)[-1])
+    raise ConfigError(f"{path}: {' or '.join(errors)}")
+
+
+def _scalar(hint: type, value: Any, path: str) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value == "":
+            raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
+        return str(value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: expected a file path, got {value!r}")
+        return Path(value)
+    raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
