@@ -1,4 +1,5 @@
 """The benchmark's figures on small hand-built inputs whose answers are known."""
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -133,3 +134,38 @@ def test_ground_truth_from_an_unsorted_stream_is_sorted_by_time():
     truth = GroundTruth.from_stream(stream)
     assert truth.ids.tolist() == ["y", "x", "z"] and truth.stage.tolist() == [1, 2, 3]
     assert truth.injected() == {("x", "a")}
+
+
+def test_report_has_every_required_key_and_judges_targets(tmp_path, truth):
+    from benchmarks import report
+    outputs = Outputs(stats=[stats_record(0, 2000, "a", 9000)],
+                      outliers=[alert("r2", "b", 2000, 2100), alert("r7", "a", 7000, 9000)],
+                      drift=[drift_record(4000, 6000, "js", True), drift_record(4000, 6000, "wasserstein", False)])
+    figures = analyse(truth, outputs, WindowTiming(2000, 500))
+    figures.update({"profile": "thesis", "job_peak_rss_mb": 900.0, "instances_sent": 10})
+    results = report.write(tmp_path, figures)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert set(report.REQUIRED_KEYS) <= set(on_disk)
+    assert on_disk["raw_consumer_ips"] is None  # thesis profile: not measured, visibly
+    verdicts = {t["target"]: t["met"] for t in on_disk["targets"]}
+    assert verdicts["outlier latency p75"] is False  # p75 of (0.1 s, 2 s) is 1.525 s
+    assert verdicts["outlier recall"] is True and verdicts["job peak RSS"] is True
+    assert verdicts["drift-stage windows flagged, JS"] is True
+    assert verdicts["drift-stage windows flagged, Wasserstein"] is False
+    assert verdicts["max-profile throughput"] is None
+    assert on_disk["versions"]["flink"].startswith("2.2") and on_disk["machine"]["cores"] >= 1
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| outlier alert, from request time p75 | 5.90 s | 1.52 s | 3.9x |" in markdown
+    assert results["targets"] == on_disk["targets"]
+
+
+def test_plots_are_written(tmp_path, truth):
+    from benchmarks import plots
+    outputs = Outputs(stats=[stats_record(0, 2000, f, 9000) | {"min": -1, "max": 1, "stddev": 0.5}
+                             for f in FEATURES],
+                      outliers=[alert("r2", "b", 2000, 2100)],
+                      drift=[drift_record(4000, 6000, "js", True), drift_record(4000, 6000, "js", False, "b")])
+    paths = plots.write_all(tmp_path, outputs, np.array([0, 2000, 4000, 6000, 8000, 10_000]), FEATURES,
+                            WindowTiming(2000, 500), sent_per_second=[(0.5, 1), (1.5, 1)])
+    assert sorted(p.name for p in paths) == ["drift.png", "latency.png", "throughput.png", "window_stats.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
