@@ -213,8 +213,8 @@ def _positive_int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmon stream",
-        description="Generate the staged Iris inference stream (normal / 10%% outliers / drift / "
-                    "10%% outliers / normal) as JSON lines, plus a labels CSV beside it.")
+        description="Generate the staged Iris inference stream (normal / 10% outliers / drift / "
+                    "10% outliers / normal) as JSON lines, plus a labels CSV beside it.")
     parser.add_argument("-o", "--output", default="iris_stream.jsonl",
                         help="JSON-lines output file, '-' for stdout (default: %(default)s)")
     parser.add_argument("--format", choices=formats.FORMATS, default=formats.THESIS,
