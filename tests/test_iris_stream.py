@@ -163,8 +163,12 @@ def test_bad_input_gives_a_one_line_error(tmp_path, capsys):
     bad.write_text("a,b,species\n1,x,0\n2,3,1\n")
     assert iris_stream.main(["--training", str(bad), "-o", str(tmp_path / "x")]) == 1
     assert "numeric" in capsys.readouterr().err
+    assert iris_stream.main(["--rates", "1,2,3", "-o", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err == "mmon stream: error: need 5 positive rates, got [1.0, 2.0, 3.0]\n"
+    assert iris_stream.main(["--stage-size", "0", "-o", str(tmp_path / "x")]) == 1
+    assert "stage size must be positive" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
-        iris_stream.main(["--rates", "1,2,3"])
+        iris_stream.main(["--rates", "fast"])
     assert exited.value.code == 2
     with pytest.raises(ValueError, match="5 positive rates"):
         iris_stream.generate(rates=(1, 2, 3, 4, 0))
