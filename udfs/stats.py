@@ -180,11 +180,12 @@ class CovarianceAccumulator:
         return self.comoment / (self.n - 1)
 
     def correlation(self) -> np.ndarray:
-        """Pearson correlation ``C_xy / sqrt(C_xx C_yy)``; NaN where a feature has zero variance."""
+        """Pearson correlation ``C_xy / sqrt(C_xx C_yy)`` (diagonal exactly 1); NaN where a feature has zero variance."""
         scale = np.sqrt(np.diag(self.comoment))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = self.comoment / np.multiply.outer(scale, scale)
         corr[~np.isfinite(corr)] = np.nan
+        np.fill_diagonal(corr, np.where(scale > 0, 1.0, np.nan))
         return np.clip(corr, -1.0, 1.0) if self.n >= 2 else np.full_like(corr, np.nan)
 
     def result(self) -> dict:

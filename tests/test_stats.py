@@ -1,0 +1,179 @@
+"""FeatureStats, CovarianceAccumulator and the quantile sketch against numpy, one pass against merges."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from udfs.histogram import equal_width_edges
+from udfs.quantiles import QuantileSketch
+from udfs.stats import CovarianceAccumulator, FeatureStats
+
+EDGES = equal_width_edges(-2.0, 2.0, 8)
+
+
+def _expected_layout(values, edges):
+    """Independent reference for the drift layout, via np.histogram on the in-range values."""
+    inside = values[(values >= edges[0]) & (values < edges[-1])]
+    return [int((values < edges[0]).sum()), *np.histogram(inside, edges)[0].tolist(), int((values >= edges[-1]).sum())]
+
+
+def _rank_interval(sorted_values, value):
+    """The ranks (as counts) a value can take: [#values < value, #values <= value]."""
+    return np.searchsorted(sorted_values, value, "left"), np.searchsorted(sorted_values, value, "right")
+
+
+def test_feature_stats_match_numpy():
+    values = np.random.default_rng(1).normal(0.3, 1.1, 1500)
+    stats = FeatureStats(EDGES)
+    stats.update(values)
+    result = stats.result()
+    assert result["count"] == 1500
+    assert result["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert result["stddev"] == pytest.approx(values.std(ddof=1), rel=1e-12)
+    assert result["stddev_pop"] == pytest.approx(values.std(ddof=0), rel=1e-12)
+    assert result["variance"] == pytest.approx(values.var(ddof=1), rel=1e-12)
+    assert (result["min"], result["max"]) == (values.min(), values.max())
+    p25, p50, p75 = np.percentile(values, [25, 50, 75])
+    assert (result["p25"], result["p50"], result["p75"]) == pytest.approx((p25, p50, p75), rel=1e-12)
+    assert result["iqr"] == pytest.approx(p75 - p25, rel=1e-12)
+    layout = _expected_layout(values, EDGES)
+    histogram = result["histogram"]
+    assert [histogram["underflow"], *histogram["counts"], histogram["overflow"]] == layout
+    assert histogram["edges"] == EDGES.tolist()
+    assert stats.histogram_counts().tolist() == layout
+    assert sum(layout) == 1500
+
+
+def test_values_on_edges_go_to_the_upper_bin_and_last_edge_to_overflow():
+    stats = FeatureStats([0.0, 1.0, 2.0])
+    stats.update(np.array([-0.5, 0.0, 1.0, 1.5, 2.0, 7.0]))
+    assert stats.histogram_counts().tolist() == [1, 1, 2, 2]
+
+
+def test_nan_and_inf_are_counted_not_folded_in():
+    stats = FeatureStats(EDGES)
+    stats.update(np.array([1.0, np.nan, np.inf, -np.inf, 3.0, np.nan]))
+    result = stats.result()
+    assert result["rejected"] == {"nan": 2, "inf": 2}
+    assert result["count"] == 2 and result["mean"] == 2.0 and result["max"] == 3.0
+    assert sum(stats.histogram_counts()) == 2
+
+
+def test_undefined_statistics_are_none_and_result_is_strict_json():
+    empty = FeatureStats(EDGES).result()
+    assert empty["count"] == 0
+    assert all(empty[key] is None for key in ("mean", "min", "max", "stddev", "stddev_pop", "variance", "p50", "iqr"))
+    single = FeatureStats(EDGES)
+    single.update(np.array([0.5]))
+    result = single.result()
+    assert result["stddev"] is None and result["variance"] is None
+    assert result["stddev_pop"] == 0.0 and result["p50"] == 0.5
+    for document in (empty, result):
+        json.dumps(document, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=0, max_size=300),
+       cuts=st.lists(st.integers(0, 300), max_size=6), reverse=st.booleans())
+def test_merging_any_split_equals_one_pass(data, cuts, reverse):
+    values = np.array(data, dtype=float)
+    one_pass = FeatureStats(EDGES)
+    one_pass.update(values)
+    parts = np.split(values, sorted(c for c in cuts if c <= len(values)))
+    accumulators = []
+    for part in parts:
+        accumulator = FeatureStats(EDGES)
+        accumulator.update(part)
+        accumulators.append(accumulator)
+    if reverse:
+        accumulators.reverse()
+    merged = accumulators[0]
+    for accumulator in accumulators[1:]:
+        merged.merge(pickle.loads(pickle.dumps(accumulator)))
+    expected, got = one_pass.result(), merged.result()
+    assert got["count"] == expected["count"]
+    assert got["histogram"] == expected["histogram"]
+    for key in ("mean", "min", "max", "stddev", "variance", "p25", "p50", "p75"):
+        if expected[key] is None:
+            assert got[key] is None
+        else:
+            assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9)
+
+
+def test_sketch_is_exact_up_to_capacity_then_bounded():
+    sketch = QuantileSketch(capacity=64)
+    values = np.random.default_rng(2).exponential(size=64)
+    sketch.update(values)
+    assert sketch.is_exact and sketch.quantiles([0.5]) == [np.quantile(values, 0.5)]
+    sketch.update(np.array([1.0]))
+    assert not sketch.is_exact and sketch.count == 65
+
+
+@pytest.mark.parametrize("capacity", [128, 2048])
+def test_sketch_rank_error_after_random_merges(capacity):
+    """Merged in a random split the rank error stays within the documented bound, and within 1 % of n."""
+    rng = np.random.default_rng(capacity)
+    values = rng.lognormal(0.0, 1.5, 200_000)
+    sketches = []
+    for part in np.array_split(values, np.sort(rng.integers(0, len(values), 40))):
+        sketch = QuantileSketch(capacity)
+        for batch in np.array_split(part, max(1, len(part) // 500)):
+            sketch.update(batch)
+        sketches.append(sketch)
+    merged = sketches[0]
+    for index in rng.permutation(np.arange(1, len(sketches))):
+        merged.merge(sketches[index])
+    n = len(values)
+    assert merged.count == n
+    bound = n * np.ceil(np.log2(n / capacity)) / capacity
+    ordered = np.sort(values)
+    probs = np.linspace(0.01, 0.99, 99)
+    for q, estimate in zip(probs, merged.quantiles(probs)):
+        low, high = _rank_interval(ordered, estimate)
+        error = max(0.0, low - q * n, q * n - high)
+        assert error <= bound, (q, error, bound)
+        if capacity == 2048:
+            assert error <= 0.01 * n
+    levels_memory = sum(len(level) for level in merged.levels)
+    assert levels_memory <= capacity * len(merged.levels)
+
+
+def test_feature_stats_state_stays_small_on_large_windows():
+    stats = FeatureStats(EDGES)
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        stats.update(rng.normal(size=5000))
+    assert stats.result()["count"] == 500_000
+    assert len(pickle.dumps(stats)) < 300_000  # about log2(n / capacity) levels of <= 2048 floats
+
+
+def test_covariance_and_correlation_match_numpy():
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(700, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 2.0]]) + 10.0
+    accumulators = []
+    for part in np.array_split(rows, [5, 6, 300, 301]):
+        accumulator = CovarianceAccumulator(3)
+        accumulator.update(part)
+        accumulators.append(accumulator)
+    merged = accumulators[0]
+    for accumulator in accumulators[1:]:
+        merged.merge(accumulator)
+    np.testing.assert_allclose(merged.covariance(), np.cov(rows, rowvar=False), rtol=1e-10)
+    np.testing.assert_allclose(merged.correlation(), np.corrcoef(rows, rowvar=False), rtol=1e-10)
+    result = merged.result()
+    assert result["count"] == 700
+    np.testing.assert_allclose(result["covariance"], np.cov(rows, rowvar=False), rtol=1e-10)
+    json.dumps(result, allow_nan=False)
+
+
+def test_covariance_rejects_invalid_rows_and_reports_undefined_correlation_as_none():
+    accumulator = CovarianceAccumulator(2)
+    accumulator.update(np.array([[1.0, 5.0], [2.0, 5.0], [np.nan, 5.0], [3.0, np.inf]]))
+    result = accumulator.result()
+    assert result["count"] == 2 and result["rejected"] == 2
+    assert result["correlation"][0][0] == 1.0
+    assert result["correlation"][0][1] is None and result["covariance"][1][1] == 0.0
+    assert CovarianceAccumulator(2).result()["covariance"] == [[None, None], [None, None]]
