@@ -1,0 +1,269 @@
+"""Render the Kubernetes resources that run one monitor spec (pure functions: spec in, manifests out).
+
+Used by `mmon k8s render|apply` (GitOps users who never run our controller) and by the reconciler, so
+both produce the same objects. Resources, all named after ``DeploySettings.name``:
+
+- ConfigMap ``<name>-spec``: the monitor spec as the job reads it (``monitor.yaml``); its ``baseline``
+  points at the mounted baseline ConfigMap ``DeploySettings.baseline_configmap``.
+- FlinkDeployment ``<name>`` (application mode) or a FlinkSessionJob on an existing session cluster.
+- Deployment, Service and HorizontalPodAutoscaler ``<name>-logger``: the inference logger.
+- One Strimzi KafkaTopic per topic of the spec; a PodMonitor scraping the job and the logger.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from flink_job.config import MonitorSpec, spec_to_dict
+from operator_glue.crd import BASELINE_KEY
+
+FLINK_VERSION = "2.2.1"
+FLINK_PYTHON_JAR = f"flink-python-{FLINK_VERSION}.jar"
+VENV_PYTHON = "/opt/mmon/venv/bin/python"
+SPEC_DIR = "/opt/mmon/spec"
+BASELINE_DIR = "/opt/mmon/baseline"
+SPEC_KEY = "monitor.yaml"
+LOGGER_PORT = 8080
+DAY_MS = 86_400_000
+SPEC_HASH_ANNOTATION = "monitoring.mmon.dev/spec-hash"
+FLINK_UID = 9999  # the flink user of the official Flink image
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Where and how a monitor runs on Kubernetes: everything the monitor spec itself does not say."""
+
+    name: str = field(metadata={"doc": "Base name of every resource (DNS-1123)."})
+    namespace: str = field(default="mmon", metadata={"doc": "Namespace of every resource."})
+    image: str = field(default="ghcr.io/mmon/flink-model-monitor:0.1.0", metadata={"doc": "Job and logger image (k8s/Dockerfile)."})
+    baseline_configmap: str = field(default="", metadata={"doc": f"ConfigMap holding {BASELINE_KEY} (default <name>-baseline)."})
+    kafka_bootstrap: str = field(default="", metadata={"doc": "Bootstrap servers seen from the cluster (default: the spec's)."})
+    kafka_cluster: str = field(default="mmon", metadata={"doc": "Strimzi Kafka cluster the topics belong to."})
+    topic_replicas: int = field(default=1, metadata={"doc": "Replication factor of the KafkaTopics."})
+    state_dir: str = field(default="s3://mmon-flink-state", metadata={"doc": "Checkpoint, savepoint and HA storage root."})
+    session_cluster: Optional[str] = field(default=None, metadata={"doc": "Run as a FlinkSessionJob on this session FlinkDeployment."})
+    owner: Optional[dict] = field(default=None, metadata={"doc": "ownerReference set on every resource (the controller's ModelMonitor)."})
+
+    @property
+    def baseline_name(self) -> str:
+        return self.baseline_configmap or f"{self.name}-baseline"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One rendered resource and the file it belongs to when written out."""
+
+    filename: str
+    body: dict
+
+
+def render(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
+    """Every resource of the monitor, in apply order."""
+    spec = _in_cluster_spec(spec, settings)
+    job = flink_session_job(spec, settings) if settings.session_cluster else flink_deployment(spec, settings)
+    return [
+        Manifest("monitor-configmap.yaml", spec_configmap(spec, settings)),
+        Manifest(f"{job['kind'].lower()}.yaml", job),
+        *(Manifest("logger.yaml", body) for body in logger_resources(spec, settings)),
+        *(Manifest("kafkatopics.yaml", body) for body in kafka_topics(spec, settings)),
+        Manifest("podmonitor.yaml", pod_monitor(settings)),
+    ]
+
+
+def _in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
+    """The spec as the pod sees it: the baseline at its mount path, the cluster's Kafka address."""
+    kafka = spec.kafka
+    if settings.kafka_bootstrap:
+        kafka = dataclasses.replace(kafka, bootstrap_servers=settings.kafka_bootstrap)
+    return dataclasses.replace(spec, baseline=Path(f"{BASELINE_DIR}/{BASELINE_KEY}"), kafka=kafka)
+
+
+def _metadata(settings: DeploySettings, name: str, component: str) -> dict:
+    metadata = {"name": name, "namespace": settings.namespace, "labels": _labels(settings, component)}
+    if settings.owner:
+        metadata["ownerReferences"] = [settings.owner]
+    return metadata
+
+
+def _labels(settings: DeploySettings, component: str) -> dict:
+    return {"app.kubernetes.io/name": "mmon", "app.kubernetes.io/instance": settings.name,
+            "app.kubernetes.io/component": component, "app.kubernetes.io/managed-by": "mmon"}
+
+
+def spec_configmap(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(settings, f"{settings.name}-spec", "spec"),
+            "data": {SPEC_KEY: _spec_text(spec)}}
+
+
+def flink_configuration(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    """Flink options (all strings, as the CRD wants): state, restarts, metrics, Python, autoscaler (off)."""
+    state = f"{settings.state_dir.rstrip('/')}/{settings.name}"
+    conf = {
+        "taskmanager.numberOfTaskSlots": "1",
+        "execution.checkpointing.interval": f"{int(spec.job.checkpoint_interval)} ms",
+        "execution.checkpointing.dir": f"{state}/checkpoints",
+        "execution.checkpointing.savepoint-dir": f"{state}/savepoints",
+        "high-availability.type": "kubernetes",
+        "high-availability.storageDir": f"{state}/ha",
+        "restart-strategy.type": "exponential-delay",
+        "python.executable": VENV_PYTHON,
+        "python.client.executable": VENV_PYTHON,
+        "job.autoscaler.enabled": "false",
+        "job.autoscaler.target.utilization": "0.6",
+        "job.autoscaler.stabilization.interval": "1m",
+        "job.autoscaler.metrics.window": "5m",
+    }
+    if spec.job.metrics_port:
+        conf["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+        conf["metrics.reporter.prom.port"] = str(spec.job.metrics_port)
+    return conf
+
+
+def job_args(spec: MonitorSpec) -> list[str]:
+    """PythonDriver arguments: Python options first, then the job's own (`mmon run` in Kafka mode)."""
+    return ["-pyclientexec", VENV_PYTHON, "-pyexec", VENV_PYTHON, "-pym", "flink_job.main",
+            "--config", f"{SPEC_DIR}/{SPEC_KEY}", "--kafka", spec.kafka.bootstrap_servers]
+
+
+def _job(spec: MonitorSpec, jar_uri: str) -> dict:
+    return {"jarURI": jar_uri, "entryClass": "org.apache.flink.client.python.PythonDriver", "args": job_args(spec),
+            "parallelism": spec.job.parallelism, "upgradeMode": "last-state", "state": "running"}
+
+
+def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    """Mount the spec and baseline ConfigMaps and name the metrics port on Flink's main container."""
+    container = {"name": "flink-main-container",
+                 "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+                                  {"name": "baseline", "mountPath": BASELINE_DIR, "readOnly": True}]}
+    if spec.job.metrics_port:
+        container["ports"] = [{"name": "metrics", "containerPort": spec.job.metrics_port, "protocol": "TCP"}]
+    return {"metadata": {"labels": _labels(settings, "job"),
+                         "annotations": {SPEC_HASH_ANNOTATION: _spec_hash(spec)}},
+            "spec": {"containers": [container],
+                     "volumes": [{"name": "spec", "configMap": {"name": f"{settings.name}-spec"}},
+                                 {"name": "baseline", "configMap": {"name": settings.baseline_name}}]}}
+
+
+def _spec_hash(spec: MonitorSpec) -> str:
+    """Changes with the spec, so that editing it changes the FlinkDeployment and the Flink operator
+    upgrades the job (a ConfigMap edit alone would not restart it)."""
+    return hashlib.sha256(_spec_text(spec).encode()).hexdigest()[:16]
+
+
+def _spec_text(spec: MonitorSpec) -> str:
+    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+
+
+def flink_deployment(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    return {
+        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+        "metadata": _metadata(settings, settings.name, "job"),
+        "spec": {
+            "image": settings.image,
+            "imagePullPolicy": "IfNotPresent",
+            "flinkVersion": "v2_2",
+            "serviceAccount": "flink",
+            "flinkConfiguration": flink_configuration(spec, settings),
+            "podTemplate": _pod_template(spec, settings),
+            "jobManager": {"replicas": 1, "resource": {"cpu": 0.5, "memory": "1600m"}},
+            "taskManager": {"resource": {"cpu": 1.0, "memory": "2048m"}},
+            "job": _job(spec, f"local:///opt/flink/opt/{FLINK_PYTHON_JAR}"),
+        },
+    }
+
+
+def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    """A session job: the operator fetches the PythonDriver jar over HTTP (session jobs cannot use
+    local://); the Python code comes from the session cluster's image, which must be ours."""
+    jar = f"https://repo1.maven.org/maven2/org/apache/flink/flink-python/{FLINK_VERSION}/{FLINK_PYTHON_JAR}"
+    return {
+        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
+        "metadata": _metadata(settings, settings.name, "job"),
+        "spec": {"deploymentName": settings.session_cluster, "flinkConfiguration": {
+            k: v for k, v in flink_configuration(spec, settings).items() if k.startswith(("execution.", "python.", "restart-"))},
+            "job": _job(spec, jar)},
+    }
+
+
+def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
+    """The inference logger (`mmon logger`) behind a Service, scaled on CPU by an HPA."""
+    name = f"{settings.name}-logger"
+    selector = {"app.kubernetes.io/instance": settings.name, "app.kubernetes.io/component": "logger"}
+    container = {
+        "name": "logger", "image": settings.image, "imagePullPolicy": "IfNotPresent",
+        "command": ["/opt/mmon/venv/bin/mmon", "logger", "--kafka", spec.kafka.bootstrap_servers,
+                    "--topic", spec.kafka.topics.inference, "--port", str(LOGGER_PORT)],
+        "ports": [{"name": "metrics", "containerPort": LOGGER_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": LOGGER_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": LOGGER_PORT}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"runAsUser": FLINK_UID, "runAsNonRoot": True, "allowPrivilegeEscalation": False},
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(settings, name, "logger"),
+        "spec": {"replicas": 1, "selector": {"matchLabels": selector},
+                 "template": {"metadata": {"labels": _labels(settings, "logger")},
+                              "spec": {"containers": [container]}}},
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": _metadata(settings, name, "logger"),
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": LOGGER_PORT, "protocol": "TCP"}]},
+    }
+    hpa = {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(settings, name, "logger"),
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                 "minReplicas": 1, "maxReplicas": 4,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+    }
+    return [deployment, service, hpa]
+
+
+def kafka_topics(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
+    """Strimzi KafkaTopics: as many partitions as the job's parallelism (at least 3, so the logger and
+    the job can scale), one day of inference log, a week of results, two weeks of dead letters."""
+    partitions = max(3, spec.job.parallelism)
+    topics = spec.kafka.topics
+    retention_days = {topics.inference: 1, topics.stats: 7, topics.outliers: 7, topics.drift: 7, topics.dead_letter: 14}
+    return [{
+        "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
+        "metadata": {**_metadata(settings, _dns_name(topic), "topic"),
+                     "labels": {**_labels(settings, "topic"), "strimzi.io/cluster": settings.kafka_cluster}},
+        "spec": {"topicName": topic, "partitions": partitions, "replicas": settings.topic_replicas,
+                 "config": {"retention.ms": str(days * DAY_MS), "cleanup.policy": "delete"}},
+    } for topic, days in retention_days.items()]
+
+
+def pod_monitor(settings: DeploySettings) -> dict:
+    """One PodMonitor for the Prometheus Operator: every pod of this monitor exposing a 'metrics' port."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _metadata(settings, settings.name, "metrics"),
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/instance": settings.name}},
+                 "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}]},
+    }
+
+
+def _dns_name(name: str) -> str:
+    """A topic name as a Kubernetes object name (lower case, '-' for '_' and '.')."""
+    return re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the spec inside its ConfigMap) as readable literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(bodies: list[dict]) -> str:
+    """A multi-document YAML stream, keys in insertion order."""
+    return "---\n".join(yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=120) for body in bodies)

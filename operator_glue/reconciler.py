@@ -1,0 +1,168 @@
+"""The ModelMonitor controller: render each ModelMonitor's resources, apply them, report status.
+
+A reconcile pass is idempotent: server-side apply of an unchanged manifest changes nothing, and the
+status is written only when it differs. The loop lists every ModelMonitor (reconciling each), then
+watches from the list's resourceVersion; a watch that ends (timeout = resync period) or expires
+(410 Gone) leads to a fresh list, which also picks up status changes of the FlinkDeployments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from flink_job.config import ConfigError, parse_spec
+from operator_glue import crd
+from operator_glue.kube import NotServed, apply, resource_api
+from operator_glue.manifests import DeploySettings, render
+
+log = logging.getLogger("mmon.operator")
+FIELD_MANAGER = "mmon-operator"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one pass did to one ModelMonitor."""
+
+    applied: tuple[str, ...]
+    skipped: tuple[str, ...]
+    status: dict
+
+
+class Reconciler:
+    def __init__(self, dyn: DynamicClient, template: DeploySettings):
+        """``template`` carries the cluster-wide settings (image, Kafka, state dir); name, namespace,
+        baseline ConfigMap and owner come from each ModelMonitor."""
+        self.dyn = dyn
+        self.template = template
+        self.monitors = resource_api(dyn, crd.API_VERSION, crd.KIND)
+
+    def reconcile(self, monitor: dict) -> Outcome:
+        meta = monitor["metadata"]
+        try:
+            spec = parse_spec(monitor.get("spec"))
+        except ConfigError as err:
+            return self._finish(monitor, (), (), None, _condition("Applied", "False", "InvalidSpec", str(err), meta))
+        settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
+                                       baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
+        applied, skipped = [], []
+        try:
+            for manifest in render(spec, settings):
+                try:
+                    apply(self.dyn, manifest.body, field_manager=FIELD_MANAGER)
+                    applied.append(_describe(manifest.body))
+                except NotServed:
+                    skipped.append(_describe(manifest.body))
+        except ApiException as err:
+            reason = f"{_describe(manifest.body)}: {err.status} {err.reason}: {_api_message(err)}"
+            return self._finish(monitor, applied, skipped, None, _condition("Applied", "False", "ApplyFailed", reason, meta))
+        message = f"applied {len(applied)} resources" + (f"; skipped (CRD not installed): {', '.join(skipped)}" if skipped else "")
+        deployment = self._flink_job(settings)
+        return self._finish(monitor, applied, skipped, deployment, _condition("Applied", "True", "Applied", message, meta))
+
+    def _flink_job(self, settings: DeploySettings) -> Optional[dict]:
+        kind = "FlinkSessionJob" if settings.session_cluster else "FlinkDeployment"
+        try:
+            return resource_api(self.dyn, "flink.apache.org/v1beta1", kind).get(
+                name=settings.name, namespace=settings.namespace).to_dict()
+        except (NotServed, ApiException):
+            return None
+
+    def _finish(self, monitor: dict, applied, skipped, flink_job: Optional[dict], applied_condition: dict) -> Outcome:
+        status = status_from(monitor, flink_job, applied_condition)
+        if _without_times(status) != _without_times(monitor.get("status") or {}):
+            status["conditions"] = _keep_transition_times(status["conditions"], (monitor.get("status") or {}).get("conditions", []))
+            meta = monitor["metadata"]
+            self.monitors.status.patch(name=meta["name"], namespace=meta["namespace"], body={"status": status},
+                                       content_type="application/merge-patch+json", field_manager=FIELD_MANAGER)
+        return Outcome(tuple(applied), tuple(skipped), status)
+
+    def reconcile_all(self, namespace: Optional[str]) -> str:
+        """Reconcile every ModelMonitor; return the list's resourceVersion to watch from."""
+        listing = self.monitors.get(namespace=namespace).to_dict()
+        for monitor in listing.get("items", []):
+            self._reconcile_logged(monitor)
+        return listing["metadata"]["resourceVersion"]
+
+    def _reconcile_logged(self, monitor: dict) -> None:
+        meta = monitor["metadata"]
+        outcome = self.reconcile(monitor)
+        applied = outcome.status["conditions"][0]
+        log.info("%s/%s: %s (job %s)", meta["namespace"], meta["name"], applied["message"], outcome.status.get("jobState", "-"))
+
+    def run(self, namespace: Optional[str], resync_seconds: int = 30,
+            keep_going: Callable[[], bool] = lambda: True) -> None:
+        """List, then watch; relist after every resync period and on 410 Gone, while ``keep_going()``."""
+        while keep_going():
+            resource_version = self.reconcile_all(namespace)
+            try:
+                for event in self.monitors.watch(namespace=namespace, resource_version=resource_version,
+                                                 timeout=resync_seconds):
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._reconcile_logged(event["raw_object"])
+                    if not keep_going():
+                        return
+            except ApiException as err:
+                if err.status != 410:
+                    raise
+                log.info("watch expired (410 Gone): relisting")
+
+
+def owner_reference(monitor: dict) -> dict:
+    meta = monitor["metadata"]
+    return {"apiVersion": crd.API_VERSION, "kind": crd.KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def status_from(monitor: dict, flink_job: Optional[dict], applied_condition: dict) -> dict:
+    """The ModelMonitor status: our Applied condition plus the Flink job's state and error."""
+    meta = monitor["metadata"]
+    flink_status = (flink_job or {}).get("status") or {}
+    job_state = (flink_status.get("jobStatus") or {}).get("state")
+    lifecycle = flink_status.get("lifecycleState")
+    error = flink_status.get("error")
+    if job_state is None:
+        running = _condition("JobRunning", "Unknown", "NotReported", "the Flink operator has not reported a job state yet", meta)
+    else:
+        running = _condition("JobRunning", "True" if job_state == "RUNNING" else "False", job_state,
+                             error or f"job {job_state}, lifecycle {lifecycle}", meta)
+    status = {"observedGeneration": meta.get("generation", 0), "conditions": [applied_condition, running]}
+    status.update({key: value for key, value in
+                   (("jobState", job_state), ("lifecycleState", lifecycle), ("error", error)) if value})
+    return status
+
+
+def _condition(kind: str, status: str, reason: str, message: str, meta: dict) -> dict:
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "observedGeneration": meta.get("generation", 0),
+            "lastTransitionTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _keep_transition_times(new: list[dict], old: list[dict]) -> list[dict]:
+    """A condition's lastTransitionTime changes only when its status does."""
+    previous = {c["type"]: c for c in old}
+    return [{**c, "lastTransitionTime": previous[c["type"]]["lastTransitionTime"]}
+            if c["type"] in previous and previous[c["type"]]["status"] == c["status"] else c for c in new]
+
+
+def _without_times(status: dict) -> dict:
+    return {**status, "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                                     for c in status.get("conditions", [])]}
+
+
+def _describe(body: dict) -> str:
+    return f"{body['kind']}/{body['metadata']['name']}"
+
+
+def _api_message(err: ApiException) -> str:
+    try:
+        return json.loads(err.body).get("message", err.body)
+    except (TypeError, ValueError):
+        return str(err.body)
+
