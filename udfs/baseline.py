@@ -112,7 +112,9 @@ class Baseline:
         (sample), ``min``, ``max`` and optionally ``perc`` percentiles as ``p25``/``p50``/``p75``.
         ``distributions[feature]`` maps a bin label to a value, as the thesis's ``DistrAggregator``
         produced: the label is the bin's lower bound written as a number, a bin spans from its label to
-        the next label, and the last bin is as wide as the label spacing. The values are counts, or
+        the next label, and the last bin is as wide as the label spacing (the thesis's own bounds started
+        one bin above ``min`` and dropped the values below the first label; they stay out here too,
+        as underflow). The values are counts, or
         relative frequencies when they sum to 1 (then scaled by ``count``). Missing percentiles are
         interpolated from the histogram (:func:`udfs.histogram.interpolated_quantiles`).
         """
