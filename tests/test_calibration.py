@@ -88,6 +88,8 @@ def test_a_drifted_window_exceeds_the_threshold(iris, js_4000):
 def test_bad_arguments(iris):
     with pytest.raises(ValueError, match="unknown drift metric"):
         calibration.drift_thresholds(iris, "emd", 100)
+    with pytest.raises(ValueError, match="wasserstein only"):
+        calibration.drift_thresholds(iris, "kl", 100, normalize=True)
     with pytest.raises(ValueError, match="window_size"):
         calibration.drift_thresholds(iris, "js", 0)
     with pytest.raises(ValueError, match="false_alarm_rate"):

@@ -107,6 +107,8 @@ def test_bad_input_is_rejected_with_a_clear_error():
         drift.wasserstein(np.ones(4), np.ones(4), EDGES)
     with pytest.raises(ValueError, match="unknown drift metric"):
         drift.compute("emd", np.ones(SLOTS), np.ones(SLOTS), EDGES)
+    with pytest.raises(ValueError, match="wasserstein only"):
+        drift.compute("js", np.ones(SLOTS), np.ones(SLOTS), EDGES, normalize_by=2.0)
 
 
 def test_empty_window_gives_nan_only_where_documented():

@@ -55,6 +55,8 @@ def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_al
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     if metric not in drift.METRICS:
         raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(drift.METRICS)})")
+    if normalize and metric != "wasserstein":
+        raise ValueError(f"normalize applies to wasserstein only, not {metric}")
     grid = _threshold_grid(baseline, metric, false_alarm_rate, normalize)
     log_size = np.log(window_size)
     return {name: float(np.exp(np.interp(log_size, np.log(GRID), np.log(values))))

@@ -127,7 +127,7 @@ def wasserstein(p, q, edges, normalize_by=None):
 
     the gaps ``s_{j+1} - s_j`` being the real half-bin widths of the neighbouring bins. For mass inside
     the edges this equals ``scipy.stats.wasserstein_distance(centres, centres, p, q)``.
-    ``normalize_by`` (a scalar, or one value per row, typically the baseline standard deviation)
+    ``normalize_by`` (positive: a scalar, or one value per row, typically the baseline standard deviation)
     divides the result, making it unit-free.
     """
     p, q = _as_pair(p, q)
@@ -142,7 +142,12 @@ def wasserstein(p, q, edges, normalize_by=None):
 
 
 def _with_edges(metric: Callable) -> Callable:
-    return lambda p, q, edges, normalize_by=None: metric(p, q)
+    """Adapt a histogram-only metric to the common signature; it has no units to normalise."""
+    def adapted(p, q, edges, normalize_by=None):
+        if normalize_by is not None:
+            raise ValueError(f"normalize_by applies to wasserstein only, not {metric.__name__}")
+        return metric(p, q)
+    return adapted
 
 
 METRICS: dict[str, Callable] = {
