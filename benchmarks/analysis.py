@@ -16,7 +16,9 @@ Definitions (times in seconds):
 * a window belongs to a stage when every instance of the stream whose request time falls in it comes
   from that stage; a window straddling a stage boundary is counted as ``boundary`` and left out of
   the per-stage drift fractions (with Poisson arrivals there is one such window per boundary);
-* a window is flagged by a metric when the drift record of any feature says ``drift: true``.
+* a window is flagged by a metric when the drift record of any feature says ``drift: true``;
+* only windows overlapping the stream's request times count: the harness's warm-up requests (an hour
+  before the stream) and end marker (after its last window) make windows of their own.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ class GroundTruth:
                    outlier_feature=np.asarray(stream.outlier_feature)[order],
                    time_ms=np.asarray(stream.time_ms, dtype=np.int64)[order],
                    features=tuple(stream.feature_names))
+
+    def position(self) -> dict[str, int]:
+        """Request id -> index in request-time order."""
+        return {request_id: i for i, request_id in enumerate(self.ids.tolist())}
 
     def stage_of(self) -> dict[str, int]:
         return dict(zip(self.ids.tolist(), self.stage.tolist()))
@@ -206,9 +212,19 @@ def processed_rate_over_time(stats: Iterable[Record]) -> list[dict]:
             for r in sorted(records, key=lambda r: r["window_start"]) if r["feature"] == first]
 
 
+def in_stream(outputs: Outputs, truth: GroundTruth) -> Outputs:
+    """The outputs with only the window records whose window overlaps the stream's request times."""
+    first, last = int(truth.time_ms[0]), int(truth.time_ms[-1])
+    def windows(records: Iterable[Record]) -> list[Record]:
+        return [r for r in records if r["window_end"] > first and r["window_start"] <= last]
+    return Outputs(stats=windows(outputs.stats), outliers=outputs.outliers, drift=windows(outputs.drift),
+                   dead_letter=outputs.dead_letter)
+
+
 def analyse(truth: GroundTruth, outputs: Outputs, timing: WindowTiming,
             exclude_ids: frozenset = frozenset()) -> dict:
     """Every figure derived from the job's outputs (the harness adds the sender's and the processes')."""
+    outputs = in_stream(outputs, truth)
     dead = dead_letter_counts(outputs.dead_letter)
     figures = {
         "outlier_latency_s": summarize(outlier_latencies_s(outputs.outliers, exclude_ids)),

@@ -169,3 +169,10 @@ def test_plots_are_written(tmp_path, truth):
                             WindowTiming(2000, 500), sent_per_second=[(0.5, 1), (1.5, 1)])
     assert sorted(p.name for p in paths) == ["drift.png", "latency.png", "throughput.png", "window_stats.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_windows_outside_the_stream_are_left_out(truth):
+    warm_up_window = stats_record(-3_600_000, -3_598_000, "a", emitted_at=500)
+    figures = analyse(truth, Outputs(stats=[warm_up_window, stats_record(0, 2000, "a", 9000)]),
+                      WindowTiming(2000, 500))
+    assert figures["windows_emitted"] == 1 and figures["stats_latency_from_mid_s"]["count"] == 1
