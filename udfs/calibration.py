@@ -14,11 +14,13 @@ to every slot, underflow and overflow included, then normalised)::
     b ~ Multinomial(count, pi),   w ~ Multinomial(window_size, pi)
     threshold = quantile_{1 - false_alarm_rate} of metric(w, b)
 
-Treating the baseline histogram as exact (a one-sample null) ignores its own noise and gives thresholds
-about 30 times too low on Iris, so that nearly every window would be flagged.
+Treating the baseline histogram as exact (a one-sample null) ignores its own noise: on Iris, JS at 1 %
+for 4,000-value windows comes out near 0.0016 that way against about 0.067 here, so the naive
+threshold would flag nearly every window.
 
 Cost: per feature, :data:`DRAWS` baseline draws, paired with :data:`DRAWS` window draws on each of the
-:data:`GRID` window sizes (powers of two; one loop iteration per grid size, not per draw), computed once per (baseline, metric, rate, normalize) with the vectorised metrics, seeded and so reproducible.
+:data:`GRID` window sizes (powers of two; one loop iteration per grid size, not per draw), computed
+once per (baseline, metric, rate, normalize) with the vectorised metrics, seeded and so reproducible.
 A larger window can only lessen the sampling noise, so the grid is made non-increasing in the window
 size (a running minimum, which also irons out Monte-Carlo wiggles). Other window sizes interpolate
 linearly in (log size, log threshold); sizes beyond the grid take the nearest grid value: on Iris the
@@ -46,8 +48,8 @@ def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_al
 
     ``metric`` is a name in :data:`udfs.drift.METRICS`; ``normalize=True`` calibrates the Wasserstein
     distance divided by the baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``.
-    The first call for a (baseline, metric, rate, normalize) computes the grid (well under a second for
-    the Iris baseline); later calls only interpolate.
+    The first call for a (baseline, metric, rate, normalize) computes the grid (about 0.2-1 s for the
+    four Iris features, depending on machine load); later calls only interpolate (tens of microseconds).
     """
     if window_size < 1:
         raise ValueError(f"window_size must be >= 1, got {window_size}")
