@@ -177,3 +177,16 @@ def test_covariance_rejects_invalid_rows_and_reports_undefined_correlation_as_no
     assert result["correlation"][0][0] == 1.0
     assert result["correlation"][0][1] is None and result["covariance"][1][1] == 0.0
     assert CovarianceAccumulator(2).result()["covariance"] == [[None, None], [None, None]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(2, 200), cuts=st.lists(st.integers(0, 200), max_size=5))
+def test_covariance_merging_any_split_equals_np_cov(seed, rows, cuts):
+    data = np.random.default_rng(seed).normal(size=(rows, 3)) * [1.0, 100.0, 0.01] + [0.0, 1e4, -5.0]
+    merged = CovarianceAccumulator(3)
+    for part in np.split(data, sorted(c for c in cuts if c <= rows)):
+        accumulator = CovarianceAccumulator(3)
+        accumulator.update(part)
+        merged.merge(accumulator)
+    np.testing.assert_allclose(merged.covariance(), np.cov(data, rowvar=False), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(merged.correlation(), np.corrcoef(data, rowvar=False), rtol=1e-8, atol=1e-10)
