@@ -21,7 +21,7 @@ from typing import Optional
 import yaml
 
 from flink_job.config import MonitorSpec, spec_to_dict
-from operator_glue.crd import BASELINE_KEY
+from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
 FLINK_VERSION = "2.2.1"
 FLINK_PYTHON_JAR = f"flink-python-{FLINK_VERSION}.jar"
@@ -76,12 +76,30 @@ def render(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
     ]
 
 
+def model_monitor(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
+    """Instead of the resources: a ModelMonitor for the mmon controller, whose spec is the monitor spec
+    with ``baseline`` naming the baseline ConfigMap."""
+    document = spec_to_dict(_with_cluster_kafka(dataclasses.replace(spec, baseline=Path(settings.baseline_name)), settings))
+    body = {"apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": settings.name, "namespace": settings.namespace}, "spec": document}
+    return [Manifest("modelmonitor.yaml", body)]
+
+
+def baseline_configmap(baseline_json: str, settings: DeploySettings) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": settings.baseline_name, "namespace": settings.namespace},
+            "data": {BASELINE_KEY: baseline_json}}
+
+
 def _in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
     """The spec as the pod sees it: the baseline at its mount path, the cluster's Kafka address."""
-    kafka = spec.kafka
-    if settings.kafka_bootstrap:
-        kafka = dataclasses.replace(kafka, bootstrap_servers=settings.kafka_bootstrap)
-    return dataclasses.replace(spec, baseline=Path(f"{BASELINE_DIR}/{BASELINE_KEY}"), kafka=kafka)
+    return _with_cluster_kafka(dataclasses.replace(spec, baseline=Path(f"{BASELINE_DIR}/{BASELINE_KEY}")), settings)
+
+
+def _with_cluster_kafka(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
+    if not settings.kafka_bootstrap:
+        return spec
+    return dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, bootstrap_servers=settings.kafka_bootstrap))
 
 
 def _metadata(settings: DeploySettings, name: str, component: str) -> dict:
@@ -180,7 +198,8 @@ def flink_deployment(spec: MonitorSpec, settings: DeploySettings) -> dict:
 
 def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
     """A session job: the operator fetches the PythonDriver jar over HTTP (session jobs cannot use
-    local://); the Python code comes from the session cluster's image, which must be ours."""
+    local://). The Python code comes from the session cluster's image, which must be ours, and the
+    session cluster's pods must mount the spec and baseline ConfigMaps at SPEC_DIR and BASELINE_DIR."""
     jar = f"https://repo1.maven.org/maven2/org/apache/flink/flink-python/{FLINK_VERSION}/{FLINK_PYTHON_JAR}"
     return {
         "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Provide the binaries of the Kubernetes test environment (idempotent; everything cached under .cache/k8s):
 #   etcd            Debian's etcd-server package (installed with apt-get when missing; needs root)
+#   crds            the official FlinkDeployment/FlinkSessionJob CRDs: META-INF/fabric8/*.yml of the Maven
+#                   artifact org.apache.flink:flink-kubernetes-operator-api (newest on Maven Central: 1.10.0)
 #   kube-apiserver  built from k8s.io/kubernetes through the Go module proxy. The module's go.mod replaces
 #                   its staging modules (k8s.io/api, apimachinery, client-go, ...) with ./staging paths that
 #                   do not exist in the published module, so a throw-away module re-points each one at the
 #                   published k8s.io/<name> v0.<minor>.<patch> of the same release.
-# Usage: scripts/k8s-testenv.sh [etcd|kube-apiserver|all]   (prints the resulting paths)
+# Usage: scripts/k8s-testenv.sh [etcd|crds|kube-apiserver|all]   (prints the resulting paths)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${K8S_CACHE_DIR:-$root/.cache/k8s}"
 k8s_version="${K8S_VERSION:-v1.34.4}"
+operator_api="org.apache.flink:flink-kubernetes-operator-api:${FLINK_OPERATOR_API_VERSION:-1.10.0}"
 staging_version="v0.${k8s_version#v1.}"
 bin="$cache/bin"
 mkdir -p "$bin"
@@ -20,6 +23,19 @@ ensure_etcd() {
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >&2
   echo "etcd: $(command -v etcd)"
+}
+
+fetch_crds() {
+  local version="${operator_api##*:}" dest="$cache/crds"
+  local out="$dest/flink-kubernetes-operator-api-$version"
+  if [[ -f "$out/.done" ]]; then echo "crds: $out"; return; fi
+  mkdir -p "$dest"
+  echo "crds: fetching $operator_api" >&2
+  mvn -q -B -ntp -f "$root/jvm/pom.xml" dependency:copy -Dartifact="$operator_api" -DoutputDirectory="$dest" >&2
+  rm -rf "$out" && mkdir -p "$out"
+  (cd "$out" && unzip -q -j "$dest/flink-kubernetes-operator-api-$version.jar" 'META-INF/fabric8/*.yml')
+  touch "$out/.done"
+  echo "crds: $out"
 }
 
 build_kube_apiserver() {
@@ -52,7 +68,8 @@ build_kube_apiserver() {
 
 case "${1:-all}" in
   etcd) ensure_etcd ;;
+  crds) fetch_crds ;;
   kube-apiserver) build_kube_apiserver ;;
-  all) ensure_etcd; build_kube_apiserver ;;
-  *) echo "usage: $0 [etcd|kube-apiserver|all]" >&2; exit 2 ;;
+  all) ensure_etcd; fetch_crds; build_kube_apiserver ;;
+  *) echo "usage: $0 [etcd|crds|kube-apiserver|all]" >&2; exit 2 ;;
 esac

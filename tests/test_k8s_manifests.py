@@ -1,0 +1,234 @@
+"""Rendered and checked-in Kubernetes manifests against their schemas (no API server needed).
+
+- k8s/iris/* and k8s/crd/modelmonitor.yaml are exactly what the renderer produces (k8s/iris/render.sh).
+- FlinkDeployment / FlinkSessionJob validate against the official CRDs of the Maven artifact
+  org.apache.flink:flink-kubernetes-operator-api (1.10.0, the newest on Maven Central), whose
+  flinkVersion enum stops at v1_20: that single error is asserted, not hidden.
+- The ModelMonitor CRD schema and parse_spec agree on the example and on variants of it.
+- A misspelt field fails. Kubernetes prunes or (fieldValidation=Strict) rejects unknown fields; jsonschema
+  would accept them, so `strict()` closes every object schema the way the API server's strict mode does.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from flink_job.config import ConfigError, load_spec, parse_spec
+from operator_glue import crd
+from operator_glue.manifests import FLINK_VERSION, DeploySettings, render
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
+# Added by Flink Kubernetes Operator releases after 1.10 (1.15 accepts up to v2_2); see the module docstring.
+NEWER_FLINK_VERSIONS = ["v2_0", "v2_1", "v2_2"]
+
+
+def strict(schema):
+    """A copy of an OpenAPI v3 schema for jsonschema: objects with properties reject unknown fields
+    (as fieldValidation=Strict does), and ``nullable`` becomes a null type."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: strict(value) for key, value in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    if out.pop("nullable", False) and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def crd_validator(crd_body: dict, version: str) -> jsonschema.Draft7Validator:
+    """The served version's schema, with the fields the API server implies at the root of every object."""
+    served = next(v for v in crd_body["spec"]["versions"] if v["name"] == version)
+    root = copy.deepcopy(served["schema"]["openAPIV3Schema"])
+    root["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                          **root.get("properties", {})}
+    return jsonschema.Draft7Validator(strict(root))
+
+
+def errors(validator: jsonschema.Draft7Validator, body: dict) -> list[str]:
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body))
+
+
+@pytest.fixture(scope="module")
+def official_crds() -> Path:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "k8s-testenv.sh"), "crds"], check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    return Path(re.search(r"crds: (\S+)", out).group(1))
+
+
+def official(crds_dir: Path, plural: str) -> dict:
+    return yaml.safe_load((crds_dir / f"{plural}.flink.apache.org-v1.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def flink_validators(official_crds) -> dict[str, jsonschema.Draft7Validator]:
+    """Validators of the official CRDs (v1beta1), and of the FlinkDeployment CRD with the newer enum."""
+    deployments = official(official_crds, "flinkdeployments")
+    return {"FlinkDeployment/1.10.0": crd_validator(deployments, "v1beta1"),
+            "FlinkDeployment": crd_validator(with_newer_flink_versions(deployments), "v1beta1"),
+            "FlinkSessionJob": crd_validator(official(official_crds, "flinksessionjobs"), "v1beta1")}
+
+
+@pytest.fixture(scope="module")
+def iris_manifests() -> dict[str, dict]:
+    spec = load_spec(EXAMPLE)
+    settings = DeploySettings(name="iris", kafka_bootstrap="mmon-kafka-bootstrap:9092")
+    bodies = [m.body for m in render(spec, settings)]
+    bodies += [m.body for m in render(spec, DeploySettings(name="iris", session_cluster="flink-session"))]
+    return {body["kind"]: body for body in bodies}
+
+
+def test_checked_in_manifests_are_what_the_renderer_produces(tmp_path):
+    subprocess.run(["bash", str(ROOT / "k8s" / "iris" / "render.sh"), str(tmp_path)], check=True, capture_output=True,
+                   env={"MMON": str(Path(sys.executable).parent / "mmon"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    for folder in ("iris", "crd"):
+        rendered = sorted(p.name for p in (tmp_path / folder).glob("*.yaml"))
+        assert rendered == sorted(p.name for p in (ROOT / "k8s" / folder).glob("*.yaml"))
+        for name in rendered:
+            assert (tmp_path / folder / name).read_text() == (ROOT / "k8s" / folder / name).read_text(), \
+                f"k8s/{folder}/{name} is stale: run k8s/iris/render.sh"
+    assert {"flinkdeployment.yaml", "flinksessionjob.yaml", "logger.yaml", "kafkatopics.yaml"} <= set(rendered_names(tmp_path))
+
+
+def rendered_names(out: Path) -> list[str]:
+    return [p.name for p in (out / "iris").glob("*.yaml")]
+
+
+def test_checked_in_crd_is_generated_from_the_monitor_spec():
+    checked_in = yaml.safe_load((ROOT / "k8s" / "crd" / "modelmonitor.yaml").read_text())
+    assert checked_in == crd.custom_resource_definition()
+    spec_props = checked_in["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert spec_props["window"]["properties"]["duration"]["x-kubernetes-int-or-string"] is True
+    assert spec_props["input"]["properties"]["format"]["enum"] == ["thesis", "kserve-v1", "oip-v2"]
+    assert spec_props["kafka"]["properties"]["properties"]["additionalProperties"] == {"type": "string", "minLength": 1}
+    assert spec_props["outliers"]["properties"]["sigma"]["nullable"] is True
+    assert spec_props["model"]["properties"]["name"]["description"] == "Model name; the key of every output record."
+
+
+def test_flink_deployment_matches_the_official_crd_except_the_newer_flink_version(flink_validators, iris_manifests):
+    deployment = iris_manifests["FlinkDeployment"]
+    assert errors(flink_validators["FlinkDeployment/1.10.0"], deployment) == [
+        "spec.flinkVersion: 'v2_2' is not one of ['v1_13', 'v1_14', 'v1_15', 'v1_16', 'v1_17', 'v1_18', 'v1_19', 'v1_20']"]
+    assert errors(flink_validators["FlinkDeployment"], deployment) == []
+
+
+def test_flink_session_job_matches_the_official_crd(flink_validators, iris_manifests):
+    assert errors(flink_validators["FlinkSessionJob"], iris_manifests["FlinkSessionJob"]) == []
+
+
+@pytest.mark.parametrize("kind, path, misspelt", [
+    ("FlinkDeployment", ["spec"], "jobManger"),
+    ("FlinkDeployment", ["spec", "job"], "entryclass"),
+    ("FlinkDeployment", ["spec", "podTemplate", "spec", "containers", 0], "volumeMount"),
+    ("FlinkSessionJob", ["spec"], "deploymentname"),
+])
+def test_a_misspelt_field_fails_the_official_crd(flink_validators, iris_manifests, kind, path, misspelt):
+    validator = flink_validators[kind]
+    body = copy.deepcopy(iris_manifests[kind])
+    node = body
+    for key in path:
+        node = node[key]
+    node[misspelt] = "x"
+    assert any(misspelt in e and "Additional properties" in e for e in errors(validator, body)), errors(validator, body)
+
+
+def with_newer_flink_versions(crd_body: dict) -> dict:
+    """The official CRD with only the flinkVersion enum extended by NEWER_FLINK_VERSIONS."""
+    extended = copy.deepcopy(crd_body)
+    for version in extended["spec"]["versions"]:
+        enum = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
+        enum.extend(v for v in NEWER_FLINK_VERSIONS if v not in enum)
+    return extended
+
+
+# --- the ModelMonitor CRD and parse_spec agree ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_monitor_validator() -> jsonschema.Draft7Validator:
+    return crd_validator(crd.custom_resource_definition(), crd.VERSION)
+
+
+@pytest.fixture()
+def iris_model_monitor() -> dict:
+    return yaml.safe_load((ROOT / "k8s" / "iris" / "modelmonitor.yaml").read_text())
+
+
+def test_the_example_model_monitor_is_valid_for_schema_and_parse_spec(model_monitor_validator, iris_model_monitor):
+    assert errors(model_monitor_validator, iris_model_monitor) == []
+    spec = parse_spec(iris_model_monitor["spec"])
+    assert spec.window.duration == 15_000 and spec.window.watermark_delay == 6_000
+    assert str(spec.baseline) == "iris-baseline"
+    assert spec.input.features == load_spec(EXAMPLE).input.features
+
+
+@pytest.mark.parametrize("path, value, window_ms", [
+    (["window", "duration"], 15, 15_000),
+    (["window", "duration"], "500ms", 500),
+    (["window", "duration"], "2m", 120_000),
+    (["window", "duration"], " 1.5s ", 1_500),
+])
+def test_durations_the_schema_accepts_parse_to_milliseconds(model_monitor_validator, iris_model_monitor, path, value, window_ms):
+    set_path(iris_model_monitor["spec"], path, value)
+    assert errors(model_monitor_validator, iris_model_monitor) == []
+    assert parse_spec(iris_model_monitor["spec"]).window.duration == window_ms
+
+
+@pytest.mark.parametrize("path, value", [
+    (["window", "duration"], "15 seconds"),
+    (["window", "duration"], -1),
+    (["input", "format"], "kserve-v3"),
+    (["job", "parallelism"], "two"),
+    (["outliers", "range"], "yes"),
+    (["model", "name"], ""),
+    (["window", "durration"], "15s"),
+    (["kafka", "topics", "dead-letter"], "x"),
+    (["sigma"], 3),
+])
+def test_values_the_schema_rejects_parse_spec_rejects_too(model_monitor_validator, iris_model_monitor, path, value):
+    set_path(iris_model_monitor["spec"], path, value)
+    assert errors(model_monitor_validator, iris_model_monitor) != []
+    with pytest.raises(ConfigError):
+        parse_spec(iris_model_monitor["spec"])
+
+
+def test_a_threshold_is_left_to_parse_spec(model_monitor_validator, iris_model_monitor):
+    """number-or-'auto' has no structural schema type; the reconciler reports parse_spec's error."""
+    set_path(iris_model_monitor["spec"], ["drift", "metrics", "kl", "threshold"], "often")
+    assert errors(model_monitor_validator, iris_model_monitor) == []
+    with pytest.raises(ConfigError, match="drift.metrics.kl.threshold"):
+        parse_spec(iris_model_monitor["spec"])
+
+
+def set_path(document: dict, path: list, value) -> None:
+    for key in path[:-1]:
+        document = document[key]
+    document[path[-1]] = value
+
+
+# --- the image ---------------------------------------------------------------------------------------
+
+def test_dockerfile_uses_the_project_jar_script_pins_and_non_root_user():
+    """docker is not available here, so the image is checked statically."""
+    dockerfile = (ROOT / "k8s" / "Dockerfile").read_text()
+    assert re.search(r"^ARG FLINK_VERSION=(\S+)$", dockerfile, re.M).group(1) == FLINK_VERSION
+    assert "FROM flink:${FLINK_VERSION}-java17" in dockerfile
+    assert "COPY scripts/fetch_jars.sh" in dockerfile and "JARS_DIR=/jars bash scripts/fetch_jars.sh" in dockerfile
+    assert "COPY --from=jars /jars/connector/ /opt/flink/lib/" in dockerfile
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    flink_pin = re.search(r'"apache-flink==([\d.*]+)"', pyproject).group(1)
+    assert re.fullmatch(flink_pin.replace(".", r"\.").replace("*", r"\d+"), FLINK_VERSION)
+    packages = re.findall(r'"(\w+)\*"', re.search(r"include = \[(.*)\]", pyproject).group(1))
+    for package in packages:
+        assert f"COPY {package} /opt/mmon/src/{package}" in dockerfile
+    assert "pip install --no-cache-dir /opt/mmon/src" in dockerfile
+    assert "metrics-prometheus" in dockerfile
+    assert dockerfile.rstrip().splitlines()[-1] == "USER flink"
