@@ -207,7 +207,7 @@ def processed_rate_over_time(stats: Iterable[Record]) -> list[dict]:
     if not records:
         return []
     first = min(r["feature"] for r in records)
-    return [{"window_start": r["window_start"], "count": r["count"],
+    return [{"window_start": r["window_start"], "window_end": r["window_end"], "count": r["count"],
              "ips": r["count"] * 1000 / (r["window_end"] - r["window_start"])}
             for r in sorted(records, key=lambda r: r["window_start"]) if r["feature"] == first]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -465,7 +466,7 @@ def drain_progress(collector: OutputCollector, n_features: int) -> Iterator[None
 # ---------------------------------------------------------------- command line
 
 
-def run(options: Options) -> dict:
+def run(options: Options, command_line: str) -> dict:
     """The whole benchmark; writes results.json, report.md and the plots into ``options.out``."""
     options.out.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
@@ -476,7 +477,8 @@ def run(options: Options) -> dict:
         create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(TopicsSpec)])
         profile_run = run_thesis if options.profile == "thesis" else run_max
         figures, plot_inputs = profile_run(options, spec, spec_path, stream)
-    figures.update({"profile": options.profile, "run_id": run_id, "options": _options_dict(options),
+    figures.update({"profile": options.profile, "run_id": run_id, "command_line": command_line,
+                    "options": _options_dict(options),
                     "config": spec_to_dict(spec)})
     results = report.write(options.out, figures)
     truth = plot_inputs["truth"]
@@ -546,7 +548,7 @@ def main(argv: list[str]) -> int:
         print(f"mmon bench: no monitor spec at {options.config}", file=sys.stderr)
         return 2
     try:
-        results = run(options)
+        results = run(options, shlex.join(["mmon", "bench", *argv]))
     except (BenchError, ServiceError, ConfigError, ValueError) as err:
         print(f"mmon bench: {err}", file=sys.stderr)
         return 1

@@ -45,7 +45,7 @@ def window_statistics(outputs: Outputs, boundaries_ms: np.ndarray, features: Seq
         mean = np.array([r["mean"] for r in rows], dtype=float)
         std = np.array([r.get("stddev") or 0.0 for r in rows], dtype=float)
         ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.25, label="mean ± stddev")
-        ax.plot(x, mean, color="tab:blue", lw=1.2, label="mean")
+        ax.plot(x, mean, color="tab:blue", lw=1.2, marker=".", ms=3, label="mean")
         ax.plot(x, [r["min"] for r in rows], color="tab:green", lw=0.8, label="min")
         ax.plot(x, [r["max"] for r in rows], color="tab:red", lw=0.8, label="max")
         ax.set_ylabel(feature)
@@ -117,8 +117,8 @@ def throughput(outputs: Outputs, boundaries_ms: np.ndarray, path: Path,
     _shade_stages(ax, (boundaries_ms - t0) / 1000)
     processed = processed_rate_over_time(outputs.stats)
     if processed:
-        ax.step([(p["window_start"] - t0) / 1000 for p in processed], [p["ips"] for p in processed],
-                where="post", label="instances/s in the job's windows")
+        ax.hlines([p["ips"] for p in processed], [(p["window_start"] - t0) / 1000 for p in processed],
+                  [(p["window_end"] - t0) / 1000 for p in processed], label="instances/s in the job's windows")
     if sent_per_second:
         ax.plot([t for t, _ in sent_per_second], [n for _, n in sent_per_second], lw=0.6, alpha=0.8,
                 label="requests/s acknowledged by the logger")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -119,13 +118,12 @@ def environment() -> dict:
                      "numpy": _package_version("numpy")},
         "machine": {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "platform": platform.platform(), "processor": platform.machine()},
-        "command_line": " ".join(["mmon", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mmon")
-        else " ".join(sys.argv),
     }
 
 
 def complete(results: dict) -> dict:
-    """Fill every required key (null when not measured), add the target verdicts and the environment."""
+    """Fill every required key (null when not measured), add the target verdicts and the environment
+    (``results`` carries its own ``command_line``)."""
     full = {key: results.get(key) for key in REQUIRED_KEYS}
     full.update(results)
     full.setdefault("targets", evaluate_targets(full))
