@@ -1,0 +1,132 @@
+"""From one HTTP request of a model server's logger to the request id, time, instances and CloudEvents attributes.
+
+Three envelopes (CloudEvents HTTP binding 1.0) around two bodies:
+
+- binary mode: ``ce-specversion``, ``ce-id``, ``ce-time``, ``ce-type``, ... headers, the body is the data;
+- structured mode: ``Content-Type: application/cloudevents+json``, the body is the whole event and
+  ``data`` the inference body;
+- plain: no CloudEvents at all; the id is ``X-Request-Id`` (else the body's own ``id``, else a new UUID).
+
+The inference body is a KServe v1 request (``{"instances": [...]}``) or an Open Inference Protocol v2
+request (``{"inputs": [...]}``). Validation is `flink_job.formats.decode`, so the logger rejects exactly
+what the job would dead-letter, with the same reasons. The request time is ``ce-time``, else the OIP
+``parameters.time``, else the time the logger received the request.
+
+This module knows neither HTTP servers nor Kafka: it maps (content type, headers, body) to a result.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from flink_job import formats
+
+JSON_TYPES = ("application/json",)
+STRUCTURED_TYPE = "application/cloudevents+json"
+RESPONSE_TYPE_SUFFIX = ".response"
+
+WRONG_CONTENT_TYPE = "wrong_content_type"
+BODY_TOO_LARGE = "body_too_large"
+
+
+class Rejected(Exception):
+    """A request the logger refuses: an HTTP status and a one-line ``reason: detail``."""
+
+    def __init__(self, status: int, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One inference request, ready to be written to Kafka."""
+    request_id: str
+    time_ms: int
+    instances: list
+    attributes: dict  # CloudEvents attribute name -> string value (empty for plain requests)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed event that is not an inference request (a logged response): acknowledged, not written."""
+    request_id: str
+    event_type: str
+
+
+def parse(content_type: str, headers: Mapping[str, str], body: bytes, received_ms: int) -> Inference | Ignored:
+    """Classify and validate one logger request; raises `Rejected` with the status and reason to answer."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == STRUCTURED_TYPE:
+        return _structured(_load(body), received_ms)
+    if media_type not in JSON_TYPES:
+        raise Rejected(415, WRONG_CONTENT_TYPE,
+                       f"{media_type or 'none'}; send application/json or {STRUCTURED_TYPE}")
+    attributes = _binary_attributes(headers)
+    body_obj = _load(body)
+    if attributes:
+        return _with_attributes(attributes, body_obj, body, received_ms)
+    request_id = headers.get("x-request-id") or _body_id(body_obj) or str(uuid.uuid4())
+    return _inference(body_obj, body, request_id, received_ms, {})
+
+
+def _load(body: bytes) -> dict:
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise Rejected(400, formats.BAD_JSON, str(err)) from None
+    if not isinstance(obj, dict):
+        raise Rejected(400, formats.BAD_JSON, f"top level is {type(obj).__name__}, not an object")
+    return obj
+
+
+def _binary_attributes(headers: Mapping[str, str]) -> dict:
+    """``ce-*`` headers as attributes (names lower-cased, prefix removed); empty when not binary mode."""
+    attributes = {name.lower()[3:]: value for name, value in headers.items() if name.lower().startswith("ce-")}
+    return attributes if "specversion" in attributes else {}
+
+
+def _structured(event: dict, received_ms: int) -> Inference | Ignored:
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise Rejected(400, formats.BAD_ENVELOPE, "structured event without an object 'data'")
+    attributes = {name: value if isinstance(value, str) else json.dumps(value)
+                  for name, value in event.items() if name not in ("data", "data_base64")}
+    return _with_attributes(attributes, data, None, received_ms)
+
+
+def _with_attributes(attributes: dict, body_obj: dict, body: Optional[bytes], received_ms: int) -> Inference | Ignored:
+    if attributes.get("specversion") != "1.0":
+        raise Rejected(400, formats.BAD_ENVELOPE, f"specversion {attributes.get('specversion')!r}, expected '1.0'")
+    request_id = attributes.get("id")
+    if not request_id:
+        raise Rejected(400, formats.BAD_ID, "CloudEvent without an id")
+    event_type = attributes.get("type", "")
+    if event_type.endswith(RESPONSE_TYPE_SUFFIX):
+        return Ignored(request_id, event_type)
+    time_ms = received_ms
+    if "time" in attributes:
+        try:
+            time_ms = formats.parse_rfc3339_ms(attributes["time"])
+        except ValueError as err:
+            raise Rejected(400, formats.BAD_TIME, str(err)) from None
+    return _inference(body_obj, body, request_id, time_ms, attributes, time_from_event="time" in attributes)
+
+
+def _body_id(body_obj: dict) -> Optional[str]:
+    value = body_obj.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _inference(body_obj: dict, body: Optional[bytes], request_id: str, time_ms: int, attributes: dict,
+               time_from_event: bool = False) -> Inference:
+    """Validate a KServe v1 or OIP v2 body with the job's own decoder; the envelope's id (and time) win."""
+    body_format = formats.OIP_V2 if "inputs" in body_obj else formats.KSERVE_V1
+    raw = body if body is not None else json.dumps(body_obj)
+    try:
+        parsed = formats.decode(body_format, raw, default_id=request_id, default_time_ms=time_ms)
+    except formats.FormatError as err:
+        raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
+    return Inference(request_id, time_ms if time_from_event else parsed.time_ms, parsed.instances, attributes)

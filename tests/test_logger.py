@@ -1,0 +1,251 @@
+"""`mmon logger` end to end: real HTTP in (a logger subprocess), real Kafka out (the session broker)."""
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.local_services import free_port, wait_until
+from flink_job import formats
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+
+INSTANCES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+CE_TIME = "2026-11-21T23:25:00.123Z"
+CE_TIME_MS = 1795303500123
+
+
+class Logger:
+    """A `mmon logger` subprocess on a free port, with a tiny HTTP client."""
+
+    def __init__(self, *args: str):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flink_job.cli", "logger", "--port", str(self.port), "--progress-every", "0",
+             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_until(lambda: self._healthy(), 30, "logger /healthz",
+                   failed=lambda: self.process.poll() is not None and f"exited: {self.process.stdout.read()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return self.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    def post_json(self, payload, content_type: str = "application/json", **headers) -> tuple[int, str]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request("POST", "/", body, {"Content-Type": content_type, **headers})
+
+    def outcomes(self) -> dict[str, float]:
+        status, text = self.request("GET", "/metrics")
+        assert status == 200
+        return {sample.labels["outcome"]: sample.value for family in text_string_to_metric_families(text)
+                if family.name == "mmon_logger_requests" for sample in family.samples
+                if sample.name == "mmon_logger_requests_total"}
+
+    def samples(self) -> dict[str, float]:
+        """Every unlabelled sample of /metrics, by sample name."""
+        text = self.request("GET", "/metrics")[1]
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if not sample.labels}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def topic(kafka_broker):
+    name = f"logger-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topics([name])
+    return name
+
+
+@pytest.fixture(scope="module")
+def logger(kafka_broker, topic):
+    process = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--max-body-bytes", "2000")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def read_record(kafka_broker, topic):
+    """The record the logger reported writing, fetched by its partition and offset."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, enable_auto_commit=False)
+
+    def read(ack: dict):
+        assert ack["topic"] == topic
+        partition = TopicPartition(topic, ack["partition"])
+        consumer.assign([partition])
+        consumer.seek(partition, ack["offset"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for record in consumer.poll(timeout_ms=500).get(partition, []):
+                if record.offset == ack["offset"]:
+                    return record
+        raise AssertionError(f"record {ack} not found in Kafka")
+
+    yield read
+    consumer.close()
+
+
+def end_offset(kafka_broker, topic) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        partition = TopicPartition(topic, 0)
+        return consumer.end_offsets([partition])[partition]
+    finally:
+        consumer.close()
+
+
+def written(logger, read_record, payload, content_type="application/json", **headers):
+    status, text = logger.post_json(payload, content_type, **headers)
+    assert status == 200, text
+    return read_record(json.loads(text))
+
+
+def test_binary_cloudevent_with_v1_body(logger, read_record):
+    request_id = f"bin-{uuid.uuid4()}"
+    record = written(logger, read_record, {"instances": INSTANCES}, **{
+        "ce-specversion": "1.0", "ce-id": request_id, "ce-time": CE_TIME, "ce-source": "http://iris.default",
+        "ce-type": "org.kubeflow.serving.inference.request", "ce-inferenceservicename": "iris"})
+    assert record.key == request_id.encode()
+    assert record.value.decode() == formats.encode(formats.THESIS, request_id, CE_TIME_MS, INSTANCES)
+    assert record.timestamp == CE_TIME_MS
+    assert dict(record.headers) == {
+        "ce_specversion": b"1.0", "ce_id": request_id.encode(), "ce_time": CE_TIME.encode(),
+        "ce_source": b"http://iris.default", "ce_type": b"org.kubeflow.serving.inference.request",
+        "ce_inferenceservicename": b"iris"}
+
+
+def test_structured_cloudevent_with_oip_v2_body(logger, read_record):
+    request_id = f"str-{uuid.uuid4()}"
+    event = {"specversion": "1.0", "id": request_id, "source": "http://iris.default", "time": CE_TIME,
+             "type": "org.kubeflow.serving.inference.request", "datacontenttype": "application/json",
+             "data": {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
+                                  "data": [v for row in INSTANCES for v in row]}]}}
+    record = written(logger, read_record, event, "application/cloudevents+json; charset=utf-8")
+    assert formats.decode(formats.THESIS, record.value) == (request_id, CE_TIME_MS, INSTANCES)
+    assert record.key == request_id.encode() and record.timestamp == CE_TIME_MS
+    headers = dict(record.headers)
+    assert headers["ce_id"] == request_id.encode() and headers["ce_datacontenttype"] == b"application/json"
+    assert "ce_data" not in headers
+
+
+def test_plain_v1_body_takes_request_id_header_and_receive_time(logger, read_record):
+    request_id = f"plain-{uuid.uuid4()}"
+    before = time.time() * 1000
+    record = written(logger, read_record, {"instances": INSTANCES}, **{"X-Request-Id": request_id})
+    after = time.time() * 1000
+    assert record.key == request_id.encode() and record.headers == []
+    parsed = formats.decode(formats.THESIS, record.value)
+    assert parsed.request_id == request_id and parsed.instances == INSTANCES
+    assert before - 1 <= parsed.time_ms == record.timestamp <= after + 1
+
+
+def test_plain_oip_v2_body_takes_its_own_id_and_time(logger, read_record):
+    body = json.loads(formats.encode(formats.OIP_V2, "oip-1", 1_700_000_000_500, INSTANCES))
+    record = written(logger, read_record, body)
+    assert (record.key, record.timestamp) == (b"oip-1", 1_700_000_000_500)
+    assert formats.decode(formats.THESIS, record.value) == ("oip-1", 1_700_000_000_500, INSTANCES)
+
+
+def test_logged_responses_are_acknowledged_but_not_written(logger, kafka_broker, topic):
+    offset = end_offset(kafka_broker, topic)
+    status, text = logger.post_json({"predictions": [0, 2]}, **{
+        "ce-specversion": "1.0", "ce-id": "resp-1", "ce-type": "org.kubeflow.serving.inference.response"})
+    assert status == 200 and json.loads(text)["ignored"].endswith(".response")
+    assert end_offset(kafka_broker, topic) == offset
+
+
+BAD_REQUESTS = [
+    ("bad_json", 400, b'{"instances": [[1, 2', "application/json", {}),
+    ("bad_json", 400, b"[1, 2, 3]", "application/json", {}),
+    ("no_instances", 400, b'{"instances": []}', "application/json", {}),
+    ("no_instances", 400, b'{"inputs_missing": 1}', "application/json", {}),
+    ("bad_instance", 400, b'{"instances": [[1, "x"]]}', "application/json", {}),
+    ("wrong_feature_count", 400, b'{"instances": [[1, 2], [1]]}', "application/json", {}),
+    ("body_too_large", 413, json.dumps({"instances": [[1.0] * 4] * 200}).encode(), "application/json", {}),
+    ("wrong_content_type", 415, b"instances=1", "text/plain", {}),
+    ("bad_time", 400, b'{"instances": [[1]]}', "application/json",
+     {"ce-specversion": "1.0", "ce-id": "x", "ce-time": "yesterday"}),
+    ("bad_id", 400, b'{"instances": [[1]]}', "application/json", {"ce-specversion": "1.0"}),
+    ("bad_envelope", 400, b'{"specversion": "1.0", "id": "x", "data": "text"}', "application/cloudevents+json", {}),
+]
+
+
+@pytest.mark.parametrize("reason,status,body,content_type,headers", BAD_REQUESTS,
+                         ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_REQUESTS)])
+def test_bad_input_gets_4xx_with_one_line_reason_and_writes_nothing(
+        logger, kafka_broker, topic, reason, status, body, content_type, headers):
+    offset = end_offset(kafka_broker, topic)
+    got_status, text = logger.post_json(body, content_type, **headers)
+    assert got_status == status
+    assert text.startswith(f"{reason}") and text.count("\n") == 1, text
+    assert end_offset(kafka_broker, topic) == offset
+
+
+def test_metrics_count_outcomes_bytes_instances_and_produce_latency(logger):
+    before, samples_before = logger.outcomes(), logger.samples()
+    body = json.dumps({"instances": INSTANCES}).encode()
+    for i in range(3):
+        assert logger.post_json(body, **{"X-Request-Id": f"m{i}"})[0] == 200
+    assert logger.post_json(b"not json")[0] == 400
+    after, samples = logger.outcomes(), logger.samples()
+
+    def grew(name):
+        return samples[name] - samples_before.get(name, 0)
+
+    assert after["ok"] - before.get("ok", 0) == 3
+    assert after["bad_json"] - before.get("bad_json", 0) == 1
+    assert grew("mmon_logger_received_bytes_total") == 3 * len(body) + len(b"not json")
+    assert grew("mmon_logger_instances_total") == 3 * len(INSTANCES)
+    assert grew("mmon_logger_produce_latency_seconds_count") == 3
+    assert samples["mmon_logger_produce_latency_seconds_count"] == after["ok"]
+    assert 0 < grew("mmon_logger_produce_latency_seconds_sum") < 30
+
+
+def test_ready_and_health(logger):
+    assert logger.request("GET", "/healthz") == (200, "ok\n")
+    assert logger.request("GET", "/readyz")[0] == 200
+
+
+def test_kserve_v1_output_format(kafka_broker, topic, read_record):
+    logger = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--format", "kserve-v1")
+    try:
+        record = written(logger, read_record, {"instances": INSTANCES}, **{
+            "ce-specversion": "1.0", "ce-id": "v1-out", "ce-time": CE_TIME,
+            "ce-type": "org.kubeflow.serving.inference.request"})
+    finally:
+        logger.stop()
+    assert record.value.decode() == formats.encode(formats.KSERVE_V1, "v1-out", CE_TIME_MS, INSTANCES)
+
+
+def test_kafka_down_gives_503_never_a_silent_ok():
+    logger = Logger("--kafka", f"127.0.0.1:{free_port()}", "--kafka-timeout-ms", "2000")
+    try:
+        started = time.monotonic()
+        status, text = logger.post_json({"instances": INSTANCES})
+        assert status == 503 and text.startswith("kafka_unavailable: "), text
+        assert time.monotonic() - started < 10
+        assert logger.request("GET", "/readyz")[0] == 503
+        assert logger.request("GET", "/healthz")[0] == 200
+        assert logger.outcomes() == {"kafka_unavailable": 1.0}
+    finally:
+        logger.stop()
