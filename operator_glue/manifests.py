@@ -30,6 +30,7 @@ SPEC_DIR = "/opt/mmon/spec"
 BASELINE_DIR = "/opt/mmon/baseline"
 SPEC_KEY = "monitor.yaml"
 LOGGER_PORT = 8080
+LOGGER_FORMATS = ("thesis", "kserve-v1")
 DAY_MS = 86_400_000
 SPEC_HASH_ANNOTATION = "monitoring.mmon.dev/spec-hash"
 FLINK_UID = 9999  # the flink user of the official Flink image
@@ -70,7 +71,8 @@ def render(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
     return [
         Manifest("monitor-configmap.yaml", spec_configmap(spec, settings)),
         Manifest(f"{job['kind'].lower()}.yaml", job),
-        *(Manifest("logger.yaml", body) for body in logger_resources(spec, settings)),
+        *(Manifest("logger.yaml", body) for body in logger_resources(spec, settings)
+          if spec.input.format in LOGGER_FORMATS),
         *(Manifest("kafkatopics.yaml", body) for body in kafka_topics(spec, settings)),
         Manifest("podmonitor.yaml", pod_monitor(settings)),
     ]
@@ -211,13 +213,16 @@ def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
 
 
 def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
-    """The inference logger (`mmon logger`) behind a Service, scaled on CPU by an HPA."""
+    """The inference logger (`mmon logger`) behind a Service, scaled on CPU by an HPA. It writes the
+    thesis or kserve-v1 format; for oip-v2 input the model server's own producer feeds the topic, and
+    no logger is rendered."""
     name = f"{settings.name}-logger"
     selector = {"app.kubernetes.io/instance": settings.name, "app.kubernetes.io/component": "logger"}
     container = {
         "name": "logger", "image": settings.image, "imagePullPolicy": "IfNotPresent",
         "command": ["/opt/mmon/venv/bin/mmon", "logger", "--kafka", spec.kafka.bootstrap_servers,
-                    "--topic", spec.kafka.topics.inference, "--port", str(LOGGER_PORT)],
+                    "--topic", spec.kafka.topics.inference, "--format", spec.input.format,
+                    "--host", "0.0.0.0", "--port", str(LOGGER_PORT)],
         "ports": [{"name": "metrics", "containerPort": LOGGER_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": LOGGER_PORT}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LOGGER_PORT}, "periodSeconds": 10},

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -22,12 +23,9 @@ import yaml
 
 from flink_job.config import ConfigError, load_spec, parse_spec
 from operator_glue import crd
+from k8s_testenv import EXAMPLE, ROOT, with_newer_flink_versions
 from operator_glue.manifests import FLINK_VERSION, DeploySettings, render
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
-# Added by Flink Kubernetes Operator releases after 1.10 (1.15 accepts up to v2_2); see the module docstring.
-NEWER_FLINK_VERSIONS = ["v2_0", "v2_1", "v2_2"]
 
 
 def strict(schema):
@@ -141,15 +139,6 @@ def test_a_misspelt_field_fails_the_official_crd(flink_validators, iris_manifest
     assert any(misspelt in e and "Additional properties" in e for e in errors(validator, body)), errors(validator, body)
 
 
-def with_newer_flink_versions(crd_body: dict) -> dict:
-    """The official CRD with only the flinkVersion enum extended by NEWER_FLINK_VERSIONS."""
-    extended = copy.deepcopy(crd_body)
-    for version in extended["spec"]["versions"]:
-        enum = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
-        enum.extend(v for v in NEWER_FLINK_VERSIONS if v not in enum)
-    return extended
-
-
 # --- the ModelMonitor CRD and parse_spec agree ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -232,3 +221,16 @@ def test_dockerfile_uses_the_project_jar_script_pins_and_non_root_user():
     assert "pip install --no-cache-dir /opt/mmon/src" in dockerfile
     assert "metrics-prometheus" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "USER flink"
+
+
+# --- the dashboard -----------------------------------------------------------------------------------
+
+def test_dashboard_queries_name_metrics_the_job_and_the_logger_export():
+    dashboard = json.loads((ROOT / "k8s" / "monitoring" / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    job_metrics = set(re.findall(r"flink_taskmanager_job_task_operator_mmon_(\w+)", exprs))
+    documented = (ROOT / "flink_job" / "metrics.py").read_text()
+    assert job_metrics and all(f"``{name}" in documented for name in job_metrics), job_metrics
+    logger_source = (ROOT / "inference_logger" / "server.py").read_text()
+    for name in set(re.findall(r"(mmon_logger_\w+?)(?:_total|_bucket)?\b", exprs)):
+        assert f'"{name}"' in logger_source, name

@@ -1,0 +1,162 @@
+"""A real Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1, no kubelet.
+
+Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver built from
+source and cached under .cache/k8s). Certificates and keys are made with openssl; the admin talks to the
+API server with a static token (group system:masters) under RBAC authorization, so tests can also
+impersonate less privileged service accounts.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
+# Added by Flink Kubernetes Operator releases after 1.10.0, the newest API jar on Maven Central
+# (1.15 accepts flinkVersion up to v2_2).
+NEWER_FLINK_VERSIONS = ["v2_0", "v2_1", "v2_2"]
+TESTENV = ROOT / "scripts" / "k8s-testenv.sh"
+BUILD_TIMEOUT_S = 3600
+
+
+def binary(what: str) -> str:
+    """Path of 'etcd' or 'kube-apiserver' (installing or building it when missing)."""
+    out = subprocess.run(["bash", str(TESTENV), what], check=True, capture_output=True, text=True,
+                         timeout=BUILD_TIMEOUT_S).stdout
+    return re.search(rf"^{what}: (\S+)$", out, re.M).group(1)
+
+
+def cached_kube_apiserver() -> Path | None:
+    found = sorted((ROOT / ".cache" / "k8s" / "bin").glob("kube-apiserver-v*"))
+    return found[-1] if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+@dataclass
+class ControlPlane:
+    workdir: Path
+    server: str
+    token: str
+    ca_file: Path
+    kubeconfig: Path
+    processes: list
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def start(workdir: Path, timeout_s: float = 120) -> ControlPlane:
+    etcd, apiserver = binary("etcd"), binary("kube-apiserver")
+    workdir.mkdir(parents=True, exist_ok=True)
+    pki = _make_pki(workdir)
+    token = secrets.token_hex(16)
+    (workdir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    processes = [_spawn([etcd, "--name", "test", "--data-dir", str(workdir / "etcd"),
+                         "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                         "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                         "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                         "--initial-cluster", f"test=http://127.0.0.1:{peer_port}"], workdir / "etcd.log")]
+    try:
+        processes.append(_spawn([
+            apiserver, f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            f"--tls-cert-file={pki['cert']}", f"--tls-private-key-file={pki['key']}",
+            f"--token-auth-file={workdir / 'tokens.csv'}", "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki['sa_pub']}", f"--service-account-signing-key-file={pki['sa_key']}",
+            "--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
+            f"--cert-dir={workdir / 'certs'}"], workdir / "kube-apiserver.log"))
+        server = f"https://127.0.0.1:{api_port}"
+        _wait_ready(server, token, pki["cert"], processes, timeout_s, workdir)
+    except BaseException:
+        ControlPlane(workdir, "", "", pki["cert"], Path(), processes).stop()
+        raise
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(_kubeconfig(server, token, pki["cert"]))
+    return ControlPlane(workdir, server, token, pki["cert"], kubeconfig, processes)
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _make_pki(workdir: Path) -> dict[str, Path]:
+    pki = {"cert": workdir / "serving.crt", "key": workdir / "serving.key",
+           "sa_key": workdir / "sa.key", "sa_pub": workdir / "sa.pub"}
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", str(pki["key"]), "-out", str(pki["cert"]))
+    openssl("genrsa", "-out", str(pki["sa_key"]), "2048")
+    openssl("rsa", "-in", str(pki["sa_key"]), "-pubout", "-out", str(pki["sa_pub"]))
+    return pki
+
+
+def _wait_ready(server: str, token: str, ca: Path, processes: list, timeout_s: float, workdir: Path) -> None:
+    """Poll /readyz until it answers ok, a process dies, or the deadline passes."""
+    context = ssl.create_default_context(cafile=str(ca))
+    request = urllib.request.Request(f"{server}/readyz", headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see logs in {workdir}")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"kube-apiserver not ready after {timeout_s}s; see {workdir / 'kube-apiserver.log'}")
+
+
+def _kubeconfig(server: str, token: str, ca: Path) -> str:
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {{server: "{server}", certificate-authority: "{ca}"}}
+users:
+- name: admin
+  user: {{token: "{token}"}}
+contexts:
+- name: test
+  context: {{cluster: test, user: admin}}
+current-context: test
+"""
+
+
+def with_newer_flink_versions(crd_body: dict) -> dict:
+    """The official FlinkDeployment CRD with only its flinkVersion enum extended by NEWER_FLINK_VERSIONS."""
+    extended = copy.deepcopy(crd_body)
+    for version in extended["spec"]["versions"]:
+        enum = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
+        enum.extend(v for v in NEWER_FLINK_VERSIONS if v not in enum)
+    return extended

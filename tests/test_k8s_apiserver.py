@@ -1,0 +1,214 @@
+"""End to end against a real kube-apiserver + etcd started here on 127.0.0.1 (no kubelet, no
+kube-controller-manager: pods never run and garbage collection does not happen, so ownerReferences are
+asserted instead of cascading deletion).
+
+Installed CRDs: our ModelMonitor (k8s/crd), and the official FlinkDeployment/FlinkSessionJob CRDs of
+flink-kubernetes-operator-api 1.10.0 with one documented change: the flinkVersion enum extended by
+v2_0..v2_2 (1.10.0 predates Flink 2; see tests/test_k8s_manifests.py, which asserts that this is the only
+difference). Strimzi's and the Prometheus Operator's CRDs are not on Maven Central, so KafkaTopic and
+PodMonitor are not served: the reconciler reports them as skipped, and the test asserts exactly that.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+import k8s_testenv
+from k8s_testenv import EXAMPLE, ROOT, with_newer_flink_versions
+from flink_job.config import load_spec, parse_spec
+from operator_glue import crd
+from operator_glue.kube import apply, connect, resource_api
+from operator_glue.manifests import SPEC_HASH_ANNOTATION, DeploySettings, render
+from operator_glue.reconciler import FIELD_MANAGER, Reconciler
+
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
+NAMESPACE = "mmon"
+MMON = str(Path(sys.executable).parent / "mmon")
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory):
+    plane = k8s_testenv.start(tmp_path_factory.mktemp("k8s"))
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="module")
+def dyn(control_plane):
+    """A dynamic client with the CRDs installed and the namespace created."""
+    client = connect(str(control_plane.kubeconfig))
+    crds_dir = Path(subprocess.run(["bash", str(k8s_testenv.TESTENV), "crds"], check=True, capture_output=True,
+                                   text=True, timeout=600).stdout.split("crds: ")[-1].strip())
+    definitions = [crd.custom_resource_definition(),
+                   with_newer_flink_versions(yaml.safe_load((crds_dir / "flinkdeployments.flink.apache.org-v1.yml").read_text())),
+                   yaml.safe_load((crds_dir / "flinksessionjobs.flink.apache.org-v1.yml").read_text())]
+    for definition in definitions:
+        apply(client, definition)
+    crds = resource_api(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    assert poll(lambda: all(_established(crds.get(name=d["metadata"]["name"]).to_dict()) for d in definitions), 60)
+    apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    client.resources.invalidate_cache()
+    return client
+
+
+def _established(definition: dict) -> bool:
+    return any(c["type"] == "Established" and c["status"] == "True" for c in definition.get("status", {}).get("conditions", []))
+
+
+def poll(predicate, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def get(dyn, api_version: str, kind: str, name: str) -> dict:
+    return resource_api(dyn, api_version, kind).get(name=name, namespace=NAMESPACE).to_dict()
+
+
+# --- the API server's own validation ------------------------------------------------------------------
+
+def test_every_rendered_and_checked_in_manifest_passes_strict_server_side_dry_run(dyn):
+    spec = load_spec(EXAMPLE)
+    bodies = [m.body for m in render(spec, DeploySettings(name="iris", namespace=NAMESPACE))]
+    bodies += [m.body for m in render(spec, DeploySettings(name="iris", namespace=NAMESPACE, session_cluster="s"))]
+    bodies += [yaml.safe_load((ROOT / "k8s" / "iris" / "modelmonitor.yaml").read_text())]
+    for path in sorted((ROOT / "k8s" / "operator").glob("*.yaml")):
+        bodies += list(yaml.safe_load_all(path.read_text()))
+    checked = []
+    for body in bodies:
+        if body["kind"] in ("KafkaTopic", "PodMonitor"):
+            continue  # their CRDs are not installed (see the module docstring)
+        stored = apply(dyn, body, dry_run=True)
+        assert stored["metadata"]["name"] == body["metadata"]["name"]
+        checked.append(body["kind"])
+    assert {"ConfigMap", "FlinkDeployment", "FlinkSessionJob", "Deployment", "Service", "HorizontalPodAutoscaler",
+            "ModelMonitor", "Role", "RoleBinding", "ServiceAccount"} <= set(checked)
+
+
+@pytest.mark.parametrize("kind, path, misspelt", [
+    ("Deployment", ["spec", "template", "spec", "containers", 0], "imagePullPolicyy"),
+    ("HorizontalPodAutoscaler", ["spec"], "maxReplica"),
+    ("FlinkDeployment", ["spec"], "jobManger"),
+    ("FlinkDeployment", ["spec", "podTemplate", "spec", "containers", 0], "volumeMount"),
+    ("ModelMonitor", ["spec", "window"], "durration"),
+])
+def test_the_api_server_rejects_a_misspelt_field(dyn, kind, path, misspelt):
+    spec = load_spec(EXAMPLE)
+    bodies = [m.body for m in render(spec, DeploySettings(name="iris", namespace=NAMESPACE))]
+    bodies.append(yaml.safe_load((ROOT / "k8s" / "iris" / "modelmonitor.yaml").read_text()))
+    body = copy.deepcopy(next(b for b in bodies if b["kind"] == kind))
+    node = body
+    for key in path:
+        node = node[key]
+    node[misspelt] = "x"
+    with pytest.raises(ApiException) as raised:
+        apply(dyn, body, dry_run=True)
+    assert raised.value.status in (400, 422)
+    assert misspelt in json.loads(raised.value.body)["message"]
+
+
+# --- the controller ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def iris_monitor(dyn, control_plane, tmp_path_factory):
+    """The Iris ModelMonitor and its baseline ConfigMap, created through `mmon k8s apply --as-modelmonitor`
+    from a copy of the example spec with a baseline file beside it."""
+    folder = tmp_path_factory.mktemp("spec")
+    (folder / "monitor.yaml").write_text(EXAMPLE.read_text())
+    (folder / "baseline.json").write_text('{"model": "iris", "features": {}}\n')
+    result = subprocess.run([MMON, "k8s", "apply", str(folder / "monitor.yaml"), "--as-modelmonitor",
+                             "--namespace", NAMESPACE, "--kubeconfig", str(control_plane.kubeconfig)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ConfigMap/iris-baseline applied" in result.stdout and "ModelMonitor/iris applied" in result.stdout
+    return get(dyn, crd.API_VERSION, crd.KIND, "iris")
+
+
+def test_one_pass_applies_the_children_with_owner_references_and_writes_status(dyn, iris_monitor):
+    reconciler = Reconciler(dyn, DeploySettings(name=""))
+    outcome = reconciler.reconcile(iris_monitor)
+    assert set(outcome.skipped) == {f"KafkaTopic/iris-{t}" for t in ("inference", "stats", "outliers", "drift", "dead-letter")} | {"PodMonitor/iris"}
+    assert set(outcome.applied) == {"ConfigMap/iris-spec", "FlinkDeployment/iris", "Deployment/iris-logger",
+                                    "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger"}
+
+    deployment = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "iris")
+    assert deployment["spec"]["flinkVersion"] == "v2_2"
+    assert deployment["spec"]["job"]["args"][-4:] == ["--config", "/opt/mmon/spec/monitor.yaml", "--kafka", "127.0.0.1:9092"]
+    config_map = get(dyn, "v1", "ConfigMap", "iris-spec")
+    in_pod = parse_spec(yaml.safe_load(config_map["data"]["monitor.yaml"]))
+    assert in_pod == parse_spec({**iris_monitor["spec"], "baseline": "/opt/mmon/baseline/baseline.json"})
+    for api_version, kind, name in [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
+                                    ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
+                                    ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger")]:
+        owners = get(dyn, api_version, kind, name)["metadata"]["ownerReferences"]
+        assert owners == [{"apiVersion": crd.API_VERSION, "kind": crd.KIND, "name": "iris",
+                           "uid": iris_monitor["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+
+    status = get(dyn, crd.API_VERSION, crd.KIND, "iris")["status"]
+    assert status["observedGeneration"] == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Applied"]["status"] == "True" and "skipped (CRD not installed)" in conditions["Applied"]["message"]
+    assert conditions["JobRunning"]["status"] == "Unknown"
+
+
+def test_a_second_pass_changes_nothing(dyn, iris_monitor):
+    reconciler = Reconciler(dyn, DeploySettings(name=""))
+    reconciler.reconcile(get(dyn, crd.API_VERSION, crd.KIND, "iris"))
+    children = [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
+                ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
+                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"), (crd.API_VERSION, crd.KIND, "iris")]
+    before = {kind: get(dyn, v, kind, name)["metadata"]["resourceVersion"] for v, kind, name in children}
+    reconciler.reconcile(get(dyn, crd.API_VERSION, crd.KIND, "iris"))
+    after = {kind: get(dyn, v, kind, name)["metadata"]["resourceVersion"] for v, kind, name in children}
+    assert after == before
+
+
+def test_the_controller_loop_copies_the_flink_job_state_and_rolls_a_spec_change_through(dyn, iris_monitor, control_plane):
+    """`mmon operator` runs as a real process; the Flink operator's part is played by patching the
+    FlinkDeployment's status subresource the way it would."""
+    operator = subprocess.Popen([MMON, "operator", "--namespace", NAMESPACE, "--kubeconfig", str(control_plane.kubeconfig),
+                                 "--resync", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deployments = resource_api(dyn, "flink.apache.org/v1beta1", "FlinkDeployment")
+        deployments.status.patch(name="iris", namespace=NAMESPACE, content_type="application/merge-patch+json",
+                                 body={"status": {"lifecycleState": "STABLE", "jobStatus": {"state": "RUNNING"}}})
+        assert poll(lambda: monitor_status(dyn).get("jobState") == "RUNNING", 30), monitor_status(dyn)
+        conditions = {c["type"]: c for c in monitor_status(dyn)["conditions"]}
+        assert conditions["JobRunning"]["status"] == "True" and monitor_status(dyn)["lifecycleState"] == "STABLE"
+
+        old_hash = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "iris")["spec"]["podTemplate"]["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        resource_api(dyn, crd.API_VERSION, crd.KIND).patch(
+            name="iris", namespace=NAMESPACE, content_type="application/merge-patch+json",
+            body={"spec": {"window": {"duration": "30s"}}})
+        assert poll(lambda: monitor_status(dyn).get("observedGeneration") == 2, 30), monitor_status(dyn)
+        in_pod = yaml.safe_load(get(dyn, "v1", "ConfigMap", "iris-spec")["data"]["monitor.yaml"])
+        assert in_pod["window"]["duration"] == "30000ms"
+        new_hash = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "iris")["spec"]["podTemplate"]["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        assert new_hash != old_hash
+
+        resource_api(dyn, crd.API_VERSION, crd.KIND).patch(
+            name="iris", namespace=NAMESPACE, content_type="application/merge-patch+json",
+            body={"spec": {"drift": {"metrics": {"kl": {"threshold": "often"}}}}})
+        assert poll(lambda: monitor_status(dyn).get("observedGeneration") == 3, 30), monitor_status(dyn)
+        applied = {c["type"]: c for c in monitor_status(dyn)["conditions"]}["Applied"]
+        assert applied["status"] == "False" and applied["reason"] == "InvalidSpec"
+        assert "drift.metrics.kl.threshold" in applied["message"]
+    finally:
+        operator.terminate()
+        output = operator.communicate(timeout=30)[0]
+    assert "mmon/iris: applied 5 resources" in output, output
+
+
+def monitor_status(dyn) -> dict:
+    return get(dyn, crd.API_VERSION, crd.KIND, "iris").get("status") or {}
