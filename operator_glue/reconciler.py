@@ -52,16 +52,15 @@ class Reconciler:
         settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
                                        baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
         applied, skipped = [], []
-        try:
-            for manifest in render(spec, settings):
-                try:
-                    apply(self.dyn, manifest.body, field_manager=FIELD_MANAGER)
-                    applied.append(_describe(manifest.body))
-                except NotServed:
-                    skipped.append(_describe(manifest.body))
-        except ApiException as err:
-            reason = f"{_describe(manifest.body)}: {err.status} {err.reason}: {_api_message(err)}"
-            return self._finish(monitor, applied, skipped, None, _condition("Applied", "False", "ApplyFailed", reason, meta))
+        for manifest in render(spec, settings):
+            try:
+                apply(self.dyn, manifest.body, field_manager=FIELD_MANAGER)
+                applied.append(_describe(manifest.body))
+            except NotServed:
+                skipped.append(_describe(manifest.body))
+            except ApiException as err:
+                reason = f"{_describe(manifest.body)}: {err.status} {err.reason}: {_api_message(err)}"
+                return self._finish(monitor, applied, skipped, None, _condition("Applied", "False", "ApplyFailed", reason, meta))
         message = f"applied {len(applied)} resources" + (f"; skipped (CRD not installed): {', '.join(skipped)}" if skipped else "")
         deployment = self._flink_job(settings)
         return self._finish(monitor, applied, skipped, deployment, _condition("Applied", "True", "Applied", message, meta))
