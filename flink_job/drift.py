@@ -1,0 +1,75 @@
+"""Drift step: a vectorised pandas UDF over closed windows; the math is `udfs.drift`.
+
+Each Arrow batch of window-statistics rows arrives as pandas Series; per feature, the windows'
+drift-layout histograms are stacked into one (windows x slots) matrix and every configured metric is
+computed against the baseline histogram in one `udfs.drift.compute` call. The threshold per
+(feature, metric) is the configured number, or for ``auto`` `udfs.calibration.drift_thresholds` at
+that window's count (cached grid, an interpolation per row). The UDF returns, per window, the JSON drift
+records to emit (all of them with ``emit_all``, else only those over the threshold); the SQL unnests them.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from pyflink.table import DataTypes
+from pyflink.table.udf import udf
+
+from udfs import drift as drift_math
+from udfs.baseline import Baseline
+from udfs.calibration import drift_thresholds
+
+from flink_job.config import DriftMetricSpec, MonitorSpec
+from flink_job.parse import sql_string
+
+KIND = "drift"
+UDF_NAME = "mmon_drift_records"
+
+
+def _threshold(baseline: Baseline, feature: str, metric: str, config: DriftMetricSpec, count: int) -> float:
+    if config.threshold != "auto":
+        return float(config.threshold)
+    return drift_thresholds(baseline, metric, max(int(count), 1), config.false_alarm_rate,
+                            normalize=config.normalize)[feature]
+
+
+def drift_records(spec: MonitorSpec, baseline: Baseline, features: pd.Series, window_start: pd.Series,
+                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series) -> list[list[str]]:
+    """For each window row, the JSON drift records (without ``emitted_at``) to emit."""
+    out: list[list[str]] = [[] for _ in range(len(features))]
+    for feature, rows in features.groupby(features).groups.items():
+        rows = np.asarray(rows)
+        reference = baseline.features[feature]
+        observed = np.stack([np.asarray(histograms.iloc[i], dtype=float) for i in rows])
+        for metric, config in spec.drift.metrics.items():
+            normalize_by = reference.std if (metric == "wasserstein" and config.normalize) else None
+            values = np.atleast_1d(drift_math.compute(metric, observed, reference.histogram_counts(),
+                                                      reference.edges, normalize_by))
+            for i, value in zip(rows, values):
+                count = int(counts.iloc[i])
+                threshold = _threshold(baseline, feature, metric, config, count)
+                over = bool(value > threshold)
+                if over or spec.drift.emit_all:
+                    out[i].append(json.dumps({
+                        "model": spec.model.name, "feature": feature, "window_start": int(window_start.iloc[i]),
+                        "window_end": int(window_end.iloc[i]), "metric": metric, "value": float(value),
+                        "threshold": threshold, "drift": over, "count": count}, separators=(",", ":")))
+    return out
+
+
+def drift_udf(spec: MonitorSpec, baseline: Baseline):
+    """The pandas UDF ``(feature, window_start, window_end, count, histogram) -> ARRAY<STRING>``."""
+
+    def evaluate(features, window_start, window_end, counts, histograms):
+        return pd.Series(drift_records(spec, baseline, features, window_start, window_end, counts, histograms))
+
+    return udf(evaluate, result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
+
+
+def drift_sql(stats_table: str, model: str) -> str:
+    """(kind, key, payload) drift rows from the window-statistics table."""
+    key = f"CONCAT({sql_string(model + '/')}, feature, '/', JSON_VALUE(d.payload, '$.metric'))"
+    return (f"SELECT '{KIND}' AS kind, {key} AS k, d.payload FROM ("
+            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, histogram) AS records "
+            f"FROM {stats_table}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")

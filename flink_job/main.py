@@ -1,0 +1,171 @@
+"""`mmon run`: the monitoring job, embedded in a local mini-cluster or on Kafka.
+
+Also the entry point for a standalone cluster: ``flink run -py flink_job/main.py --config ...``
+(or ``-pym flink_job.main``) runs the same code under ``__main__``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flink_job.config import ConfigError, MonitorSpec, load_spec  # noqa: E402
+
+PROGRESS_EVERY_S = 2.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmon run",
+        description="Run the monitoring job. Embedded (default): reads a JSON-lines inference log (--input, "
+                    "or the staged Iris stream generated from --seed/--stage-size), writes stats.jsonl, "
+                    "outliers.jsonl, drift.jsonl, dead_letter.jsonl and covariance.jsonl into --output, and "
+                    "prints a summary when the input is consumed. With --kafka: reads the spec's inference "
+                    "topic and writes its output topics, unbounded, with checkpointing.")
+    parser.add_argument("--config", required=True, type=Path, help="monitor spec YAML (e.g. examples/iris/monitor.yaml)")
+    parser.add_argument("--input", type=Path, help="JSON-lines inference log in the spec's input.format")
+    parser.add_argument("--output", type=Path, default=Path("out"), help="output directory, embedded mode (default: out/)")
+    parser.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka at host:port (overrides kafka.bootstrap_servers)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the generated default stream (default: the generator's)")
+    parser.add_argument("--stage-size", type=int, default=None,
+                        help="requests per stage of the generated default stream (default: 50,000; 5 stages)")
+    parser.add_argument("--rate-scale", type=float, default=1.0,
+                        help="multiply the generated stream's request rates (shorter event time, same shape)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="Prometheus reporter port (default: the spec's job.metrics_port; 0 = off)")
+    parser.add_argument("--checkpoint-dir", help="Kafka mode: checkpoint storage URI (e.g. file:///tmp/ckpt)")
+    return parser
+
+
+def _generated_stream(work: Path, seed: Optional[int], stage_size: Optional[int], rate_scale: float) -> Path:
+    from benchmarks import iris_stream
+
+    kwargs = {"seed": seed, "stage_size": stage_size}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs["rates"] = tuple(r * rate_scale for r in iris_stream.DEFAULT_RATES)
+    stream = iris_stream.generate(**kwargs)
+    path = work / "stream.jsonl"
+    iris_stream.write_jsonl(stream, path)
+    print(f"mmon run: generated the staged Iris stream: {len(stream):,} requests", flush=True)
+    return path
+
+
+class Progress:
+    """Counts output records by kind and prints a line every few seconds."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.last = self.started
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, row) -> None:
+        self.counts[row[0]] = self.counts.get(row[0], 0) + 1
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            seen = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.counts.items()))
+            print(f"  {now - self.started:6.1f} s  {seen}", flush=True)
+
+
+def summarize(output: Path, spec: MonitorSpec, job_seconds: float) -> dict:
+    """The run's figures, from the output files. The rate counts the instances of every window after
+    the first and divides by the time between the first and the last stats record leaving the job: the
+    span in which the job was reading and processing, excluding JVM start and job deployment."""
+    stats = [json.loads(line) for line in (output / "stats.jsonl").read_text().splitlines()]
+    first_feature = [r for r in stats if r["feature"] == spec.input.features[0]]
+    drift_rows = [json.loads(line) for line in (output / "drift.jsonl").read_text().splitlines()]
+    dead = [json.loads(line) for line in (output / "dead_letter.jsonl").read_text().splitlines()]
+    outlier_count = sum(1 for _ in (output / "outliers.jsonl").open())
+    summary = {
+        "instances": sum(r["count"] for r in first_feature),
+        "windows": len(first_feature),
+        "outliers": outlier_count,
+        "drift_alerts": sum(1 for r in drift_rows if r["drift"]),
+        "late": sum(1 for r in dead if r["reason"] == "late"),
+        "dead_letter": len(dead),
+        "job_seconds": round(job_seconds, 3),
+        "instances_per_s": None,
+    }
+    if len(first_feature) > 1:
+        first_feature.sort(key=lambda r: r["emitted_at"])
+        span_s = (first_feature[-1]["emitted_at"] - first_feature[0]["emitted_at"]) / 1000
+        after_first = summary["instances"] - first_feature[0]["count"]
+        summary["instances_per_s"] = round(after_first / span_s) if span_s > 0 else None
+    return summary
+
+
+def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) -> int:
+    from udfs.baseline import Baseline
+
+    from flink_job import pipeline, sinks, source
+
+    baseline = Baseline.load(spec.baseline)
+    with tempfile.TemporaryDirectory(prefix="mmon-run-") as tmp:
+        work = Path(tmp)
+        raw = args.input or _generated_stream(work, args.seed, args.stage_size, args.rate_scale)
+        numbered = work / "numbered.txt"
+        lines = source.number_lines(raw, numbered)
+        label = str(args.input) if args.input else "generated"
+        options = pipeline.RunOptions(numbered_input=numbered, input_label=label, metrics_port=metrics_port)
+        print(f"mmon run: embedded job on {lines:,} lines from {label} -> {args.output}/", flush=True)
+        env, t_env = pipeline.create_environments(spec, options)
+        egress = pipeline.build(t_env, spec, baseline, options)
+        writer = sinks.JsonlWriter(args.output)
+        started = time.monotonic()
+        try:
+            with egress.execute_and_collect("mmon " + spec.model.name) as rows:
+                writer.write_all(rows, on_row=Progress())
+        finally:
+            writer.close()
+        summary = summarize(args.output, spec, time.monotonic() - started)
+    print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
+    (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def run_kafka(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) -> int:
+    from udfs.baseline import Baseline
+
+    from flink_job import pipeline, sinks
+
+    options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir)
+    env, t_env = pipeline.create_environments(spec, options)
+    egress = pipeline.build(t_env, spec, Baseline.load(spec.baseline), options)
+    t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(egress))
+    t_env.execute_sql(sinks.kafka_sink_ddl(spec, args.kafka))
+    result = t_env.execute_sql(sinks.kafka_insert_sql(spec, "mmon_egress"))
+    job_id = result.get_job_client().get_job_id()
+    print(f"mmon run: Kafka job {job_id} on {args.kafka}: {spec.kafka.topics.inference} -> "
+          f"{', '.join(sorted(set(sinks.topic_of(spec).values())))}", flush=True)
+    result.wait()
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        spec = load_spec(args.config)
+    except ConfigError as err:
+        print(f"mmon run: {err}", file=sys.stderr)
+        return 2
+    if args.input is not None and not args.input.is_file():
+        print(f"mmon run: --input {args.input}: no such file", file=sys.stderr)
+        return 2
+    if not Path(spec.baseline).is_file():
+        print(f"mmon run: baseline: no such file {spec.baseline}", file=sys.stderr)
+        return 2
+    metrics_port = spec.job.metrics_port if args.metrics_port is None else args.metrics_port
+    if args.kafka:
+        return run_kafka(spec, args, metrics_port)
+    return run_embedded(spec, args, metrics_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Assembles the job in dataflow order: source -> parse -> event time -> outliers -> windows -> drift -> sinks.
+
+`build` returns the egress stream of ``(kind, key, payload)`` rows; `flink_job.main` runs it embedded
+(collected into files) or on Kafka (inserted into the sink table).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from pyflink.common import Configuration
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment, Table
+
+from udfs.baseline import Baseline
+
+from flink_job import drift, outliers, parse, sinks, watermarks, windows
+from flink_job.config import MonitorSpec
+
+REPO = Path(__file__).resolve().parent.parent
+CONNECTOR_JAR = REPO / ".cache" / "jars" / "connector" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+BUNDLE_TIME_MS = 100
+ARROW_BATCH_SIZE = 10_000
+BUNDLE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this run reads and writes: a numbered file (embedded), or Kafka at ``bootstrap``."""
+
+    numbered_input: Optional[Path] = None
+    input_label: str = "file"
+    bootstrap: Optional[str] = None
+    metrics_port: int = 0
+    checkpoint_dir: Optional[str] = None
+
+
+def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
+    """Job-wide settings: Python workers from this interpreter, small Python bundles (results leave
+    within ~100 ms), UTC session zone, source idleness, the Prometheus reporter when a port is set."""
+    config = Configuration()
+    settings = {
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.fn-execution.bundle.time": str(BUNDLE_TIME_MS),
+        "python.fn-execution.bundle.size": str(BUNDLE_SIZE),
+        "python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
+        "table.local-time-zone": "UTC",
+        "parallelism.default": str(spec.job.parallelism),
+        **watermarks.idleness_options(spec.window),
+    }
+    if options.bootstrap:
+        settings["pipeline.jars"] = CONNECTOR_JAR.as_uri()
+    if options.metrics_port:
+        settings["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+        settings["metrics.reporter.prom.port"] = str(options.metrics_port)
+    for key, value in settings.items():
+        config.set_string(key, value)
+    return config
+
+
+def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(spec, options))
+    env.set_parallelism(spec.job.parallelism)
+    if options.bootstrap:
+        mode = (CheckpointingMode.EXACTLY_ONCE if spec.job.delivery_guarantee == "exactly-once"
+                else CheckpointingMode.AT_LEAST_ONCE)
+        env.enable_checkpointing(int(spec.job.checkpoint_interval), mode)
+    t_env = StreamTableEnvironment.create(env)
+    for key, value in flink_configuration(spec, options).to_dict().items():
+        t_env.get_config().set(key, value)
+    return env, t_env
+
+
+def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
+    from flink_job import source
+
+    if options.bootstrap:
+        return source.kafka_source_ddl(spec, options.bootstrap)
+    return source.file_source_ddl(spec, options.numbered_input, options.input_label)
+
+
+def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
+    """The whole dataflow; returns the stamped (kind, key, payload) egress stream."""
+    from flink_job import source
+
+    t_env.execute_sql(_source_ddl(spec, options))
+    t_env.execute_sql(parse.requests_view_sql(spec, source.SOURCE_TABLE))
+    t_env.execute_sql(parse.parsed_view_sql(spec))
+    t_env.execute_sql(parse.instances_view_sql(spec))
+
+    parts: list[Table] = [t_env.sql_query(sinks.dead_letter_rows_sql())]
+    alerts = outliers.outliers_sql(spec, baseline)
+    if alerts:
+        parts.append(t_env.sql_query(alerts))
+
+    sub_batches = t_env.to_data_stream(t_env.sql_query(windows.sub_batches_sql(spec)))
+    stats = windows.feature_stats(sub_batches, spec, baseline)
+    t_env.create_temporary_view("mmon_window_stats", t_env.from_data_stream(stats))
+    parts.append(t_env.sql_query("SELECT 'stats' AS kind, CONCAT(model, '/', feature) AS k, payload "
+                                 "FROM mmon_window_stats"))
+    if spec.drift.metrics:
+        t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
+        parts.append(t_env.sql_query(drift.drift_sql("mmon_window_stats", spec.model.name)))
+    matrices = windows.covariance(sub_batches, spec)
+    if matrices is not None:
+        parts.append(t_env.from_data_stream(matrices))
+
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.union_all(part)
+    return (t_env.to_data_stream(union)
+            .map(sinks.Egress(), output_type=windows.OUTPUT_ROW).name("egress: stamp and count"))

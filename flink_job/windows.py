@@ -1,0 +1,178 @@
+"""Window step: keyed tumbling event-time windows whose state is a `udfs.stats` accumulator.
+
+The JVM pre-batches each feature's values into aligned sub-windows (``TUMBLE`` + ``ARRAY_AGG``, length
+``gcd(duration, 1 s)``, so every sub-window lies inside exactly one window); each sub-batch reaches
+Python once as a row of arrays stamped with the sub-window's time. Python then keys by
+(model, feature) and folds sub-batches into a `udfs.stats.FeatureStats` held in Flink's window state,
+one vectorised ``update`` per sub-batch. A window fires when the watermark passes its end, the final
+watermark of a bounded input included. A job monitors one model, so the model part of the key is
+constant. Covariance/correlation: the same, keyed by model, with whole instance vectors in a
+`udfs.stats.CovarianceAccumulator`.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from pyflink.common import Row, Types
+from pyflink.common.time import Time
+from pyflink.datastream import DataStream
+from pyflink.datastream.functions import AggregateFunction, FlatMapFunction, ProcessWindowFunction
+from pyflink.datastream.window import TumblingEventTimeWindows
+
+from udfs.baseline import Baseline
+from udfs.stats import CovarianceAccumulator, FeatureStats
+
+from flink_job import metrics, watermarks
+from flink_job.config import MonitorSpec
+from flink_job.parse import INSTANCES_VIEW
+
+STATS_KIND = "stats"
+COVARIANCE_KIND = "covariance"
+
+STATS_ROW = Types.ROW_NAMED(
+    ["model", "feature", "window_start", "window_end", "count", "histogram", "payload"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.LONG()),
+     Types.STRING()])
+OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
+
+
+def sub_window_ms(duration_ms: int) -> int:
+    """The pre-batch length: 1 s, or the largest divisor of the window that also divides 1 s."""
+    return math.gcd(int(duration_ms), 1000)
+
+
+def sub_batches_sql(spec: MonitorSpec) -> str:
+    """One row per sub-window: its time and one ARRAY of values per feature (``v0..``), same order."""
+    arrays = ", ".join(f"ARRAY_AGG(f{j}) AS v{j}" for j in range(len(spec.input.features)))
+    size = watermarks.interval_sql(sub_window_ms(spec.window.duration))
+    return (f"SELECT window_time AS {watermarks.ROWTIME}, {arrays} FROM TABLE(TUMBLE(TABLE {INSTANCES_VIEW}, "
+            f"DESCRIPTOR({watermarks.ROWTIME}), {size})) GROUP BY window_start, window_end, window_time")
+
+
+class FeatureBatches(FlatMapFunction):
+    """A sub-batch row -> one ``(feature index, values)`` per feature; counts the instances."""
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+        self.instances = None
+
+    def open(self, runtime_context):
+        self.instances = metrics.job_group(runtime_context).counter("instances_windowed")
+
+    def flat_map(self, row):
+        self.instances.inc(len(row[1]))
+        for j in range(self.n_features):
+            yield j, row[1 + j]
+
+
+class FeatureStatsAggregate(AggregateFunction):
+    """Window state: one `FeatureStats` on the feature's baseline edges, updated per sub-batch."""
+
+    def __init__(self, edges: list[list[float]]):
+        self.edges = edges
+
+    def create_accumulator(self):
+        return None
+
+    def add(self, value, accumulator):
+        feature, values = value
+        if accumulator is None:
+            accumulator = FeatureStats(self.edges[feature])
+        accumulator.update(np.asarray(values, dtype=float))
+        return accumulator
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        if a is None or b is None:
+            return b if a is None else a
+        a.merge(b)
+        return a
+
+
+class EmitStats(ProcessWindowFunction):
+    """A closed window -> one stats row: key columns, the drift-layout histogram and the JSON payload."""
+
+    def __init__(self, model: str, features: tuple[str, ...], statistics: tuple[str, ...]):
+        self.model, self.features, self.statistics = model, features, statistics
+        self.windows = None
+
+    def open(self, runtime_context):
+        self.windows = metrics.job_group(runtime_context).counter("windows_emitted")
+
+    def process(self, key, context, elements):
+        stats = next(iter(elements))
+        window = context.window()
+        feature = self.features[key]
+        result = stats.result()
+        record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
+                  "count": result["count"], **{name: result[name] for name in self.statistics}}
+        self.windows.inc()
+        yield Row(self.model, feature, window.start, window.end, result["count"],
+                  [int(c) for c in stats.histogram_counts()], json.dumps(record, separators=(",", ":"), allow_nan=False))
+
+
+class CovarianceAggregate(AggregateFunction):
+    """Window state: one `CovarianceAccumulator`, updated with each sub-batch's instance matrix."""
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+
+    def create_accumulator(self):
+        return CovarianceAccumulator(self.n_features)
+
+    def add(self, value, accumulator):
+        accumulator.update(np.column_stack([np.asarray(value[1 + j], dtype=float) for j in range(self.n_features)]))
+        return accumulator
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        a.merge(b)
+        return a
+
+
+class EmitCovariance(ProcessWindowFunction):
+    """A closed window -> a covariance and/or a correlation record ``(kind, key, payload)``."""
+
+    def __init__(self, model: str, features: tuple[str, ...], matrices: tuple[str, ...]):
+        self.model, self.features, self.matrices = model, features, matrices
+
+    def process(self, key, context, elements):
+        result = next(iter(elements)).result()
+        window = context.window()
+        for statistic in self.matrices:
+            record = {"model": self.model, "statistic": statistic, "window_start": window.start,
+                      "window_end": window.end, "count": result["count"], "features": list(self.features),
+                      "matrix": result[statistic]}
+            yield Row(COVARIANCE_KIND, f"{self.model}/{statistic}", json.dumps(record, separators=(",", ":"), allow_nan=False))
+
+
+def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
+    """Per-feature window statistics rows (`STATS_ROW`)."""
+    features = spec.input.features
+    edges = [baseline.features[name].edges.tolist() for name in features]
+    window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
+    return (sub_batches.flat_map(FeatureBatches(len(features))).name("feature sub-batches")
+            .key_by(lambda batch: batch[0], key_type=Types.INT())
+            .window(window)
+            .aggregate(FeatureStatsAggregate(edges), EmitStats(spec.model.name, features, spec.stats.statistics),
+                       output_type=STATS_ROW).name("feature window stats"))
+
+
+def covariance(sub_batches: DataStream, spec: MonitorSpec) -> DataStream | None:
+    """Covariance/correlation records (`OUTPUT_ROW`), or None when neither is enabled."""
+    matrices = tuple(name for name, on in (("covariance", spec.stats.covariance),
+                                          ("correlation", spec.stats.correlation)) if on)
+    if not matrices:
+        return None
+    window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
+    n = len(spec.input.features)
+    return (sub_batches.key_by(lambda batch: 0, key_type=Types.INT())
+            .window(window)
+            .aggregate(CovarianceAggregate(n), EmitCovariance(spec.model.name, spec.input.features, matrices),
+                       output_type=OUTPUT_ROW).name("covariance window"))
