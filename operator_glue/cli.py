@@ -101,8 +101,12 @@ def _print_or_write(manifests: list[Manifest], out_dir: Optional[Path]) -> int:
 def _apply(args: argparse.Namespace, bodies: list[dict]) -> int:
     from kubernetes.client.exceptions import ApiException
 
-    from operator_glue.kube import NotServed, apply, connect
-    dyn = connect(args.kubeconfig)
+    from operator_glue.kube import KubeError, NotServed, apply, connect
+    try:
+        dyn = connect(args.kubeconfig)
+    except KubeError as err:
+        print(f"mmon k8s: {err}", file=sys.stderr)
+        return 1
     failures = 0
     for body in bodies:
         name = f"{body['kind']}/{body['metadata']['name']}"
@@ -130,11 +134,14 @@ def operator_parser() -> argparse.ArgumentParser:
 def operator_main(argv: list[str]) -> int:
     args = operator_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from operator_glue.kube import NotServed, connect
+    from operator_glue.kube import KubeError, NotServed, connect
     from operator_glue.reconciler import Reconciler
     namespace = None if args.all_namespaces else args.namespace
     try:
         reconciler = Reconciler(connect(args.kubeconfig), _settings(args))
+    except KubeError as err:
+        print(f"mmon operator: {err}", file=sys.stderr)
+        return 1
     except NotServed as err:
         print(f"mmon operator: {err} (kubectl apply -f k8s/crd/modelmonitor.yaml)", file=sys.stderr)
         return 2

@@ -4,11 +4,18 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+import urllib3
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 FIELD_MANAGER = "mmon"
+
+
+class KubeError(RuntimeError):
+    """No usable connection to an API server (bad kubeconfig, unreachable, unauthorized)."""
 
 
 class NotServed(LookupError):
@@ -17,10 +24,15 @@ class NotServed(LookupError):
 
 def connect(kubeconfig: Optional[str] = None) -> DynamicClient:
     """A dynamic client from a kubeconfig file, or the pod's service account when running in a cluster."""
-    if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-        config.load_incluster_config()
-        return DynamicClient(client.ApiClient())
-    return DynamicClient(config.new_client_from_config(config_file=kubeconfig))
+    try:
+        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+            config.load_incluster_config()
+            return DynamicClient(client.ApiClient())
+        return DynamicClient(config.new_client_from_config(config_file=kubeconfig))
+    except ConfigException as err:
+        raise KubeError(f"no usable kubeconfig ({kubeconfig or '$KUBECONFIG or ~/.kube/config'}): {err}") from err
+    except (urllib3.exceptions.HTTPError, ApiException) as err:
+        raise KubeError(f"cannot reach the API server: {str(err).splitlines()[0]}") from err
 
 
 def resource_api(dyn: DynamicClient, api_version: str, kind: str):
