@@ -65,6 +65,9 @@ class BenchError(RuntimeError):
     """A run that cannot go on; the message says which step and why."""
 
 
+JobCheck = Callable[[], Optional[str]]  # None while the job runs, else why it is gone
+
+
 @dataclass(frozen=True)
 class Options:
     profile: str
@@ -178,9 +181,9 @@ def start_logger(spec: MonitorSpec, out: Path, stack: ExitStack) -> tuple[str, C
 
 
 def start_job(options: Options, spec_path: Path, spec: MonitorSpec,
-              stack: ExitStack) -> tuple[ProcessTreeSampler, Callable[[], bool]]:
+              stack: ExitStack) -> tuple[ProcessTreeSampler, JobCheck]:
     """The job in Kafka mode, embedded (a child `mmon run`) or submitted to a standalone cluster;
-    returns a running sampler of the job's processes and a check that the job is still up."""
+    returns a running sampler of the job's processes and a check that says why the job is gone."""
     args = ["--config", str(spec_path), "--kafka", spec.kafka.bootstrap_servers]
     if options.flink_cluster:
         cluster = FlinkCluster(work_dir=options.out / "flink-cluster")
@@ -191,15 +194,16 @@ def start_job(options: Options, spec_path: Path, spec: MonitorSpec,
         if submitted.returncode != 0:
             raise BenchError(f"flink run failed: {(submitted.stderr or submitted.stdout).strip()[-1500:]}")
         sampler = ProcessTreeSampler(lambda: cluster_pids(cluster.work_dir))
-        alive = lambda: bool(cluster_pids(cluster.work_dir))  # noqa: E731
+        def failure() -> Optional[str]:
+            return None if cluster_pids(cluster.work_dir) else f"the Flink cluster exited (see {cluster.log_dir})"
     else:
         job = ChildProcess("job", mmon("run", *args), options.out / "job.log")
         stack.callback(job.stop)
         sampler = ProcessTreeSampler(lambda: [job.process.pid])
-        alive = job.alive
+        failure = job.failure
     sampler.start()
     stack.callback(sampler.stop)
-    return sampler, alive
+    return sampler, failure
 
 
 def cluster_pids(work_dir: Path) -> list[int]:
@@ -224,16 +228,17 @@ def warm_up_request(baseline: Baseline, features: Sequence[str], attempt: int, t
 
 
 def await_job(collector: OutputCollector, requests: Iterable[load.Request], send: Callable[[load.Request], object],
-              alive: Callable[[], bool], timeout_s: float) -> None:
+              job_failure: JobCheck, timeout_s: float) -> None:
     """Send warm-up requests until the job alerts on one of them (it reads and processes end to end)."""
     deadline = time.monotonic() + timeout_s
     for request in requests:
         send(request)
-        seen = collector.wait_for(lambda c: any(r["request_id"].startswith(WARM_UP_PREFIX)
-                                                for r in c.records["outliers"]), 5.0, alive)
-        if seen:
+        if collector.wait_for(lambda c: any(r["request_id"].startswith(WARM_UP_PREFIX) for r in c.records["outliers"]),
+                              5.0, lambda: job_failure() is None):
             return
-        if time.monotonic() > deadline or not alive():
+        if job_failure():
+            raise BenchError(job_failure())
+        if time.monotonic() > deadline:
             break
     raise BenchError(f"the job did not alert on the warm-up request within {timeout_s:.0f} s (see job.log)")
 
@@ -243,12 +248,14 @@ def last_window_end(truth: GroundTruth, timing: WindowTiming) -> int:
     return (last // timing.duration_ms + 1) * timing.duration_ms
 
 
-def await_last_window(collector: OutputCollector, end_ms: int, n_features: int, timeout_s: float, alive) -> bool:
+def await_last_window(collector: OutputCollector, end_ms: int, n_features: int, timeout_s: float,
+                      job_failure: JobCheck) -> None:
     """Wait for the stats records of the last window, then for a quiet topic (drift follows stats)."""
     done = collector.wait_for(lambda c: sum(1 for r in c.records["stats"] if r.get("window_end") == end_ms
-                                            and "feature" in r) >= n_features, timeout_s, alive)
+                                            and "feature" in r) >= n_features, timeout_s, lambda: job_failure() is None)
+    if not done:
+        raise BenchError(job_failure() or f"the job did not emit the last window within {timeout_s:.0f} s (see job.log)")
     collector.wait_quiet(quiet_s=3.0, timeout_s=30.0)
-    return done
 
 
 def marker_request(truth: GroundTruth, timing: WindowTiming, baseline: Baseline) -> load.Request:
@@ -306,7 +313,7 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_strea
     features = spec.input.features
     with ExitStack() as stack:
         collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics))
-        job_sampler, job_alive = start_job(options, spec_path, spec, stack)
+        job_sampler, job_failure = start_job(options, spec_path, spec, stack)
         url, logger = start_logger(spec, options.out, stack)
         logger_sampler = ProcessTreeSampler(lambda: [logger.process.pid])
         logger_sampler.start()
@@ -314,7 +321,7 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_strea
         print("bench: job and logger started; waiting for the job to alert on a warm-up request ...", flush=True)
         warm_up_time = int(time.time() * 1000) - WARM_UP_BEFORE_MS
         attempts = (warm_up_request(baseline, features, i, warm_up_time) for i in range(10_000))
-        await_job(collector, attempts, lambda r: load.send_one(url, r), job_alive, options.job_start_timeout_s)
+        await_job(collector, attempts, lambda r: load.send_one(url, r), job_failure, options.job_start_timeout_s)
         stream = shifted(truth_stream, int((time.time() + START_LEAD_S) * 1000))
         truth = GroundTruth.from_stream(stream)
         requests = [load.Request(i, t, row) for i, t, row in
@@ -327,9 +334,8 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_strea
         print(f"bench: all sent; end marker at request time +{(marker.time_ms - truth.time_ms[-1]) / 1000:.1f} s "
               "closes the last window", flush=True)
         load.send_one(url, marker)
-        if not await_last_window(collector, last_window_end(truth, timing), len(features),
-                                 options.drain_timeout_s, job_alive):
-            print("bench: WARNING: the last window was not emitted before the deadline", flush=True)
+        await_last_window(collector, last_window_end(truth, timing), len(features), options.drain_timeout_s,
+                          job_failure)
         figures = {**job_resources(job_sampler), "logger_peak_rss_mb": logger_sampler.peak_rss_mb,
                    "logger_cpu_s": logger_sampler.cpu_seconds, **sender_figures(truth, replayed)}
         outputs = collector.outputs()
@@ -419,12 +425,10 @@ def run_max(options: Options, spec: MonitorSpec, spec_path: Path, stream) -> tup
     with ExitStack() as stack:
         collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics))
         started = time.time()
-        job_sampler, job_alive = start_job(options, spec_path, spec, stack)
+        job_sampler, job_failure = start_job(options, spec_path, spec, stack)
         stack.enter_context(drain_progress(collector, len(spec.input.features)))
-        done = await_last_window(collector, last_window_end(truth, timing), len(spec.input.features),
-                                 options.drain_timeout_s, job_alive)
-        if not done:
-            raise BenchError(f"the job did not emit the last window within {options.drain_timeout_s:.0f} s (see job.log)")
+        await_last_window(collector, last_window_end(truth, timing), len(spec.input.features),
+                          options.drain_timeout_s, job_failure)
         figures = job_resources(job_sampler)
         outputs = collector.outputs()
     figures.update(analyse(truth, outputs, timing, frozenset([END_MARKER_ID])))
