@@ -30,7 +30,7 @@ class KafkaPublisher:
     ``timeout_ms`` bounds each publish: connecting, waiting for metadata and delivery all fit in it.
     """
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5, timeout_ms: int = 10_000, threads: int = 2):
+    def __init__(self, bootstrap: str, linger_ms: int = 1, timeout_ms: int = 10_000, threads: int = 2):
         self.bootstrap = bootstrap
         self.linger_ms = linger_ms
         self.timeout_ms = timeout_ms

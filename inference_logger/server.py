@@ -25,7 +25,7 @@ from flink_job import formats
 from inference_logger import ingest
 from inference_logger.publisher import KafkaPublisher, KafkaUnavailable
 
-OUTPUT_FORMATS = (formats.THESIS, formats.KSERVE_V1)
+OUTPUT_FORMATS = formats.FORMATS
 KAFKA_UNAVAILABLE = "kafka_unavailable"
 
 
@@ -37,7 +37,7 @@ class LoggerConfig:
     port: int = 8080
     format: str = formats.THESIS
     max_body_bytes: int = 1 << 20
-    linger_ms: int = 5
+    linger_ms: int = 1
     kafka_timeout_ms: int = 10_000
     progress_every_s: float = 30.0
 
