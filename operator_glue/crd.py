@@ -83,8 +83,10 @@ def _schema_without_description(hint: Any) -> dict:
     if dataclasses.is_dataclass(hint):
         return _object_schema(hint)
     if hint is Duration:
-        return {"x-kubernetes-int-or-string": True,
-                "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]}
+        # Structural schemas allow exactly this anyOf under int-or-string; the value checks sit beside it
+        # (pattern applies to strings only, minimum to numbers only).
+        return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "pattern": _DURATION.pattern, "minimum": 0}
     if origin is Literal:
         return {"type": "string", "enum": list(args)}
     if origin is Union:
