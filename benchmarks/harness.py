@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import signal
@@ -485,11 +486,21 @@ def run(options: Options, command_line: str) -> dict:
                     "options": _options_dict(options),
                     "config": spec_to_dict(spec)})
     results = report.write(options.out, figures)
+    save_records(options.out / "records", plot_inputs["outputs"], plot_inputs["stream"])
     truth = plot_inputs["truth"]
     plots.write_all(options.out, in_stream(plot_inputs["outputs"], truth),
                     iris_stream.stage_boundaries_ms(plot_inputs["stream"]), truth.features, plot_inputs["timing"],
                     plot_inputs["exclude"], plot_inputs["sent_per_second"])
     return results
+
+
+def save_records(directory: Path, outputs, stream: iris_stream.StagedStream) -> None:
+    """The consumed output records, one JSON-lines file per topic, and the stream's labels, for re-analysis."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind in ("stats", "outliers", "drift", "dead_letter"):
+        with open(directory / f"{kind}.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(record) + "\n" for record in getattr(outputs, kind))
+    iris_stream.write_labels(stream, directory / "labels.csv")
 
 
 def _options_dict(options: Options) -> dict:
