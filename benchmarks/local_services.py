@@ -134,7 +134,7 @@ class KafkaBroker:
 
     def __init__(self, port: int = 0, controller_port: int = 0, data_dir: Optional[Path] = None,
                  jars_dir: Path = JARS_DIR / "kafka", heap: str = "512m", background: bool = False,
-                 start_timeout_s: float = 90.0):
+                 start_timeout_s: float = 120.0):
         self.port = port
         self.controller_port = controller_port
         self.jars_dir = Path(jars_dir)
@@ -348,7 +348,7 @@ class FlinkCluster:
     """
 
     def __init__(self, work_dir: Optional[Path] = None, rest_port: int = 0, rpc_port: int = 0,
-                 slots: int = 2, extra_config: Optional[dict] = None, start_timeout_s: float = 120.0):
+                 slots: int = 2, extra_config: Optional[dict] = None, start_timeout_s: float = 180.0):
         self.home = pyflink_home()
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="mmon-flink-"))

@@ -78,7 +78,7 @@ class KafkaPublisher:
         try:
             return await asyncio.wait_for(acked, self.timeout_ms / 1000 + 1)
         except (KafkaError, asyncio.TimeoutError) as err:
-            raise KafkaUnavailable(f"not acknowledged by Kafka: {type(err).__name__} {err}") from None
+            raise KafkaUnavailable(f"not acknowledged by Kafka: {err or type(err).__name__}") from None
 
     async def ready(self, topic: str) -> bool:
         """True when the broker answers and the topic has partitions."""

@@ -12,7 +12,7 @@ from benchmarks.local_services import KafkaBroker, ServiceError
 
 
 @pytest.mark.kafka
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_topics_are_created_with_partitions_and_creation_is_idempotent(kafka_broker):
     topic = f"lsvc-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topics([topic], partitions=3)
@@ -28,7 +28,7 @@ def test_topics_are_created_with_partitions_and_creation_is_idempotent(kafka_bro
 
 
 @pytest.mark.kafka
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_produce_consume_round_trip_keeps_key_value_timestamp_headers(kafka_broker):
     topic = f"lsvc-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topics([topic])
@@ -54,7 +54,7 @@ def test_broker_start_fails_clearly_without_jars(tmp_path):
 
 
 @pytest.mark.flink
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_flink_cluster_serves_overview_with_a_taskmanager(flink_cluster):
     overview = flink_cluster.overview()
     assert overview["taskmanagers"] >= 1

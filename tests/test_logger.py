@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.local_services import free_port, wait_until
 from flink_job import formats
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 INSTANCES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 CE_TIME = "2026-11-21T23:25:00.123Z"
