@@ -13,6 +13,7 @@ sessions on one machine do not collide. ``python -m benchmarks.local_services {k
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import json
 import os
@@ -123,6 +124,18 @@ def require_java() -> str:
 
 # ---------------------------------------------------------------- Kafka
 
+BROKER_LOG4J2 = """\
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+
 
 class KafkaBroker:
     """A single-node KRaft Kafka broker on 127.0.0.1.
@@ -216,6 +229,8 @@ class KafkaBroker:
             "share.coordinator.state.topic.replication.factor": 1,
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
+            # Kafka 4 rejects record timestamps over 1 h ahead by default; replays may carry any time.
+            "log.message.timestamp.after.max.ms": 2**63 - 1,
             "num.network.threads": 2,
             "num.io.threads": 2,
         }
@@ -287,22 +302,10 @@ class KafkaBroker:
             self.data_dir = None
 
 
-BROKER_LOG4J2 = """\
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = out
-logger.state.name = state.change.logger
-logger.state.level = WARN
-"""
-TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
 
 def _kafka_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` prints)."""
-    import base64
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
