@@ -120,18 +120,19 @@ def written(logger, read_record, payload, content_type="application/json", **hea
     return read_record(json.loads(text))
 
 
-def test_binary_cloudevent_with_v1_body(logger, read_record):
+def test_binary_cloudevent_with_v1_body_as_kserve_sends_it(logger, read_record):
+    """The headers KServe's logger worker (cloudevents sdk-go, binary encoding, time set at send) writes."""
     request_id = f"bin-{uuid.uuid4()}"
-    record = written(logger, read_record, {"instances": INSTANCES}, **{
-        "ce-specversion": "1.0", "ce-id": request_id, "ce-time": CE_TIME, "ce-source": "http://iris.default",
-        "ce-type": "org.kubeflow.serving.inference.request", "ce-inferenceservicename": "iris"})
+    kserve_headers = {
+        "Ce-Specversion": "1.0", "Ce-Id": request_id, "Ce-Time": "2026-11-21T23:25:00.123456789Z",
+        "Ce-Source": "http://localhost:9081/", "Ce-Type": "org.kubeflow.serving.inference.request",
+        "Ce-Inferenceservicename": "iris", "Ce-Namespace": "default", "Ce-Component": "predictor",
+        "Ce-Endpoint": "", "Ce-Metadata": "{}"}
+    record = written(logger, read_record, {"instances": INSTANCES}, **kserve_headers)
     assert record.key == request_id.encode()
     assert record.value.decode() == formats.encode(formats.THESIS, request_id, CE_TIME_MS, INSTANCES)
     assert record.timestamp == CE_TIME_MS
-    assert dict(record.headers) == {
-        "ce_specversion": b"1.0", "ce_id": request_id.encode(), "ce_time": CE_TIME.encode(),
-        "ce_source": b"http://iris.default", "ce_type": b"org.kubeflow.serving.inference.request",
-        "ce_inferenceservicename": b"iris"}
+    assert dict(record.headers) == {f"ce_{name[3:].lower()}": value.encode() for name, value in kserve_headers.items()}
 
 
 def test_structured_cloudevent_with_oip_v2_body(logger, read_record):
