@@ -348,11 +348,17 @@ class FlinkCluster:
     ``work_dir`` gets ``conf/`` (generated ``config.yaml``), ``lib/`` (links to the wheel's jars plus
     the Kafka connector, so submitted jobs need not ship it), ``log/`` and ``pid/``. Nothing in the
     wheel is modified. ``extra_config`` entries (flat Flink keys) override the defaults.
+
+    Flink's scripts daemonize the JobManager and TaskManager. Unless ``background=True``, a small
+    reaper process kills them if this Python process dies without calling `stop` (a killed test run).
     """
 
     def __init__(self, work_dir: Optional[Path] = None, rest_port: int = 0, rpc_port: int = 0,
-                 slots: int = 2, extra_config: Optional[dict] = None, start_timeout_s: float = 180.0):
+                 slots: int = 2, extra_config: Optional[dict] = None, background: bool = False,
+                 start_timeout_s: float = 180.0):
         self.home = pyflink_home()
+        self.background = background
+        self._reaper: Optional[subprocess.Popen] = None
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="mmon-flink-"))
         self.rest_port = rest_port
@@ -398,6 +404,11 @@ class FlinkCluster:
         self._link_lib(jar)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.work_dir / "pid").mkdir(parents=True, exist_ok=True)
+        if not self.background:
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-c", f"from benchmarks.local_services import reap_orphaned; "
+                                       f"reap_orphaned({str(self.work_dir / 'pid')!r})"],
+                cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         self._run_script("start-cluster.sh")
         try:
             wait_until(lambda: self.taskmanagers() >= 1, self.start_timeout_s,
@@ -451,10 +462,7 @@ class FlinkCluster:
             raise ServiceError(f"Flink {name} failed: {(result.stderr or result.stdout).strip()[-2000:]}")
 
     def daemon_pids(self) -> list[int]:
-        pids = []
-        for pid_file in (self.work_dir / "pid").glob("*.pid"):
-            pids += [int(line) for line in pid_file.read_text().split() if line.strip().isdigit()]
-        return pids
+        return _pids_in(self.work_dir / "pid")
 
     def _failure_reason(self) -> Optional[str]:
         pids = self.daemon_pids()
@@ -496,8 +504,28 @@ class FlinkCluster:
                 time.sleep(0.2)
             for pid in pids:
                 terminate_pid(pid, timeout_s=5)
+        if self._reaper is not None:
+            self._reaper.terminate()
+            self._reaper.wait(timeout=10)
+            self._reaper = None
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _pids_in(pid_dir: Path) -> list[int]:
+    """The process ids in Flink's pid files (one file per daemon type, one id a line)."""
+    return [int(word) for pid_file in pid_dir.glob("*.pid") for word in pid_file.read_text().split() if word.isdigit()]
+
+
+def reap_orphaned(pid_dir: str) -> None:
+    """Wait for SIGTERM (sent when the parent dies, or by `FlinkCluster.stop`), then kill the daemons in pid_dir."""
+    def reap(*_):
+        for pid in _pids_in(Path(pid_dir)):
+            terminate_pid(pid, timeout_s=10)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, reap)
+    while True:
+        signal.pause()
 
 
 # ---------------------------------------------------------------- command line (background services)
@@ -537,7 +565,8 @@ def _kafka_command(args: argparse.Namespace) -> int:
 
 
 def _flink_command(args: argparse.Namespace) -> int:
-    cluster = FlinkCluster(work_dir=FLINK_STATE, rest_port=args.rest_port, rpc_port=args.rpc_port, slots=args.slots)
+    cluster = FlinkCluster(work_dir=FLINK_STATE, rest_port=args.rest_port, rpc_port=args.rpc_port, slots=args.slots,
+                           background=True)
     running = any(pid_alive(pid) for pid in cluster.daemon_pids())
     if running:  # report the port the cluster was started with
         cluster.rest_port = yaml.safe_load((FLINK_STATE / "conf" / "config.yaml").read_text())["rest.port"]
