@@ -240,3 +240,26 @@ def test_the_controller_loop_copies_the_flink_job_state_and_rolls_a_spec_change_
 
 def monitor_status(dyn) -> dict:
     return get(dyn, crd.API_VERSION, crd.KIND, "iris").get("status") or {}
+
+
+def test_the_watch_relists_after_410_gone(dyn, iris_monitor, control_plane, caplog):
+    """The loop's watch starts from a resourceVersion that etcd has compacted away: the API server answers
+    410 Gone, and the loop lists again instead of failing."""
+    listed = []
+
+    class StaleFirstWatch(Reconciler):
+        def reconcile_all(self, namespace):
+            fresh = super().reconcile_all(namespace)
+            listed.append(time.monotonic())
+            return stale if len(listed) == 1 else fresh
+
+    reconciler = StaleFirstWatch(dyn, DeploySettings(name=""))
+    stale = reconciler.monitors.get(namespace=NAMESPACE).to_dict()["metadata"]["resourceVersion"]
+    for bump in ("bump-1", "bump-2"):  # the watch starts at stale + 1: compact past it
+        apply(dyn, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": bump, "namespace": NAMESPACE}})
+    control_plane.compact_etcd()
+    resync = 30
+    with caplog.at_level("INFO", logger="mmon.operator"):
+        reconciler.run(NAMESPACE, resync_seconds=resync, keep_going=lambda: len(listed) < 2)
+    assert listed[1] - listed[0] < resync / 2, "the relist waited for the resync period, not for 410 Gone"
+    assert "watch expired (410 Gone): relisting" in caplog.text
