@@ -39,6 +39,13 @@ fetch_crds() {
   echo "crds: $out"
 }
 
+version_ldflags() {
+  # What the Kubernetes release build stamps, so that /version and the logs name the real release.
+  local pkg=k8s.io/component-base/version minor="${k8s_version#v1.}"
+  minor="${minor%%.*}"
+  echo "-X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+}
+
 build_kube_apiserver() {
   local out="$bin/kube-apiserver-$k8s_version"
   if [[ -x "$out" ]]; then echo "kube-apiserver: $out"; return; fi
@@ -63,7 +70,8 @@ build_kube_apiserver() {
   } > "$mod/go.mod"
   echo "kube-apiserver: building with $(go version | cut -d' ' -f3) (staging modules at $staging_version; slow the first time)" >&2
   (cd "$mod" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$k8s_version" >&2 \
-    && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
+    && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$(version_ldflags)" -o "$out.tmp" \
+         k8s.io/kubernetes/cmd/kube-apiserver >&2)
   mv "$out.tmp" "$out"
   echo "kube-apiserver: $out"
 }

@@ -24,12 +24,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 import k8s_testenv
-from k8s_testenv import EXAMPLE, ROOT, with_newer_flink_versions
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, with_newer_flink_versions
 from flink_job.config import load_spec, parse_spec
 from operator_glue import crd
 from operator_glue.kube import apply, connect, resource_api
 from operator_glue.manifests import SPEC_HASH_ANNOTATION, DeploySettings, render
-from operator_glue.reconciler import FIELD_MANAGER, Reconciler
+from operator_glue.reconciler import Reconciler
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
 NAMESPACE = "mmon"
@@ -50,11 +50,8 @@ def control_plane(tmp_path_factory):
 def dyn(control_plane):
     """A dynamic client with the CRDs installed and the namespace created."""
     client = connect(str(control_plane.kubeconfig))
-    crds_dir = Path(subprocess.run(["bash", str(k8s_testenv.TESTENV), "crds"], check=True, capture_output=True,
-                                   text=True, timeout=600).stdout.split("crds: ")[-1].strip())
-    definitions = [crd.custom_resource_definition(),
-                   with_newer_flink_versions(yaml.safe_load((crds_dir / "flinkdeployments.flink.apache.org-v1.yml").read_text())),
-                   yaml.safe_load((crds_dir / "flinksessionjobs.flink.apache.org-v1.yml").read_text())]
+    definitions = [crd.custom_resource_definition(), with_newer_flink_versions(official_flink_crd("flinkdeployments")),
+                   official_flink_crd("flinksessionjobs")]
     for definition in definitions:
         apply(client, definition)
     crds = resource_api(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition")

@@ -23,7 +23,7 @@ import yaml
 
 from flink_job.config import ConfigError, load_spec, parse_spec
 from operator_glue import crd
-from k8s_testenv import EXAMPLE, ROOT, with_newer_flink_versions
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, with_newer_flink_versions
 from operator_glue.manifests import FLINK_VERSION, DeploySettings, render
 
 
@@ -57,23 +57,12 @@ def errors(validator: jsonschema.Draft7Validator, body: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def official_crds() -> Path:
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "k8s-testenv.sh"), "crds"], check=True,
-                         capture_output=True, text=True, timeout=600).stdout
-    return Path(re.search(r"crds: (\S+)", out).group(1))
-
-
-def official(crds_dir: Path, plural: str) -> dict:
-    return yaml.safe_load((crds_dir / f"{plural}.flink.apache.org-v1.yml").read_text())
-
-
-@pytest.fixture(scope="module")
-def flink_validators(official_crds) -> dict[str, jsonschema.Draft7Validator]:
+def flink_validators() -> dict[str, jsonschema.Draft7Validator]:
     """Validators of the official CRDs (v1beta1), and of the FlinkDeployment CRD with the newer enum."""
-    deployments = official(official_crds, "flinkdeployments")
+    deployments = official_flink_crd("flinkdeployments")
     return {"FlinkDeployment/1.10.0": crd_validator(deployments, "v1beta1"),
             "FlinkDeployment": crd_validator(with_newer_flink_versions(deployments), "v1beta1"),
-            "FlinkSessionJob": crd_validator(official(official_crds, "flinksessionjobs"), "v1beta1")}
+            "FlinkSessionJob": crd_validator(official_flink_crd("flinksessionjobs"), "v1beta1")}
 
 
 @pytest.fixture(scope="module")
