@@ -223,3 +223,23 @@ def test_dashboard_queries_name_metrics_the_job_and_the_logger_export():
     logger_source = (ROOT / "inference_logger" / "server.py").read_text()
     for name in set(re.findall(r"(mmon_logger_\w+?)(?:_total|_bucket)?\b", exprs)):
         assert f'"{name}"' in logger_source, name
+
+
+def test_commands_in_the_manifests_parse_with_the_real_parsers():
+    """The logger's and the controller's command lines, and the job's arguments, are accepted by their CLIs."""
+    from flink_job.main import _parser as job_parser
+    from inference_logger.server import build_parser as logger_parser
+    from operator_glue.cli import operator_parser
+    from operator_glue.manifests import job_args
+
+    logger = yaml.safe_load_all((ROOT / "k8s" / "iris" / "logger.yaml").read_text())
+    command = next(d for d in logger if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["/opt/mmon/venv/bin/mmon", "logger"]
+    assert logger_parser().parse_args(command[2:]).host == "0.0.0.0"
+    operator = yaml.safe_load((ROOT / "k8s" / "operator" / "deployment.yaml").read_text())
+    command = operator["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert operator_parser().parse_args(command[2:]).namespace == "mmon"
+    args = job_args(load_spec(EXAMPLE))
+    assert args[args.index("-pym") + 1] == "flink_job.main"
+    parsed = job_parser().parse_args(args[args.index("-pym") + 2:])
+    assert (str(parsed.config), parsed.kafka) == ("/opt/mmon/spec/monitor.yaml", "127.0.0.1:9092")
