@@ -176,3 +176,29 @@ def test_windows_outside_the_stream_are_left_out(truth):
     figures = analyse(truth, Outputs(stats=[warm_up_window, stats_record(0, 2000, "a", 9000)]),
                       WindowTiming(2000, 500))
     assert figures["windows_emitted"] == 1 and figures["stats_latency_from_mid_s"]["count"] == 1
+
+
+def test_drain_rate_counts_instances_after_the_first_alert(truth):
+    from benchmarks.harness import drain_rate
+    # the first alert (r2, index 2) at t=10 s; the last window out at t=14 s: 8 instances in 4 s
+    outputs = Outputs(stats=[stats_record(0, 2000, "a", emitted_at=14_000)],
+                      outliers=[alert("r7", "a", detected_at=12_000), alert("r2", "b", detected_at=10_000),
+                                alert("end-marker", "a", detected_at=9_000)])
+    assert drain_rate(truth, outputs) == pytest.approx(2.0)
+    assert drain_rate(truth, Outputs(stats=outputs.stats)) is None
+
+
+def test_sender_figures_rates_and_success(truth):
+    from benchmarks.harness import sender_figures
+    from benchmarks.load import ReplayResult
+    # every request answered 0.1 s after its request time, r9 failed
+    status = np.full(10, 200, dtype=np.int32)
+    status[9] = 503
+    replayed = ReplayResult(answered_at=truth.time_ms / 1000 + 0.1, response_s=np.full(10, 0.1), status=status,
+                            lag_s=np.zeros(10))
+    figures = sender_figures(truth, replayed)
+    assert figures["instances_sent"] == 9 and figures["http_success_rate"] == pytest.approx(0.9)
+    assert figures["throughput_ips"] == pytest.approx(9 / 8.1)  # last ok answer at 8.1 s
+    assert figures["throughput_per_stage_ips"]["1"] == pytest.approx(2 / 1.1)
+    assert "5" not in figures["throughput_per_stage_ips"]  # one ok request: no rate
+    assert replayed.acked_per_second(0.0) == [(float(s) + 0.5, 1) for s in range(9)]
