@@ -14,6 +14,7 @@ from udfs.outliers import sigma_bounds
 
 from flink_job.config import MonitorSpec
 from flink_job.parse import INSTANCES_VIEW, sql_string
+from flink_job.watermarks import ROWTIME
 
 KIND = "outlier"
 
@@ -59,11 +60,11 @@ def _rule_sql(spec: MonitorSpec, rule: Rule) -> str:
                f"KEY 'threshold' VALUE CASE WHEN {below} THEN {lower} ELSE {upper} END, "
                f"KEY 'request_time' VALUE request_time_ms)")
     key = sql_string(f"{spec.model.name}/{rule.feature}")
-    return (f"SELECT {sql_string(KIND)} AS kind, {key} AS k, {payload} AS payload FROM {INSTANCES_VIEW} "
+    return (f"SELECT {sql_string(KIND)} AS kind, {key} AS k, {payload} AS payload, {ROWTIME} FROM {INSTANCES_VIEW} "
             f"WHERE {below} OR {value} > {upper}")
 
 
 def outliers_sql(spec: MonitorSpec, baseline: Baseline) -> str | None:
-    """(kind, key, payload) alert rows, or None when no rule is configured."""
+    """(kind, k, payload, rowtime) alert rows, or None when no rule is configured."""
     selects = [_rule_sql(spec, rule) for rule in rules(spec, baseline)]
     return " UNION ALL ".join(selects) if selects else None

@@ -202,8 +202,8 @@ def instances_view_sql(spec: MonitorSpec) -> str:
 
 
 def dead_letter_sql() -> str:
-    """(reason, raw, source) of malformed and late records, and of instances with a non-finite value."""
-    return (f"SELECT COALESCE(reason, {sql_string(LATE)}) AS reason, raw_payload AS `raw`, source_ref AS `source` "
-            f"FROM {REQUESTS_VIEW} WHERE reason IS NOT NULL OR late "
-            f"UNION ALL SELECT {sql_string(formats.NON_FINITE)}, raw_payload, source_ref FROM {PARSED_VIEW} "
-            f"WHERE NOT finite")
+    """(reason, raw, source, rowtime) of malformed and late records, and of instances with a non-finite value."""
+    return (f"SELECT COALESCE(reason, {sql_string(LATE)}) AS reason, raw_payload AS `raw`, source_ref AS `source`, "
+            f"{watermarks.ROWTIME} FROM {REQUESTS_VIEW} WHERE reason IS NOT NULL OR late "
+            f"UNION ALL SELECT {sql_string(formats.NON_FINITE)}, raw_payload, source_ref, {watermarks.ROWTIME} "
+            f"FROM {PARSED_VIEW} WHERE NOT finite")

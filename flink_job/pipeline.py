@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pyflink.common import Configuration
+from pyflink.common import Configuration, Row
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment, Table
+from pyflink.table import StreamTableEnvironment
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, outliers, parse, sinks, watermarks, windows
+from flink_job import drift, outliers, parse, sinks, source, watermarks, windows
 from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +24,7 @@ CONNECTOR_JAR = REPO / ".cache" / "jars" / "connector" / "flink-sql-connector-ka
 BUNDLE_TIME_MS = 100
 ARROW_BATCH_SIZE = 10_000
 BUNDLE_SIZE = 100_000
+STATS_VIEW = "mmon_window_stats"
 
 
 @dataclass(frozen=True)
@@ -75,41 +76,48 @@ def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamE
 
 
 def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
-    from flink_job import source
-
     if options.bootstrap:
         return source.kafka_source_ddl(spec, options.bootstrap)
     return source.file_source_ddl(spec, options.numbered_input, options.input_label)
 
 
-def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
-    """The whole dataflow; returns the stamped (kind, key, payload) egress stream."""
-    from flink_job import source
-
-    t_env.execute_sql(_source_ddl(spec, options))
-    t_env.execute_sql(parse.requests_view_sql(spec, source.SOURCE_TABLE))
-    t_env.execute_sql(parse.parsed_view_sql(spec))
-    t_env.execute_sql(parse.instances_view_sql(spec))
-
-    parts: list[Table] = [t_env.sql_query(sinks.dead_letter_rows_sql())]
+def _jvm_outputs(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline) -> DataStream:
+    """Source, parse, event time, late filter, outlier filter and sub-batching: all JVM-side, in ONE
+    table converted once, so the input is read and parsed once. Rows: (kind, k, payload, rowtime, v0..)."""
+    n = len(spec.input.features)
+    queries = [windows.sub_batches_sql(spec), windows.padded_sql(sinks.dead_letter_rows_sql(), n)]
     alerts = outliers.outliers_sql(spec, baseline)
     if alerts:
-        parts.append(t_env.sql_query(alerts))
+        queries.append(windows.padded_sql(alerts, n))
+    return t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(f"({q})" for q in queries)))
 
-    sub_batches = t_env.to_data_stream(t_env.sql_query(windows.sub_batches_sql(spec)))
-    stats = windows.feature_stats(sub_batches, spec, baseline)
-    t_env.create_temporary_view("mmon_window_stats", t_env.from_data_stream(stats))
-    parts.append(t_env.sql_query("SELECT 'stats' AS kind, CONCAT(model, '/', feature) AS k, payload "
-                                 "FROM mmon_window_stats"))
+
+def _output_row(row: Row) -> Row:
+    return Row(row[0], row[1], row[2])
+
+
+def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline,
+                   stats: DataStream) -> DataStream:
+    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
+    t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
+    rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
+    return rows.map(_output_row, output_type=windows.OUTPUT_ROW).name("drift records")
+
+
+def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
+    """The whole dataflow; returns the stamped (kind, k, payload) egress stream."""
+    for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE),
+                      parse.parsed_view_sql(spec), parse.instances_view_sql(spec)):
+        t_env.execute_sql(statement)
+    jvm = _jvm_outputs(t_env, spec, baseline)
+    batches = jvm.filter(lambda row: row[0] == windows.BATCH_KIND).name("sub-batches")
+    records = (jvm.filter(lambda row: row[0] != windows.BATCH_KIND)
+               .map(_output_row, output_type=windows.OUTPUT_ROW).name("alerts, dead letters"))
+    stats = windows.feature_stats(batches, spec, baseline)
+    outputs = [stats.map(windows.stats_output_row, output_type=windows.OUTPUT_ROW).name("stats records")]
     if spec.drift.metrics:
-        t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
-        parts.append(t_env.sql_query(drift.drift_sql("mmon_window_stats", spec.model.name)))
-    matrices = windows.covariance(sub_batches, spec)
+        outputs.append(_drift_records(t_env, spec, baseline, stats))
+    matrices = windows.covariance(batches, spec)
     if matrices is not None:
-        parts.append(t_env.from_data_stream(matrices))
-
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.union_all(part)
-    return (t_env.to_data_stream(union)
-            .map(sinks.Egress(), output_type=windows.OUTPUT_ROW).name("egress: stamp and count"))
+        outputs.append(matrices)
+    return records.union(*outputs).map(sinks.Egress(), output_type=windows.OUTPUT_ROW).name("egress: stamp and count")

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 from pyflink.common import Row
 from pyflink.datastream.functions import MapFunction
 
-from flink_job import drift, metrics, outliers, parse, windows
+from flink_job import drift, metrics, outliers, parse, watermarks, windows
 from flink_job.config import MonitorSpec
 
 DEAD_LETTER_KIND = "dead_letter"
@@ -64,9 +64,10 @@ class Egress(MapFunction):
 
 
 def dead_letter_rows_sql() -> str:
-    """(kind, key, payload) rows of the dead-letter step; the key is the reason."""
+    """(kind, k, payload, rowtime) rows of the dead-letter step; the key is the reason."""
     return (f"SELECT '{DEAD_LETTER_KIND}' AS kind, reason AS k, JSON_OBJECT(KEY 'reason' VALUE reason, "
-            f"KEY 'raw' VALUE `raw`, KEY 'source' VALUE `source`) AS payload FROM ({parse.dead_letter_sql()})")
+            f"KEY 'raw' VALUE `raw`, KEY 'source' VALUE `source`) AS payload, {watermarks.ROWTIME} "
+            f"FROM ({parse.dead_letter_sql()})")
 
 
 def topic_of(spec: MonitorSpec) -> Mapping[str, str]:

@@ -43,12 +43,29 @@ def sub_window_ms(duration_ms: int) -> int:
     return math.gcd(int(duration_ms), 1000)
 
 
+BATCH_KIND = "batch"
+FIRST_ARRAY = 4  # sub-batch rows are (kind, k, payload, rowtime, v0, v1, ...)
+
+
 def sub_batches_sql(spec: MonitorSpec) -> str:
-    """One row per sub-window: its time and one ARRAY of values per feature (``v0..``), same order."""
+    """One row per sub-window, shaped like the other JVM outputs (kind, k, payload, rowtime) followed by
+    one ARRAY of values per feature (``v0..``, the same instance order in every array)."""
     arrays = ", ".join(f"ARRAY_AGG(f{j}) AS v{j}" for j in range(len(spec.input.features)))
     size = watermarks.interval_sql(sub_window_ms(spec.window.duration))
-    return (f"SELECT window_time AS {watermarks.ROWTIME}, {arrays} FROM TABLE(TUMBLE(TABLE {INSTANCES_VIEW}, "
+    return (f"SELECT '{BATCH_KIND}' AS kind, CAST(NULL AS STRING) AS k, CAST(NULL AS STRING) AS payload, "
+            f"window_time AS {watermarks.ROWTIME}, {arrays} FROM TABLE(TUMBLE(TABLE {INSTANCES_VIEW}, "
             f"DESCRIPTOR({watermarks.ROWTIME}), {size})) GROUP BY window_start, window_end, window_time")
+
+
+def padded_sql(query: str, n_features: int) -> str:
+    """A (kind, k, payload, rowtime) query padded with NULL arrays, to be unioned with the sub-batches."""
+    nulls = ", ".join(f"CAST(NULL AS ARRAY<DOUBLE>) AS v{j}" for j in range(n_features))
+    return f"SELECT kind, k, payload, {watermarks.ROWTIME}, {nulls} FROM ({query})"
+
+
+def stats_output_row(row: Row) -> Row:
+    """A `STATS_ROW` as an output ``(kind, k, payload)`` row."""
+    return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
 
 
 class FeatureBatches(FlatMapFunction):
@@ -62,9 +79,9 @@ class FeatureBatches(FlatMapFunction):
         self.instances = metrics.job_group(runtime_context).counter("instances_windowed")
 
     def flat_map(self, row):
-        self.instances.inc(len(row[1]))
+        self.instances.inc(len(row[FIRST_ARRAY]))
         for j in range(self.n_features):
-            yield j, row[1 + j]
+            yield j, row[FIRST_ARRAY + j]
 
 
 class FeatureStatsAggregate(AggregateFunction):
@@ -125,7 +142,7 @@ class CovarianceAggregate(AggregateFunction):
         return CovarianceAccumulator(self.n_features)
 
     def add(self, value, accumulator):
-        accumulator.update(np.column_stack([np.asarray(value[1 + j], dtype=float) for j in range(self.n_features)]))
+        accumulator.update(np.column_stack([np.asarray(value[FIRST_ARRAY + j], dtype=float) for j in range(self.n_features)]))
         return accumulator
 
     def get_result(self, accumulator):
