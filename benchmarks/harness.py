@@ -45,7 +45,7 @@ import numpy as np
 import yaml
 
 from benchmarks import iris_stream, load, plots, report
-from benchmarks.analysis import GroundTruth, WindowTiming, analyse, in_stream, summarize
+from benchmarks.analysis import GroundTruth, Outputs, WindowTiming, analyse, in_stream, summarize
 from benchmarks.collect import OutputCollector
 from benchmarks.local_services import (FlinkCluster, KafkaBroker, ServiceError, free_port, wait_until)
 from benchmarks.resources import ProcessTreeSampler
@@ -86,6 +86,18 @@ class Options:
     @property
     def rates(self) -> tuple[float, ...]:
         return tuple(rate * self.scale for rate in iris_stream.DEFAULT_RATES)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a profile run hands to the report and the plots besides its figures."""
+
+    truth: GroundTruth
+    stream: iris_stream.StagedStream
+    outputs: Outputs
+    timing: WindowTiming
+    exclude_ids: frozenset
+    sent_per_second: Optional[list[tuple[float, int]]]
 
 
 # ---------------------------------------------------------------- set-up
@@ -307,8 +319,9 @@ def sender_figures(truth: GroundTruth, replayed: load.ReplayResult) -> dict:
     }
 
 
-def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_stream) -> tuple[dict, dict]:
-    """The HTTP replay at the stream's rates; returns (figures, plot inputs)."""
+def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path,
+               stream: iris_stream.StagedStream) -> tuple[dict, RunData]:
+    """The HTTP replay at the stream's rates; returns the figures and the data behind them."""
     timing = WindowTiming(spec.window.duration, spec.window.watermark_delay)
     baseline = Baseline.load(spec.baseline)
     features = spec.input.features
@@ -323,7 +336,7 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_strea
         warm_up_time = int(time.time() * 1000) - WARM_UP_BEFORE_MS
         attempts = (warm_up_request(baseline, features, i, warm_up_time) for i in range(10_000))
         await_job(collector, attempts, lambda r: load.send_one(url, r), job_failure, options.job_start_timeout_s)
-        stream = shifted(truth_stream, int((time.time() + START_LEAD_S) * 1000))
+        stream = shifted(stream, int((time.time() + START_LEAD_S) * 1000))
         truth = GroundTruth.from_stream(stream)
         requests = [load.Request(i, t, row) for i, t, row in
                     zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist())]
@@ -343,9 +356,7 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path, truth_strea
     exclude = frozenset([END_MARKER_ID, *(r["request_id"] for r in outputs.outliers
                                           if r["request_id"].startswith(WARM_UP_PREFIX))])
     figures.update(analyse(truth, outputs, timing, exclude))
-    t0 = truth.time_ms[0] / 1000
-    return figures, {"truth": truth, "stream": stream, "outputs": outputs, "timing": timing, "exclude": exclude,
-                     "sent_per_second": replayed.acked_per_second(t0)}
+    return figures, RunData(truth, stream, outputs, timing, exclude, replayed.acked_per_second(truth.time_ms[0] / 1000))
 
 
 def job_resources(sampler: ProcessTreeSampler) -> dict:
@@ -396,7 +407,7 @@ def raw_consumer_rate(bootstrap: str, topic: str, expected: int, timeout_s: floa
     return read / elapsed
 
 
-def drain_rate(truth: GroundTruth, outputs) -> Optional[float]:
+def drain_rate(truth: GroundTruth, outputs: Outputs) -> Optional[float]:
     """Instances/s from the first alert to the last window emitted: the alert marks instance k read,
     and every instance after it was read and windowed by the last emission (JVM start excluded)."""
     position = truth.position()
@@ -409,7 +420,8 @@ def drain_rate(truth: GroundTruth, outputs) -> Optional[float]:
     return (len(truth.ids) - position[first["request_id"]]) / seconds if seconds > 0 else None
 
 
-def run_max(options: Options, spec: MonitorSpec, spec_path: Path, stream) -> tuple[dict, dict]:
+def run_max(options: Options, spec: MonitorSpec, spec_path: Path,
+            stream: iris_stream.StagedStream) -> tuple[dict, RunData]:
     """Stage everything in Kafka, measure the raw consumer, then let the job drain it from the start."""
     timing = WindowTiming(spec.window.duration, spec.window.watermark_delay)
     baseline = Baseline.load(spec.baseline)
@@ -443,8 +455,7 @@ def run_max(options: Options, spec: MonitorSpec, spec_path: Path, stream) -> tup
         "throughput_vs_raw_consumer": throughput / raw_ips if throughput else None,
         "whole_run_ips": len(stream) / (last_emitted / 1000 - started),
     })
-    return figures, {"truth": truth, "stream": stream, "outputs": outputs, "timing": timing,
-                     "exclude": frozenset([END_MARKER_ID]), "sent_per_second": None}
+    return figures, RunData(truth, stream, outputs, timing, frozenset([END_MARKER_ID]), None)
 
 
 @contextmanager
@@ -481,20 +492,18 @@ def run(options: Options, command_line: str) -> dict:
         spec_path = write_spec(spec, options.out / "monitor.yaml")
         create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(TopicsSpec)])
         profile_run = run_thesis if options.profile == "thesis" else run_max
-        figures, plot_inputs = profile_run(options, spec, spec_path, stream)
+        figures, data = profile_run(options, spec, spec_path, stream)
     figures.update({"profile": options.profile, "run_id": run_id, "command_line": command_line,
                     "options": _options_dict(options),
                     "config": spec_to_dict(spec)})
     results = report.write(options.out, figures)
-    save_records(options.out / "records", plot_inputs["outputs"], plot_inputs["stream"])
-    truth = plot_inputs["truth"]
-    plots.write_all(options.out, in_stream(plot_inputs["outputs"], truth),
-                    iris_stream.stage_boundaries_ms(plot_inputs["stream"]), truth.features, plot_inputs["timing"],
-                    plot_inputs["exclude"], plot_inputs["sent_per_second"])
+    save_records(options.out / "records", data.outputs, data.stream)
+    plots.write_all(options.out, in_stream(data.outputs, data.truth), iris_stream.stage_boundaries_ms(data.stream),
+                    data.truth.features, data.timing, data.exclude_ids, data.sent_per_second)
     return results
 
 
-def save_records(directory: Path, outputs, stream: iris_stream.StagedStream) -> None:
+def save_records(directory: Path, outputs: Outputs, stream: iris_stream.StagedStream) -> None:
     """The consumed output records, one JSON-lines file per topic, and the stream's labels, for re-analysis."""
     directory.mkdir(parents=True, exist_ok=True)
     for kind in ("stats", "outliers", "drift", "dead_letter"):
