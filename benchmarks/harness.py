@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flink-cluster", action="store_true",
                         help="submit the job to a local standalone Flink cluster instead of running it embedded")
     parser.add_argument("--concurrency", type=_positive(int), default=64, help="HTTP requests in flight at most")
-    parser.add_argument("--job-start-timeout", dest="job_start_timeout_s", type=_positive(float), default=180.0,
+    parser.add_argument("--job-start-timeout", dest="job_start_timeout_s", type=_positive(float), default=300.0,
                         help="seconds to wait for the job to start processing")
     parser.add_argument("--drain-timeout", dest="drain_timeout_s", type=_positive(float), default=600.0,
                         help="seconds to wait for the last window after the last request")
