@@ -305,8 +305,12 @@ class KafkaBroker:
 
 
 def _kafka_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-'
+    (which the command line would take for an option; Kafka's own `Uuid.randomUuid` avoids it too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 # ---------------------------------------------------------------- Flink
@@ -411,7 +415,7 @@ class FlinkCluster:
                 cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         self._run_script("start-cluster.sh")
         try:
-            wait_until(lambda: self.taskmanagers() >= 1, self.start_timeout_s,
+            wait_until(self._slots_registered, self.start_timeout_s,
                        f"Flink cluster at {self.rest_url}", failed=self._failure_reason, interval_s=0.5)
         except ServiceError:
             self.stop()
@@ -481,6 +485,10 @@ class FlinkCluster:
 
     def taskmanagers(self) -> int:
         return int((self.overview() or {}).get("taskmanagers", 0))
+
+    def _slots_registered(self) -> bool:
+        """The TaskManager registers before it reports its slots; a job can be scheduled only after both."""
+        return int((self.overview() or {}).get("slots-total", 0)) >= self.slots
 
     def submit_python(self, job_args: Sequence[str], py_file: Optional[Path] = None, module: Optional[str] = None,
                       detached: bool = True, timeout_s: float = 300.0) -> subprocess.CompletedProcess:

@@ -58,6 +58,7 @@ class Ignored:
 
 def parse(content_type: str, headers: Mapping[str, str], body: bytes, received_ms: int) -> Inference | Ignored:
     """Classify and validate one logger request; raises `Rejected` with the status and reason to answer."""
+    headers = {name.lower(): value for name, value in headers.items()}
     media_type = content_type.split(";")[0].strip().lower()
     if media_type == STRUCTURED_TYPE:
         return _structured(_load(body), received_ms)
@@ -83,8 +84,8 @@ def _load(body: bytes) -> dict:
 
 
 def _binary_attributes(headers: Mapping[str, str]) -> dict:
-    """``ce-*`` headers as attributes (names lower-cased, prefix removed); empty when not binary mode."""
-    attributes = {name.lower()[3:]: value for name, value in headers.items() if name.lower().startswith("ce-")}
+    """``ce-*`` headers (names already lower-cased) as attributes; empty when not binary mode."""
+    attributes = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
     return attributes if "specversion" in attributes else {}
 
 
@@ -106,13 +107,13 @@ def _with_attributes(attributes: dict, body_obj: dict, body: Optional[bytes], re
     event_type = attributes.get("type", "")
     if event_type.endswith(RESPONSE_TYPE_SUFFIX):
         return Ignored(request_id, event_type)
-    time_ms = received_ms
+    event_time_ms = None
     if "time" in attributes:
         try:
-            time_ms = formats.parse_rfc3339_ms(attributes["time"])
+            event_time_ms = formats.parse_rfc3339_ms(attributes["time"])
         except ValueError as err:
             raise Rejected(400, formats.BAD_TIME, str(err)) from None
-    return _inference(body_obj, body, request_id, time_ms, attributes, time_from_event="time" in attributes)
+    return _inference(body_obj, body, request_id, received_ms, attributes, event_time_ms)
 
 
 def _body_id(body_obj: dict) -> Optional[str]:
@@ -120,13 +121,18 @@ def _body_id(body_obj: dict) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
-def _inference(body_obj: dict, body: Optional[bytes], request_id: str, time_ms: int, attributes: dict,
-               time_from_event: bool = False) -> Inference:
-    """Validate a KServe v1 or OIP v2 body with the job's own decoder; the envelope's id (and time) win."""
+def _inference(body_obj: dict, body: Optional[bytes], request_id: str, received_ms: int, attributes: dict,
+               event_time_ms: Optional[int] = None) -> Inference:
+    """Validate a KServe v1 or OIP v2 body with the job's own decoder.
+
+    The envelope's id wins over the body's; the time is the event's, else the body's own (OIP
+    ``parameters.time``), else the receive time.
+    """
     body_format = formats.OIP_V2 if "inputs" in body_obj else formats.KSERVE_V1
     raw = body if body is not None else json.dumps(body_obj)
     try:
-        parsed = formats.decode(body_format, raw, default_id=request_id, default_time_ms=time_ms)
+        parsed = formats.decode(body_format, raw, default_id=request_id, default_time_ms=received_ms)
     except formats.FormatError as err:
         raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
-    return Inference(request_id, time_ms if time_from_event else parsed.time_ms, parsed.instances, attributes)
+    time_ms = event_time_ms if event_time_ms is not None else parsed.time_ms
+    return Inference(request_id, time_ms, parsed.instances, attributes)

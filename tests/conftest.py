@@ -10,14 +10,18 @@ import pytest
 from benchmarks.local_services import FlinkCluster, KafkaBroker, ServiceError
 
 
+def _started(start, what: str):
+    try:
+        return start()
+    except ServiceError as err:
+        message = f"cannot start the local {what}: {err}"
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker():
     """A running single-node KRaft broker: ``.bootstrap`` ("127.0.0.1:PORT"), ``.create_topics(names, partitions=1)``."""
-    broker = KafkaBroker()
-    try:
-        broker.start()
-    except ServiceError as err:
-        pytest.fail(f"cannot start the local Kafka broker: {err}", pytrace=False)
+    broker = _started(lambda: KafkaBroker().start(), "Kafka broker")
     yield broker
     broker.stop()
 
@@ -25,10 +29,6 @@ def kafka_broker():
 @pytest.fixture(scope="session")
 def flink_cluster():
     """A running Flink standalone cluster: ``.rest_url``, ``.overview()``, ``.submit_python(...)``, ``.env()``."""
-    try:
-        cluster = FlinkCluster()
-        cluster.start()
-    except ServiceError as err:
-        pytest.fail(f"cannot start the local Flink cluster: {err}", pytrace=False)
+    cluster = _started(lambda: FlinkCluster().start(), "Flink cluster")
     yield cluster
     cluster.stop()

@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from benchmarks.local_services import KafkaBroker, ServiceError
+from benchmarks.local_services import KafkaBroker, ServiceError, _kafka_cluster_id
 
 
 @pytest.mark.kafka
@@ -47,6 +47,13 @@ def test_produce_consume_round_trip_keeps_key_value_timestamp_headers(kafka_brok
         received += [(m.key, m.value, m.timestamp, m.headers) for m in consumer]
     consumer.close()
     assert received == [(k, v, ts, [("h", k)]) for k, v, ts in sent]
+
+
+def test_cluster_ids_are_22_char_base64_never_taken_for_an_option():
+    """One in 64 random ids starts with '-', which kafka-storage's parser reads as an option (a flaky start)."""
+    ids = [_kafka_cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
 
 
 def test_broker_start_fails_clearly_without_jars(tmp_path):

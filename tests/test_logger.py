@@ -250,3 +250,18 @@ def test_kafka_down_gives_503_never_a_silent_ok():
         assert logger.outcomes() == {"kafka_unavailable": 1.0}
     finally:
         logger.stop()
+
+
+# --- the pure request parser (no server, no Kafka) ----------------------------------------------------
+
+def test_parser_ignores_header_case_and_lets_the_envelope_id_and_time_win():
+    from inference_logger.ingest import Inference, parse
+    oip = formats.encode(formats.OIP_V2, "body-id", 1_700_000_000_000, INSTANCES).encode()
+    plain = parse("application/json", {"X-REQUEST-ID": "hdr"}, oip, received_ms=5)
+    assert plain == Inference("hdr", 1_700_000_000_000, INSTANCES, {})
+    binary = parse("application/json; charset=utf-8", {"CE-SPECVERSION": "1.0", "Ce-Id": "ce"}, oip, received_ms=5)
+    assert (binary.request_id, binary.time_ms) == ("ce", 1_700_000_000_000)  # no ce-time: the body's time
+    timed = parse("application/json", {"ce-specversion": "1.0", "ce-id": "ce", "ce-time": CE_TIME}, oip, 5)
+    assert timed.time_ms == CE_TIME_MS
+    received = parse("application/json", {}, b'{"instances": [[1, 2]]}', received_ms=42)
+    assert received.time_ms == 42 and uuid.UUID(received.request_id)
