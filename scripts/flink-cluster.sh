@@ -7,5 +7,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+[[ -x .venv/bin/python ]] || { echo "$(basename "$0"): no .venv here; run \`make setup\` first" >&2; exit 1; }
 if [[ $# -eq 0 ]]; then set -- --help; fi
 exec "$root/.venv/bin/python" -m benchmarks.local_services flink "$@"
