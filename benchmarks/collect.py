@@ -6,44 +6,28 @@ seen, the last window emitted) with a deadline, instead of sleeping for a guesse
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.analysis import Outputs
+from benchmarks.background import BackgroundWorker
 from flink_job.config import TopicsSpec
 
 KINDS = ("stats", "outliers", "drift", "dead_letter")
 
 
-class OutputCollector:
+class OutputCollector(BackgroundWorker):
     def __init__(self, bootstrap: str, topics: TopicsSpec, poll_ms: int = 200):
+        super().__init__("output-collector")
         self.bootstrap = bootstrap
         self._kind_of = {getattr(topics, kind): kind for kind in KINDS}
         self.poll_ms = poll_ms
         self.records: dict[str, list[dict]] = {kind: [] for kind in KINDS}
         self.undecodable = 0
         self.last_record_at = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="output-collector", daemon=True)
         self._error: BaseException | None = None
-
-    def __enter__(self) -> "OutputCollector":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
 
     def _run(self) -> None:
         try:

@@ -7,38 +7,23 @@ at its last sample (up to ``interval_s`` of its CPU can be missed).
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable, Iterable
 
 import psutil
 
+from benchmarks.background import BackgroundWorker
+
 MB = 2**20
 
 
-class ProcessTreeSampler:
+class ProcessTreeSampler(BackgroundWorker):
     def __init__(self, root_pids: Callable[[], Iterable[int]], interval_s: float = 0.5):
         """``root_pids`` is asked at every sample, so roots that start later (cluster daemons) are seen."""
+        super().__init__("process-sampler")
         self._root_pids = root_pids
         self.interval_s = interval_s
         self.peak_rss_bytes = 0
         self._cpu_by_pid: dict[tuple[int, float], float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="process-sampler", daemon=True)
-
-    def __enter__(self) -> "ProcessTreeSampler":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def _tree(self) -> list[psutil.Process]:
         processes = {}
