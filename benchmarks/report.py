@@ -199,13 +199,31 @@ def detail_lines(results: dict) -> list[str]:
     return lines
 
 
+METHOD = (
+    "Outlier latency is `detected_at - request_time`; window latency is `emitted_at` minus the window's mid-point "
+    "(the thesis's definition) or end. The sender posts each request when the wall clock reaches its request time, "
+    "so latencies include any sender lag (`send_lag_s` in results.json).",
+    "Outlier precision and recall count distinct (request, feature) pairs on stages 1, 2, 4, 5; the drift stage's "
+    "3-sigma crossings are real but unlabelled and are counted apart (`outlier_quality.drift_stage_alerts`).",
+    "A window belongs to a stage when all its requests come from that stage; windows straddling a stage boundary "
+    "are left out of the drift fractions (`boundary_windows`). A window is flagged by a metric when any feature's "
+    "drift record says so.",
+    "Before the stream, warm-up requests (request time one hour earlier) wait for the job's first alert; after it, "
+    "one end-marker request at the last window's end + the watermark delay closes the last window. Neither counts.",
+    "Max profile: throughput is instances/s from the job's first alert (instance k read) to its last window "
+    "emitted, (n - k) / time, so JVM start-up is excluded (`whole_run_ips` includes it); the raw consumer is "
+    "kafka-python reading the same topic without parsing.",
+)
+
+
 def render_markdown(results: dict) -> str:
     versions = results.get("versions", {})
     lines = [f"# mmon benchmark: profile {results.get('profile')}", "",
              f"Command: `{results.get('command_line')}`  ",
              f"Flink {versions.get('flink')}, Python {versions.get('python')}, Kafka {versions.get('kafka_broker')}", "",
              "## Beside the thesis (ch. 6)", "", *latency_table(results), "",
-             "## Issue targets", "", *target_table(results), "", "## Details", "", *detail_lines(results), ""]
+             "## Issue targets", "", *target_table(results), "", "## Details", "", *detail_lines(results), "",
+             "## Method", "", *(f"- {line}" for line in METHOD), ""]
     return "\n".join(lines)
 
 
