@@ -3,12 +3,13 @@
 #   etcd            Debian's etcd-server package (installed with apt-get when missing; needs root)
 #   crds            the official FlinkDeployment/FlinkSessionJob CRDs: META-INF/fabric8/*.yml of the Maven
 #                   artifact org.apache.flink:flink-kubernetes-operator-api (newest on Maven Central: 1.10.0)
-#   kube-apiserver  built from k8s.io/kubernetes through the Go module proxy. The module's go.mod replaces
+#   kube-apiserver, kube-controller-manager (its garbage collector deletes a ModelMonitor's children)
+#                   built from k8s.io/kubernetes through the Go module proxy. The module's go.mod replaces
 #                   its staging modules (k8s.io/api, apimachinery, client-go, ...) with ./staging paths that
 #                   do not exist in the published module, so a throw-away module re-points each one at the
 #                   published k8s.io/<name> v0.<minor>.<patch> of the same release.
-# Usage: scripts/k8s-testenv.sh [etcd|crds|kube-apiserver|all]   (prints the resulting paths)
-#        K8S_NO_BUILD=1 makes a missing kube-apiserver an error (exit 3) instead of building it.
+# Usage: scripts/k8s-testenv.sh [etcd|crds|kube-apiserver|kube-controller-manager|all]   (prints the resulting paths)
+#        K8S_NO_BUILD=1 makes a missing binary an error (exit 3) instead of building it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${K8S_CACHE_DIR:-$root/.cache/k8s}"
@@ -46,18 +47,19 @@ version_ldflags() {
   echo "-X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 }
 
-build_kube_apiserver() {
-  local out="$bin/kube-apiserver-$k8s_version"
-  if [[ -x "$out" ]]; then echo "kube-apiserver: $out"; return; fi
-  if [[ -n "${K8S_NO_BUILD:-}" ]]; then echo "kube-apiserver: not built ($out missing)" >&2; exit 3; fi
+build_component() {
+  local component="$1"
+  local out="$bin/$component-$k8s_version"
+  if [[ -x "$out" ]]; then echo "$component: $out"; return; fi
+  if [[ -n "${K8S_NO_BUILD:-}" ]]; then echo "$component: not built ($out missing)" >&2; exit 3; fi
   local mod="$cache/build-$k8s_version"
   mkdir -p "$mod"
-  echo "kube-apiserver: resolving k8s.io/kubernetes@$k8s_version" >&2
+  echo "$component: resolving k8s.io/kubernetes@$k8s_version" >&2
   local upstream_mod
   upstream_mod="$(cd "$mod" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$k8s_version" \
     | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
   {
-    echo "module mmon.dev/kube-apiserver-build"
+    echo "module mmon.dev/kubernetes-build"
     echo
     echo "go 1.24"
     echo
@@ -68,18 +70,18 @@ build_kube_apiserver() {
       | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } > "$mod/go.mod"
-  echo "kube-apiserver: building with $(go version | cut -d' ' -f3) (staging modules at $staging_version; slow the first time)" >&2
-  (cd "$mod" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$k8s_version" >&2 \
+  echo "$component: building with $(go version | cut -d' ' -f3) (staging modules at $staging_version; slow the first time)" >&2
+  (cd "$mod" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/$component@$k8s_version" >&2 \
     && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$(version_ldflags)" -o "$out.tmp" \
-         k8s.io/kubernetes/cmd/kube-apiserver >&2)
+         "k8s.io/kubernetes/cmd/$component" >&2)
   mv "$out.tmp" "$out"
-  echo "kube-apiserver: $out"
+  echo "$component: $out"
 }
 
 case "${1:-all}" in
   etcd) ensure_etcd ;;
   crds) fetch_crds ;;
-  kube-apiserver) build_kube_apiserver ;;
-  all) ensure_etcd; fetch_crds; build_kube_apiserver ;;
-  *) echo "usage: $0 [etcd|crds|kube-apiserver|all]" >&2; exit 2 ;;
+  kube-apiserver|kube-controller-manager) build_component "$1" ;;
+  all) ensure_etcd; fetch_crds; build_component kube-apiserver; build_component kube-controller-manager ;;
+  *) echo "usage: $0 [etcd|crds|kube-apiserver|kube-controller-manager|all]" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1, no kubelet.
+"""A real Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1 (and on demand
+kube-controller-manager running only the garbage collector); no kubelet, so pods never run.
 
 Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver built from
 source and cached under .cache/k8s). Certificates and keys are made with openssl; the admin talks to the
@@ -69,6 +70,18 @@ class ControlPlane:
     kubeconfig: Path
     processes: list
     etcd_url: str = ""
+
+    def start_garbage_collector(self, timeout_s: float = 60) -> None:
+        """Run kube-controller-manager with only its garbage collector (deletes objects whose owners are
+        gone), as the admin; it stops with the control plane. Start it after installing CRDs, so that its
+        first discovery sees them."""
+        manager = binary("kube-controller-manager")
+        process = _spawn([manager, f"--kubeconfig={self.kubeconfig}", "--controllers=garbagecollector",
+                          "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"],
+                         self.workdir / "kube-controller-manager.log")
+        self.processes.append(process)
+        if process.poll() is not None:
+            raise RuntimeError(f"kube-controller-manager exited; see {self.workdir / 'kube-controller-manager.log'}")
 
     def compact_etcd(self) -> int:
         """Compact etcd's history up to its current revision (through etcd's JSON gateway), so that

@@ -1,6 +1,6 @@
-"""End to end against a real kube-apiserver + etcd started here on 127.0.0.1 (no kubelet, no
-kube-controller-manager: pods never run and garbage collection does not happen, so ownerReferences are
-asserted instead of cascading deletion).
+"""End to end against a real kube-apiserver + etcd started here on 127.0.0.1 (no kubelet: pods never
+run). The last test adds kube-controller-manager's garbage collector to show that deleting a
+ModelMonitor deletes what it owns.
 
 Installed CRDs: our ModelMonitor (k8s/crd), and the official FlinkDeployment/FlinkSessionJob CRDs of
 flink-kubernetes-operator-api 1.10.0 with one documented change: the flinkVersion enum extended by
@@ -260,3 +260,26 @@ def test_the_watch_relists_after_410_gone(dyn, iris_monitor, control_plane, capl
         reconciler.run(NAMESPACE, resync_seconds=resync, keep_going=lambda: len(listed) < 2)
     assert listed[1] - listed[0] < resync / 2, "the relist waited for the resync period, not for 410 Gone"
     assert "watch expired (410 Gone): relisting" in caplog.text
+
+
+def test_deleting_the_model_monitor_deletes_its_children(dyn, iris_monitor, control_plane):
+    """Runs last: kube-controller-manager's garbage collector follows the ownerReferences."""
+    try:
+        control_plane.start_garbage_collector()
+    except k8s_testenv.NotBuilt as err:
+        pytest.skip(str(err))
+    resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="iris", namespace=NAMESPACE)
+    children = [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
+                ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
+                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger")]
+
+    def gone(api_version, kind, name) -> bool:
+        try:
+            get(dyn, api_version, kind, name)
+            return False
+        except ApiException as err:
+            return err.status == 404
+
+    assert poll(lambda: all(gone(*child) for child in children), 90, interval=1), \
+        [child for child in children if not gone(*child)]
+    get(dyn, "v1", "ConfigMap", "iris-baseline")  # not owned: created by `mmon k8s apply`, kept
