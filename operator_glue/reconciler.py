@@ -48,7 +48,7 @@ class Reconciler:
         try:
             spec = parse_spec(monitor.get("spec"))
         except ConfigError as err:
-            return self._finish(monitor, (), (), None, _condition("Applied", "False", "InvalidSpec", str(err), meta))
+            return self._finish(monitor, (), (), None, [_condition("Applied", "False", "InvalidSpec", str(err), meta)])
         settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
                                        baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
         applied, skipped = [], []
@@ -60,10 +60,24 @@ class Reconciler:
                 skipped.append(_describe(manifest.body))
             except ApiException as err:
                 reason = f"{_describe(manifest.body)}: {err.status} {err.reason}: {_api_message(err)}"
-                return self._finish(monitor, applied, skipped, None, _condition("Applied", "False", "ApplyFailed", reason, meta))
+                return self._finish(monitor, applied, skipped, None, [_condition("Applied", "False", "ApplyFailed", reason, meta)])
         message = f"applied {len(applied)} resources" + (f"; skipped (CRD not installed): {', '.join(skipped)}" if skipped else "")
-        deployment = self._flink_job(settings)
-        return self._finish(monitor, applied, skipped, deployment, _condition("Applied", "True", "Applied", message, meta))
+        conditions = [_condition("Applied", "True", "Applied", message, meta), self._baseline_condition(settings, meta)]
+        return self._finish(monitor, applied, skipped, self._flink_job(settings), conditions)
+
+    def _baseline_condition(self, settings: DeploySettings, meta: dict) -> dict:
+        """Whether the baseline ConfigMap the job mounts exists (without it the pods never start)."""
+        name = settings.baseline_name
+        try:
+            config_map = resource_api(self.dyn, "v1", "ConfigMap").get(name=name, namespace=settings.namespace).to_dict()
+        except ApiException as err:
+            if err.status == 404:
+                return _condition("BaselineFound", "False", "NotFound",
+                                  f"ConfigMap {name} not found: create it with key {crd.BASELINE_KEY} from `mmon baseline`", meta)
+            return _condition("BaselineFound", "Unknown", "ReadFailed", f"ConfigMap {name}: {err.status} {err.reason}", meta)
+        if crd.BASELINE_KEY not in (config_map.get("data") or {}):
+            return _condition("BaselineFound", "False", "KeyMissing", f"ConfigMap {name} has no key {crd.BASELINE_KEY}", meta)
+        return _condition("BaselineFound", "True", "Found", f"ConfigMap {name}", meta)
 
     def _flink_job(self, settings: DeploySettings) -> Optional[dict]:
         kind = "FlinkSessionJob" if settings.session_cluster else "FlinkDeployment"
@@ -73,8 +87,8 @@ class Reconciler:
         except (NotServed, ApiException):
             return None
 
-    def _finish(self, monitor: dict, applied, skipped, flink_job: Optional[dict], applied_condition: dict) -> Outcome:
-        status = status_from(monitor, flink_job, applied_condition)
+    def _finish(self, monitor: dict, applied, skipped, flink_job: Optional[dict], conditions: list[dict]) -> Outcome:
+        status = status_from(monitor, flink_job, conditions)
         if _without_times(status) != _without_times(monitor.get("status") or {}):
             status["conditions"] = _keep_transition_times(status["conditions"], (monitor.get("status") or {}).get("conditions", []))
             meta = monitor["metadata"]
@@ -119,8 +133,8 @@ def owner_reference(monitor: dict) -> dict:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def status_from(monitor: dict, flink_job: Optional[dict], applied_condition: dict) -> dict:
-    """The ModelMonitor status: our Applied condition plus the Flink job's state and error."""
+def status_from(monitor: dict, flink_job: Optional[dict], own_conditions: list[dict]) -> dict:
+    """The ModelMonitor status: our own conditions (Applied first) plus the Flink job's state and error."""
     meta = monitor["metadata"]
     flink_status = (flink_job or {}).get("status") or {}
     job_state = (flink_status.get("jobStatus") or {}).get("state")
@@ -131,7 +145,7 @@ def status_from(monitor: dict, flink_job: Optional[dict], applied_condition: dic
     else:
         running = _condition("JobRunning", "True" if job_state == "RUNNING" else "False", job_state,
                              error or f"job {job_state}, lifecycle {lifecycle}", meta)
-    status = {"observedGeneration": meta.get("generation", 0), "conditions": [applied_condition, running]}
+    status = {"observedGeneration": meta.get("generation", 0), "conditions": [*own_conditions, running]}
     status.update({key: value for key, value in
                    (("jobState", job_state), ("lifecycleState", lifecycle), ("error", error)) if value})
     return status

@@ -168,6 +168,18 @@ def test_one_pass_applies_the_children_with_owner_references_and_writes_status(d
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Applied"]["status"] == "True" and "skipped (CRD not installed)" in conditions["Applied"]["message"]
     assert conditions["JobRunning"]["status"] == "Unknown"
+    assert conditions["BaselineFound"]["status"] == "True"
+
+
+def test_a_missing_baseline_config_map_is_reported(dyn, iris_monitor):
+    body = {"apiVersion": crd.API_VERSION, "kind": crd.KIND, "metadata": {"name": "nobase", "namespace": NAMESPACE},
+            "spec": {**iris_monitor["spec"], "baseline": "nobase-baseline"}}
+    monitor = apply(dyn, body)
+    status = Reconciler(dyn, DeploySettings(name="")).reconcile(monitor).status
+    baseline = {c["type"]: c for c in status["conditions"]}["BaselineFound"]
+    assert (baseline["status"], baseline["reason"]) == ("False", "NotFound")
+    assert "nobase-baseline" in baseline["message"]
+    resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="nobase", namespace=NAMESPACE)
 
 
 def test_a_second_pass_changes_nothing(dyn, iris_monitor):
