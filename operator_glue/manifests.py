@@ -20,7 +20,7 @@ from typing import Optional
 
 import yaml
 
-from flink_job.config import MonitorSpec, spec_to_dict
+from flink_job.config import ConfigError, MonitorSpec, spec_to_dict
 from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
 FLINK_VERSION = "2.2.1"
@@ -33,6 +33,8 @@ LOGGER_PORT = 8080
 LOGGER_FORMATS = ("thesis", "kserve-v1")
 DAY_MS = 86_400_000
 SPEC_HASH_ANNOTATION = "monitoring.mmon.dev/spec-hash"
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+MAX_NAME = 45  # leaves room for the suffixes (-logger, -baseline) and the Flink operator's own (-rest, -taskmanager-1-1)
 FLINK_UID = 9999  # the flink user of the official Flink image
 
 
@@ -66,6 +68,9 @@ class Manifest:
 
 def render(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
     """Every resource of the monitor, in apply order."""
+    if not DNS_LABEL.fullmatch(settings.name) or len(settings.name) > MAX_NAME:
+        raise ConfigError(f"resource name {settings.name!r}: needs lower-case letters, digits and '-', at most "
+                          f"{MAX_NAME} characters (pass --name)")
     spec = _in_cluster_spec(spec, settings)
     job = flink_session_job(spec, settings) if settings.session_cluster else flink_deployment(spec, settings)
     return [

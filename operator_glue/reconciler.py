@@ -47,12 +47,13 @@ class Reconciler:
         meta = monitor["metadata"]
         try:
             spec = parse_spec(monitor.get("spec"))
+            settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
+                                           baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
+            manifests = render(spec, settings)
         except ConfigError as err:
             return self._finish(monitor, (), (), None, [_condition("Applied", "False", "InvalidSpec", str(err), meta)])
-        settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
-                                       baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
         applied, skipped = [], []
-        for manifest in render(spec, settings):
+        for manifest in manifests:
             try:
                 apply(self.dyn, manifest.body, field_manager=FIELD_MANAGER)
                 applied.append(_describe(manifest.body))

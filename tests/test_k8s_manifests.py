@@ -243,3 +243,9 @@ def test_commands_in_the_manifests_parse_with_the_real_parsers():
     assert args[args.index("-pym") + 1] == "flink_job.main"
     parsed = job_parser().parse_args(args[args.index("-pym") + 2:])
     assert (str(parsed.config), parsed.kafka) == ("/opt/mmon/spec/monitor.yaml", "127.0.0.1:9092")
+
+
+@pytest.mark.parametrize("name", ["Iris_v2", "-iris", "x" * 46])
+def test_a_name_kubernetes_would_reject_is_a_config_error(name):
+    with pytest.raises(ConfigError, match="--name"):
+        render(load_spec(EXAMPLE), DeploySettings(name=name))
