@@ -49,6 +49,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "python.fn-execution.bundle.size": str(BUNDLE_SIZE),
         "python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
         "table.local-time-zone": "UTC",
+        "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
     }
