@@ -115,6 +115,8 @@ class Reconciler:
         """List, then watch; relist after every resync period and on 410 Gone, while ``keep_going()``."""
         while keep_going():
             resource_version = self.reconcile_all(namespace)
+            if not keep_going():
+                return
             try:
                 for event in self.monitors.watch(namespace=namespace, resource_version=resource_version,
                                                  timeout=resync_seconds):
