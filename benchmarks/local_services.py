@@ -492,10 +492,14 @@ class FlinkCluster:
 
     def submit_python(self, job_args: Sequence[str], py_file: Optional[Path] = None, module: Optional[str] = None,
                       detached: bool = True, timeout_s: float = 300.0) -> subprocess.CompletedProcess:
-        """`flink run [-d] (-py FILE | -pym MODULE) ARGS...` against this cluster; returns the finished CLI process."""
+        """`flink run [-d] (-py FILE | -pym MODULE) ARGS...` against this cluster; returns the finished CLI process.
+
+        A module must be importable by the venv's Python (this project is installed in it), which both the
+        client and the TaskManager's Python workers run; nothing is shipped with ``-pyfs``.
+        """
         if (py_file is None) == (module is None):
             raise ValueError("give exactly one of py_file or module")
-        target = ["-py", str(py_file)] if py_file else ["-pym", module, "-pyfs", str(ROOT)]
+        target = ["-py", str(py_file)] if py_file else ["-pym", module]
         command = [str(self.flink_cli), "run", *(["-d"] if detached else []), *target, *job_args]
         return subprocess.run(command, env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
 
