@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean k8s-testenv
 
 setup: $(STAMP)
 	@bash scripts/fetch_jars.sh
@@ -26,3 +26,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .cache out bench-out
+
+# Opt-in: build kube-apiserver/kube-controller-manager from source and install etcd for the
+# API-server tests (cold: ~15-25 min on 2 cores; cached in ~/.cache/mmon/k8s, then those tests run in `make test`).
+k8s-testenv: setup
+	bash scripts/k8s-testenv.sh all

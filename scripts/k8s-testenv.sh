@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Provide the binaries of the Kubernetes test environment (idempotent; everything cached under .cache/k8s):
+# Provide the binaries of the Kubernetes test environment (idempotent; cached per user under ~/.cache/mmon/k8s,
+# so every checkout on a machine shares one build; K8S_CACHE_DIR overrides):
 #   etcd            Debian's etcd-server package (installed with apt-get when missing; needs root)
 #   crds            the official FlinkDeployment/FlinkSessionJob CRDs: META-INF/fabric8/*.yml of the Maven
 #                   artifact org.apache.flink:flink-kubernetes-operator-api (newest on Maven Central: 1.10.0)
@@ -12,7 +13,7 @@
 #        K8S_NO_BUILD=1 makes a missing binary an error (exit 3) instead of building it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${K8S_CACHE_DIR:-$root/.cache/k8s}"
+cache="${K8S_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mmon/k8s}"
 k8s_version="${K8S_VERSION:-v1.34.4}"
 operator_api="org.apache.flink:flink-kubernetes-operator-api:${FLINK_OPERATOR_API_VERSION:-1.10.0}"
 staging_version="v0.${k8s_version#v1.}"

@@ -2,7 +2,7 @@
 kube-controller-manager running only the garbage collector); no kubelet, so pods never run.
 
 Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver built from
-source and cached under .cache/k8s). Certificates and keys are made with openssl; the admin talks to the
+source and cached under ~/.cache/mmon/k8s). Certificates and keys are made with openssl; the admin talks to the
 API server with a static token (group system:masters) under RBAC authorization, so tests can also
 impersonate less privileged service accounts.
 """
