@@ -122,6 +122,16 @@ def require_java() -> str:
     return java
 
 
+class _Service:
+    """A context manager over ``start()`` (which returns the service) and ``stop()``."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 # ---------------------------------------------------------------- Kafka
 
 BROKER_LOG4J2 = """\
@@ -137,7 +147,7 @@ logger.state.level = WARN
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
 
-class KafkaBroker:
+class KafkaBroker(_Service):
     """A single-node KRaft Kafka broker on 127.0.0.1.
 
     ``port``/``controller_port`` 0 means a free port picked at start. ``data_dir`` holds the
@@ -170,13 +180,6 @@ class KafkaBroker:
     @property
     def pid(self) -> Optional[int]:
         return self.process.pid if self.process else None
-
-    def __enter__(self) -> "KafkaBroker":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> "KafkaBroker":
         java = require_java()
@@ -346,7 +349,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-class FlinkCluster:
+class FlinkCluster(_Service):
     """The PyFlink wheel's standalone cluster (one JobManager, one TaskManager) on 127.0.0.1.
 
     ``work_dir`` gets ``conf/`` (generated ``config.yaml``), ``lib/`` (links to the wheel's jars plus
@@ -388,13 +391,6 @@ class FlinkCluster:
         return {**os.environ, "FLINK_CONF_DIR": str(self.work_dir / "conf"), "FLINK_LIB_DIR": str(self.work_dir / "lib"),
                 "FLINK_LOG_DIR": str(self.log_dir), "FLINK_PID_DIR": str(self.work_dir / "pid"),
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-    def __enter__(self) -> "FlinkCluster":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> "FlinkCluster":
         require_java()
