@@ -16,7 +16,6 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -66,9 +65,9 @@ def _reply(status: int, reason: str, detail: str = "") -> web.Response:
 class InferenceLogger:
     """The request handlers; owns the publisher and the metrics."""
 
-    def __init__(self, config: LoggerConfig, publisher: Optional[KafkaPublisher] = None):
+    def __init__(self, config: LoggerConfig):
         self.config = config
-        self.publisher = publisher or KafkaPublisher(config.kafka, config.linger_ms, config.kafka_timeout_ms)
+        self.publisher = KafkaPublisher(config.kafka, config.linger_ms, config.kafka_timeout_ms)
         self.metrics = LoggerMetrics()
 
     async def log_request(self, request: web.Request) -> web.Response:
