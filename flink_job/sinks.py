@@ -81,6 +81,7 @@ def kafka_sink_ddl(spec: MonitorSpec, bootstrap: str) -> str:
     """One Kafka sink: raw key and value, the topic chosen per row through the writable metadata."""
     options = {
         "connector": "kafka", "properties.bootstrap.servers": bootstrap,
+        "topic": ";".join(sorted(set(topic_of(spec).values()))),  # the rows' `topic` picks one of these
         "key.format": "raw", "key.fields": "k", "value.format": "raw", "value.fields-include": "EXCEPT_KEY",
         "sink.delivery-guarantee": spec.job.delivery_guarantee,
         **{f"properties.{k}": v for k, v in spec.kafka.properties.items()},

@@ -1,0 +1,153 @@
+"""The monitoring job on Kafka: a real local broker, `mmon run --kafka` (unbounded, checkpointing),
+a small staged stream produced into the inference topic, the four output topics consumed and checked."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from kafka import KafkaConsumer, KafkaProducer
+
+from benchmarks import iris_stream
+from flink_job import formats
+from udfs.baseline import Baseline
+from udfs.outliers import sigma_bounds
+
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "iris" / "monitor.yaml"
+WINDOW_MS = 5_000
+STAGE_SIZE = 100
+RATES = (40.0, 40.0, 40.0, 40.0, 40.0)
+DEADLINE_S = 300
+
+
+def _spec(tmp: Path, bootstrap: str, suffix: str) -> dict:
+    spec = yaml.safe_load(EXAMPLE.read_text())
+    spec["baseline"] = str(EXAMPLE.parent / spec["baseline"])
+    spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s", idle_timeout="0ms")
+    spec["kafka"].update(bootstrap_servers=bootstrap, group_id=f"mmon-test-{suffix}")
+    spec["kafka"]["topics"] = {name: f"{name}-{suffix}" for name in ("inference", "stats", "outliers", "drift")}
+    spec["kafka"]["topics"]["dead_letter"] = f"dead-letter-{suffix}"
+    spec["job"].update(metrics_port=0, checkpoint_interval="2s")
+    (tmp / "monitor.yaml").write_text(yaml.safe_dump(spec))
+    return spec
+
+
+def _consume_until(bootstrap: str, topics: dict[str, str], done, deadline: float) -> dict[str, list[dict]]:
+    consumer = KafkaConsumer(*topics.values(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=1000)
+    by_topic = {topic: [] for topic in topics.values()}
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer:
+                by_topic[message.topic].append(json.loads(message.value))
+            found = {kind: by_topic[topic] for kind, topic in topics.items()}
+            if done(found):
+                return found
+    finally:
+        consumer.close()
+    return {kind: by_topic[topic] for kind, topic in topics.items()}
+
+
+@pytest.fixture(scope="module")
+def kafka_run(kafka_broker, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kafka-job")
+    suffix = uuid.uuid4().hex[:8]
+    spec = _spec(tmp, kafka_broker.bootstrap, suffix)
+    topics = spec["kafka"]["topics"]
+    kafka_broker.create_topics(list(topics.values()), partitions=1)
+
+    stream = iris_stream.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
+    requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
+    for rid, t, row in requests:
+        producer.send(topics["inference"], key=rid.encode(), value=formats.encode(formats.THESIS, rid, t, [row]).encode(),
+                      timestamp_ms=t)
+    bad = producer.send(topics["inference"], key=b"bad", value=b"{not json", timestamp_ms=requests[-1][1])
+    # a request far ahead moves the watermark past every window of the stream (an unbounded source never ends)
+    flush_time = requests[-1][1] + 3 * WINDOW_MS
+    producer.send(topics["inference"], key=b"flush",
+                  value=formats.encode(formats.THESIS, "flush", flush_time, [requests[0][2]]).encode(),
+                  timestamp_ms=flush_time)
+    producer.flush()
+    bad_offset = bad.get(timeout=10).offset
+    producer.close()
+
+    log = open(tmp / "job.log", "w")
+    job = subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+                            "--kafka", kafka_broker.bootstrap], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    last_window = requests[-1][1] // WINDOW_MS * WINDOW_MS
+    n_features = len(spec["input"]["features"])
+
+    def done(found):
+        return (sum(1 for r in found["stats"] if "feature" in r and r["window_start"] == last_window) == n_features
+                and found["dead_letter"])
+
+    output_topics = {"stats": topics["stats"], "outliers": topics["outliers"], "drift": topics["drift"],
+                     "dead_letter": topics["dead_letter"]}
+    try:
+        found = _consume_until(kafka_broker.bootstrap, output_topics, done, time.monotonic() + DEADLINE_S)
+    finally:
+        os.killpg(job.pid, signal.SIGTERM)
+        try:
+            job.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(timeout=30)
+        log.close()
+    assert done(found), (tmp / "job.log").read_text()[-4000:]
+    return {"found": found, "requests": requests, "spec": spec, "bad_offset": bad_offset, "topics": topics,
+            "last_window": last_window, "baseline": Baseline.load(spec["baseline"])}
+
+
+def test_stats_on_kafka_equal_numpy(kafka_run):
+    features = kafka_run["spec"]["input"]["features"]
+    per_feature = [r for r in kafka_run["found"]["stats"] if "feature" in r]
+    starts = sorted({r["window_start"] for r in per_feature})
+    first = kafka_run["requests"][0][1] // WINDOW_MS * WINDOW_MS
+    assert starts == list(range(first, kafka_run["last_window"] + 1, WINDOW_MS))
+    for record in per_feature:
+        j = features.index(record["feature"])
+        x = np.array([row[j] for _, t, row in kafka_run["requests"]
+                      if record["window_start"] <= t < record["window_start"] + WINDOW_MS])
+        assert record["count"] == len(x)
+        assert record["mean"] == pytest.approx(x.mean(), rel=1e-12)
+        assert record["stddev"] == pytest.approx(x.std(ddof=1), rel=1e-9)
+    assert len(per_feature) == len(starts) * len(features)  # at-least-once, no restart: no duplicates
+    matrices = [r for r in kafka_run["found"]["stats"] if "matrix" in r]
+    assert {r["statistic"] for r in matrices} == {"covariance", "correlation"}
+
+
+def test_outliers_on_kafka_alerted_once_per_violating_value(kafka_run):
+    baseline, features = kafka_run["baseline"], kafka_run["spec"]["input"]["features"]
+    lower, upper = sigma_bounds([baseline.features[f].mean for f in features],
+                                [baseline.features[f].std for f in features], 3.0)
+    expected = sorted((rid, features[j]) for rid, _, row in kafka_run["requests"]
+                      for j, v in enumerate(row) if v < lower[j] or v > upper[j])
+    assert sorted((a["request_id"], a["feature"]) for a in kafka_run["found"]["outliers"]
+                  if a["request_id"] != "flush") == expected
+    assert expected
+
+
+def test_drift_records_on_kafka(kafka_run):
+    per_feature = [r for r in kafka_run["found"]["stats"] if "feature" in r]
+    drift = kafka_run["found"]["drift"]
+    assert len(drift) >= len(per_feature) * 5
+    assert {r["metric"] for r in drift} == {"wasserstein", "kl", "js", "psi", "hellinger"}
+
+
+def test_dead_letter_on_kafka_names_topic_partition_offset(kafka_run):
+    [record] = kafka_run["found"]["dead_letter"]
+    assert record["reason"] == formats.BAD_JSON and record["raw"] == "{not json"
+    assert record["source"] == f"{kafka_run['topics']['inference']}/0/{kafka_run['bad_offset']}"
