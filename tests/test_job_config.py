@@ -1,0 +1,107 @@
+"""`mmon run` refuses bad configuration with one clear line naming the field, before any JVM starts;
+and the plan-time pieces (intervals, sub-windows, inlined bounds) are exact. No Flink here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flink_job import main as run_main
+from flink_job import outliers, watermarks, windows
+from flink_job.config import load_spec
+from udfs.baseline import Baseline
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
+
+
+def _write_spec(tmp_path: Path, edit) -> Path:
+    spec = yaml.safe_load(EXAMPLE.read_text())
+    spec["baseline"] = str(EXAMPLE.parent / spec["baseline"])
+    edit(spec)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _set(path: str, value):
+    def edit(spec):
+        *parents, leaf = path.split(".")
+        node = spec
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return edit
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("window.duration", "fifteen", "window.duration: expected a duration"),
+    ("window.watermark_delay", -1, "window.watermark_delay: must be a whole, non-negative"),
+    ("input.format", "xml", "input.format: must be one of thesis, kserve-v1, oip-v2"),
+    ("input.features", [], "input.features: at least one feature is required"),
+    ("outliers.sigma", -2, "outliers.sigma: must be positive"),
+    ("drift.metrics", {"euclid": {"threshold": 1}}, "drift.metrics.euclid: unknown metric"),
+    ("drift.metrics", {"kl": {"threshold": "high"}}, "drift.metrics.kl.threshold:"),
+    ("job.parallelism", 0, "job.parallelism: must be >= 1"),
+    ("job.delivery_guarantee", "twice", "job.delivery_guarantee: must be one of"),
+    ("window.tumbling", True, "window.tumbling: unknown field"),
+])
+def test_each_bad_field_is_named_in_one_line(tmp_path, capsys, field, value, message):
+    config = _write_spec(tmp_path, _set(field, value))
+    assert run_main.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mmon run: ") and message in err
+    assert "\n" not in err
+
+
+def test_missing_files_are_clear_errors(tmp_path, capsys):
+    assert run_main.main(["--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read monitor spec" in capsys.readouterr().err
+    config = _write_spec(tmp_path, _set("baseline", str(tmp_path / "missing.json")))
+    assert run_main.main(["--config", str(config)]) == 2
+    assert "baseline: no such file" in capsys.readouterr().err
+    good = _write_spec(tmp_path, lambda spec: None)
+    assert run_main.main(["--config", str(good), "--input", str(tmp_path / "none.jsonl")]) == 2
+    assert "--input" in capsys.readouterr().err
+
+
+def test_help_explains_the_modes(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_main.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--config", "--input", "--output", "--kafka", "--seed", "--stage-size"):
+        assert option in text
+
+
+@pytest.mark.parametrize("millis, sql", [(6000, "INTERVAL '6.000' SECOND"), (2500, "INTERVAL '2.500' SECOND"),
+                                         (0, "INTERVAL '0.000' SECOND"), (15, "INTERVAL '0.015' SECOND")])
+def test_interval_literals(millis, sql):
+    assert watermarks.interval_sql(millis) == sql
+
+
+@pytest.mark.parametrize("duration, sub", [(15_000, 1000), (2_500, 500), (1_234, 2), (60_000, 1000), (250, 250)])
+def test_sub_windows_divide_the_window(duration, sub):
+    assert windows.sub_window_ms(duration) == sub
+    assert duration % sub == 0 and 1000 % sub == 0
+
+
+def test_watermark_folds_in_allowed_lateness(tmp_path):
+    config = _write_spec(tmp_path, lambda s: s["window"].update(watermark_delay="6s", allowed_lateness="1500ms"))
+    clause = watermarks.watermark_clause(load_spec(config).window)
+    assert clause == "WATERMARK FOR rowtime AS rowtime - INTERVAL '7.500' SECOND"
+
+
+def test_outlier_bounds_are_inlined_exactly(tmp_path):
+    config = _write_spec(tmp_path, lambda s: s["outliers"].update(sigma=2.5, range=True))
+    spec = load_spec(config)
+    baseline = Baseline.load(spec.baseline)
+    rules = outliers.rules(spec, baseline)
+    assert [(r.feature, r.name_below) for r in rules[:2]] == [("sepal_length", "sigma"), ("sepal_length", "min")]
+    sepal = baseline.features["sepal_length"]
+    assert rules[0].lower == sepal.mean - 2.5 * sepal.std and rules[0].upper == sepal.mean + 2.5 * sepal.std
+    assert (rules[1].lower, rules[1].upper) == (sepal.min, sepal.max)
+    for rule in rules:
+        for bound in (rule.lower, rule.upper):
+            literal = outliers.double_literal(bound)
+            assert float(literal) == bound and "E" in literal.upper()
