@@ -16,6 +16,7 @@ expressions: ``[[n,n,...],[n,...]]`` where ``n`` is a JSON number.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flink_job import formats, watermarks
@@ -44,11 +45,13 @@ def _is_object(path: str) -> str:
     return f"COALESCE({_json_query(path)} IS JSON OBJECT, FALSE)"
 
 
-def _numeric_time_ms(path: str) -> str:
-    """Epoch ms from a JSON number in seconds or milliseconds (`formats.time_to_ms`); NULL if not > 0."""
+def _numeric_time_ms(path: str, positive: bool = True) -> str:
+    """Epoch ms from a JSON number in seconds or milliseconds (`formats.time_to_ms`); with ``positive``,
+    NULL unless > 0 (the check costs one more evaluation, so the source's rowtime column skips it)."""
     seconds_or_ms = f"TRY_CAST({_json_value(path)} AS DOUBLE)"
-    return (f"CASE WHEN {seconds_or_ms} > 0 THEN CAST(ROUND(CASE WHEN {seconds_or_ms} < {formats.SECONDS_THRESHOLD:.0f} "
-            f"THEN {seconds_or_ms} * 1000 ELSE {seconds_or_ms} END, 0) AS BIGINT) END")
+    millis = (f"CAST(ROUND(CASE WHEN {seconds_or_ms} < {formats.SECONDS_THRESHOLD:.0f} "
+              f"THEN {seconds_or_ms} * 1000 ELSE {seconds_or_ms} END, 0) AS BIGINT)")
+    return f"CASE WHEN {seconds_or_ms} > 0 THEN {millis} END" if positive else millis
 
 
 def _rfc3339_time_ms(path: str) -> str:
@@ -66,6 +69,7 @@ class FormatSql:
 
     request_id: str
     time_ms: str
+    rowtime_ms: str  # time_ms without its validity checks, for the source's rowtime column
     instances_json: str
     envelope_checks: tuple[tuple[str, str], ...]  # (reason, SQL condition TRUE when the check fails), before id/time
     tensor_checks: tuple[tuple[str, str], ...] = ()  # the same, after id/time (oip-v2's datatype and shape)
@@ -75,6 +79,7 @@ def _thesis() -> FormatSql:
     return FormatSql(
         request_id=f"COALESCE({_json_value('$.id')}, default_id)",
         time_ms=f"COALESCE({_numeric_time_ms('$.time')}, default_time_ms)",
+        rowtime_ms=f"COALESCE({_numeric_time_ms('$.time', positive=False)}, default_time_ms)",
         instances_json=_json_query("$.payload.instances"),
         envelope_checks=((formats.BAD_ENVELOPE, f"NOT {_is_object('$.payload')}"),
                 (formats.NOT_REQUEST, f"COALESCE({_json_value('$.type')} <> 'request', TRUE)")))
@@ -82,10 +87,12 @@ def _thesis() -> FormatSql:
 
 def _kserve_v1() -> FormatSql:
     cloudevent = f"({_json_query('$.specversion')} IS NOT NULL OR {_json_value('$.specversion')} IS NOT NULL)"
+    time_ms = (f"CASE WHEN {cloudevent} AND {_json_value('$.time')} IS NOT NULL "
+               f"THEN {_rfc3339_time_ms('$.time')} ELSE default_time_ms END")
     return FormatSql(
         request_id=f"CASE WHEN {cloudevent} THEN COALESCE({_json_value('$.id')}, default_id) ELSE default_id END",
-        time_ms=f"CASE WHEN {cloudevent} AND {_json_value('$.time')} IS NOT NULL "
-                f"THEN {_rfc3339_time_ms('$.time')} ELSE default_time_ms END",
+        time_ms=time_ms,
+        rowtime_ms=time_ms,
         instances_json=f"CASE WHEN {cloudevent} THEN {_json_query('$.data.instances')} "
                        f"ELSE {_json_query('$.instances')} END",
         envelope_checks=((formats.BAD_ENVELOPE, f"{cloudevent} AND (COALESCE({_json_value('$.specversion')} <> '1.0', TRUE) "
@@ -108,6 +115,7 @@ def _oip_v2(n_features: int) -> FormatSql:
     return FormatSql(
         request_id=f"COALESCE({_json_value('$.id')}, default_id)",
         time_ms=f"COALESCE({_numeric_time_ms('$.parameters.time')}, default_time_ms)",
+        rowtime_ms=f"COALESCE({_numeric_time_ms('$.parameters.time', positive=False)}, default_time_ms)",
         instances_json=f"CASE WHEN {width} = {n_features} THEN {regrouped} END",
         envelope_checks=((formats.BAD_ENVELOPE, f"NOT ({_is_object('$.inputs[0]')} AND {_json_query('$.inputs[1]')} IS NULL "
                                                 f"AND {_json_value('$.inputs[1]')} IS NULL AND ({parameters_ok}))"),),
@@ -135,12 +143,33 @@ def _instances_patterns(n_features: int) -> tuple[str, str]:
     return rf"^\[{any_row}(,{any_row})*\]$", rf"^\[{sized_row}(,{sized_row})*\]$"
 
 
+_JSON_CALL = re.compile(r"JSON_(?:VALUE|QUERY)\(raw_payload, '(?:[^']|'')*'\)")
+
+
+def factor_json_calls(expressions: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Common-subexpression elimination by hand: every distinct JSON function call on ``raw_payload``
+    becomes one column ``j0, j1, ...`` (each call parses the whole message, and the generated code
+    would repeat a call as often as it is written). Returns (columns, expressions over the columns)."""
+    columns: dict[str, str] = {}
+    names: dict[str, str] = {}
+
+    def column(match: re.Match) -> str:
+        call = match.group(0)
+        if call not in names:
+            names[call] = f"j{len(names)}"
+            columns[names[call]] = call
+        return names[call]
+
+    rewritten = {name: _JSON_CALL.sub(column, expr) for name, expr in expressions.items()}
+    return columns, rewritten
+
+
 def reason_sql(fmt: FormatSql, n_features: int) -> str:
     """A CASE expression: the first failing check's reason (a `formats` constant), NULL for a good request."""
     any_rows, sized_rows = _instances_patterns(n_features)
     instances = "instances_json"
     checks = (
-        (formats.BAD_JSON, "NOT COALESCE(raw_payload IS JSON OBJECT, FALSE)"),
+        (formats.BAD_JSON, "NOT is_object"),
         *fmt.envelope_checks,
         (formats.BAD_ID, "COALESCE(request_id = '', TRUE)"),
         (formats.BAD_TIME, "request_time_ms IS NULL OR request_time_ms <= 0"),
@@ -173,15 +202,26 @@ INSTANCES_VIEW = "mmon_instances"
 
 
 def requests_view_sql(spec: MonitorSpec, source_table: str) -> str:
-    """One row per record: its fields, ``late`` (see `flink_job.watermarks`) and ``reason`` (NULL if good)."""
+    """One row per record: its fields, ``late`` (see `flink_job.watermarks`) and ``reason`` (NULL if good).
+
+    Three layers, so each JSON call and each field is computed once: the JSON calls (``j*``), the
+    fields built from them, the reason checking the fields. Flink keeps such layers apart (it does not
+    merge two projections when that would evaluate an expression twice)."""
     n = len(spec.input.features)
     fmt = format_sql(spec.input.format, n)
-    time_ms = "default_time_ms" if spec.input.time == "kafka" else fmt.time_ms
-    fields = (f"SELECT raw_payload, source_ref, {watermarks.ROWTIME}, {fmt.request_id} AS request_id, "
-              f"{time_ms} AS request_time_ms, {fmt.instances_json} AS instances_json, "
-              f"{watermarks.late_sql()} AS late FROM {source_table}")
-    return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS "
-            f"SELECT *, {reason_sql(fmt, n)} AS reason FROM ({fields})")
+    fields = {"request_id": fmt.request_id,
+              "request_time_ms": "default_time_ms" if spec.input.time == "kafka" else fmt.time_ms,
+              "instances_json": fmt.instances_json,
+              "reason": reason_sql(fmt, n)}
+    columns, fields = factor_json_calls(fields)
+    calls = "".join(f", {call} AS {name}" for name, call in columns.items())
+    extracted = (f"SELECT raw_payload, source_ref, default_id, default_time_ms, {watermarks.ROWTIME}, "
+                 f"{watermarks.late_sql()} AS late, COALESCE(raw_payload IS JSON OBJECT, FALSE) AS is_object{calls} "
+                 f"FROM {source_table}")
+    built = (f"SELECT *, {fields['request_id']} AS request_id, {fields['request_time_ms']} AS request_time_ms, "
+             f"{fields['instances_json']} AS instances_json FROM ({extracted})")
+    return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS SELECT raw_payload, source_ref, {watermarks.ROWTIME}, late, "
+            f"request_id, request_time_ms, instances_json, {fields['reason']} AS reason FROM ({built})")
 
 
 def parsed_view_sql(spec: MonitorSpec) -> str:

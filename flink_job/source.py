@@ -39,7 +39,7 @@ def _rowtime_sql(spec: MonitorSpec, columns: Mapping[str, str]) -> str:
     expressions of ``columns`` are inlined. Malformed records get time 0: they are dead-lettered, and a
     NULL must never reach the watermark generator."""
     fmt = parse.format_sql(spec.input.format, len(spec.input.features))
-    time_ms = "default_time_ms" if spec.input.time == "kafka" else fmt.time_ms
+    time_ms = "default_time_ms" if spec.input.time == "kafka" else fmt.rowtime_ms
     inlined = _INLINED.sub(lambda m: f"({columns[m.group(1)]})", time_ms)
     return f"TO_TIMESTAMP_LTZ(COALESCE({inlined}, CAST(0 AS BIGINT)), 3)"
 
