@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -57,21 +58,24 @@ def _generated_stream(work: Path, seed: Optional[int], stage_size: Optional[int]
     return path
 
 
-class Progress:
-    """Counts output records by kind and prints a line every few seconds."""
+class Progress(threading.Thread):
+    """Prints the output files' line counts every few seconds while the job runs."""
 
-    def __init__(self):
+    def __init__(self, output: Path):
+        super().__init__(daemon=True)
+        self.output, self.stopped = output, threading.Event()
         self.started = time.monotonic()
-        self.last = self.started
-        self.counts: dict[str, int] = {}
 
-    def __call__(self, row) -> None:
-        self.counts[row[0]] = self.counts.get(row[0], 0) + 1
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            seen = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.counts.items()))
-            print(f"  {now - self.started:6.1f} s  {seen}", flush=True)
+    def run(self) -> None:
+        while not self.stopped.wait(PROGRESS_EVERY_S):
+            counts = {path.stem: _count_lines(path) for path in sorted(self.output.glob("*.jsonl"))}
+            seen = ", ".join(f"{kind} {n:,}" for kind, n in counts.items() if n)
+            print(f"  {time.monotonic() - self.started:6.1f} s  {seen or 'reading, no window closed yet'}", flush=True)
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def summarize(output: Path, spec: MonitorSpec, job_seconds: float) -> dict:
@@ -107,6 +111,10 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
     from flink_job import pipeline, sinks, source
 
     baseline = Baseline.load(spec.baseline)
+    output = args.output.resolve()  # the file sink may run in a TaskManager with another working directory
+    output.mkdir(parents=True, exist_ok=True)
+    for name in sinks.FILE_NAMES.values():
+        (output / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmon-run-") as tmp:
         work = Path(tmp)
         raw = args.input or _generated_stream(work, args.seed, args.stage_size, args.rate_scale)
@@ -114,19 +122,19 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
         lines = source.number_lines(raw, numbered)
         label = str(args.input) if args.input else "generated"
         options = pipeline.RunOptions(numbered_input=numbered, input_label=label, metrics_port=metrics_port)
-        print(f"mmon run: embedded job on {lines:,} lines from {label} -> {args.output}/", flush=True)
+        print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/", flush=True)
         env, t_env = pipeline.create_environments(spec, options)
         egress = pipeline.build(t_env, spec, baseline, options)
-        writer = sinks.JsonlWriter(args.output)
-        started = time.monotonic()
+        egress.flat_map(sinks.JsonlFileSink(str(output))).set_parallelism(1).name("files").print()
+        progress = Progress(output)
+        progress.start()
         try:
-            with egress.execute_and_collect("mmon " + spec.model.name) as rows:
-                writer.write_all(rows, on_row=Progress())
+            env.execute("mmon " + spec.model.name)
         finally:
-            writer.close()
-        summary = summarize(args.output, spec, time.monotonic() - started)
+            progress.stopped.set()
+        summary = summarize(output, spec, time.monotonic() - progress.started)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
-    (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

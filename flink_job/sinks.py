@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from pyflink.common import Row
-from pyflink.datastream.functions import MapFunction
+from pyflink.datastream.functions import FlatMapFunction, MapFunction
 
 from flink_job import drift, metrics, outliers, parse, watermarks, windows
 from flink_job.config import MonitorSpec
@@ -101,21 +101,26 @@ def kafka_insert_sql(spec: MonitorSpec, egress_table: str) -> str:
     return f"INSERT INTO {SINK_TABLE} SELECT CASE kind {cases} END, k, payload FROM {egress_table}"
 
 
-class JsonlWriter:
-    """The embedded sink: one JSON-lines file per kind in ``directory``, plus counts for the summary."""
+class JsonlFileSink(FlatMapFunction):
+    """The embedded sink: appends each record's payload to ``<directory>/<kind file>`` and emits nothing.
 
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.files = {kind: open(directory / name, "w", encoding="utf-8") for kind, name in FILE_NAMES.items()}
-        self.counts = {kind: 0 for kind in FILE_NAMES}
+    It runs as the last Python operator (parallelism 1), so no output record crosses back to the JVM
+    or to the client one by one (collecting 30,000 alerts through the client costs ~1 ms each).
+    Files are line-buffered, so a reader sees whole lines while the job runs."""
 
-    def write_all(self, rows: Iterable, on_row=None) -> None:
-        for row in rows:
-            self.files[row[0]].write(row[2] + "\n")
-            self.counts[row[0]] += 1
-            if on_row is not None:
-                on_row(row)
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.files = {}
 
-    def close(self) -> None:
+    def open(self, runtime_context):
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        self.files = {kind: open(Path(self.directory) / name, "w", encoding="utf-8", buffering=1)
+                      for kind, name in FILE_NAMES.items()}
+
+    def flat_map(self, row):
+        self.files[row[0]].write(row[2] + "\n")
+        return []
+
+    def close(self):
         for handle in self.files.values():
             handle.close()

@@ -80,10 +80,10 @@ def test_interval_literals(millis, sql):
     assert watermarks.interval_sql(millis) == sql
 
 
-@pytest.mark.parametrize("duration, sub", [(15_000, 1000), (2_500, 500), (1_234, 2), (60_000, 1000), (250, 250)])
+@pytest.mark.parametrize("duration, sub", [(15_000, 5000), (2_500, 2500), (1_234, 2), (60_000, 5000), (250, 250), (7_000, 1000)])
 def test_sub_windows_divide_the_window(duration, sub):
     assert windows.sub_window_ms(duration) == sub
-    assert duration % sub == 0 and 1000 % sub == 0
+    assert duration % sub == 0 and 5000 % sub == 0
 
 
 def test_watermark_folds_in_allowed_lateness(tmp_path):
