@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="multiply the generated stream's request rates (shorter event time, same shape)")
     parser.add_argument("--metrics-port", type=int, default=None,
                         help="Prometheus reporter port (default: the spec's job.metrics_port; 0 = off)")
-    parser.add_argument("--checkpoint-dir", help="Kafka mode: checkpoint storage URI (e.g. file:///tmp/ckpt)")
+    parser.add_argument("--checkpoint-dir", help="Kafka mode: checkpoint storage URI, retained on cancel (e.g. file:///tmp/ckpt)")
+    parser.add_argument("--restore-from", metavar="PATH", help="Kafka mode: start from this retained checkpoint or savepoint")
     return parser
 
 
@@ -143,7 +144,8 @@ def run_kafka(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) ->
 
     from flink_job import pipeline, sinks
 
-    options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir)
+    options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
+                                  restore_from=args.restore_from)
     env, t_env = pipeline.create_environments(spec, options)
     egress = pipeline.build(t_env, spec, Baseline.load(spec.baseline), options)
     t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(egress))

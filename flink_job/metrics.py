@@ -12,7 +12,11 @@ counted where their small outputs pass the Python egress step, so no Python runs
 - ``drift_alerts``                  drift records over their threshold;
 - ``drift_value_micros{feature=...,metric=...}``  last drift value x 1e6 (PyFlink gauges hold integers).
 
-With the Prometheus reporter they appear as ``flink_taskmanager_job_task_operator_mmon_<name>``.
+With the Prometheus reporter (``job.metrics_port`` / ``--metrics-port``) the names are
+``flink_taskmanager_job_task_operator_mmon_<name>`` and, for the labelled ones,
+``..._mmon_reason_dead_letter{reason=...}``, ``..._mmon_feature_outliers{feature=...}`` and
+``..._mmon_feature_metric_drift_value_micros{feature=...,metric=...}``. PyFlink reports a Python
+metric to the JVM when it is first updated, so a counter shows up with its first event.
 """
 from __future__ import annotations
 

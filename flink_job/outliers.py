@@ -50,7 +50,13 @@ def rules(spec: MonitorSpec, baseline: Baseline) -> list[Rule]:
     return found
 
 
-def _rule_sql(spec: MonitorSpec, rule: Rule) -> str:
+def _violation_sql(rule: Rule) -> str:
+    value = f"f{rule.feature_index}"
+    return f"({value} < {double_literal(rule.lower)} OR {value} > {double_literal(rule.upper)})"
+
+
+def _alert_entry_sql(spec: MonitorSpec, rule: Rule) -> str:
+    """The alert of one rule as a ``ROW(kind, k, payload)``, NULL when the value does not violate it."""
     value, lower, upper = f"f{rule.feature_index}", double_literal(rule.lower), double_literal(rule.upper)
     below = f"{value} < {lower}"
     name = (sql_string(rule.name_below) if rule.name_below == rule.name_above
@@ -60,11 +66,18 @@ def _rule_sql(spec: MonitorSpec, rule: Rule) -> str:
                f"KEY 'threshold' VALUE CASE WHEN {below} THEN {lower} ELSE {upper} END, "
                f"KEY 'request_time' VALUE request_time_ms)")
     key = sql_string(f"{spec.model.name}/{rule.feature}")
-    return (f"SELECT {sql_string(KIND)} AS kind, {key} AS k, {payload} AS payload, {ROWTIME} FROM {INSTANCES_VIEW} "
-            f"WHERE {below} OR {value} > {upper}")
+    return f"CASE WHEN {_violation_sql(rule)} THEN ROW({sql_string(KIND)}, {key}, {payload}) END"
 
 
 def outliers_sql(spec: MonitorSpec, baseline: Baseline) -> str | None:
-    """(kind, k, payload, rowtime) alert rows, or None when no rule is configured."""
-    selects = [_rule_sql(spec, rule) for rule in rules(spec, baseline)]
-    return " UNION ALL ".join(selects) if selects else None
+    """(kind, k, payload, rowtime) alert rows, or None when no rule is configured.
+
+    One pass over the instances: those violating any rule are kept, and an array with one entry per
+    rule (NULL where the rule holds) is unnested into one alert per violated rule."""
+    found = rules(spec, baseline)
+    if not found:
+        return None
+    entries = ", ".join(_alert_entry_sql(spec, rule) for rule in found)
+    any_violation = " OR ".join(_violation_sql(rule) for rule in found)
+    return (f"SELECT a.kind, a.k, a.payload, i.{ROWTIME} FROM (SELECT * FROM {INSTANCES_VIEW} WHERE {any_violation}) "
+            f"AS i CROSS JOIN UNNEST(ARRAY[{entries}]) AS a(kind, k, payload) WHERE a.kind IS NOT NULL")

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ class RunOptions:
     input_label: str = "file"
     bootstrap: Optional[str] = None
     metrics_port: int = 0
-    checkpoint_dir: Optional[str] = None
+    checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
+    restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
 
 
 def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
@@ -55,6 +57,11 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     }
     if options.bootstrap:
         settings["pipeline.jars"] = CONNECTOR_JAR.as_uri()
+    if options.checkpoint_dir:
+        settings["execution.checkpointing.dir"] = options.checkpoint_dir
+        settings["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
+    if options.restore_from:
+        settings["execution.state-recovery.path"] = options.restore_from
     if options.metrics_port:
         settings["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
         settings["metrics.reporter.prom.port"] = str(options.metrics_port)
@@ -63,7 +70,20 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     return config
 
 
+def _put_prometheus_reporter_on_classpath() -> None:
+    """The local mini-cluster loads no plugins, only reporter factories on the JVM's classpath; PyFlink's
+    gateway launcher appends HADOOP_CLASSPATH to it. Must run before the JVM starts (first environment).
+    On a standalone cluster the cluster's own plugins/ folder serves instead."""
+    import pyflink
+
+    jars = sorted((Path(pyflink.__file__).resolve().parent / "plugins" / "metrics-prometheus").glob("*.jar"))
+    current = os.environ.get("HADOOP_CLASSPATH", "")
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([current, *map(str, jars)]).strip(os.pathsep)
+
+
 def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+    if options.metrics_port:
+        _put_prometheus_reporter_on_classpath()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(spec, options))
     env.set_parallelism(spec.job.parallelism)
     if options.bootstrap:
