@@ -203,9 +203,9 @@ def start_job(options: Options, spec_path: Path, spec: MonitorSpec,
         print("bench: starting the Flink standalone cluster ...", flush=True)
         cluster.start()
         stack.callback(cluster.stop)
-        submitted = cluster.submit_python(args, module="flink_job.main")
+        submitted = cluster.submit_python(args, py_file=ROOT / "flink_job" / "main.py")
         if submitted.returncode != 0:
-            raise BenchError(f"flink run failed: {(submitted.stderr or submitted.stdout).strip()[-1500:]}")
+            raise BenchError(f"flink run failed:\n{submitted.stdout.strip()[-2000:]}\n{submitted.stderr.strip()[-1000:]}")
         sampler = ProcessTreeSampler(lambda: cluster_pids(cluster.work_dir))
         def failure() -> Optional[str]:
             return None if cluster_pids(cluster.work_dir) else f"the Flink cluster exited (see {cluster.log_dir})"
