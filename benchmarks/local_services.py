@@ -449,10 +449,13 @@ class FlinkCluster(_Service):
         (conf_dir / "masters").write_text(f"localhost:{self.rest_port}\n")
 
     def _link_lib(self, jar: Path) -> None:
+        """The wheel's lib jars, the Kafka connector, and flink-python from opt/ (as the official Docker
+        images do for PyFlink), so Python operators' Java classes are on the cluster's classpath."""
         lib = self.work_dir / "lib"
         shutil.rmtree(lib, ignore_errors=True)
         lib.mkdir(parents=True)
-        for source in [*sorted((self.home / "lib").glob("*.jar")), jar]:
+        python_jars = sorted((self.home / "opt").glob("flink-python-*.jar"))
+        for source in [*sorted((self.home / "lib").glob("*.jar")), *python_jars, jar]:
             (lib / source.name).symlink_to(source)
 
     def _run_script(self, name: str) -> None:
