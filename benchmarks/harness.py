@@ -203,7 +203,7 @@ def start_job(options: Options, spec_path: Path, spec: MonitorSpec,
         print("bench: starting the Flink standalone cluster ...", flush=True)
         cluster.start()
         stack.callback(cluster.stop)
-        submitted = cluster.submit_python(args, py_file=ROOT / "flink_job" / "main.py")
+        submitted = cluster.submit_python([*args, "--detach"], py_file=ROOT / "flink_job" / "main.py")
         if submitted.returncode != 0:
             raise BenchError(f"flink run failed:\n{submitted.stdout.strip()[-2000:]}\n{submitted.stderr.strip()[-1000:]}")
         sampler = ProcessTreeSampler(lambda: cluster_pids(cluster.work_dir))

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="Prometheus reporter port (default: the spec's job.metrics_port; 0 = off)")
     parser.add_argument("--checkpoint-dir", help="Kafka mode: checkpoint storage URI, retained on cancel (e.g. file:///tmp/ckpt)")
     parser.add_argument("--restore-from", metavar="PATH", help="Kafka mode: start from this retained checkpoint or savepoint")
+    parser.add_argument("--detach", action="store_true",
+                        help="Kafka mode: return once the job is submitted instead of waiting for it (for `flink run -d`)")
     return parser
 
 
@@ -154,7 +156,8 @@ def run_kafka(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) ->
     job_id = result.get_job_client().get_job_id()
     print(f"mmon run: Kafka job {job_id} on {args.kafka}: {spec.kafka.topics.inference} -> "
           f"{', '.join(sorted(set(sinks.topic_of(spec).values())))}", flush=True)
-    result.wait()
+    if not args.detach:
+        result.wait()
     return 0
 
 
