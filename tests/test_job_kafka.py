@@ -90,8 +90,12 @@ def kafka_run(kafka_broker, tmp_path_factory):
     last_window = requests[-1][1] // WINDOW_MS * WINDOW_MS
     n_features = len(spec["input"]["features"])
 
+    n_metrics = len(spec["drift"]["metrics"])
+
     def done(found):
+        """The last window's stats and drift records (drift leaves a later operator than stats) and the dead letter."""
         return (sum(1 for r in found["stats"] if "feature" in r and r["window_start"] == last_window) == n_features
+                and sum(1 for r in found["drift"] if r["window_start"] == last_window) == n_features * n_metrics
                 and found["dead_letter"])
 
     output_topics = {"stats": topics["stats"], "outliers": topics["outliers"], "drift": topics["drift"],
