@@ -1,7 +1,7 @@
 """The three inference-log wire formats, defined once: encoders and the pure-Python reference decoder.
 
 The stream generator writes them, the inference logger reads and re-writes them, and the Flink job
-parses them on the Java side with SQL JSON functions; the job's tests hold it to `decode` here.
+parses them on the Java side (jvm/udfs, a port of `decode`); the job's tests hold it to `decode` here.
 No pyflink import: this module is plain Python.
 
 Formats (every encoder writes compact JSON, keys in this order, no spaces):
@@ -36,7 +36,8 @@ reasons are exactly the dead-letter reasons of the job and the logger:
    ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored).
 4. ``bad_id``        the id is missing (and no ``default_id``), not a string, or empty.
 5. ``bad_time``      the time is missing (and no ``default_time_ms``), of the wrong type (thesis/OIP:
-   a JSON number, not a boolean; CloudEvent: an RFC 3339 string), not finite, or not positive.
+   a JSON number, not a boolean; CloudEvent: an RFC 3339 string), not finite, not positive, or
+   beyond `MAX_TIME_MS`.
 6. ``bad_datatype``  (oip-v2) ``datatype`` is not a numeric tensor type (`NUMERIC_DATATYPES`).
 7. ``bad_shape``     (oip-v2) ``shape`` is not ``[n, k]`` of positive integers, or ``data`` does not hold
    n * k values.
@@ -46,7 +47,7 @@ reasons are exactly the dead-letter reasons of the job and the logger:
 10. ``wrong_feature_count``  an instance is empty, the instances disagree in length, or their length is
     not ``n_features`` when that is given.
 11. ``non_finite``   a value is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
-    turns ``1e999`` into inf; none of them may reach the statistics).
+    turns ``1e999`` into inf; none of them may reach the statistics), or an integer beyond a double.
 """
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ NUMERIC_DATATYPES = frozenset({"FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
 SECONDS_THRESHOLD = 1e11
 """Epoch times below this are seconds, at or above it milliseconds: 1e11 s is the year 5138 and
 1e11 ms is March 1973, so no real request time is ambiguous."""
+
+MAX_TIME_MS = 2**63 - 1
+"""The largest request time (a signed 64-bit epoch ms, Flink's BIGINT); later times are ``bad_time``."""
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
@@ -224,7 +228,8 @@ def _numeric_time(value: Any, default_time_ms: Optional[int]) -> int:
         if default_time_ms is None:
             raise FormatError(BAD_TIME, "missing")
         return int(default_time_ms)
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if (not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)) or value <= 0
+            or time_to_ms(value) > MAX_TIME_MS):
         raise FormatError(BAD_TIME, f"time {value!r}")
     return time_to_ms(value)
 
@@ -246,7 +251,10 @@ def _cloudevent_time(value: Any, default_time_ms: Optional[int]) -> int:
 def _check_values(row: list) -> list[float]:
     if not all(_is_number(v) for v in row):
         raise FormatError(BAD_INSTANCE, "a value is not a number")
-    values = [float(v) for v in row]
+    try:
+        values = [float(v) for v in row]
+    except OverflowError:  # an integer literal beyond the largest double
+        raise FormatError(NON_FINITE, "integer too large for a double") from None
     if not all(math.isfinite(v) for v in values):
         raise FormatError(NON_FINITE, "NaN or infinite value")
     return values
@@ -290,7 +298,7 @@ def _decode_kserve_v1(obj: dict, default_id, default_time_ms, n_features) -> Par
 
 
 def _oip_rows(tensor: dict, n_features: Optional[int]) -> list[list[float]]:
-    if tensor.get("datatype") not in NUMERIC_DATATYPES:
+    if not isinstance(tensor.get("datatype"), str) or tensor["datatype"] not in NUMERIC_DATATYPES:
         raise FormatError(BAD_DATATYPE, f"datatype {tensor.get('datatype')!r}")
     shape, data = tensor.get("shape"), tensor.get("data")
     if (not isinstance(shape, list) or len(shape) != 2

@@ -22,6 +22,7 @@ from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CONNECTOR_JAR = REPO / ".cache" / "jars" / "connector" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+UDFS_JAR = REPO / ".cache" / "jars" / "udfs" / "mmon-flink-udfs.jar"  # jvm/udfs: the parse step's Java functions
 BUNDLE_TIME_MS = 30
 ARROW_BATCH_SIZE = 10_000
 BUNDLE_SIZE = 100_000
@@ -52,12 +53,13 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "python.fn-execution.bundle.size": str(BUNDLE_SIZE),
         "python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
         "table.local-time-zone": "UTC",
+        "pipeline.object-reuse": "true",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
     }
-    if options.bootstrap:
-        settings["pipeline.jars"] = CONNECTOR_JAR.as_uri()
+    jars = [UDFS_JAR, CONNECTOR_JAR] if options.bootstrap else [UDFS_JAR]
+    settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
     if options.checkpoint_dir:
         settings["execution.checkpointing.dir"] = options.checkpoint_dir
         settings["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
@@ -128,8 +130,9 @@ def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: B
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
     """The whole dataflow; returns the stamped (kind, k, payload) egress stream."""
+    parse.register_functions(t_env)
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE),
-                      parse.parsed_view_sql(spec), parse.instances_view_sql(spec)):
+                      parse.instances_view_sql(spec)):
         t_env.execute_sql(statement)
     jvm = _jvm_outputs(t_env, spec, baseline)
     batches = jvm.filter(lambda row: row[0] == windows.BATCH_KIND).name("sub-batches")

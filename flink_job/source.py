@@ -10,7 +10,6 @@ with ``LINE<TAB>`` prefixed to each line (a Python pass of about a second per mi
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Mapping
 
@@ -18,7 +17,7 @@ from flink_job import parse, watermarks
 from flink_job.config import MonitorSpec
 
 SOURCE_TABLE = "mmon_source"
-_INLINED = re.compile(r"\b(raw_payload|default_id|default_time_ms)\b")
+_INLINED = ("raw_payload", "default_id", "default_time_ms")  # the time function's arguments, in order
 
 
 def number_lines(src: Path, dst: Path) -> int:
@@ -35,13 +34,11 @@ def _with_options(options: Mapping[str, str]) -> str:
 
 
 def _rowtime_sql(spec: MonitorSpec, columns: Mapping[str, str]) -> str:
-    """``rowtime`` from the request time; computed columns cannot refer to each other, so the
-    expressions of ``columns`` are inlined. Malformed records get time 0: they are dead-lettered, and a
-    NULL must never reach the watermark generator."""
-    fmt = parse.format_sql(spec.input.format, len(spec.input.features))
-    time_ms = "default_time_ms" if spec.input.time == "kafka" else fmt.rowtime_ms
-    inlined = _INLINED.sub(lambda m: f"({columns[m.group(1)]})", time_ms)
-    return f"TO_TIMESTAMP_LTZ(COALESCE({inlined}, CAST(0 AS BIGINT)), 3)"
+    """``rowtime`` from the request time (`flink_job.parse`'s time function); computed columns cannot
+    refer to each other, so the expressions of ``columns`` are inlined. A record without a time gets 0:
+    it is dead-lettered, and a NULL must never reach the watermark generator."""
+    call = parse.call_sql(parse.TIME_FUNCTION, spec, *(f"({columns[name]})" for name in _INLINED))
+    return f"TO_TIMESTAMP_LTZ(COALESCE({call}, CAST(0 AS BIGINT)), 3)"
 
 
 def _table_ddl(spec: MonitorSpec, declared: list[str], computed: Mapping[str, str],

@@ -201,6 +201,8 @@ def test_dockerfile_uses_the_project_jar_script_pins_and_non_root_user():
     assert "FROM flink:${FLINK_VERSION}-java17" in dockerfile
     assert "COPY scripts/fetch_jars.sh" in dockerfile and "JARS_DIR=/jars bash scripts/fetch_jars.sh" in dockerfile
     assert "COPY --from=jars /jars/connector/ /opt/flink/lib/" in dockerfile
+    assert "COPY jvm/udfs/src jvm/udfs/src" in dockerfile  # built by fetch_jars.sh in the jars stage
+    assert "COPY --from=jars /jars/udfs/mmon-flink-udfs.jar /opt/flink/lib/" in dockerfile
     pyproject = (ROOT / "pyproject.toml").read_text()
     flink_pin = re.search(r'"apache-flink==([\d.*]+)"', pyproject).group(1)
     assert re.fullmatch(flink_pin.replace(".", r"\.").replace("*", r"\d+"), FLINK_VERSION)

@@ -1,0 +1,392 @@
+package io.github.mmon.flink;
+
+import java.io.IOException;
+import java.time.DateTimeException;
+import java.time.LocalDate;
+import java.util.Objects;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.JsonReadFeature;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.DeserializationFeature;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectReader;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.json.JsonMapper;
+
+/**
+ * The inference-log decoder of {@code flink_job/formats.py} in Java: the same three formats, the same
+ * checks in the same order, the same dead-letter reasons. The Python module is the reference; the job's
+ * tests hold this class to it line by line.
+ *
+ * <p>Each record is parsed once into a tree (Jackson, as Flink ships it, reading NaN and Infinity tokens as
+ * Python's reader does).
+ */
+public final class RequestParser {
+
+    public static final String THESIS = "thesis";
+    public static final String KSERVE_V1 = "kserve-v1";
+    public static final String OIP_V2 = "oip-v2";
+
+    static final String BAD_JSON = "bad_json";
+    static final String BAD_ENVELOPE = "bad_envelope";
+    static final String NOT_REQUEST = "not_request";
+    static final String BAD_ID = "bad_id";
+    static final String BAD_TIME = "bad_time";
+    static final String BAD_DATATYPE = "bad_datatype";
+    static final String BAD_SHAPE = "bad_shape";
+    static final String NO_INSTANCES = "no_instances";
+    static final String BAD_INSTANCE = "bad_instance";
+    static final String WRONG_FEATURE_COUNT = "wrong_feature_count";
+    static final String NON_FINITE = "non_finite";
+
+    static final String CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request";
+    static final Set<String> NUMERIC_DATATYPES = Set.of("FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
+            "INT64", "UINT8", "UINT16", "UINT32", "UINT64");
+    /** Epoch times below this are seconds, at or above it milliseconds (formats.SECONDS_THRESHOLD). */
+    static final double SECONDS_THRESHOLD = 1e11;
+
+    private static final Pattern RFC3339 = Pattern.compile(
+            "(\\d{4})-(\\d{2})-(\\d{2})[Tt ](\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d+))?(?:([Zz])|([+-])(\\d{2}):(\\d{2}))",
+            Pattern.UNICODE_CHARACTER_CLASS);  // Python's \d matches any Unicode digit
+
+    private static final ObjectReader READER = JsonMapper.builder()
+            .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)  // NaN / Infinity, as Python's reader
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .build()
+            .reader();
+
+    /** The last record parsed on this thread: the rowtime column and the parse step call for the same record. */
+    private static final ThreadLocal<Cached> LAST = new ThreadLocal<>();
+
+    private RequestParser() {}
+
+    /** A decode failure: one of the reasons above. */
+    private static final class Rejected extends Exception {
+        final String reason;
+
+        Rejected(String reason) {
+            super(reason, null, false, false);
+            this.reason = reason;
+        }
+    }
+
+    private record Cached(String raw, String format, int nFeatures, boolean messageTime, String defaultId,
+                          Long defaultTimeMs, ParsedRequest parsed) {
+        boolean matches(String raw, String format, int nFeatures, boolean messageTime, String defaultId,
+                        Long defaultTimeMs) {
+            return this.raw.equals(raw) && this.format.equals(format) && this.nFeatures == nFeatures
+                    && this.messageTime == messageTime && Objects.equals(this.defaultId, defaultId)
+                    && Objects.equals(this.defaultTimeMs, defaultTimeMs);
+        }
+    }
+
+    /**
+     * Decodes one record, memoised per thread for the record just before.
+     *
+     * @param messageTime false when the request time is the Kafka record timestamp ({@code input.time: kafka}):
+     *                    the message's own time field is then neither read nor checked
+     */
+    public static ParsedRequest parse(String raw, String format, int nFeatures, boolean messageTime,
+                                      String defaultId, Long defaultTimeMs) {
+        Cached last = LAST.get();
+        if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs)) {
+            return last.parsed;
+        }
+        ParsedRequest parsed = decode(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
+        LAST.set(new Cached(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs, parsed));
+        return parsed;
+    }
+
+    /** The state of one decode: what is known so far, so a rejection still reports the request time. */
+    private static final class Decoding {
+        final boolean messageTime;
+        final String defaultId;
+        final Long defaultTimeMs;
+        Long timeMs;
+
+        Decoding(boolean messageTime, String defaultId, Long defaultTimeMs) {
+            this.messageTime = messageTime;
+            this.defaultId = defaultId;
+            this.defaultTimeMs = defaultTimeMs;
+        }
+    }
+
+    static ParsedRequest decode(String raw, String format, int nFeatures, boolean messageTime,
+                                String defaultId, Long defaultTimeMs) {
+        Decoding state = new Decoding(messageTime, defaultId, defaultTimeMs);
+        String requestId = null;
+        try {
+            JsonNode obj = loadObject(raw);
+            Request request;
+            switch (format) {
+                case THESIS -> request = thesis(obj, state);
+                case KSERVE_V1 -> request = kserveV1(obj, state);
+                case OIP_V2 -> request = oipV2(obj, state);
+                default -> throw new IllegalArgumentException("unknown format " + format);
+            }
+            requestId = request.id;
+            double[][] instances = request.rows(nFeatures);
+            return ParsedRequest.accepted(requestId, state.timeMs, instances);
+        } catch (Rejected rejected) {
+            return ParsedRequest.rejected(rejected.reason, requestId,
+                    state.timeMs != null ? state.timeMs : defaultTimeMs);
+        }
+    }
+
+    /** An id and time already checked, and the instances still to check (they are checked last). */
+    private interface Rows {
+        double[][] check(int nFeatures) throws Rejected;
+    }
+
+    private record Request(String id, Rows instances) {
+        double[][] rows(int nFeatures) throws Rejected {
+            return instances.check(nFeatures);
+        }
+    }
+
+    private static JsonNode loadObject(String raw) throws Rejected {
+        JsonNode node;
+        try {
+            node = READER.readTree(raw);
+        } catch (IOException e) {
+            throw new Rejected(BAD_JSON);
+        }
+        if (node == null || !node.isObject()) {
+            throw new Rejected(BAD_JSON);
+        }
+        return node;
+    }
+
+    /** {@code obj.get(name)} of Python: absent and JSON null are both null. */
+    private static JsonNode get(JsonNode obj, String name) {
+        JsonNode value = obj.get(name);
+        return value == null || value.isNull() ? null : value;
+    }
+
+    private static JsonNode object(JsonNode value) throws Rejected {
+        if (value == null || !value.isObject()) {
+            throw new Rejected(BAD_ENVELOPE);
+        }
+        return value;
+    }
+
+    private static boolean isText(JsonNode value, String text) {
+        return value != null && value.isTextual() && value.textValue().equals(text);
+    }
+
+    private static String requestId(JsonNode value, Decoding state) throws Rejected {
+        if (value == null) {
+            if (state.defaultId == null || state.defaultId.isEmpty()) {
+                throw new Rejected(BAD_ID);
+            }
+            return state.defaultId;
+        }
+        if (!value.isTextual() || value.textValue().isEmpty()) {
+            throw new Rejected(BAD_ID);
+        }
+        return value.textValue();
+    }
+
+    private static long defaultTime(Decoding state) throws Rejected {
+        if (state.defaultTimeMs == null) {
+            throw new Rejected(BAD_TIME);
+        }
+        return state.defaultTimeMs;
+    }
+
+    /** A JSON-number time in epoch seconds or milliseconds (formats._numeric_time / time_to_ms). */
+    private static void numericTime(JsonNode value, Decoding state) throws Rejected {
+        if (!state.messageTime || value == null) {
+            state.timeMs = defaultTime(state);
+            return;
+        }
+        if (!value.isNumber()) {
+            throw new Rejected(BAD_TIME);
+        }
+        long millis;
+        if (value.isIntegralNumber()) {
+            if (!value.canConvertToLong() || value.longValue() <= 0) {
+                throw new Rejected(BAD_TIME);
+            }
+            long v = value.longValue();
+            if (v >= SECONDS_THRESHOLD) {
+                millis = v;
+            } else {
+                millis = v * 1000;  // v < 1e11: no overflow
+            }
+        } else {
+            double v = value.doubleValue();
+            if (!Double.isFinite(v) || v <= 0) {
+                throw new Rejected(BAD_TIME);
+            }
+            double rounded = Math.rint(v < SECONDS_THRESHOLD ? v * 1000 : v);  // round half to even, as Python
+            if (rounded >= 0x1p63) {
+                throw new Rejected(BAD_TIME);
+            }
+            millis = (long) rounded;
+        }
+        state.timeMs = millis;
+    }
+
+    /** An RFC 3339 string time (formats._cloudevent_time / parse_rfc3339_ms). */
+    private static void cloudEventTime(JsonNode value, Decoding state) throws Rejected {
+        if (!state.messageTime || value == null) {
+            state.timeMs = defaultTime(state);
+            return;
+        }
+        if (!value.isTextual()) {
+            throw new Rejected(BAD_TIME);
+        }
+        long millis = parseRfc3339Ms(value.textValue());
+        if (millis <= 0) {
+            throw new Rejected(BAD_TIME);
+        }
+        state.timeMs = millis;
+    }
+
+    static long parseRfc3339Ms(String text) throws Rejected {
+        Matcher m = RFC3339.matcher(text);
+        if (!m.matches()) {
+            throw new Rejected(BAD_TIME);
+        }
+        int year = Integer.parseInt(m.group(1));
+        int month = Integer.parseInt(m.group(2));
+        int day = Integer.parseInt(m.group(3));
+        int hour = Integer.parseInt(m.group(4));
+        int minute = Integer.parseInt(m.group(5));
+        int second = Integer.parseInt(m.group(6));
+        // datetime(year, month, day, hour, minute, min(second, 59)) validates; timegm then uses the raw second
+        if (year < 1 || hour > 23 || minute > 59) {
+            throw new Rejected(BAD_TIME);
+        }
+        long epochDay;
+        try {
+            epochDay = LocalDate.of(year, month, day).toEpochDay();
+        } catch (DateTimeException e) {
+            throw new Rejected(BAD_TIME);
+        }
+        String fraction = m.group(7) == null ? "0" : m.group(7);
+        String firstThree = (fraction.length() > 3 ? fraction.substring(0, 3) : fraction);
+        int millis = Integer.parseInt(firstThree) * (int) Math.pow(10, 3 - firstThree.length());
+        long offsetSeconds = 0;
+        if (m.group(9) != null) {
+            int sign = m.group(9).equals("+") ? 1 : -1;
+            offsetSeconds = sign * (Integer.parseInt(m.group(10)) * 3600L + Integer.parseInt(m.group(11)) * 60L);
+        }
+        long epochSeconds = epochDay * 86_400 + hour * 3_600L + minute * 60L + second - offsetSeconds;
+        return epochSeconds * 1000 + millis;
+    }
+
+    private static Request thesis(JsonNode obj, Decoding state) throws Rejected {
+        JsonNode payload = object(get(obj, "payload"));
+        if (!isText(get(obj, "type"), "request")) {
+            throw new Rejected(NOT_REQUEST);
+        }
+        String id = requestId(get(obj, "id"), state);
+        numericTime(get(obj, "time"), state);
+        JsonNode instances = get(payload, "instances");
+        return new Request(id, n -> checkInstances(instances, n));
+    }
+
+    private static Request kserveV1(JsonNode obj, Decoding state) throws Rejected {
+        if (!obj.has("specversion")) {  // a plain KServe v1 body: id and time from the defaults
+            String id = requestId(null, state);
+            cloudEventTime(null, state);
+            return new Request(id, n -> checkInstances(get(obj, "instances"), n));
+        }
+        if (!isText(obj.get("specversion"), "1.0")) {
+            throw new Rejected(BAD_ENVELOPE);
+        }
+        JsonNode body = object(get(obj, "data"));
+        if (!isText(get(obj, "type"), CLOUDEVENT_REQUEST_TYPE)) {
+            throw new Rejected(NOT_REQUEST);
+        }
+        String id = requestId(get(obj, "id"), state);
+        cloudEventTime(get(obj, "time"), state);
+        return new Request(id, n -> checkInstances(get(body, "instances"), n));
+    }
+
+    private static Request oipV2(JsonNode obj, Decoding state) throws Rejected {
+        JsonNode inputs = get(obj, "inputs");
+        if (inputs == null || !inputs.isArray() || inputs.size() != 1) {
+            throw new Rejected(BAD_ENVELOPE);
+        }
+        JsonNode tensor = object(inputs.get(0));
+        JsonNode parameters = obj.has("parameters") ? object(obj.get("parameters")) : null;
+        String id = requestId(get(obj, "id"), state);
+        numericTime(parameters == null ? null : get(parameters, "time"), state);
+        return new Request(id, n -> oipRows(tensor, n));
+    }
+
+    private static double[][] oipRows(JsonNode tensor, int nFeatures) throws Rejected {
+        JsonNode datatype = get(tensor, "datatype");
+        if (datatype == null || !datatype.isTextual() || !NUMERIC_DATATYPES.contains(datatype.textValue())) {
+            throw new Rejected(BAD_DATATYPE);
+        }
+        JsonNode shape = get(tensor, "shape");
+        JsonNode data = get(tensor, "data");
+        if (shape == null || !shape.isArray() || shape.size() != 2
+                || !positiveInt(shape.get(0)) || !positiveInt(shape.get(1))) {
+            throw new Rejected(BAD_SHAPE);
+        }
+        long rows = shape.get(0).longValue();
+        long width = shape.get(1).longValue();
+        if (data == null || !data.isArray() || Math.multiplyHigh(rows, width) != 0 || data.size() != rows * width) {
+            throw new Rejected(BAD_SHAPE);
+        }
+        if (width != nFeatures) {  // the Python rows are slices of `width` values: all of the wrong length
+            throw new Rejected(WRONG_FEATURE_COUNT);
+        }
+        double[][] out = new double[(int) rows][];
+        for (int i = 0; i < rows; i++) {
+            out[i] = checkValues(data, i * (int) width, (int) width);
+        }
+        return out;
+    }
+
+    /** A positive JSON integer within a long (a larger one could not match the data's length either). */
+    private static boolean positiveInt(JsonNode d) {
+        return d.isIntegralNumber() && d.canConvertToLong() && d.longValue() > 0;
+    }
+
+    /** formats._check_instances: a non-empty list of lists of n numbers, checked row by row. */
+    private static double[][] checkInstances(JsonNode instances, int nFeatures) throws Rejected {
+        if (instances == null || !instances.isArray() || instances.isEmpty()) {
+            throw new Rejected(NO_INSTANCES);
+        }
+        for (JsonNode row : instances) {
+            if (!row.isArray()) {
+                throw new Rejected(BAD_INSTANCE);
+            }
+        }
+        for (JsonNode row : instances) {
+            if (nFeatures < 1 || row.size() != nFeatures) {
+                throw new Rejected(WRONG_FEATURE_COUNT);
+            }
+        }
+        double[][] out = new double[instances.size()][];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = checkValues(instances.get(i), 0, nFeatures);
+        }
+        return out;
+    }
+
+    /** formats._check_values on {@code width} values from {@code start}: numbers first, then finiteness. */
+    private static double[] checkValues(JsonNode values, int start, int width) throws Rejected {
+        for (int j = 0; j < width; j++) {
+            if (!values.get(start + j).isNumber()) {
+                throw new Rejected(BAD_INSTANCE);
+            }
+        }
+        double[] row = new double[width];
+        for (int j = 0; j < width; j++) {
+            row[j] = values.get(start + j).doubleValue();
+            if (!Double.isFinite(row[j])) {
+                throw new Rejected(NON_FINITE);
+            }
+        }
+        return row;
+    }
+}

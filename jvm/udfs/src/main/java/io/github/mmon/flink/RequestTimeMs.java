@@ -1,0 +1,18 @@
+package io.github.mmon.flink;
+
+import org.apache.flink.table.functions.ScalarFunction;
+
+/**
+ * {@code mmon_request_time_ms(raw, format, n_features, message_time, default_id, default_time_ms)}: the
+ * request time in epoch ms for the source's rowtime column, or NULL. Computed columns cannot refer to each
+ * other, so the source calls this and the parse step calls {@link ParseRequest} on the same record;
+ * {@link RequestParser#parse} memoises the last record per thread, so the JSON is still parsed once.
+ */
+public class RequestTimeMs extends ScalarFunction {
+
+    public Long eval(String raw, String format, Integer nFeatures, Boolean messageTime, String defaultId,
+                     Long defaultTimeMs) {
+        return RequestParser.parse(raw == null ? "" : raw, format, nFeatures, Boolean.TRUE.equals(messageTime),
+                defaultId, defaultTimeMs).timeMs();
+    }
+}
