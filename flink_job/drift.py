@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pandas as pd
 from pyflink.table import DataTypes
-from pyflink.table.udf import udf
+from pyflink.table.udf import ScalarFunction, udf
 
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
@@ -58,13 +58,26 @@ def drift_records(spec: MonitorSpec, baseline: Baseline, features: pd.Series, wi
     return out
 
 
+class DriftRecords(ScalarFunction):
+    """``(feature, window_start, window_end, count, histogram) -> ARRAY<STRING>`` on pandas Series."""
+
+    def __init__(self, spec: MonitorSpec, baseline: Baseline):
+        self.spec, self.baseline = spec, baseline
+
+    def open(self, function_context):
+        """Computes the ``auto`` thresholds' calibration grids (about a second) before the first window
+        closes, not while its drift records wait."""
+        for metric, config in self.spec.drift.metrics.items():
+            if config.threshold == "auto":
+                drift_thresholds(self.baseline, metric, 1, config.false_alarm_rate, normalize=config.normalize)
+
+    def eval(self, features, window_start, window_end, counts, histograms):
+        return pd.Series(drift_records(self.spec, self.baseline, features, window_start, window_end, counts, histograms))
+
+
 def drift_udf(spec: MonitorSpec, baseline: Baseline):
-    """The pandas UDF ``(feature, window_start, window_end, count, histogram) -> ARRAY<STRING>``."""
-
-    def evaluate(features, window_start, window_end, counts, histograms):
-        return pd.Series(drift_records(spec, baseline, features, window_start, window_end, counts, histograms))
-
-    return udf(evaluate, result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
+    """The pandas UDF of `DriftRecords`."""
+    return udf(DriftRecords(spec, baseline), result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
 
 
 def drift_sql(stats_table: str, model: str) -> str:

@@ -54,6 +54,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
         "table.local-time-zone": "UTC",
         "pipeline.object-reuse": "true",
+        "python.execution-mode": "thread",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
@@ -107,12 +108,11 @@ def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
 
 def _jvm_outputs(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline) -> DataStream:
     """Source, parse, event time, late filter, outlier filter and sub-batching: all JVM-side, in ONE
-    table converted once, so the input is read and parsed once. Rows: (kind, k, payload, rowtime, v0..)."""
-    n = len(spec.input.features)
-    queries = [windows.sub_batches_sql(spec), windows.padded_sql(sinks.dead_letter_rows_sql(), n)]
+    table converted once, so the input is read and parsed once. Rows: (kind, k, payload, rowtime, packed)."""
+    queries = [windows.sub_batches_sql(spec), windows.padded_sql(sinks.dead_letter_rows_sql())]
     alerts = outliers.outliers_sql(spec, baseline)
     if alerts:
-        queries.append(windows.padded_sql(alerts, n))
+        queries.append(windows.padded_sql(alerts))
     return t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(f"({q})" for q in queries)))
 
 
@@ -122,27 +122,27 @@ def _output_row(row: Row) -> Row:
 
 def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline,
                    stats: DataStream) -> DataStream:
-    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
+    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats.rebalance()))
     t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
     rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
     return rows.map(_output_row, output_type=windows.OUTPUT_ROW).name("drift records")
 
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
-    """The whole dataflow; returns the stamped (kind, k, payload) egress stream."""
+    """The whole dataflow; returns the (kind, k, payload) output stream, to be stamped by an egress
+    function of `flink_job.sinks`."""
     parse.register_functions(t_env)
+    t_env.create_java_temporary_system_function(windows.PACK_FUNCTION, windows.PACK_CLASS)
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE),
                       parse.instances_view_sql(spec)):
         t_env.execute_sql(statement)
     jvm = _jvm_outputs(t_env, spec, baseline)
-    batches = jvm.filter(lambda row: row[0] == windows.BATCH_KIND).name("sub-batches")
-    records = (jvm.filter(lambda row: row[0] != windows.BATCH_KIND)
-               .map(_output_row, output_type=windows.OUTPUT_ROW).name("alerts, dead letters"))
-    stats = windows.feature_stats(batches, spec, baseline)
+    split = (jvm.process(windows.SplitJvmOutput(len(spec.input.features)), output_type=windows.FEATURE_BATCH)
+             .name("split: sub-batches per feature, records"))
+    stats = windows.feature_stats(split, spec, baseline)
     outputs = [stats.map(windows.stats_output_row, output_type=windows.OUTPUT_ROW).name("stats records")]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
-    matrices = windows.covariance(batches, spec)
-    if matrices is not None:
-        outputs.append(matrices)
-    return records.union(*outputs).map(sinks.Egress(), output_type=windows.OUTPUT_ROW).name("egress: stamp and count")
+    if windows.matrices(spec):
+        outputs.append(windows.covariance(jvm, spec))
+    return split.get_side_output(windows.RECORDS).union(*outputs)

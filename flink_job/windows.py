@@ -1,12 +1,13 @@
 """Window step: keyed tumbling event-time windows whose state is a `udfs.stats` accumulator.
 
-The JVM pre-batches each feature's values into aligned sub-windows (``TUMBLE`` + ``ARRAY_AGG``, length
+The JVM pre-batches the instances into aligned sub-windows (``TUMBLE`` + ``mmon_pack_rows``, length
 ``gcd(duration, 5 s)``, so every sub-window lies inside exactly one window); each sub-batch reaches
-Python once as a row of arrays stamped with the sub-window's time. Python then keys by
-(model, feature) and folds sub-batches into a `udfs.stats.FeatureStats` held in Flink's window state,
-one vectorised ``update`` per sub-batch. A window fires when the watermark passes its end, the final
-watermark of a bounded input included. A job monitors one model, so the model part of the key is
-constant. Covariance/correlation: the same, keyed by model, with whole instance vectors in a
+Python once, as one byte string of row-major float64 feature vectors stamped with the sub-window's
+time, and `SplitJvmOutput` hands it on once per feature. Python then keys by (model, feature) and folds
+sub-batches into a `udfs.stats.FeatureStats` held in Flink's window state, one vectorised ``update``
+per sub-batch. A window fires when the watermark passes its end, the final watermark of a bounded
+input included. A job monitors one model, so the model part of the key is constant.
+Covariance/correlation: the same, keyed by model, with whole instance vectors in a
 `udfs.stats.CovarianceAccumulator`.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ import math
 import numpy as np
 from pyflink.common import Row, Types
 from pyflink.common.time import Time
-from pyflink.datastream import DataStream
-from pyflink.datastream.functions import AggregateFunction, FlatMapFunction, ProcessWindowFunction
+from pyflink.datastream import DataStream, OutputTag
+from pyflink.datastream.functions import AggregateFunction, ProcessFunction, ProcessWindowFunction
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 from udfs.baseline import Baseline
@@ -51,23 +52,31 @@ def sub_window_ms(duration_ms: int) -> int:
 
 
 BATCH_KIND = "batch"
-FIRST_ARRAY = 4  # sub-batch rows are (kind, k, payload, rowtime, v0, v1, ...)
+PACK_FUNCTION = "mmon_pack_rows"  # jvm/udfs PackRows: a group's feature vectors as row-major float64 bytes
+PACK_CLASS = "io.github.mmon.flink.PackRows"
+PACKED = 4  # JVM output rows are (kind, k, payload, rowtime, packed)
+PACKED_TYPE = Types.PRIMITIVE_ARRAY(Types.BYTE())
+FEATURE_BATCH = Types.TUPLE([Types.INT(), PACKED_TYPE])
 
 
 def sub_batches_sql(spec: MonitorSpec) -> str:
     """One row per sub-window, shaped like the other JVM outputs (kind, k, payload, rowtime) followed by
-    one ARRAY of values per feature (``v0..``, the same instance order in every array)."""
-    arrays = ", ".join(f"ARRAY_AGG(f{j}) AS v{j}" for j in range(len(spec.input.features)))
+    the sub-window's instances packed by ``mmon_pack_rows`` (Python reads them with `unpack`)."""
+    features = ", ".join(f"f{j}" for j in range(len(spec.input.features)))
     size = watermarks.interval_sql(sub_window_ms(spec.window.duration))
     return (f"SELECT '{BATCH_KIND}' AS kind, CAST(NULL AS STRING) AS k, CAST(NULL AS STRING) AS payload, "
-            f"window_time AS {watermarks.ROWTIME}, {arrays} FROM TABLE(TUMBLE(TABLE {INSTANCES_VIEW}, "
-            f"DESCRIPTOR({watermarks.ROWTIME}), {size})) GROUP BY window_start, window_end, window_time")
+            f"window_time AS {watermarks.ROWTIME}, {PACK_FUNCTION}({features}) AS packed FROM TABLE(TUMBLE(TABLE "
+            f"{INSTANCES_VIEW}, DESCRIPTOR({watermarks.ROWTIME}), {size})) GROUP BY window_start, window_end, window_time")
 
 
-def padded_sql(query: str, n_features: int) -> str:
-    """A (kind, k, payload, rowtime) query padded with NULL arrays, to be unioned with the sub-batches."""
-    nulls = ", ".join(f"CAST(NULL AS ARRAY<DOUBLE>) AS v{j}" for j in range(n_features))
-    return f"SELECT kind, k, payload, {watermarks.ROWTIME}, {nulls} FROM ({query})"
+def padded_sql(query: str) -> str:
+    """A (kind, k, payload, rowtime) query with an empty ``packed`` column, to be unioned with the sub-batches."""
+    return f"SELECT kind, k, payload, {watermarks.ROWTIME}, CAST(X'' AS BYTES) AS packed FROM ({query})"
+
+
+def unpack(packed: bytes, n_features: int) -> np.ndarray:
+    """The (instances x features) matrix of a sub-batch, without copying."""
+    return np.frombuffer(packed, dtype="<f8").reshape(-1, n_features)
 
 
 def stats_output_row(row: Row) -> Row:
@@ -75,8 +84,16 @@ def stats_output_row(row: Row) -> Row:
     return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
 
 
-class FeatureBatches(FlatMapFunction):
-    """A sub-batch row -> one ``(feature index, values)`` per feature; counts the instances."""
+RECORDS = OutputTag("records", OUTPUT_ROW)
+
+
+class SplitJvmOutput(ProcessFunction):
+    """The JVM output, split in one Python call per row: each sub-batch once per feature index
+    (`FEATURE_BATCH`, the main output), alerts and dead letters as ``(kind, k, payload)`` (`RECORDS`).
+    Counts the instances that reach the windows.
+
+    Only the records use a side output: in thread mode PyFlink emits side outputs without their
+    timestamps, which event-time windows need and the egress does not."""
 
     def __init__(self, n_features: int):
         self.n_features = n_features
@@ -85,10 +102,20 @@ class FeatureBatches(FlatMapFunction):
     def open(self, runtime_context):
         self.instances = metrics.job_group(runtime_context).counter("instances_windowed")
 
-    def flat_map(self, row):
-        self.instances.inc(len(row[FIRST_ARRAY]))
+    def process_element(self, row, ctx):
+        if row[0] != BATCH_KIND:
+            yield RECORDS, Row(row[0], row[1], row[2])
+            return
+        packed = row[PACKED]
+        self.instances.inc(len(packed) // (8 * self.n_features))
         for j in range(self.n_features):
-            yield j, row[FIRST_ARRAY + j]
+            yield j, packed
+
+
+def whole_batches(row: Row):
+    """The packed instances of a sub-batch row, for covariance (a flat_map keeps the timestamp)."""
+    if row[0] == BATCH_KIND:
+        yield row[PACKED]
 
 
 class FeatureStatsAggregate(AggregateFunction):
@@ -96,15 +123,16 @@ class FeatureStatsAggregate(AggregateFunction):
 
     def __init__(self, edges: list[list[float]]):
         self.edges = edges
+        self.n_features = len(edges)
 
     def create_accumulator(self):
         return None
 
     def add(self, value, accumulator):
-        feature, values = value
+        feature, packed = value
         if accumulator is None:
             accumulator = FeatureStats(self.edges[feature])
-        accumulator.update(np.asarray(values, dtype=float))
+        accumulator.update(unpack(packed, self.n_features)[:, feature])
         return accumulator
 
     def get_result(self, accumulator):
@@ -149,7 +177,7 @@ class CovarianceAggregate(AggregateFunction):
         return CovarianceAccumulator(self.n_features)
 
     def add(self, value, accumulator):
-        accumulator.update(np.column_stack([np.asarray(value[FIRST_ARRAY + j], dtype=float) for j in range(self.n_features)]))
+        accumulator.update(unpack(value, self.n_features))
         return accumulator
 
     def get_result(self, accumulator):
@@ -176,27 +204,29 @@ class EmitCovariance(ProcessWindowFunction):
             yield Row(COVARIANCE_KIND, f"{self.model}/{statistic}", json.dumps(record, separators=(",", ":"), allow_nan=False))
 
 
-def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Per-feature window statistics rows (`STATS_ROW`)."""
+def matrices(spec: MonitorSpec) -> tuple[str, ...]:
+    """The enabled window matrices: ``covariance`` and/or ``correlation``."""
+    return tuple(name for name, on in (("covariance", spec.stats.covariance),
+                                      ("correlation", spec.stats.correlation)) if on)
+
+
+def feature_stats(feature_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
+    """Per-feature window statistics rows (`STATS_ROW`) from `SplitJvmOutput`'s main output."""
     features = spec.input.features
     edges = [baseline.features[name].edges.tolist() for name in features]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    return (sub_batches.flat_map(FeatureBatches(len(features))).name("feature sub-batches")
-            .key_by(lambda batch: batch[0], key_type=Types.INT())
+    return (feature_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
             .window(window)
             .aggregate(FeatureStatsAggregate(edges), EmitStats(spec.model.name, features, spec.stats.statistics),
                        output_type=STATS_ROW).name("feature window stats"))
 
 
-def covariance(sub_batches: DataStream, spec: MonitorSpec) -> DataStream | None:
-    """Covariance/correlation records (`OUTPUT_ROW`), or None when neither is enabled."""
-    matrices = tuple(name for name, on in (("covariance", spec.stats.covariance),
-                                          ("correlation", spec.stats.correlation)) if on)
-    if not matrices:
-        return None
+def covariance(jvm_output: DataStream, spec: MonitorSpec) -> DataStream:
+    """Covariance/correlation records (`OUTPUT_ROW`) from the JVM output's sub-batches."""
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     n = len(spec.input.features)
-    return (sub_batches.key_by(lambda batch: 0, key_type=Types.INT())
+    return (jvm_output.flat_map(whole_batches, output_type=PACKED_TYPE).name("whole sub-batches")
+            .key_by(lambda batch: 0, key_type=Types.INT())
             .window(window)
-            .aggregate(CovarianceAggregate(n), EmitCovariance(spec.model.name, spec.input.features, matrices),
+            .aggregate(CovarianceAggregate(n), EmitCovariance(spec.model.name, spec.input.features, matrices(spec)),
                        output_type=OUTPUT_ROW).name("covariance window"))
