@@ -85,7 +85,20 @@ def _put_prometheus_reporter_on_classpath() -> None:
     os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([current, *map(str, jars)]).strip(os.pathsep)
 
 
+def _put_this_python_first_on_path() -> None:
+    """Thread mode embeds Python in the JVM, and that interpreter finds this environment's packages
+    (pemja, pyflink, the project) only when this interpreter's directory comes first on the PATH the
+    JVM inherits (an unactivated venv otherwise fails with "No module named 'pemja'"). Must run before
+    the JVM starts. A standalone cluster's TaskManagers need the same (`benchmarks.local_services` and
+    the image's PATH see to it)."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, path]) if path else bin_dir
+
+
 def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+    _put_this_python_first_on_path()
     if options.metrics_port:
         _put_prometheus_reporter_on_classpath()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(spec, options))

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +32,8 @@ from benchmarks.local_services import free_port
 from flink_job import formats
 from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
+
+from processes import stop_group
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -294,7 +294,7 @@ def _run_job(fmt: str, tmp: Path) -> dict:
     try:
         proc.wait(timeout=JOB_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        _stop(proc)
+        stop_group(proc)
         return {"error": f"mmon run ({fmt}) still running after {JOB_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}"}
     if proc.returncode != 0:
         return {"error": f"mmon run ({fmt}) exited {proc.returncode}:\n{log_path.read_text()[-4000:]}"}
@@ -305,17 +305,6 @@ def _run_job(fmt: str, tmp: Path) -> dict:
         "dead": _load(out / "dead_letter.jsonl"),
         "baseline": Baseline.load(spec["baseline"]), "features": tuple(spec["input"]["features"]),
     }
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End the job's whole process group (the JVM and the Python workers too)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -547,7 +536,7 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
             time.sleep(0.25)  # polling interval, not synchronisation
     finally:
         running = proc.poll() is None
-        _stop(proc)
+        stop_group(proc)
     context = (f"after {time.monotonic() - started:.1f} s, job {'running' if running else 'ended'}; floor {floor}; "
                f"last scrape {json.dumps({k: {','.join(l): v for l, v in d.items()} for k, d in (last or {}).items()})}"
                f"\n{log_path.read_text()[-3000:]}")

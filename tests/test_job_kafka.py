@@ -3,8 +3,6 @@ a small staged stream produced into the inference topic, the four output topics 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,8 @@ from benchmarks import iris_stream
 from flink_job import formats
 from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
+
+from processes import stop_group
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -103,12 +103,7 @@ def kafka_run(kafka_broker, tmp_path_factory):
     try:
         found = _consume_until(kafka_broker.bootstrap, output_topics, done, time.monotonic() + DEADLINE_S)
     finally:
-        os.killpg(job.pid, signal.SIGTERM)
-        try:
-            job.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait(timeout=30)
+        stop_group(job)
         log.close()
     assert done(found), (tmp / "job.log").read_text()[-4000:]
     return {"found": found, "requests": requests, "spec": spec, "bad_offset": bad_offset, "topics": topics,

@@ -189,17 +189,21 @@ public final class RequestParser {
         return value.textValue();
     }
 
-    private static long defaultTime(Decoding state) throws Rejected {
+    /** The default time stands in when the message time is not used or absent; without one: bad_time. */
+    private static boolean tookDefaultTime(JsonNode value, Decoding state) throws Rejected {
+        if (state.messageTime && value != null) {
+            return false;
+        }
         if (state.defaultTimeMs == null) {
             throw new Rejected(BAD_TIME);
         }
-        return state.defaultTimeMs;
+        state.timeMs = state.defaultTimeMs;
+        return true;
     }
 
     /** A JSON-number time in epoch seconds or milliseconds (formats._numeric_time / time_to_ms). */
     private static void numericTime(JsonNode value, Decoding state) throws Rejected {
-        if (!state.messageTime || value == null) {
-            state.timeMs = defaultTime(state);
+        if (tookDefaultTime(value, state)) {
             return;
         }
         if (!value.isNumber()) {
@@ -232,8 +236,7 @@ public final class RequestParser {
 
     /** An RFC 3339 string time (formats._cloudevent_time / parse_rfc3339_ms). */
     private static void cloudEventTime(JsonNode value, Decoding state) throws Rejected {
-        if (!state.messageTime || value == null) {
-            state.timeMs = defaultTime(state);
+        if (tookDefaultTime(value, state)) {
             return;
         }
         if (!value.isTextual()) {
