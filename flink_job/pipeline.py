@@ -42,9 +42,11 @@ class RunOptions:
 
 
 def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
-    """Job-wide settings: Python workers from this interpreter, small Python bundles (a record waits at
-    most ~30 ms in a bundle: outlier alerts p50 0.2 s end to end on Kafka, vs 0.38 s with 100 ms),
-    UTC session zone, source idleness, the Prometheus reporter when a port is set."""
+    """Job-wide settings: the DataStream functions in thread mode (Python embedded in the JVM: no RPC
+    and no bundle per call; outlier alerts p50 0.09 s end to end on Kafka, vs 0.15 s in process mode),
+    the pandas drift UDF's worker on this interpreter with small bundles (a stats row waits at most
+    ~30 ms), object reuse between chained operators, UTC session zone, source idleness, the job's
+    jars, and the Prometheus reporter when a port is set."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
