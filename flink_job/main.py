@@ -175,6 +175,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not Path(spec.baseline).is_file():
         print(f"mmon run: baseline: no such file {spec.baseline}", file=sys.stderr)
         return 2
+    from flink_job import pipeline
+
+    missing = [jar for jar in pipeline.job_jars(pipeline.RunOptions(bootstrap=args.kafka)) if not jar.is_file()]
+    if missing:
+        print(f"mmon run: missing {', '.join(map(str, missing))}: run `make setup` (builds and fetches the jars)",
+              file=sys.stderr)
+        return 2
     metrics_port = spec.job.metrics_port if args.metrics_port is None else args.metrics_port
     if args.kafka:
         return run_kafka(spec, args, metrics_port)

@@ -41,6 +41,11 @@ class RunOptions:
     restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
 
 
+def job_jars(options: RunOptions) -> list[Path]:
+    """The jars the job loads: its Java functions, and the Kafka connector in Kafka mode."""
+    return [UDFS_JAR, CONNECTOR_JAR] if options.bootstrap else [UDFS_JAR]
+
+
 def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
     """Job-wide settings: the DataStream functions in thread mode (Python embedded in the JVM: no RPC
     and no bundle per call; outlier alerts p50 0.09 s end to end on Kafka, vs 0.15 s in process mode),
@@ -61,8 +66,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
     }
-    jars = [UDFS_JAR, CONNECTOR_JAR] if options.bootstrap else [UDFS_JAR]
-    settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jars)
+    settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in job_jars(options))
     if options.checkpoint_dir:
         settings["execution.checkpointing.dir"] = options.checkpoint_dir
         settings["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"

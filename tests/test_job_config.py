@@ -105,3 +105,13 @@ def test_outlier_bounds_are_inlined_exactly(tmp_path):
         for bound in (rule.lower, rule.upper):
             literal = outliers.double_literal(bound)
             assert float(literal) == bound and "E" in literal.upper()
+
+
+def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
+    from flink_job import pipeline
+
+    monkeypatch.setattr(pipeline, "UDFS_JAR", tmp_path / "absent.jar")
+    good = _write_spec(tmp_path, lambda spec: None)
+    assert run_main.main(["--config", str(good)]) == 2
+    err = capsys.readouterr().err
+    assert "absent.jar" in err and "make setup" in err
