@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from pyflink.common import Configuration, Row
+from pyflink.java_gateway import get_gateway
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
@@ -156,12 +157,27 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
                       parse.instances_view_sql(spec)):
         t_env.execute_sql(statement)
     jvm = _jvm_outputs(t_env, spec, baseline)
-    split = (jvm.process(windows.SplitJvmOutput(len(spec.input.features)), output_type=windows.FEATURE_BATCH)
-             .name("split: sub-batches per feature, records"))
+    sub_batches = _java_filter(jvm, windows.BATCH_KIND, keep=True)
+    split = (sub_batches.flat_map(windows.SplitSubBatches(len(spec.input.features)), output_type=windows.FEATURE_BATCH)
+             .name("sub-batches per feature"))
     stats = windows.feature_stats(split, spec, baseline)
     outputs = [stats.map(windows.stats_output_row, output_type=windows.OUTPUT_ROW).name("stats records")]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
     if windows.matrices(spec):
-        outputs.append(windows.covariance(jvm, spec))
-    return split.get_side_output(windows.RECORDS).union(*outputs)
+        outputs.append(windows.covariance(sub_batches, spec))
+    return _records(jvm).union(*outputs)
+
+
+def _java_filter(jvm: DataStream, kind: str, keep: bool) -> DataStream:
+    """The JVM output rows of (or, with ``keep=False``, not of) ``kind``, filtered by a Java function:
+    alerts and dead letters pass no Python code until their egress."""
+    java_filter = get_gateway().jvm.io.github.mmon.flink.KindFilter(kind, keep)
+    return DataStream(jvm._j_data_stream.filter(java_filter).name(f"{'' if keep else 'not '}{kind}"))
+
+
+def _records(jvm: DataStream) -> DataStream:
+    """Alert and dead-letter rows as (kind, k, payload) `windows.OUTPUT_ROW`s, in the JVM."""
+    rows = _java_filter(jvm, windows.BATCH_KIND, keep=False)._j_data_stream
+    project = get_gateway().jvm.io.github.mmon.flink.FirstFields(3)
+    return DataStream(rows.map(project).returns(windows.OUTPUT_ROW.get_java_type_info()).name("records"))

@@ -18,8 +18,8 @@ import math
 import numpy as np
 from pyflink.common import Row, Types
 from pyflink.common.time import Time
-from pyflink.datastream import DataStream, OutputTag
-from pyflink.datastream.functions import AggregateFunction, ProcessFunction, ProcessWindowFunction
+from pyflink.datastream import DataStream
+from pyflink.datastream.functions import AggregateFunction, FlatMapFunction, ProcessWindowFunction
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 from udfs.baseline import Baseline
@@ -84,16 +84,9 @@ def stats_output_row(row: Row) -> Row:
     return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
 
 
-RECORDS = OutputTag("records", OUTPUT_ROW)
-
-
-class SplitJvmOutput(ProcessFunction):
-    """The JVM output, split in one Python call per row: each sub-batch once per feature index
-    (`FEATURE_BATCH`, the main output), alerts and dead letters as ``(kind, k, payload)`` (`RECORDS`).
-    Counts the instances that reach the windows.
-
-    Only the records use a side output: in thread mode PyFlink emits side outputs without their
-    timestamps, which event-time windows need and the egress does not."""
+class SplitSubBatches(FlatMapFunction):
+    """A sub-batch row -> its packed instances once per feature index (`FEATURE_BATCH`); counts the
+    instances that reach the windows."""
 
     def __init__(self, n_features: int):
         self.n_features = n_features
@@ -102,20 +95,16 @@ class SplitJvmOutput(ProcessFunction):
     def open(self, runtime_context):
         self.instances = metrics.job_group(runtime_context).counter("instances_windowed")
 
-    def process_element(self, row, ctx):
-        if row[0] != BATCH_KIND:
-            yield RECORDS, Row(row[0], row[1], row[2])
-            return
+    def flat_map(self, row):
         packed = row[PACKED]
         self.instances.inc(len(packed) // (8 * self.n_features))
         for j in range(self.n_features):
             yield j, packed
 
 
-def whole_batches(row: Row):
-    """The packed instances of a sub-batch row, for covariance (a flat_map keeps the timestamp)."""
-    if row[0] == BATCH_KIND:
-        yield row[PACKED]
+def packed_instances(row: Row) -> bytes:
+    """The packed instances of a sub-batch row, for covariance."""
+    return row[PACKED]
 
 
 class FeatureStatsAggregate(AggregateFunction):
@@ -211,7 +200,7 @@ def matrices(spec: MonitorSpec) -> tuple[str, ...]:
 
 
 def feature_stats(feature_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Per-feature window statistics rows (`STATS_ROW`) from `SplitJvmOutput`'s main output."""
+    """Per-feature window statistics rows (`STATS_ROW`) from `SplitSubBatches`' output."""
     features = spec.input.features
     edges = [baseline.features[name].edges.tolist() for name in features]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
@@ -221,11 +210,11 @@ def feature_stats(feature_batches: DataStream, spec: MonitorSpec, baseline: Base
                        output_type=STATS_ROW).name("feature window stats"))
 
 
-def covariance(jvm_output: DataStream, spec: MonitorSpec) -> DataStream:
-    """Covariance/correlation records (`OUTPUT_ROW`) from the JVM output's sub-batches."""
+def covariance(sub_batches: DataStream, spec: MonitorSpec) -> DataStream:
+    """Covariance/correlation records (`OUTPUT_ROW`) from the JVM's sub-batch rows."""
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     n = len(spec.input.features)
-    return (jvm_output.flat_map(whole_batches, output_type=PACKED_TYPE).name("whole sub-batches")
+    return (sub_batches.map(packed_instances, output_type=PACKED_TYPE).name("whole sub-batches")
             .key_by(lambda batch: 0, key_type=Types.INT())
             .window(window)
             .aggregate(CovarianceAggregate(n), EmitCovariance(spec.model.name, spec.input.features, matrices(spec)),
