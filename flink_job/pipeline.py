@@ -109,7 +109,8 @@ def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamE
     _put_this_python_first_on_path()
     if options.metrics_port:
         _put_prometheus_reporter_on_classpath()
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(spec, options))
+    config = flink_configuration(spec, options)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(spec.job.parallelism)
     env.set_buffer_timeout(BUFFER_TIMEOUT_MS)
     if options.bootstrap:
@@ -117,7 +118,7 @@ def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamE
                 else CheckpointingMode.AT_LEAST_ONCE)
         env.enable_checkpointing(int(spec.job.checkpoint_interval), mode)
     t_env = StreamTableEnvironment.create(env)
-    for key, value in flink_configuration(spec, options).to_dict().items():
+    for key, value in config.to_dict().items():
         t_env.get_config().set(key, value)
     return env, t_env
 

@@ -16,8 +16,7 @@ public class ParseRequest extends ScalarFunction {
 
     public @DataTypeHint(RESULT_TYPE) Row eval(String raw, String format, Integer nFeatures, Boolean messageTime,
                                                String defaultId, Long defaultTimeMs) {
-        ParsedRequest parsed = RequestParser.parse(raw == null ? "" : raw, format, nFeatures,
-                Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs);
+        ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), boxed(parsed.instances()));
     }
 

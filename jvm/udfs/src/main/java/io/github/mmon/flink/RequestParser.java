@@ -83,13 +83,20 @@ public final class RequestParser {
     }
 
     /**
-     * Decodes one record, memoised per thread for the record just before.
+     * Decodes one record (the SQL functions' arguments as they arrive: a NULL record is empty text, a
+     * NULL flag false), memoised per thread for the record just before.
      *
      * @param messageTime false when the request time is the Kafka record timestamp ({@code input.time: kafka}):
      *                    the message's own time field is then neither read nor checked
      */
-    public static ParsedRequest parse(String raw, String format, int nFeatures, boolean messageTime,
+    public static ParsedRequest parse(String raw, String format, Integer nFeatures, Boolean messageTime,
                                       String defaultId, Long defaultTimeMs) {
+        return memoised(raw == null ? "" : raw, format, nFeatures.intValue(), Boolean.TRUE.equals(messageTime),
+                defaultId, defaultTimeMs);
+    }
+
+    private static ParsedRequest memoised(String raw, String format, int nFeatures, boolean messageTime,
+                                          String defaultId, Long defaultTimeMs) {
         Cached last = LAST.get();
         if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs)) {
             return last.parsed;

@@ -12,7 +12,6 @@ public class RequestTimeMs extends ScalarFunction {
 
     public Long eval(String raw, String format, Integer nFeatures, Boolean messageTime, String defaultId,
                      Long defaultTimeMs) {
-        return RequestParser.parse(raw == null ? "" : raw, format, nFeatures, Boolean.TRUE.equals(messageTime),
-                defaultId, defaultTimeMs).timeMs();
+        return RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs).timeMs();
     }
 }
