@@ -3,8 +3,10 @@
 Each Arrow batch of window-statistics rows arrives as pandas Series; per feature, the windows'
 drift-layout histograms are stacked into one (windows x slots) matrix and every configured metric is
 computed against the baseline histogram in one `udfs.drift.compute` call. The threshold per
-(feature, metric) is the configured number, or for ``auto`` `udfs.calibration.drift_thresholds` at
-that window's count (cached grid, an interpolation per row). The UDF returns, per window, the JSON drift
+(feature, metric) is the configured number, or for ``auto`` the `udfs.calibration.ThresholdCurves`
+read at that window's count (an interpolation per row). The curves are calibrated once, where the job
+is built, and travel with the function: the worker starts with nothing to compute, so the first
+window's drift records do not wait for a Monte-Carlo calibration. The UDF returns, per window, the JSON drift
 records to emit (all of them with ``emit_all``, else only those over the threshold); the SQL unnests them.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pyflink.table.udf import ScalarFunction, udf
 
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
-from udfs.calibration import drift_thresholds
+from udfs.calibration import ThresholdCurves, threshold_curves
 
 from flink_job.config import DriftMetricSpec, MonitorSpec
 from flink_job.parse import sql_string
@@ -27,16 +29,24 @@ KIND = "drift"
 UDF_NAME = "mmon_drift_records"
 
 
-def _threshold(baseline: Baseline, feature: str, metric: str, config: DriftMetricSpec, count: int) -> float:
+def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurves]:
+    """The threshold curves of every ``threshold: auto`` metric, by metric name."""
+    return {metric: threshold_curves(baseline, metric, config.false_alarm_rate, normalize=config.normalize)
+            for metric, config in spec.drift.metrics.items() if config.threshold == "auto"}
+
+
+def _threshold(curves: dict[str, ThresholdCurves], feature: str, metric: str, config: DriftMetricSpec,
+               count: int) -> float:
     if config.threshold != "auto":
         return float(config.threshold)
-    return drift_thresholds(baseline, metric, max(int(count), 1), config.false_alarm_rate,
-                            normalize=config.normalize)[feature]
+    return curves[metric].at(max(int(count), 1))[feature]
 
 
-def drift_records(spec: MonitorSpec, baseline: Baseline, features: pd.Series, window_start: pd.Series,
-                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series) -> list[list[str]]:
-    """For each window row, the JSON drift records (without ``emitted_at``) to emit."""
+def drift_records(spec: MonitorSpec, baseline: Baseline, curves: dict[str, ThresholdCurves], features: pd.Series,
+                  window_start: pd.Series, window_end: pd.Series, counts: pd.Series,
+                  histograms: pd.Series) -> list[list[str]]:
+    """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``curves`` from
+    `calibrate`."""
     out: list[list[str]] = [[] for _ in range(len(features))]
     for feature, rows in features.groupby(features).groups.items():
         rows = np.asarray(rows)
@@ -48,7 +58,7 @@ def drift_records(spec: MonitorSpec, baseline: Baseline, features: pd.Series, wi
                                                       reference.edges, normalize_by))
             for i, value in zip(rows, values):
                 count = int(counts.iloc[i])
-                threshold = _threshold(baseline, feature, metric, config, count)
+                threshold = _threshold(curves, feature, metric, config, count)
                 over = bool(value > threshold)
                 if over or spec.drift.emit_all:
                     out[i].append(json.dumps({
@@ -63,16 +73,11 @@ class DriftRecords(ScalarFunction):
 
     def __init__(self, spec: MonitorSpec, baseline: Baseline):
         self.spec, self.baseline = spec, baseline
-
-    def open(self, function_context):
-        """Computes the ``auto`` thresholds' calibration grids (about a second) before the first window
-        closes, not while its drift records wait."""
-        for metric, config in self.spec.drift.metrics.items():
-            if config.threshold == "auto":
-                drift_thresholds(self.baseline, metric, 1, config.false_alarm_rate, normalize=config.normalize)
+        self.curves = calibrate(spec, baseline)
 
     def eval(self, features, window_start, window_end, counts, histograms):
-        return pd.Series(drift_records(self.spec, self.baseline, features, window_start, window_end, counts, histograms))
+        return pd.Series(drift_records(self.spec, self.baseline, self.curves, features, window_start, window_end,
+                                       counts, histograms))
 
 
 def drift_udf(spec: MonitorSpec, baseline: Baseline):

@@ -128,7 +128,7 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
         print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/", flush=True)
         env, t_env = pipeline.create_environments(spec, options)
         outputs = pipeline.build(t_env, spec, baseline, options)
-        outputs.flat_map(sinks.JsonlFileSink(str(output))).set_parallelism(1).name("egress: stamp, count, files").print()
+        sinks.write_files(sinks.egress(outputs), output)
         progress = Progress(output)
         progress.start()
         try:
@@ -144,14 +144,13 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
 def run_kafka(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) -> int:
     from udfs.baseline import Baseline
 
-    from flink_job import pipeline, sinks, windows
+    from flink_job import pipeline, sinks
 
     options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
                                   restore_from=args.restore_from)
     env, t_env = pipeline.create_environments(spec, options)
     outputs = pipeline.build(t_env, spec, Baseline.load(spec.baseline), options)
-    egress = outputs.map(sinks.Egress(), output_type=windows.OUTPUT_ROW).name("egress: stamp and count")
-    t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(egress))
+    t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(sinks.egress(outputs)))
     t_env.execute_sql(sinks.kafka_sink_ddl(spec, args.kafka))
     result = t_env.execute_sql(sinks.kafka_insert_sql(spec, "mmon_egress"))
     job_id = result.get_job_client().get_job_id()

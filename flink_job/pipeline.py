@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 from pyflink.common import Configuration, Row
-from pyflink.java_gateway import get_gateway
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, outliers, parse, sinks, source, watermarks, windows
+from flink_job import drift, java_functions, outliers, parse, sinks, source, watermarks, windows
 from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,8 +104,20 @@ def _put_this_python_first_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir, path]) if path else bin_dir
 
 
+def _client_compiler_only_for_bounded_runs(options: RunOptions) -> None:
+    """An embedded run over a file lasts seconds, and in them the JVM's optimising compiler (C2) costs
+    more CPU than its code saves: on the 250,000-instance demo it took ~15 of the two cores' ~43
+    CPU-seconds, and the job ran ~20 % slower than with the client compiler alone. So the local JVM of a
+    bounded run gets ``-XX:TieredStopAtLevel=1`` (through PyFlink's ``JVM_ARGS``; must run before the JVM
+    starts); Kafka mode runs for hours and keeps C2."""
+    jvm_args = os.environ.get("JVM_ARGS", "")
+    if options.bootstrap is None and "TieredStopAtLevel" not in jvm_args:
+        os.environ["JVM_ARGS"] = f"{jvm_args} -XX:TieredStopAtLevel=1".strip()
+
+
 def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     _put_this_python_first_on_path()
+    _client_compiler_only_for_bounded_runs(options)
     if options.metrics_port:
         _put_prometheus_reporter_on_classpath()
     config = flink_configuration(spec, options)
@@ -145,16 +156,22 @@ def _output_row(row: Row) -> Row:
 
 def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline,
                    stats: DataStream) -> DataStream:
-    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats.rebalance()))
+    """Drift rows from the stats rows by the pandas UDF, chained to the window operator (no exchange):
+    the UDF's Python worker starts while its task opens (seconds), so a task of its own would let the
+    windows run ahead, fill the few network buffers between them (Flink 2 fixes their number) and stall
+    the whole job mid-stream until the worker is up; chained, the job waits for it before the first
+    window instead."""
+    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
     t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
     rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
     return rows.map(_output_row, output_type=windows.OUTPUT_ROW).name("drift records")
 
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
-    """The whole dataflow; returns the (kind, k, payload) output stream, to be stamped by an egress
-    function of `flink_job.sinks`."""
+    """The whole dataflow; returns the (kind, k, payload) output stream, to be stamped by
+    `flink_job.sinks.egress`."""
     parse.register_functions(t_env)
+    source.register_functions(t_env)
     t_env.create_java_temporary_system_function(windows.PACK_FUNCTION, windows.PACK_CLASS)
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE),
                       parse.instances_view_sql(spec)):
@@ -174,13 +191,12 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
 
 def _java_filter(jvm: DataStream, kind: str, keep: bool) -> DataStream:
     """The JVM output rows of (or, with ``keep=False``, not of) ``kind``, filtered by a Java function:
-    alerts and dead letters pass no Python code until their egress."""
-    java_filter = get_gateway().jvm.io.github.mmon.flink.KindFilter(kind, keep)
-    return DataStream(jvm._j_data_stream.filter(java_filter).name(f"{'' if keep else 'not '}{kind}"))
+    alerts and dead letters pass no Python code."""
+    return java_functions.filtered(jvm, java_functions.package().KindFilter(kind, keep),
+                                   f"{'' if keep else 'not '}{kind}")
 
 
 def _records(jvm: DataStream) -> DataStream:
     """Alert and dead-letter rows as (kind, k, payload) `windows.OUTPUT_ROW`s, in the JVM."""
-    rows = _java_filter(jvm, windows.BATCH_KIND, keep=False)._j_data_stream
-    project = get_gateway().jvm.io.github.mmon.flink.FirstFields(3)
-    return DataStream(rows.map(project).returns(windows.OUTPUT_ROW.get_java_type_info()).name("records"))
+    rows = _java_filter(jvm, windows.BATCH_KIND, keep=False)
+    return java_functions.mapped(rows, java_functions.package().FirstFields(3), windows.OUTPUT_ROW, "records")

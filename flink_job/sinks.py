@@ -1,73 +1,38 @@
 """Sink step: every output as one stream of ``(kind, key, payload)`` rows, stamped and counted on the
 way out, then written to files (embedded) or to Kafka topics (one sink table, ``topic`` per row).
 
-The egress map is the job's last operator: it appends the wall-clock epoch ms at which the record
-leaves the job (``detected_at`` for outliers, ``at`` for dead letters, ``emitted_at`` otherwise) and
-updates the metrics of `flink_job.metrics`. It runs once per output record, never per instance.
+The egress is the Java map ``io.github.mmon.flink.Egress`` (``jvm/udfs``), the job's last operator: it
+appends the wall-clock epoch ms at which the record leaves the job (``detected_at`` for outliers, ``at``
+for dead letters, ``emitted_at`` otherwise) and updates the egress metrics of `flink_job.metrics`. It
+runs once per output record, in the JVM; the embedded job's files are written by the Java
+``JsonlFileSink``, so no output record passes through Python on its way out.
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Mapping
 
-from pyflink.common import Row
-from pyflink.datastream.functions import FlatMapFunction, MapFunction
+from pyflink.datastream import DataStream
 
-from flink_job import drift, metrics, outliers, parse, watermarks, windows
+from flink_job import drift, java_functions, outliers, parse, watermarks, windows
 from flink_job.config import MonitorSpec
 
 DEAD_LETTER_KIND = "dead_letter"
-STAMP_FIELD = {outliers.KIND: "detected_at", DEAD_LETTER_KIND: "at"}
 FILE_NAMES = {windows.STATS_KIND: "stats.jsonl", outliers.KIND: "outliers.jsonl", drift.KIND: "drift.jsonl",
               DEAD_LETTER_KIND: "dead_letter.jsonl", windows.COVARIANCE_KIND: "covariance.jsonl"}
 SINK_TABLE = "mmon_sink"
 
 
-def stamp(kind: str, payload: str, now_ms: int) -> str:
-    """The JSON object ``payload`` with the kind's wall-clock field appended."""
-    return f'{payload[:-1]},"{STAMP_FIELD.get(kind, "emitted_at")}":{now_ms}}}'
+def egress(outputs: DataStream) -> DataStream:
+    """The output rows stamped and counted (`windows.OUTPUT_ROW`), by the Java ``Egress`` map."""
+    stamp_and_count = java_functions.package().Egress(outliers.KIND, DEAD_LETTER_KIND, drift.KIND, parse.LATE)
+    return java_functions.mapped(outputs, stamp_and_count, windows.OUTPUT_ROW, "egress: stamp and count")
 
 
-class Stamping:
-    """Stamps each output record and counts it in the job's metrics (shared by both egress functions)."""
-
-    def open(self, runtime_context):
-        group = metrics.job_group(runtime_context)
-        self.dead_letters = metrics.LabelledCounters(group, "dead_letter", "reason")
-        self.late = group.counter("late_events")
-        self.parse_errors = group.counter("parse_errors")
-        self.outliers = metrics.LabelledCounters(group, "outliers", "feature")
-        self.drift_alerts = group.counter("drift_alerts")
-        self.drift_values = metrics.GaugeBoard(group, "drift_value_micros", ("feature", "metric"))
-
-    def stamped(self, row) -> Row:
-        kind, key, payload = row[0], row[1], row[2]
-        if kind == outliers.KIND:
-            self.outliers.inc(key.split("/", 1)[1])
-        elif kind == DEAD_LETTER_KIND:
-            self._count_dead_letter(key)
-        elif kind == drift.KIND:
-            self._track_drift(payload)
-        return Row(kind, key, stamp(kind, payload, time.time_ns() // 1_000_000))
-
-    def _count_dead_letter(self, reason: str) -> None:
-        self.dead_letters.inc(reason)
-        (self.late if reason == parse.LATE else self.parse_errors).inc()
-
-    def _track_drift(self, payload: str) -> None:
-        record = json.loads(payload)
-        self.drift_values.set(record["feature"], record["metric"], round(record["value"] * 1e6))
-        if record["drift"]:
-            self.drift_alerts.inc()
-
-
-class Egress(Stamping, MapFunction):
-    """Kafka mode's last Python step: stamped ``(kind, k, payload)`` rows for the sink table."""
-
-    def map(self, row):
-        return self.stamped(row)
+def write_files(stamped: DataStream, directory: Path) -> None:
+    """Appends each stamped row's payload to its kind's file in ``directory`` (`FILE_NAMES`), one writer."""
+    sink = java_functions.package().JsonlFileSink(str(directory), java_functions.java_map(FILE_NAMES))
+    stamped._j_data_stream.sinkTo(sink).name("files").setParallelism(1)
 
 
 def dead_letter_rows_sql() -> str:
@@ -106,31 +71,3 @@ def kafka_insert_sql(spec: MonitorSpec, egress_table: str) -> str:
     cases = " ".join(f"WHEN {parse.sql_string(kind)} THEN {parse.sql_string(topic)}"
                      for kind, topic in topic_of(spec).items())
     return f"INSERT INTO {SINK_TABLE} SELECT CASE kind {cases} END, k, payload FROM {egress_table}"
-
-
-class JsonlFileSink(Stamping, FlatMapFunction):
-    """The embedded egress: stamps each record and appends its payload to ``<directory>/<kind file>``;
-    emits nothing.
-
-    It runs as the last Python operator (parallelism 1), so no output record crosses back to the JVM
-    or to the client one by one (collecting 30,000 alerts through the client costs ~1 ms each).
-    Files are line-buffered, so a reader sees whole lines while the job runs."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-        self.files = {}
-
-    def open(self, runtime_context):
-        super().open(runtime_context)
-        Path(self.directory).mkdir(parents=True, exist_ok=True)
-        self.files = {kind: open(Path(self.directory) / name, "w", encoding="utf-8", buffering=1)
-                      for kind, name in FILE_NAMES.items()}
-
-    def flat_map(self, row):
-        stamped = self.stamped(row)
-        self.files[stamped[0]].write(stamped[2] + "\n")
-        return []
-
-    def close(self):
-        for handle in self.files.values():
-            handle.close()

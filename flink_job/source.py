@@ -6,17 +6,23 @@ Two source tables with the same columns, so everything downstream is shared:
 without id or time) and ``rowtime`` (the request time, with the watermark of `flink_job.watermarks`).
 
 Files: the filesystem connector cannot tell line numbers, so `number_lines` first copies the input
-with ``LINE<TAB>`` prefixed to each line (a Python pass of about a second per million lines).
+with ``LINE<TAB>`` prefixed to each line (a Python pass of about a second per million lines), and the
+Java functions `LINE_FUNCTIONS` split it again on its bytes.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping
 
+from pyflink.table import StreamTableEnvironment
+
 from flink_job import parse, watermarks
 from flink_job.config import MonitorSpec
 
 SOURCE_TABLE = "mmon_source"
+LINE_TEXT, LINE_NUMBER = "mmon_line_text", "mmon_line_number"
+LINE_FUNCTIONS = {LINE_TEXT: "io.github.mmon.flink.NumberedLine$Text",
+                  LINE_NUMBER: "io.github.mmon.flink.NumberedLine$Number"}
 _INLINED = ("raw_payload", "default_id", "default_time_ms")  # the time function's arguments, in order
 
 
@@ -27,6 +33,12 @@ def number_lines(src: Path, dst: Path) -> int:
         for count, line in enumerate(reader, start=1):
             writer.write(b"%d\t%s\n" % (count, line.rstrip(b"\r\n")))
     return count
+
+
+def register_functions(t_env: StreamTableEnvironment) -> None:
+    """Registers `LINE_FUNCTIONS` (their jar is in ``pipeline.jars``, see `flink_job.pipeline`)."""
+    for name, java_class in LINE_FUNCTIONS.items():
+        t_env.create_java_temporary_system_function(name, java_class)
 
 
 def _with_options(options: Mapping[str, str]) -> str:
@@ -54,10 +66,9 @@ def _table_ddl(spec: MonitorSpec, declared: list[str], computed: Mapping[str, st
 
 def file_source_ddl(spec: MonitorSpec, numbered: Path, label: str) -> str:
     """A bounded source over a file made by `number_lines`; ``label`` names it in ``source_ref``."""
-    tab = "POSITION(CHR(9) IN line)"
     computed = {
-        "raw_payload": f"SUBSTR(line, {tab} + 1)",
-        "source_ref": f"CONCAT({parse.sql_string(label + ':')}, SUBSTR(line, 1, {tab} - 1))",
+        "raw_payload": f"{LINE_TEXT}(line)",
+        "source_ref": f"CONCAT({parse.sql_string(label + ':')}, {LINE_NUMBER}(line))",
         "default_id": "CAST(NULL AS STRING)",
         "default_time_ms": "CAST(NULL AS BIGINT)",
     }

@@ -29,6 +29,7 @@ thresholds level off from about 4,000 values on, where the baseline's own 120-ro
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,27 +43,47 @@ _CACHE_SIZE = 32
 _cache: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
 
 
-def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_alarm_rate: float = 0.01,
-                     *, normalize: bool = False) -> dict[str, float]:
-    """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values.
+@dataclass(frozen=True)
+class ThresholdCurves:
+    """Per feature, the calibrated thresholds on the :data:`GRID` window sizes; small and picklable,
+    so a job computes them once at start and ships them to its workers."""
+
+    values: dict[str, np.ndarray]
+
+    def at(self, window_size: int) -> dict[str, float]:
+        """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values."""
+        if window_size < 1:
+            raise ValueError(f"window_size must be >= 1, got {window_size}")
+        log_size = np.log(window_size)
+        return {name: float(np.exp(np.interp(log_size, np.log(GRID), np.log(values))))
+                for name, values in self.values.items()}
+
+
+def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 0.01, *,
+                     normalize: bool = False) -> ThresholdCurves:
+    """The calibrated `ThresholdCurves` of ``metric`` at ``false_alarm_rate`` for every feature.
 
     ``metric`` is a name in :data:`udfs.drift.METRICS`; ``normalize=True`` calibrates the Wasserstein
     distance divided by the baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``.
     The first call for a (baseline, metric, rate, normalize) computes the grid (about 0.2-1 s for the
-    four Iris features, depending on machine load); later calls only interpolate (tens of microseconds).
+    four Iris features, depending on machine load); later calls return it from a cache.
     """
-    if window_size < 1:
-        raise ValueError(f"window_size must be >= 1, got {window_size}")
     if not 0 < false_alarm_rate < 1:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     if metric not in drift.METRICS:
         raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(drift.METRICS)})")
     if normalize and metric != "wasserstein":
         raise ValueError(f"normalize applies to wasserstein only, not {metric}")
-    grid = _threshold_grid(baseline, metric, false_alarm_rate, normalize)
-    log_size = np.log(window_size)
-    return {name: float(np.exp(np.interp(log_size, np.log(GRID), np.log(values))))
-            for name, values in grid.items()}
+    return ThresholdCurves(_threshold_grid(baseline, metric, false_alarm_rate, normalize))
+
+
+def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_alarm_rate: float = 0.01,
+                     *, normalize: bool = False) -> dict[str, float]:
+    """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values: the
+    `threshold_curves` of ``metric`` read at ``window_size`` (tens of microseconds once calibrated)."""
+    if window_size < 1:
+        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    return threshold_curves(baseline, metric, false_alarm_rate, normalize=normalize).at(window_size)
 
 
 def _threshold_grid(baseline: Baseline, metric: str, rate: float, normalize: bool) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 package io.github.mmon.flink;
 
 import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
@@ -14,8 +15,9 @@ public class ParseRequest extends ScalarFunction {
     public static final String RESULT_TYPE =
             "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances ARRAY<ARRAY<DOUBLE>>>";
 
-    public @DataTypeHint(RESULT_TYPE) Row eval(String raw, String format, Integer nFeatures, Boolean messageTime,
-                                               String defaultId, Long defaultTimeMs) {
+    public @DataTypeHint(RESULT_TYPE) Row eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class)
+                                               StringData raw, String format, Integer nFeatures,
+                                               Boolean messageTime, String defaultId, Long defaultTimeMs) {
         ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), boxed(parsed.instances()));
     }

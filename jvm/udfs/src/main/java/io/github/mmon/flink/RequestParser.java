@@ -14,6 +14,8 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectReader;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.json.JsonMapper;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
  * The inference-log decoder of {@code flink_job/formats.py} in Java: the same three formats, the same
@@ -72,9 +74,9 @@ public final class RequestParser {
         }
     }
 
-    private record Cached(String raw, String format, int nFeatures, boolean messageTime, String defaultId,
+    private record Cached(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
                           Long defaultTimeMs, ParsedRequest parsed) {
-        boolean matches(String raw, String format, int nFeatures, boolean messageTime, String defaultId,
+        boolean matches(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
                         Long defaultTimeMs) {
             return this.raw.equals(raw) && this.format.equals(format) && this.nFeatures == nFeatures
                     && this.messageTime == messageTime && Objects.equals(this.defaultId, defaultId)
@@ -83,26 +85,29 @@ public final class RequestParser {
     }
 
     /**
-     * Decodes one record (the SQL functions' arguments as they arrive: a NULL record is empty text, a
-     * NULL flag false), memoised per thread for the record just before.
+     * Decodes one record (the SQL functions' arguments as they arrive: the record as Flink's internal UTF-8
+     * string, compared byte-wise with the last one and decoded to text only when it differs; a NULL record
+     * is empty text, a NULL flag false), memoised per thread for the record just before.
      *
      * @param messageTime false when the request time is the Kafka record timestamp ({@code input.time: kafka}):
      *                    the message's own time field is then neither read nor checked
      */
-    public static ParsedRequest parse(String raw, String format, Integer nFeatures, Boolean messageTime,
+    public static ParsedRequest parse(StringData raw, String format, Integer nFeatures, Boolean messageTime,
                                       String defaultId, Long defaultTimeMs) {
-        return memoised(raw == null ? "" : raw, format, nFeatures.intValue(), Boolean.TRUE.equals(messageTime),
-                defaultId, defaultTimeMs);
+        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
+                Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs);
     }
 
-    private static ParsedRequest memoised(String raw, String format, int nFeatures, boolean messageTime,
+    private static ParsedRequest memoised(StringData raw, String format, int nFeatures, boolean messageTime,
                                           String defaultId, Long defaultTimeMs) {
         Cached last = LAST.get();
         if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs)) {
             return last.parsed;
         }
-        ParsedRequest parsed = decode(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
-        LAST.set(new Cached(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs, parsed));
+        ParsedRequest parsed = decode(raw.toString(), format, nFeatures, messageTime, defaultId, defaultTimeMs);
+        // a copy: the record's bytes may belong to a buffer that is reused for the next one
+        StringData kept = ((BinaryStringData) raw).copy();
+        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, parsed));
         return parsed;
     }
 

@@ -1,5 +1,7 @@
 package io.github.mmon.flink;
 
+import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -10,8 +12,8 @@ import org.apache.flink.table.functions.ScalarFunction;
  */
 public class RequestTimeMs extends ScalarFunction {
 
-    public Long eval(String raw, String format, Integer nFeatures, Boolean messageTime, String defaultId,
-                     Long defaultTimeMs) {
+    public Long eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData raw, String format,
+                     Integer nFeatures, Boolean messageTime, String defaultId, Long defaultTimeMs) {
         return RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs).timeMs();
     }
 }

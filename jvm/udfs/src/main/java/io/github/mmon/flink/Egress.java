@@ -1,0 +1,99 @@
+package io.github.mmon.flink;
+
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.types.Row;
+
+/**
+ * The job's last step before its sinks: appends to each {@code (kind, k, payload)} output row the
+ * wall-clock epoch ms at which it leaves the job ({@code detected_at} for outliers, {@code at} for dead
+ * letters, {@code emitted_at} otherwise) and counts it in the {@code mmon} metric group. It runs once per
+ * output record, in the JVM, so alerts and dead letters never meet Python. The kinds and names come
+ * from {@code flink_job.sinks} and {@code flink_job.metrics}, which document the metrics.
+ */
+public class Egress extends RichMapFunction<Row, Row> {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String outlierKind;
+    private final String deadLetterKind;
+    private final String driftKind;
+    private final String lateReason;
+
+    private transient MetricGroup group;
+    private transient Counter lateEvents;
+    private transient Counter parseErrors;
+    private transient Counter driftAlerts;
+    private transient Map<String, Counter> outliersByFeature;
+    private transient Map<String, Counter> deadLettersByReason;
+    private transient Map<String, long[]> driftValueMicros;
+
+    public Egress(String outlierKind, String deadLetterKind, String driftKind, String lateReason) {
+        this.outlierKind = outlierKind;
+        this.deadLetterKind = deadLetterKind;
+        this.driftKind = driftKind;
+        this.lateReason = lateReason;
+    }
+
+    @Override
+    public void open(OpenContext context) {
+        group = getRuntimeContext().getMetricGroup().addGroup("mmon");
+        lateEvents = group.counter("late_events");
+        parseErrors = group.counter("parse_errors");
+        driftAlerts = group.counter("drift_alerts");
+        outliersByFeature = new HashMap<>();
+        deadLettersByReason = new HashMap<>();
+        driftValueMicros = new HashMap<>();
+    }
+
+    @Override
+    public Row map(Row row) throws IOException {
+        String kind = (String) row.getField(0);
+        String key = (String) row.getField(1);
+        String payload = (String) row.getField(2);
+        String field = "emitted_at";
+        if (outlierKind.equals(kind)) {
+            field = "detected_at";
+            String feature = key.substring(key.indexOf('/') + 1);
+            outliersByFeature.computeIfAbsent(feature, f -> group.addGroup("feature", f).counter("outliers")).inc();
+        } else if (deadLetterKind.equals(kind)) {
+            field = "at";
+            deadLettersByReason.computeIfAbsent(key, r -> group.addGroup("reason", r).counter("dead_letter")).inc();
+            (lateReason.equals(key) ? lateEvents : parseErrors).inc();
+        } else if (driftKind.equals(kind)) {
+            trackDrift(payload);
+        }
+        return Row.of(kind, key, stamp(payload, field, System.currentTimeMillis()));
+    }
+
+    /** The JSON object {@code payload} with {@code "field":ms} appended. */
+    static String stamp(String payload, String field, long ms) {
+        return payload.substring(0, payload.length() - 1) + ",\"" + field + "\":" + ms + "}";
+    }
+
+    /** The last value (x 1e6, as the Python job reported it) per (feature, metric), and the alert count. */
+    private void trackDrift(String payload) throws IOException {
+        JsonNode record = JSON.readTree(payload);
+        String feature = record.get("feature").asText();
+        String metric = record.get("metric").asText();
+        long[] cell = driftValueMicros.computeIfAbsent(feature + "\u0000" + metric, k -> {
+            long[] holder = new long[1];
+            Gauge<Long> last = () -> holder[0];
+            group.addGroup("feature", feature).addGroup("metric", metric).gauge("drift_value_micros", last);
+            return holder;
+        });
+        cell[0] = Math.round(record.get("value").asDouble() * 1e6);
+        if (record.get("drift").asBoolean()) {
+            driftAlerts.inc();
+        }
+    }
+}
