@@ -1,5 +1,5 @@
 """threshold: auto: calibrated to a two-sample null, cached, and with the false-alarm rate it promises."""
-import time
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +54,27 @@ def test_thresholds_shrink_with_window_size_and_are_cached(iris, js_4000):
     curve = [calibration.drift_thresholds(iris, "js", n)["sepal_length"] for n in sizes]
     assert all(a > b for a, b in zip(curve[:4], curve[1:4])), curve
     assert curve[3] >= curve[4] >= curve[5] > 0.5 * curve[4], curve
-    started = time.perf_counter()
+    assert calibration.drift_thresholds(iris, "js", 4000) == js_4000
+
+
+def test_a_calibrated_metric_is_never_simulated_again(iris, js_4000, monkeypatch):
+    def no_simulation(*args):
+        raise AssertionError("calibration simulated again instead of using its cache")
+
+    monkeypatch.setattr(calibration, "_feature_grid", no_simulation)
     for n in range(1000, 1100):
         calibration.drift_thresholds(iris, "js", n)
-    assert (time.perf_counter() - started) / 100 < 0.005
     assert calibration.drift_thresholds(iris, "js", 4000) == js_4000
+
+
+def test_threshold_curves_ship_to_workers_and_read_as_drift_thresholds(iris):
+    """The job calibrates once in the client and pickles the curves into the drift UDF."""
+    curves = pickle.loads(pickle.dumps(calibration.threshold_curves(iris, "kl", 0.05)))
+    for window_size in (1, 4, 37, 4096, 50_000, 10**6):
+        assert curves.at(window_size) == calibration.drift_thresholds(iris, "kl", window_size, 0.05)
+    assert curves.at(4) == {name: pytest.approx(values[0], rel=1e-12) for name, values in curves.values.items()}
+    with pytest.raises(ValueError, match="window_size"):
+        curves.at(0)
 
 
 def test_calibration_is_seeded_and_reproducible(iris, js_4000):
