@@ -124,7 +124,8 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
         numbered = work / "numbered.txt"
         lines = source.number_lines(raw, numbered)
         label = str(args.input) if args.input else "generated"
-        options = pipeline.RunOptions(numbered_input=numbered, input_label=label, metrics_port=metrics_port)
+        options = pipeline.RunOptions(numbered_input=numbered, input_label=label, input_lines=lines,
+                                      metrics_port=metrics_port)
         print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/", flush=True)
         env, t_env = pipeline.create_environments(spec, options)
         outputs = pipeline.build(t_env, spec, baseline, options)

@@ -29,6 +29,7 @@ BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's def
 ARROW_BATCH_SIZE = 10_000
 BUNDLE_SIZE = 100_000
 STATS_VIEW = "mmon_window_stats"
+CLIENT_JIT_MAX_LINES = 500_000  # the crossover measured on two cores; see _batch_jvm_for_bounded_runs
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RunOptions:
 
     numbered_input: Optional[Path] = None
     input_label: str = "file"
+    input_lines: int = 0
     bootstrap: Optional[str] = None
     metrics_port: int = 0
     checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
@@ -106,16 +108,21 @@ def _put_this_python_first_on_path() -> None:
 
 
 def _batch_jvm_for_bounded_runs(options: RunOptions) -> None:
-    """An embedded run over a file lasts seconds, and in them the JVM's optimising compiler (C2) costs
-    more CPU than its code saves: on the 250,000-instance demo it took ~15 of the two cores' ~43
-    CPU-seconds, and the job ran ~20 % slower than with the client compiler alone. So the local JVM of a
-    bounded run gets ``-XX:TieredStopAtLevel=1`` and the throughput collector (a few per cent over G1
-    there), through PyFlink's ``JVM_ARGS``, unless ``JVM_ARGS`` already chooses; this must run before
-    the JVM starts. Kafka mode runs for hours and keeps the JVM's defaults."""
+    """JVM flags for an embedded run over a file, through PyFlink's ``JVM_ARGS`` (so before the JVM
+    starts), each only where ``JVM_ARGS`` does not already choose:
+
+    - the throughput collector, ``-XX:+UseParallelGC``: the job allocates short-lived rows fast, and on
+      two cores G1's concurrent work costs more than it saves (1,000,000 instances: 73,000/s vs 54,000/s);
+    - for inputs up to :data:`CLIENT_JIT_MAX_LINES`, the client compiler only
+      (``-XX:TieredStopAtLevel=1``): such a run processes for a few seconds, too few for the optimising
+      compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s with C2); on longer
+      inputs C2 pays (1,000,000: 73,000/s vs 42,000/s with C1 only).
+
+    Kafka mode runs for hours and keeps the JVM's defaults."""
     if options.bootstrap is not None:
         return
     jvm_args = os.environ.get("JVM_ARGS", "")
-    if "TieredStopAtLevel" not in jvm_args:
+    if options.input_lines <= CLIENT_JIT_MAX_LINES and "TieredStopAtLevel" not in jvm_args:
         jvm_args += " -XX:TieredStopAtLevel=1"
     if not re.search(r"-XX:\+Use\w+GC\b", jvm_args):
         jvm_args += " -XX:+UseParallelGC"
