@@ -119,18 +119,18 @@ def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("options, preset, expected", [
-    ({"input_lines": 250_000}, None, "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC"),
-    ({"input_lines": 1_000_000}, None, "-XX:+UseParallelGC"),
+    ({"input_lines": 250_000}, None, "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseParallelGC"),
+    ({"input_lines": 1_000_000}, None, "-Xmx1g -XX:+UseParallelGC"),
     ({"input_lines": 250_000}, "-Xmx2g -XX:+UseG1GC", "-Xmx2g -XX:+UseG1GC -XX:TieredStopAtLevel=1"),
-    ({"input_lines": 250_000}, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -XX:+UseParallelGC"),
-    ({"bootstrap": "127.0.0.1:9092"}, "-Xmx2g", "-Xmx2g"),
-    ({"bootstrap": "127.0.0.1:9092"}, None, None),
+    ({"input_lines": 250_000}, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -Xmx1g -XX:+UseParallelGC"),
+    ({"bootstrap": "127.0.0.1:9092"}, "-Xmx3g", "-Xmx3g"),
+    ({"bootstrap": "127.0.0.1:9092"}, None, "-Xmx1g"),
 ])
-def test_bounded_runs_pick_jvm_flags_by_input_size_and_respect_jvm_args(monkeypatch, options, preset, expected):
+def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, options, preset, expected):
     from flink_job import pipeline
 
     monkeypatch.setenv("JVM_ARGS", preset or "")  # restored after the test, also when it was unset
     if preset is None:
         monkeypatch.delenv("JVM_ARGS")
-    pipeline._batch_jvm_for_bounded_runs(pipeline.RunOptions(**options))
+    pipeline._tune_local_jvm(pipeline.RunOptions(**options))
     assert os.environ.get("JVM_ARGS") == expected
