@@ -56,7 +56,11 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     and no bundle per call; with the 10 ms buffer timeout, outlier alerts p50 0.018 s end to end on Kafka, vs 0.15 s before),
     the pandas drift UDF's worker on this interpreter with small bundles (a stats row waits at most
     ~30 ms), object reuse between chained operators, UTC session zone, source idleness, the job's
-    jars, and the Prometheus reporter when a port is set."""
+    jars, and the Prometheus reporter when a port is set.
+
+    The sub-batch aggregation runs in one phase: its accumulator (`mmon_pack_rows`) holds every row, so a
+    local pre-aggregation in the source's task would shrink nothing and only load the source thread, the
+    job's busiest (250,000-instance demo: 51,700/s one-phase vs 43,100/s two-phase, five paired runs)."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
@@ -67,6 +71,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "table.local-time-zone": "UTC",
         "pipeline.object-reuse": "true",
         "python.execution-mode": "thread",
+        "table.optimizer.agg-phase-strategy": "ONE_PHASE",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
