@@ -191,6 +191,12 @@ def drift_flags(truth: GroundTruth, drift: Iterable[Record]) -> dict:
     }
 
 
+def mentions_any(dead_letter: Record, request_ids: frozenset) -> bool:
+    """Whether a dead letter's raw payload holds one of ``request_ids`` as a JSON string."""
+    raw = str(dead_letter.get("raw", ""))
+    return any(f'"{request_id}"' in raw for request_id in request_ids)
+
+
 def dead_letter_counts(dead_letter: Iterable[Record]) -> dict[str, int]:
     return dict(Counter(str(r["reason"]) for r in dead_letter))
 
@@ -225,7 +231,7 @@ def analyse(truth: GroundTruth, outputs: Outputs, timing: WindowTiming,
             exclude_ids: frozenset = frozenset()) -> dict:
     """Every figure derived from the job's outputs (the harness adds the sender's and the processes')."""
     outputs = in_stream(outputs, truth)
-    dead = dead_letter_counts(outputs.dead_letter)
+    dead = dead_letter_counts(r for r in outputs.dead_letter if not mentions_any(r, exclude_ids))
     figures = {
         "outlier_latency_s": summarize(outlier_latencies_s(outputs.outliers, exclude_ids)),
         "stats_latency_from_mid_s": summarize(window_latencies_s(outputs.stats, "mid")),

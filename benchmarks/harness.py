@@ -14,10 +14,11 @@ Run order, and why:
 1. Warm-up: the job's start (JVM, Python workers, Kafka assignment) is not part of any latency. The
    harness posts a warm-up outlier request (request time one hour before the stream) every few
    seconds until the job's alert for it appears on the outliers topic; then the stream starts.
-2. End marker: a watermark only moves with new events (idleness does not advance it), so after the
+2. End markers: a watermark only moves with new events (idleness does not advance it), so after the
    last request the harness sends one marker request, at wall time = its request time = the end of
    the last window + the watermark delay: the first time that closes the last window, as the next
-   real request would. Warm-up and marker requests are excluded from every figure.
+   real request would; before it, the same for a window the stream stopped within the watermark delay
+   of (`closing_markers`). Warm-up and marker requests are excluded from every figure.
 3. The output topics are consumed from the start by a background collector; the run ends when the last
    window's records are out and the topics have been quiet for a few seconds (bounded by deadlines).
 
@@ -276,6 +277,24 @@ def marker_request(truth: GroundTruth, timing: WindowTiming, baseline: Baseline)
     return load.Request(END_MARKER_ID, time_ms, [baseline.features[f].mean for f in truth.features])
 
 
+def closing_markers(truth: GroundTruth, timing: WindowTiming, baseline: Baseline) -> list[load.Request]:
+    """The end marker, preceded by one marker per earlier window that the last request leaves open.
+
+    A window closes when a request time passes its end + the watermark delay. When the stream stops
+    less than that after a window's end, that window would wait for the end marker, a whole window
+    late: an artifact of the stream's end, since live traffic closes it in time. Its marker goes out at
+    its end + delay with a one-value instance, which the job dead-letters (wrong feature count) after
+    its request time has moved the watermark, so no window gains an instance; the analysis leaves the
+    markers' dead letters out (their ids are excluded)."""
+    last_request = int(truth.time_ms[-1])
+    early = []
+    end = last_window_end(truth, timing) - timing.duration_ms
+    while end + timing.watermark_delay_ms > last_request and end > truth.time_ms[0]:
+        early.append(load.Request(f"{END_MARKER_ID}-{end}", end + timing.watermark_delay_ms, [0.0]))
+        end -= timing.duration_ms
+    return [*reversed(early), marker_request(truth, timing, baseline)]
+
+
 def shifted(stream: iris_stream.StagedStream, start_ms: int) -> iris_stream.StagedStream:
     return dataclasses.replace(stream, time_ms=stream.time_ms - stream.time_ms[0] + start_ms)
 
@@ -344,17 +363,19 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path,
               f"with up to {options.concurrency} in flight", flush=True)
         replayed = load.replay(url, requests, options.concurrency, progress=Progress(truth, collector, len(features)),
                                progress_every_s=PROGRESS_EVERY_S)
-        marker = marker_request(truth, timing, baseline)
-        print(f"bench: all sent; end marker at request time +{(marker.time_ms - truth.time_ms[-1]) / 1000:.1f} s "
-              "closes the last window", flush=True)
-        load.send_one(url, marker)
+        markers = closing_markers(truth, timing, baseline)
+        print("bench: all sent; end markers at request time "
+              f"{', '.join(f'+{(m.time_ms - truth.time_ms[-1]) / 1000:.1f} s' for m in markers)} close the last windows",
+              flush=True)
+        for marker in markers:
+            load.send_one(url, marker)
         await_last_window(collector, last_window_end(truth, timing), len(features), options.drain_timeout_s,
                           job_failure)
         figures = {**job_resources(job_sampler), "logger_peak_rss_mb": logger_sampler.peak_rss_mb,
                    "logger_cpu_s": logger_sampler.cpu_seconds, **sender_figures(truth, replayed)}
         outputs = collector.outputs()
-    exclude = frozenset([END_MARKER_ID, *(r["request_id"] for r in outputs.outliers
-                                          if r["request_id"].startswith(WARM_UP_PREFIX))])
+    exclude = frozenset([*(m.request_id for m in markers), *(r["request_id"] for r in outputs.outliers
+                                                             if r["request_id"].startswith(WARM_UP_PREFIX))])
     figures.update(analyse(truth, outputs, timing, exclude))
     return figures, RunData(truth, stream, outputs, timing, exclude, replayed.acked_per_second(truth.time_ms[0] / 1000))
 

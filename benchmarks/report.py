@@ -209,7 +209,9 @@ METHOD = (
     "are left out of the drift fractions (`boundary_windows`). A window is flagged by a metric when any feature's "
     "drift record says so.",
     "Before the stream, warm-up requests (request time one hour earlier) wait for the job's first alert; after it, "
-    "one end-marker request at the last window's end + the watermark delay closes the last window. Neither counts.",
+    "one end-marker request at the last window's end + the watermark delay closes the last window, and, when the "
+    "stream stops within the watermark delay of a window's end, one more at that end + the delay closes that "
+    "window (it carries one value, so the job dead-letters it without adding to a window). None of them counts.",
     "Max profile: throughput is instances/s from the job's first alert (instance k read) to its last window "
     "emitted, (n - k) / time, so JVM start-up is excluded (`whole_run_ips` includes it); the raw consumer is "
     "kafka-python reading the same topic without parsing.",

@@ -202,3 +202,33 @@ def test_sender_figures_rates_and_success(truth):
     assert figures["throughput_per_stage_ips"]["1"] == pytest.approx(2 / 1.1)
     assert "5" not in figures["throughput_per_stage_ips"]  # one ok request: no rate
     assert replayed.acked_per_second(0.0) == [(float(s) + 0.5, 1) for s in range(9)]
+
+
+@pytest.mark.parametrize("fmt", ["thesis", "kserve-v1", "oip-v2"])
+def test_dead_letters_of_excluded_requests_are_not_counted(truth, fmt):
+    from flink_job import formats
+
+    marker = formats.encode(fmt, "end-marker-15000", 21_000, [[0.0]])
+    other = formats.encode(fmt, "end-marker-150001", 21_000, [[0.0]])  # an id that merely starts alike
+    outputs = Outputs(dead_letter=[{"reason": "wrong_feature_count", "raw": marker, "source": "t/0/1", "at": 1},
+                                   {"reason": "wrong_feature_count", "raw": other, "source": "t/0/2", "at": 2}])
+    figures = analyse(truth, outputs, WindowTiming(2000, 500), exclude_ids=frozenset({"end-marker-15000"}))
+    assert figures["dead_letters_by_reason"] == {"wrong_feature_count": 1}
+
+
+@pytest.mark.parametrize("last_request_ms, expected_times", [
+    (31_000, [36_000, 51_000]),  # 1 s after the end of [15 s, 30 s): that window gets a marker of its own
+    (37_000, [51_000]),          # 7 s after it: the request itself closed it
+    (30_000, [36_000, 51_000]),  # on the boundary: opens the last window, leaves [15 s, 30 s) open
+    (40_000, [51_000]),          # mid-window: only the last window is open
+])
+def test_closing_markers_close_every_window_the_stream_leaves_open(last_request_ms, expected_times):
+    from benchmarks.harness import END_MARKER_ID, closing_markers
+
+    truth = GroundTruth(ids=np.array(["r0", "r1"]), stage=np.array([1, 1]), outlier_feature=np.array([-1, -1]),
+                        time_ms=np.array([1_000, last_request_ms], dtype=np.int64), features=FEATURES)
+    baseline = SimpleNamespace(features={f: SimpleNamespace(mean=1.5) for f in FEATURES})
+    markers = closing_markers(truth, WindowTiming(15_000, 6_000), baseline)
+    assert [m.time_ms for m in markers] == expected_times
+    assert markers[-1].request_id == END_MARKER_ID and list(markers[-1].instance) == [1.5, 1.5]
+    assert all(len(m.instance) == 1 for m in markers[:-1])  # dead-lettered: no window gains an instance
