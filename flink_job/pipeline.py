@@ -29,7 +29,7 @@ BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's def
 ARROW_BATCH_SIZE = 10_000
 BUNDLE_SIZE = 100_000
 STATS_VIEW = "mmon_window_stats"
-CLIENT_JIT_MAX_LINES = 500_000  # the crossover measured on two cores; see _tune_local_jvm
+SHORT_RUN_MAX_LINES = 500_000  # the crossover measured on two cores; see _tune_local_jvm
 LOCAL_MAX_HEAP = "1g"
 
 
@@ -40,6 +40,12 @@ class RunOptions:
     numbered_input: Optional[Path] = None
     input_label: str = "file"
     input_lines: int = 0
+
+    @property
+    def short(self) -> bool:
+        """A bounded run over at most :data:`SHORT_RUN_MAX_LINES` lines: seconds of processing, which
+        the JVM spends mostly in code its client compiler built (see `_tune_local_jvm`)."""
+        return self.bootstrap is None and self.input_lines <= SHORT_RUN_MAX_LINES
     bootstrap: Optional[str] = None
     metrics_port: int = 0
     checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
@@ -58,9 +64,11 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     ~30 ms), object reuse between chained operators, UTC session zone, source idleness, the job's
     jars, and the Prometheus reporter when a port is set.
 
-    The sub-batch aggregation runs in one phase: its accumulator (`mmon_pack_rows`) holds every row, so a
-    local pre-aggregation in the source's task would shrink nothing and only load the source thread, the
-    job's busiest (250,000-instance demo: 51,700/s one-phase vs 43,100/s two-phase, five paired runs)."""
+    In a short run the sub-batch aggregation runs in one phase: its accumulator (`mmon_pack_rows`) holds
+    every row, so the local pre-aggregation in the source's task shrinks nothing, and in client-compiled
+    code it loads the source thread, the job's busiest (250,000-instance demo: 51,700/s one-phase vs
+    43,100/s two-phase, five paired runs). With the optimising compiler the local step is cheap and
+    the exchange it saves is not (1,000,000 instances: 60,000/s two-phase vs 54,000/s, three pairs)."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
@@ -71,7 +79,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "table.local-time-zone": "UTC",
         "pipeline.object-reuse": "true",
         "python.execution-mode": "thread",
-        "table.optimizer.agg-phase-strategy": "ONE_PHASE",
+        "table.optimizer.agg-phase-strategy": "ONE_PHASE" if options.short else "AUTO",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
@@ -124,9 +132,9 @@ def _tune_local_jvm(options: RunOptions) -> None:
     - for a bounded run over a file, the throughput collector, ``-XX:+UseParallelGC``: the job allocates
       short-lived rows fast, and on two cores G1's concurrent work costs more than it saves
       (1,000,000 instances: 73,000/s vs 54,000/s);
-    - for a bounded run of up to :data:`CLIENT_JIT_MAX_LINES` lines, the client compiler only
-      (``-XX:TieredStopAtLevel=1``): such a run processes for a few seconds, too few for the optimising
-      compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s with C2); on longer
+    - for a short run (`RunOptions.short`: up to :data:`SHORT_RUN_MAX_LINES` lines), the client
+      compiler only (``-XX:TieredStopAtLevel=1``): such a run processes for a few seconds, too few for
+      the optimising compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s with C2); on longer
       inputs C2 pays (1,000,000: 73,000/s vs 42,000/s with C1 only).
 
     Kafka mode runs for hours and otherwise keeps the JVM's defaults."""
@@ -134,7 +142,7 @@ def _tune_local_jvm(options: RunOptions) -> None:
     if not re.search(r"-Xmx\d", jvm_args):
         jvm_args += f" -Xmx{LOCAL_MAX_HEAP}"
     if options.bootstrap is None:
-        if options.input_lines <= CLIENT_JIT_MAX_LINES and "TieredStopAtLevel" not in jvm_args:
+        if options.short and "TieredStopAtLevel" not in jvm_args:
             jvm_args += " -XX:TieredStopAtLevel=1"
         if not re.search(r"-XX:\+Use\w+GC\b", jvm_args):
             jvm_args += " -XX:+UseParallelGC"

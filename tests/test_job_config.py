@@ -134,3 +134,15 @@ def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, op
         monkeypatch.delenv("JVM_ARGS")
     pipeline._tune_local_jvm(pipeline.RunOptions(**options))
     assert os.environ.get("JVM_ARGS") == expected
+
+
+@pytest.mark.parametrize("options, strategy", [
+    ({"input_lines": 250_000}, "ONE_PHASE"), ({"input_lines": 1_000_000}, "AUTO"),
+    ({"bootstrap": "127.0.0.1:9092"}, "AUTO"),
+])
+def test_short_runs_pack_sub_batches_in_one_phase(tmp_path, options, strategy):
+    from flink_job import pipeline
+
+    spec = load_spec(_write_spec(tmp_path, lambda spec: None))
+    config = pipeline.flink_configuration(spec, pipeline.RunOptions(**options)).to_dict()
+    assert config["table.optimizer.agg-phase-strategy"] == strategy
