@@ -364,9 +364,8 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path,
         replayed = load.replay(url, requests, options.concurrency, progress=Progress(truth, collector, len(features)),
                                progress_every_s=PROGRESS_EVERY_S)
         markers = closing_markers(truth, timing, baseline)
-        print("bench: all sent; end markers at request time "
-              f"{', '.join(f'+{(m.time_ms - truth.time_ms[-1]) / 1000:.1f} s' for m in markers)} close the last windows",
-              flush=True)
+        offsets = ", ".join(f"+{(m.time_ms - truth.time_ms[-1]) / 1000:.1f} s" for m in markers)
+        print(f"bench: all sent; end markers at request time {offsets} close the last windows", flush=True)
         for marker in markers:
             load.send_one(url, marker)
         await_last_window(collector, last_window_end(truth, timing), len(features), options.drain_timeout_s,

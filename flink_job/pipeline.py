@@ -40,16 +40,16 @@ class RunOptions:
     numbered_input: Optional[Path] = None
     input_label: str = "file"
     input_lines: int = 0
+    bootstrap: Optional[str] = None
+    metrics_port: int = 0
+    checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
+    restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
 
     @property
     def short(self) -> bool:
         """A bounded run over at most :data:`SHORT_RUN_MAX_LINES` lines: seconds of processing, which
         the JVM spends mostly in code its client compiler built (see `_tune_local_jvm`)."""
         return self.bootstrap is None and self.input_lines <= SHORT_RUN_MAX_LINES
-    bootstrap: Optional[str] = None
-    metrics_port: int = 0
-    checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
-    restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
 
 
 def job_jars(options: RunOptions) -> list[Path]:
@@ -134,8 +134,8 @@ def _tune_local_jvm(options: RunOptions) -> None:
       (1,000,000 instances: 73,000/s vs 54,000/s);
     - for a short run (`RunOptions.short`: up to :data:`SHORT_RUN_MAX_LINES` lines), the client
       compiler only (``-XX:TieredStopAtLevel=1``): such a run processes for a few seconds, too few for
-      the optimising compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s with C2); on longer
-      inputs C2 pays (1,000,000: 73,000/s vs 42,000/s with C1 only).
+      the optimising compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s
+      with C2); on longer inputs C2 pays (1,000,000: 73,000/s vs 42,000/s with C1 only).
 
     Kafka mode runs for hours and otherwise keeps the JVM's defaults."""
     jvm_args = os.environ.get("JVM_ARGS", "")
