@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import json
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +24,9 @@ TIME_SOURCES = ("event", "kafka")
 DRIFT_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
+# Kafka client properties (a JSON object, name -> value) merged over kafka.properties at load: on Kubernetes
+# they come from a Secret, so credentials never sit in the spec ConfigMap (operator_glue/manifests.py).
+KAFKA_PROPERTIES_ENV = "MMON_KAFKA_PROPERTIES"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
@@ -152,10 +157,25 @@ def load_spec(path: Union[str, Path]) -> MonitorSpec:
         raise ConfigError(f"cannot read monitor spec {path}: {err.strerror}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    spec = parse_spec(document)
+    spec = with_env_kafka_properties(parse_spec(document))
     if not spec.baseline.is_absolute():
         spec = dataclasses.replace(spec, baseline=(path.parent / spec.baseline).resolve())
     return spec
+
+
+def with_env_kafka_properties(spec: MonitorSpec, environ: Mapping[str, str] = os.environ) -> MonitorSpec:
+    """The spec with the properties of ``$MMON_KAFKA_PROPERTIES`` merged over ``kafka.properties``."""
+    text = environ.get(KAFKA_PROPERTIES_ENV, "").strip()
+    if not text:
+        return spec
+    try:
+        extra = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"${KAFKA_PROPERTIES_ENV}: not JSON: {err}") from err
+    if not isinstance(extra, dict) or not all(isinstance(v, (str, int, float)) for v in extra.values()):
+        raise ConfigError(f"${KAFKA_PROPERTIES_ENV}: expected a JSON object of property name -> string or number")
+    merged = {**spec.kafka.properties, **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in extra.items()}}
+    return dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, properties=merged))
 
 
 def parse_spec(document: Any) -> MonitorSpec:

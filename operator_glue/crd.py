@@ -8,7 +8,8 @@ and the number-or-'auto' drift threshold, which structural schemas cannot expres
 reconciler runs ``parse_spec`` on every object and reports what the schema could not catch.
 
 In a ModelMonitor, ``spec.baseline`` names a ConfigMap in the same namespace whose key ``baseline.json``
-holds the baseline from ``mmon baseline`` (in a local monitor spec it is a file path).
+holds the baseline from ``mmon baseline`` (in a local monitor spec it is a file path), and
+``spec.kafka.properties`` is not used: credentials belong in a Secret (see operator_glue/manifests.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 BASELINE_KEY = "baseline.json"
 
 BASELINE_DOC = f"Name of a ConfigMap in this namespace whose key {BASELINE_KEY!r} holds the baseline JSON from `mmon baseline`."
+KAFKA_PROPERTIES_DOC = ("Not used in a ModelMonitor (not a secret store): the job and the logger read the Kafka client "
+                        "properties from Secret <name>-kafka, key properties.json, a JSON object.")
 
 _STATUS_SCHEMA = {
     "type": "object",
@@ -62,6 +65,7 @@ def spec_schema() -> dict:
     """The OpenAPI v3 schema of ``ModelMonitor.spec`` (the monitor spec, baseline as a ConfigMap name)."""
     schema = schema_for(MonitorSpec)
     schema["properties"]["baseline"]["description"] = BASELINE_DOC
+    schema["properties"]["kafka"]["properties"]["properties"]["description"] = KAFKA_PROPERTIES_DOC
     return schema
 
 

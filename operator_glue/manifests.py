@@ -6,8 +6,15 @@ both produce the same objects. Resources, all named after ``DeploySettings.name`
 - ConfigMap ``<name>-spec``: the monitor spec as the job reads it (``monitor.yaml``); its ``baseline``
   points at the mounted baseline ConfigMap ``DeploySettings.baseline_configmap``.
 - FlinkDeployment ``<name>`` (application mode) or a FlinkSessionJob on an existing session cluster.
-- Deployment, Service and HorizontalPodAutoscaler ``<name>-logger``: the inference logger.
+- Deployment, Service, HorizontalPodAutoscaler and NetworkPolicy ``<name>-logger``: the inference logger.
 - One Strimzi KafkaTopic per topic of the spec; a PodMonitor scraping the job and the logger.
+
+Pods run as the image's non-root user with no privilege escalation, no capabilities and the runtime's
+default seccomp profile. Secrets are referenced, never rendered: ``kafka.properties`` (SASL/SSL
+credentials) stays out of the spec ConfigMap; the job and the logger read the Kafka client properties
+from Secret ``DeploySettings.kafka_secret_name`` (key ``properties.json``, a JSON object) as
+``$MMON_KAFKA_PROPERTIES``, and the logger its ingest token from ``DeploySettings.logger_token_secret_name``
+(key ``token``) as ``$MMON_LOGGER_TOKEN``; both optional, so a cluster without them still runs.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from typing import Optional
 
 import yaml
 
-from flink_job.config import ConfigError, MonitorSpec, spec_to_dict
+from flink_job.config import KAFKA_PROPERTIES_ENV, ConfigError, MonitorSpec, spec_to_dict
 from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
 FLINK_VERSION = "2.2.1"
@@ -35,7 +42,11 @@ DAY_MS = 86_400_000
 SPEC_HASH_ANNOTATION = "monitoring.mmon.dev/spec-hash"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_NAME = 45  # leaves room for the suffixes (-logger, -baseline) and the Flink operator's own (-rest, -taskmanager-1-1)
-FLINK_UID = 9999  # the flink user of the official Flink image
+FLINK_UID = 9999  # the flink user and group of the official Flink image (k8s/Dockerfile checks it)
+KAFKA_SECRET_KEY = "properties.json"
+LOGGER_TOKEN_KEY = "token"
+LOGGER_TOKEN_ENV = "MMON_LOGGER_TOKEN"
+DNS_PORT = 53
 
 
 @dataclass(frozen=True)
@@ -51,11 +62,22 @@ class DeploySettings:
     topic_replicas: int = field(default=1, metadata={"doc": "Replication factor of the KafkaTopics."})
     state_dir: str = field(default="s3://mmon-flink-state", metadata={"doc": "Checkpoint, savepoint and HA storage root."})
     session_cluster: Optional[str] = field(default=None, metadata={"doc": "Run as a FlinkSessionJob on this session FlinkDeployment."})
+    kafka_secret: str = field(default="", metadata={"doc": f"Secret whose key {KAFKA_SECRET_KEY} holds the Kafka client properties (default <name>-kafka)."})
+    logger_token_secret: str = field(default="", metadata={"doc": f"Secret whose key {LOGGER_TOKEN_KEY} holds the logger's ingest bearer token (default <name>-logger-token)."})
+    logger_ingress_namespaces: tuple[str, ...] = field(default=(), metadata={"doc": "Namespaces besides its own whose pods may reach the logger."})
     owner: Optional[dict] = field(default=None, metadata={"doc": "ownerReference set on every resource (the controller's ModelMonitor)."})
 
     @property
     def baseline_name(self) -> str:
         return self.baseline_configmap or f"{self.name}-baseline"
+
+    @property
+    def kafka_secret_name(self) -> str:
+        return self.kafka_secret or f"{self.name}-kafka"
+
+    @property
+    def logger_token_secret_name(self) -> str:
+        return self.logger_token_secret or f"{self.name}-logger-token"
 
 
 @dataclass(frozen=True)
@@ -104,9 +126,37 @@ def _in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec
 
 
 def _with_cluster_kafka(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
-    if not settings.kafka_bootstrap:
-        return spec
-    return dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, bootstrap_servers=settings.kafka_bootstrap))
+    """The cluster's Kafka address, and no ``kafka.properties``: they come from the Kafka Secret."""
+    bootstrap = settings.kafka_bootstrap or spec.kafka.bootstrap_servers
+    return dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, bootstrap_servers=bootstrap, properties={}))
+
+
+def kafka_properties_note(spec: MonitorSpec, settings: DeploySettings) -> str:
+    """What to do with the spec's ``kafka.properties``, which are not rendered (empty when it has none)."""
+    if not spec.kafka.properties:
+        return ""
+    return (f"kafka.properties ({', '.join(sorted(spec.kafka.properties))}) not rendered: put them in Secret "
+            f"{settings.kafka_secret_name}, key {KAFKA_SECRET_KEY}, as a JSON object")
+
+
+def pod_security_context() -> dict:
+    """Pod level: the image's non-root flink user, and the container runtime's default seccomp profile."""
+    return {"runAsNonRoot": True, "runAsUser": FLINK_UID, "runAsGroup": FLINK_UID, "fsGroup": FLINK_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict:
+    """Container level: no privilege escalation, no Linux capabilities."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict:
+    """An environment variable from a Secret's key; optional, so the pod starts without the Secret."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
+
+
+def _kafka_properties_env(settings: DeploySettings) -> dict:
+    return _secret_env(KAFKA_PROPERTIES_ENV, settings.kafka_secret_name, KAFKA_SECRET_KEY)
 
 
 def _metadata(settings: DeploySettings, name: str, component: str) -> dict:
@@ -162,15 +212,18 @@ def _job(spec: MonitorSpec, jar_uri: str) -> dict:
 
 
 def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
-    """Mount the spec and baseline ConfigMaps and name the metrics port on Flink's main container."""
+    """Flink's main container: the spec and baseline ConfigMaps mounted, the Kafka properties from their
+    Secret, the metrics port named; the pod and the container locked down."""
     container = {"name": "flink-main-container",
+                 "env": [_kafka_properties_env(settings)],
                  "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
-                                  {"name": "baseline", "mountPath": BASELINE_DIR, "readOnly": True}]}
+                                  {"name": "baseline", "mountPath": BASELINE_DIR, "readOnly": True}],
+                 "securityContext": container_security_context()}
     if spec.job.metrics_port:
         container["ports"] = [{"name": "metrics", "containerPort": spec.job.metrics_port, "protocol": "TCP"}]
     return {"metadata": {"labels": _labels(settings, "job"),
                          "annotations": {SPEC_HASH_ANNOTATION: _spec_hash(spec)}},
-            "spec": {"containers": [container],
+            "spec": {"securityContext": pod_security_context(), "containers": [container],
                      "volumes": [{"name": "spec", "configMap": {"name": f"{settings.name}-spec"}},
                                  {"name": "baseline", "configMap": {"name": settings.baseline_name}}]}}
 
@@ -206,7 +259,9 @@ def flink_deployment(spec: MonitorSpec, settings: DeploySettings) -> dict:
 def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
     """A session job: the operator fetches the PythonDriver jar over HTTP (session jobs cannot use
     local://). The Python code comes from the session cluster's image, which must be ours, and the
-    session cluster's pods must mount the spec and baseline ConfigMaps at SPEC_DIR and BASELINE_DIR."""
+    session cluster's pods must mount the spec and baseline ConfigMaps at SPEC_DIR and BASELINE_DIR and
+    set $MMON_KAFKA_PROPERTIES from the Kafka Secret (a session job has no pod template: its pods, and
+    their securityContext, are the session cluster's)."""
     jar = f"https://repo1.maven.org/maven2/org/apache/flink/flink-python/{FLINK_VERSION}/{FLINK_PYTHON_JAR}"
     return {
         "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
@@ -218,9 +273,9 @@ def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
 
 
 def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
-    """The inference logger (`mmon logger`) behind a Service, scaled on CPU by an HPA. It writes the
-    thesis or kserve-v1 format; for oip-v2 input the model server's own producer feeds the topic, and
-    no logger is rendered."""
+    """The inference logger (`mmon logger`) behind a Service, scaled on CPU by an HPA, fenced by a
+    NetworkPolicy. It writes the thesis or kserve-v1 format; for oip-v2 input the model server's own
+    producer feeds the topic, and no logger is rendered."""
     name = f"{settings.name}-logger"
     selector = {"app.kubernetes.io/instance": settings.name, "app.kubernetes.io/component": "logger"}
     container = {
@@ -231,14 +286,16 @@ def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
         "ports": [{"name": "metrics", "containerPort": LOGGER_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": LOGGER_PORT}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LOGGER_PORT}, "periodSeconds": 10},
+        "env": [_kafka_properties_env(settings),
+                _secret_env(LOGGER_TOKEN_ENV, settings.logger_token_secret_name, LOGGER_TOKEN_KEY)],
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {"runAsUser": FLINK_UID, "runAsNonRoot": True, "allowPrivilegeEscalation": False},
+        "securityContext": container_security_context(),
     }
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(settings, name, "logger"),
         "spec": {"replicas": 1, "selector": {"matchLabels": selector},
                  "template": {"metadata": {"labels": _labels(settings, "logger")},
-                              "spec": {"containers": [container]}}},
+                              "spec": {"securityContext": pod_security_context(), "containers": [container]}}},
     }
     service = {
         "apiVersion": "v1", "kind": "Service", "metadata": _metadata(settings, name, "logger"),
@@ -250,7 +307,35 @@ def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
                  "minReplicas": 1, "maxReplicas": 4,
                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]},
     }
-    return [deployment, service, hpa]
+    return [deployment, service, hpa, logger_network_policy(spec, settings, selector)]
+
+
+def logger_network_policy(spec: MonitorSpec, settings: DeploySettings, selector: dict) -> dict:
+    """Ingress only to the logger's HTTP port (ingest, probes and /metrics), from the pods of its own
+    namespace and of ``settings.logger_ingress_namespaces``; egress only to the Kafka bootstrap ports
+    (brokers listen on the same port) and to DNS."""
+    peers = [{"podSelector": {}}] + [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                                     for namespace in settings.logger_ingress_namespaces]
+    kafka_ports = [{"port": port, "protocol": "TCP"} for port in _bootstrap_ports(spec.kafka.bootstrap_servers)]
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _metadata(settings, f"{settings.name}-logger", "logger"),
+        "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress", "Egress"],
+                 "ingress": [{"from": peers, "ports": [{"port": LOGGER_PORT, "protocol": "TCP"}]}],
+                 "egress": [{"ports": kafka_ports},
+                            {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, {"port": DNS_PORT, "protocol": "TCP"}]}]},
+    }
+
+
+def _bootstrap_ports(bootstrap_servers: str) -> list[int]:
+    """The distinct ports of a 'host:port,host:port' list."""
+    ports = set()
+    for server in bootstrap_servers.split(","):
+        port = server.strip().rpartition(":")[2]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"kafka.bootstrap_servers: {server.strip()!r} has no port (host:port)")
+        ports.add(int(port))
+    return sorted(ports)
 
 
 def kafka_topics(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:

@@ -20,7 +20,7 @@ from kubernetes.dynamic import DynamicClient
 from flink_job.config import ConfigError, parse_spec
 from operator_glue import crd
 from operator_glue.kube import NotServed, apply, resource_api
-from operator_glue.manifests import DeploySettings, render
+from operator_glue.manifests import DeploySettings, kafka_properties_note, render
 
 log = logging.getLogger("mmon.operator")
 FIELD_MANAGER = "mmon-operator"
@@ -62,7 +62,9 @@ class Reconciler:
             except ApiException as err:
                 reason = f"{_describe(manifest.body)}: {err.status} {err.reason}: {_api_message(err)}"
                 return self._finish(monitor, applied, skipped, None, [_condition("Applied", "False", "ApplyFailed", reason, meta)])
-        message = f"applied {len(applied)} resources" + (f"; skipped (CRD not installed): {', '.join(skipped)}" if skipped else "")
+        message = "; ".join(filter(None, [f"applied {len(applied)} resources",
+                                          f"skipped (CRD not installed): {', '.join(skipped)}" if skipped else "",
+                                          kafka_properties_note(spec, settings)]))
         conditions = [_condition("Applied", "True", "Applied", message, meta), self._baseline_condition(settings, meta)]
         return self._finish(monitor, applied, skipped, self._flink_job(settings), conditions)
 

@@ -2,20 +2,17 @@
 # Provide the binaries of the Kubernetes test environment (idempotent; cached per user under ~/.cache/mmon/k8s,
 # so every checkout on a machine shares one build; K8S_CACHE_DIR overrides):
 #   etcd            Debian's etcd-server package (installed with apt-get when missing; needs root)
-#   crds            the official FlinkDeployment/FlinkSessionJob CRDs: META-INF/fabric8/*.yml of the Maven
-#                   artifact org.apache.flink:flink-kubernetes-operator-api (newest on Maven Central: 1.10.0)
 #   kube-apiserver, kube-controller-manager (its garbage collector deletes a ModelMonitor's children)
 #                   built from k8s.io/kubernetes through the Go module proxy. The module's go.mod replaces
 #                   its staging modules (k8s.io/api, apimachinery, client-go, ...) with ./staging paths that
 #                   do not exist in the published module, so a throw-away module re-points each one at the
 #                   published k8s.io/<name> v0.<minor>.<patch> of the same release.
-# Usage: scripts/k8s-testenv.sh [etcd|crds|kube-apiserver|kube-controller-manager|all]   (prints the resulting paths)
+# (The official Flink operator CRDs the tests install come from ../shared/k8s/, see tests/k8s_testenv.py.)
+# Usage: scripts/k8s-testenv.sh [etcd|kube-apiserver|kube-controller-manager|all]   (prints the resulting paths)
 #        K8S_NO_BUILD=1 makes a missing binary an error (exit 3) instead of building it.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${K8S_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mmon/k8s}"
 k8s_version="${K8S_VERSION:-v1.34.4}"
-operator_api="org.apache.flink:flink-kubernetes-operator-api:${FLINK_OPERATOR_API_VERSION:-1.10.0}"
 staging_version="v0.${k8s_version#v1.}"
 bin="$cache/bin"
 mkdir -p "$bin"
@@ -26,19 +23,6 @@ ensure_etcd() {
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >&2
   echo "etcd: $(command -v etcd)"
-}
-
-fetch_crds() {
-  local version="${operator_api##*:}" dest="$cache/crds"
-  local out="$dest/flink-kubernetes-operator-api-$version"
-  if [[ -f "$out/.done" ]]; then echo "crds: $out"; return; fi
-  mkdir -p "$dest"
-  echo "crds: fetching $operator_api" >&2
-  mvn -q -B -ntp -f "$root/jvm/pom.xml" dependency:copy -Dartifact="$operator_api" -DoutputDirectory="$dest" >&2
-  rm -rf "$out" && mkdir -p "$out"
-  (cd "$out" && unzip -q -j "$dest/flink-kubernetes-operator-api-$version.jar" 'META-INF/fabric8/*.yml')
-  touch "$out/.done"
-  echo "crds: $out"
 }
 
 version_ldflags() {
@@ -81,8 +65,7 @@ build_component() {
 
 case "${1:-all}" in
   etcd) ensure_etcd ;;
-  crds) fetch_crds ;;
   kube-apiserver|kube-controller-manager) build_component "$1" ;;
-  all) ensure_etcd; fetch_crds; build_component kube-apiserver; build_component kube-controller-manager ;;
-  *) echo "usage: $0 [etcd|crds|kube-apiserver|kube-controller-manager|all]" >&2; exit 2 ;;
+  all) ensure_etcd; build_component kube-apiserver; build_component kube-controller-manager ;;
+  *) echo "usage: $0 [etcd|kube-apiserver|kube-controller-manager|all]" >&2; exit 2 ;;
 esac

@@ -1,14 +1,15 @@
 """A real Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1 (and on demand
 kube-controller-manager running only the garbage collector); no kubelet, so pods never run.
 
-Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver built from
-source and cached under ~/.cache/mmon/k8s). Certificates and keys are made with openssl; the admin talks to the
+Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver and
+kube-controller-manager built from source when missing and cached under ~/.cache/mmon/k8s; MMON_K8S_BUILD=0
+skips the tests instead of building). The official Flink operator CRDs are the release 1.15.0 files in
+../shared/k8s/ (the folder beside the checkout, which CI has too). Certificates and keys are made with openssl; the admin talks to the
 API server with a static token (group system:masters) under RBAC authorization, so tests can also
 impersonate less privileged service accounts.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -25,30 +26,36 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
-# Added by Flink Kubernetes Operator releases after 1.10.0, the newest API jar on Maven Central
-# (1.15 accepts flinkVersion up to v2_2).
-NEWER_FLINK_VERSIONS = ["v2_0", "v2_1", "v2_2"]
+FLINK_OPERATOR_CRDS = ROOT.parent / "shared" / "k8s" / "flink-kubernetes-operator-1.15.0"
 TESTENV = ROOT / "scripts" / "k8s-testenv.sh"
 BUILD_TIMEOUT_S = 3600
 
 
 class NotBuilt(RuntimeError):
-    """kube-apiserver is not in the cache and building it was not asked for."""
+    """A binary is not in the cache and MMON_K8S_BUILD=0 said not to build it."""
 
 
 def binary(what: str) -> str:
-    """Path of 'etcd' (installed when missing), 'crds' (the fetched CRD folder) or 'kube-apiserver'
-    (built when missing only with MMON_K8S_BUILD=1: a cold build takes ~15 minutes on two cores)."""
+    """Path of 'etcd' (installed when missing), 'kube-apiserver' or 'kube-controller-manager' (built when
+    missing unless MMON_K8S_BUILD=0: a cold build of both takes 15-25 minutes on two cores)."""
+    return re.search(rf"^{what}: (\S+)$", _testenv(what), re.M).group(1)
+
+
+def ensure_binaries() -> None:
+    """Install or build every binary up front (a test's own timeout then never includes a build)."""
+    _testenv("all")
+
+
+def _testenv(what: str) -> str:
     env = dict(os.environ)
-    if os.environ.get("MMON_K8S_BUILD") != "1":
+    if os.environ.get("MMON_K8S_BUILD") == "0":
         env["K8S_NO_BUILD"] = "1"
     result = subprocess.run(["bash", str(TESTENV), what], capture_output=True, text=True, env=env, timeout=BUILD_TIMEOUT_S)
     if result.returncode == 3:
-        raise NotBuilt(f"{result.stderr.strip()}: build it with `scripts/k8s-testenv.sh kube-apiserver` "
-                       "or run the tests with MMON_K8S_BUILD=1")
+        raise NotBuilt(f"{result.stderr.strip()}: MMON_K8S_BUILD=0 skips building it (`make k8s-testenv` builds it)")
     if result.returncode != 0:
         raise RuntimeError(f"scripts/k8s-testenv.sh {what} failed:\n{result.stderr[-3000:]}")
-    return re.search(rf"^{what}: (\S+)$", result.stdout, re.M).group(1)
+    return result.stdout
 
 
 def free_port() -> int:
@@ -194,15 +201,6 @@ current-context: test
 
 
 def official_flink_crd(plural: str) -> dict:
-    """An official CRD ('flinkdeployments', 'flinksessionjobs') from the flink-kubernetes-operator-api jar."""
-    folder = Path(binary("crds"))
-    return yaml.safe_load((folder / f"{plural}.flink.apache.org-v1.yml").read_text())
-
-
-def with_newer_flink_versions(crd_body: dict) -> dict:
-    """The official FlinkDeployment CRD with only its flinkVersion enum extended by NEWER_FLINK_VERSIONS."""
-    extended = copy.deepcopy(crd_body)
-    for version in extended["spec"]["versions"]:
-        enum = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
-        enum.extend(v for v in NEWER_FLINK_VERSIONS if v not in enum)
-    return extended
+    """An official CRD ('flinkdeployments', 'flinksessionjobs') of the Flink Kubernetes Operator 1.15.0,
+    unchanged (its Helm chart's crds/ at tag release-1.15.0, see ../shared/k8s/README.md)."""
+    return yaml.safe_load((FLINK_OPERATOR_CRDS / f"{plural}.flink.apache.org-v1.yml").read_text())

@@ -2,11 +2,13 @@
 run). The last test adds kube-controller-manager's garbage collector to show that deleting a
 ModelMonitor deletes what it owns.
 
-Installed CRDs: our ModelMonitor (k8s/crd), and the official FlinkDeployment/FlinkSessionJob CRDs of
-flink-kubernetes-operator-api 1.10.0 with one documented change: the flinkVersion enum extended by
-v2_0..v2_2 (1.10.0 predates Flink 2; see tests/test_k8s_manifests.py, which asserts that this is the only
-difference). Strimzi's and the Prometheus Operator's CRDs are not on Maven Central, so KafkaTopic and
-PodMonitor are not served: the reconciler reports them as skipped, and the test asserts exactly that.
+Installed CRDs: our ModelMonitor (k8s/crd), and the official, unchanged FlinkDeployment/FlinkSessionJob
+CRDs of the Flink Kubernetes Operator 1.15.0 (../shared/k8s/). Strimzi's and the Prometheus Operator's CRDs
+are not installed, so KafkaTopic and PodMonitor are not served: the reconciler reports them as skipped,
+and the test asserts exactly that. The pod templates are also admitted as Pods into a namespace that
+enforces the "restricted" Pod Security Standard (the API server's PodSecurity admission).
+
+The binaries are built when missing (15-25 minutes once per machine, cached); MMON_K8S_BUILD=0 skips instead.
 """
 from __future__ import annotations
 
@@ -24,14 +26,15 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 import k8s_testenv
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, with_newer_flink_versions
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
 from flink_job.config import load_spec, parse_spec
 from operator_glue import crd
 from operator_glue.kube import apply, connect, resource_api
 from operator_glue.manifests import SPEC_HASH_ANNOTATION, DeploySettings, render
 from operator_glue.reconciler import Reconciler
 
-pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900)]
+# func_only: the fixtures' time (a cold build of the binaries) is bounded by k8s_testenv.BUILD_TIMEOUT_S instead.
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900, func_only=True)]
 NAMESPACE = "mmon"
 MMON = str(Path(sys.executable).parent / "mmon")
 
@@ -39,6 +42,7 @@ MMON = str(Path(sys.executable).parent / "mmon")
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory):
     try:
+        k8s_testenv.ensure_binaries()
         plane = k8s_testenv.start(tmp_path_factory.mktemp("k8s"))
     except k8s_testenv.NotBuilt as err:
         pytest.skip(str(err))
@@ -50,8 +54,7 @@ def control_plane(tmp_path_factory):
 def dyn(control_plane):
     """A dynamic client with the CRDs installed and the namespace created."""
     client = connect(str(control_plane.kubeconfig))
-    definitions = [crd.custom_resource_definition(), with_newer_flink_versions(official_flink_crd("flinkdeployments")),
-                   official_flink_crd("flinksessionjobs")]
+    definitions = [crd.custom_resource_definition(), official_flink_crd("flinkdeployments"), official_flink_crd("flinksessionjobs")]
     for definition in definitions:
         apply(client, definition)
     crds = resource_api(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
@@ -95,7 +98,94 @@ def test_every_rendered_and_checked_in_manifest_passes_strict_server_side_dry_ru
         assert stored["metadata"]["name"] == body["metadata"]["name"]
         checked.append(body["kind"])
     assert {"ConfigMap", "FlinkDeployment", "FlinkSessionJob", "Deployment", "Service", "HorizontalPodAutoscaler",
-            "ModelMonitor", "Role", "RoleBinding", "ServiceAccount"} <= set(checked)
+            "NetworkPolicy", "ModelMonitor", "Role", "RoleBinding", "ServiceAccount"} <= set(checked)
+
+
+def rendered(kind: str) -> dict:
+    spec = load_spec(EXAMPLE)
+    return next(m.body for m in render(spec, DeploySettings(name="iris", namespace=NAMESPACE,
+                                                            logger_ingress_namespaces=("monitoring",)))
+                if m.body["kind"] == kind)
+
+
+def test_the_api_server_stores_the_security_context_and_network_policy_as_rendered(dyn):
+    """Dry-run applies return the object as it would be stored: nothing of ours dropped or rewritten."""
+    policy = rendered("NetworkPolicy")
+    assert apply(dyn, policy, dry_run=True)["spec"] == policy["spec"]
+    for kind, pod_path in [("Deployment", ["template", "spec"]), ("FlinkDeployment", ["podTemplate", "spec"])]:
+        body = rendered(kind)
+        stored = apply(dyn, body, dry_run=True)["spec"]
+        pod, stored_pod = body["spec"], stored
+        for key in pod_path:
+            pod, stored_pod = pod[key], stored_pod[key]
+        assert stored_pod["securityContext"] == pod["securityContext"]
+        assert stored_pod["containers"][0]["securityContext"] == pod["containers"][0]["securityContext"]
+        assert stored_pod["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"] == {
+            "name": "iris-kafka", "key": "properties.json", "optional": True}
+
+
+def test_the_api_server_rejects_a_network_policy_with_a_bad_port(dyn):
+    policy = copy.deepcopy(rendered("NetworkPolicy"))
+    policy["spec"]["egress"][1]["ports"][0]["protocol"] = "ICMP"
+    with pytest.raises(ApiException) as raised:
+        apply(dyn, policy, dry_run=True)
+    assert raised.value.status == 422, raised.value.body
+    assert "spec.egress[1].ports[0].protocol: Unsupported value: \"ICMP\"" in json.loads(raised.value.body)["message"]
+
+
+# --- Pod Security Admission ("restricted") ------------------------------------------------------------
+
+RESTRICTED = "restricted"
+
+
+@pytest.fixture(scope="module")
+def restricted_namespace(dyn) -> str:
+    """A namespace enforcing the restricted Pod Security Standard, with the pods' ServiceAccounts."""
+    apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": RESTRICTED, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    for account in ("default", "flink", "mmon-operator"):
+        apply(dyn, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": RESTRICTED}})
+    return RESTRICTED
+
+
+def pods_we_ship() -> dict[str, dict]:
+    """Each component's pod as the cluster would create it: the logger's and the controller's from their
+    Deployments, the job's from the FlinkDeployment's podTemplate with the image the Flink operator sets."""
+    job = rendered("FlinkDeployment")["spec"]
+    job_pod = copy.deepcopy(job["podTemplate"])
+    job_pod["spec"]["serviceAccountName"] = job["serviceAccount"]
+    job_pod["spec"]["containers"][0]["image"] = job["image"]
+    operator = yaml.safe_load((ROOT / "k8s" / "operator" / "deployment.yaml").read_text())
+    templates = {"job": job_pod, "logger": rendered("Deployment")["spec"]["template"], "operator": operator["spec"]["template"]}
+    return {name: {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"iris-{name}", "namespace": RESTRICTED},
+                   "spec": template["spec"]} for name, template in templates.items()}
+
+
+@pytest.mark.parametrize("component", ["job", "logger", "operator"])
+def test_the_pods_are_admitted_under_the_restricted_pod_security_standard(dyn, restricted_namespace, component):
+    pod = pods_we_ship()[component]
+    stored = resource_api(dyn, "v1", "Pod").create(body=pod, namespace=restricted_namespace, dry_run="All").to_dict()
+    assert stored["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert stored["spec"]["securityContext"]["runAsUser"] == 9999
+
+
+@pytest.mark.parametrize("remove, violation", [
+    (["spec", "securityContext", "seccompProfile"], "seccompProfile"),
+    (["spec", "securityContext", "runAsNonRoot"], "runAsNonRoot != true"),
+    (["spec", "containers", 0, "securityContext", "allowPrivilegeEscalation"], "allowPrivilegeEscalation != false"),
+    (["spec", "containers", 0, "securityContext", "capabilities"], "unrestricted capabilities"),
+])
+def test_each_setting_is_needed_for_admission(dyn, restricted_namespace, remove, violation):
+    pod = pods_we_ship()["logger"]
+    node = pod
+    for key in remove[:-1]:
+        node = node[key]
+    del node[remove[-1]]
+    with pytest.raises(ApiException) as raised:
+        resource_api(dyn, "v1", "Pod").create(body=pod, namespace=restricted_namespace, dry_run="All")
+    assert raised.value.status == 403, raised.value.body
+    message = json.loads(raised.value.body)["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message and violation in message, message
 
 
 @pytest.mark.parametrize("kind, path, misspelt", [
@@ -103,6 +193,8 @@ def test_every_rendered_and_checked_in_manifest_passes_strict_server_side_dry_ru
     ("HorizontalPodAutoscaler", ["spec"], "maxReplica"),
     ("FlinkDeployment", ["spec"], "jobManger"),
     ("FlinkDeployment", ["spec", "podTemplate", "spec", "containers", 0], "volumeMount"),
+    ("FlinkDeployment", ["spec", "podTemplate", "spec", "securityContext"], "seccompProfiles"),
+    ("NetworkPolicy", ["spec"], "podSelectr"),
     ("ModelMonitor", ["spec", "window"], "durration"),
 ])
 def test_the_api_server_rejects_a_misspelt_field(dyn, kind, path, misspelt):
@@ -148,7 +240,7 @@ def test_one_pass_applies_the_children_with_owner_references_and_writes_status(d
     outcome = reconciler.reconcile(iris_monitor)
     assert set(outcome.skipped) == {f"KafkaTopic/iris-{t}" for t in ("inference", "stats", "outliers", "drift", "dead-letter")} | {"PodMonitor/iris"}
     assert set(outcome.applied) == {"ConfigMap/iris-spec", "FlinkDeployment/iris", "Deployment/iris-logger",
-                                    "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger"}
+                                    "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger", "NetworkPolicy/iris-logger"}
 
     deployment = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "iris")
     assert deployment["spec"]["flinkVersion"] == "v2_2"
@@ -158,7 +250,8 @@ def test_one_pass_applies_the_children_with_owner_references_and_writes_status(d
     assert in_pod == parse_spec({**iris_monitor["spec"], "baseline": "/opt/mmon/baseline/baseline.json"})
     for api_version, kind, name in [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
                                     ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
-                                    ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger")]:
+                                    ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"),
+                                    ("networking.k8s.io/v1", "NetworkPolicy", "iris-logger")]:
         owners = get(dyn, api_version, kind, name)["metadata"]["ownerReferences"]
         assert owners == [{"apiVersion": crd.API_VERSION, "kind": crd.KIND, "name": "iris",
                            "uid": iris_monitor["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
@@ -187,7 +280,8 @@ def test_a_second_pass_changes_nothing(dyn, iris_monitor):
     reconciler.reconcile(get(dyn, crd.API_VERSION, crd.KIND, "iris"))
     children = [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
                 ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
-                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"), (crd.API_VERSION, crd.KIND, "iris")]
+                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"),
+                ("networking.k8s.io/v1", "NetworkPolicy", "iris-logger"), (crd.API_VERSION, crd.KIND, "iris")]
     before = {kind: get(dyn, v, kind, name)["metadata"]["resourceVersion"] for v, kind, name in children}
     reconciler.reconcile(get(dyn, crd.API_VERSION, crd.KIND, "iris"))
     after = {kind: get(dyn, v, kind, name)["metadata"]["resourceVersion"] for v, kind, name in children}
@@ -244,7 +338,7 @@ def test_the_controller_loop_copies_the_flink_job_state_and_rolls_a_spec_change_
     finally:
         operator.terminate()
         output = operator.communicate(timeout=30)[0]
-    assert "mmon/iris: applied 5 resources" in output, output
+    assert "mmon/iris: applied 6 resources" in output, output
 
 
 def monitor_status(dyn) -> dict:
@@ -283,7 +377,8 @@ def test_deleting_the_model_monitor_deletes_its_children(dyn, iris_monitor, cont
     resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="iris", namespace=NAMESPACE)
     children = [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
                 ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
-                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger")]
+                ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"),
+                ("networking.k8s.io/v1", "NetworkPolicy", "iris-logger")]
 
     def gone(api_version, kind, name) -> bool:
         try:

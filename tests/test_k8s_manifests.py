@@ -1,9 +1,10 @@
 """Rendered and checked-in Kubernetes manifests against their schemas (no API server needed).
 
 - k8s/iris/* and k8s/crd/modelmonitor.yaml are exactly what the renderer produces (k8s/iris/render.sh).
-- FlinkDeployment / FlinkSessionJob validate against the official CRDs of the Maven artifact
-  org.apache.flink:flink-kubernetes-operator-api (1.10.0, the newest on Maven Central), whose
-  flinkVersion enum stops at v1_20: that single error is asserted, not hidden.
+- FlinkDeployment / FlinkSessionJob validate against the official, unchanged CRDs of the Flink Kubernetes
+  Operator 1.15.0 (../shared/k8s/, the release that accepts flinkVersion v2_2).
+- Pods run non-root without privileges; no Kafka property (credentials) reaches a ConfigMap: the pods
+  read them from a Secret, and the job merges them back at load; the logger's NetworkPolicy.
 - The ModelMonitor CRD schema and parse_spec agree on the example and on variants of it.
 - A misspelt field fails. Kubernetes prunes or (fieldValidation=Strict) rejects unknown fields; jsonschema
   would accept them, so `strict()` closes every object schema the way the API server's strict mode does.
@@ -21,11 +22,10 @@ import jsonschema
 import pytest
 import yaml
 
-from flink_job.config import ConfigError, load_spec, parse_spec
+from flink_job.config import KAFKA_PROPERTIES_ENV, ConfigError, load_spec, parse_spec
 from operator_glue import crd
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, with_newer_flink_versions
-from operator_glue.manifests import FLINK_VERSION, DeploySettings, render
-
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
+from operator_glue.manifests import FLINK_UID, FLINK_VERSION, DeploySettings, model_monitor, render, to_yaml
 
 
 def strict(schema):
@@ -58,11 +58,9 @@ def errors(validator: jsonschema.Draft7Validator, body: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def flink_validators() -> dict[str, jsonschema.Draft7Validator]:
-    """Validators of the official CRDs (v1beta1), and of the FlinkDeployment CRD with the newer enum."""
-    deployments = official_flink_crd("flinkdeployments")
-    return {"FlinkDeployment/1.10.0": crd_validator(deployments, "v1beta1"),
-            "FlinkDeployment": crd_validator(with_newer_flink_versions(deployments), "v1beta1"),
-            "FlinkSessionJob": crd_validator(official_flink_crd("flinksessionjobs"), "v1beta1")}
+    """Validators of the official 1.15.0 CRDs (v1beta1)."""
+    return {kind: crd_validator(official_flink_crd(f"{kind.lower()}s"), "v1beta1")
+            for kind in ("FlinkDeployment", "FlinkSessionJob")}
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +97,19 @@ def test_checked_in_crd_is_generated_from_the_monitor_spec():
     assert spec_props["kafka"]["properties"]["properties"]["additionalProperties"] == {"type": "string", "minLength": 1}
     assert spec_props["outliers"]["properties"]["sigma"]["nullable"] is True
     assert spec_props["model"]["properties"]["name"]["description"] == "Model name; the key of every output record."
+    assert "Secret <name>-kafka" in spec_props["kafka"]["properties"]["properties"]["description"]
 
 
-def test_flink_deployment_matches_the_official_crd_except_the_newer_flink_version(flink_validators, iris_manifests):
-    deployment = iris_manifests["FlinkDeployment"]
-    assert errors(flink_validators["FlinkDeployment/1.10.0"], deployment) == [
-        "spec.flinkVersion: 'v2_2' is not one of ['v1_13', 'v1_14', 'v1_15', 'v1_16', 'v1_17', 'v1_18', 'v1_19', 'v1_20']"]
-    assert errors(flink_validators["FlinkDeployment"], deployment) == []
+def test_the_official_1_15_crd_is_the_one_that_knows_flink_2_2():
+    versions = official_flink_crd("flinkdeployments")["spec"]["versions"]
+    assert [v["name"] for v in versions] == ["v1beta1"]
+    enum = versions[0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
+    assert enum[-3:] == ["v2_0", "v2_1", "v2_2"]
+
+
+def test_flink_deployment_matches_the_official_crd(flink_validators, iris_manifests):
+    assert iris_manifests["FlinkDeployment"]["spec"]["flinkVersion"] == "v2_2"
+    assert errors(flink_validators["FlinkDeployment"], iris_manifests["FlinkDeployment"]) == []
 
 
 def test_flink_session_job_matches_the_official_crd(flink_validators, iris_manifests):
@@ -116,6 +120,8 @@ def test_flink_session_job_matches_the_official_crd(flink_validators, iris_manif
     ("FlinkDeployment", ["spec"], "jobManger"),
     ("FlinkDeployment", ["spec", "job"], "entryclass"),
     ("FlinkDeployment", ["spec", "podTemplate", "spec", "containers", 0], "volumeMount"),
+    ("FlinkDeployment", ["spec", "podTemplate", "spec", "securityContext"], "seccompProfiles"),
+    ("FlinkDeployment", ["spec", "podTemplate", "spec", "containers", 0, "securityContext"], "capabilites"),
     ("FlinkSessionJob", ["spec"], "deploymentname"),
 ])
 def test_a_misspelt_field_fails_the_official_crd(flink_validators, iris_manifests, kind, path, misspelt):
@@ -126,6 +132,118 @@ def test_a_misspelt_field_fails_the_official_crd(flink_validators, iris_manifest
         node = node[key]
     node[misspelt] = "x"
     assert any(misspelt in e and "Additional properties" in e for e in errors(validator, body)), errors(validator, body)
+
+
+def test_a_wrong_seccomp_profile_type_fails_the_official_crd(flink_validators, iris_manifests):
+    body = copy.deepcopy(iris_manifests["FlinkDeployment"])
+    body["spec"]["podTemplate"]["spec"]["securityContext"]["seccompProfile"]["type"] = 1
+    assert errors(flink_validators["FlinkDeployment"], body) == [
+        "spec.podTemplate.spec.securityContext.seccompProfile.type: 1 is not of type 'string'"]
+
+
+# --- security: pods, Secrets, network --------------------------------------------------------------------
+
+def pod_specs() -> dict[str, dict]:
+    """Every pod spec we ship: the job's pod template, the logger's and the controller's, as checked in."""
+    job = yaml.safe_load((ROOT / "k8s" / "iris" / "flinkdeployment.yaml").read_text())
+    logger = next(d for d in yaml.safe_load_all((ROOT / "k8s" / "iris" / "logger.yaml").read_text()) if d["kind"] == "Deployment")
+    operator = yaml.safe_load((ROOT / "k8s" / "operator" / "deployment.yaml").read_text())
+    return {"job": job["spec"]["podTemplate"]["spec"], "logger": logger["spec"]["template"]["spec"],
+            "operator": operator["spec"]["template"]["spec"]}
+
+
+@pytest.mark.parametrize("component", ["job", "logger", "operator"])
+def test_pods_run_as_the_non_root_flink_user_without_privileges(component):
+    pod = pod_specs()[component]
+    security = pod["securityContext"]
+    assert (security["runAsNonRoot"], security["runAsUser"], security["runAsGroup"]) == (True, FLINK_UID, FLINK_UID)
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+SECRET_PROPERTIES = {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+                     "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                                         'username="mmon" password="s3cr3t-pw";',
+                     "ssl.truststore.password": "trust-pw"}
+
+
+@pytest.fixture()
+def spec_with_credentials(tmp_path) -> Path:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["kafka"]["properties"] = SECRET_PROPERTIES
+    document["baseline"] = str(EXAMPLE.parent / document["baseline"])
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_no_kafka_property_is_rendered_and_the_pods_read_them_from_the_secret(spec_with_credentials):
+    spec = load_spec(spec_with_credentials)
+    settings = DeploySettings(name="iris", kafka_secret="iris-sasl")
+    bodies = [m.body for m in render(spec, settings) + model_monitor(spec, settings)]
+    text = to_yaml(bodies)
+    assert "s3cr3t-pw" not in text and "trust-pw" not in text and "SASL_SSL" not in text
+    in_pod = yaml.safe_load(next(b for b in bodies if b["kind"] == "ConfigMap")["data"]["monitor.yaml"])
+    assert in_pod["kafka"]["properties"] == {}
+    assert next(b for b in bodies if b["kind"] == "ModelMonitor")["spec"]["kafka"]["properties"] == {}
+    kafka_env = {"name": "MMON_KAFKA_PROPERTIES", "valueFrom": {"secretKeyRef": {
+        "name": "iris-sasl", "key": "properties.json", "optional": True}}}
+    job = next(b for b in bodies if b["kind"] == "FlinkDeployment")["spec"]["podTemplate"]["spec"]["containers"][0]
+    assert job["env"] == [kafka_env]
+    logger = next(b for b in bodies if b["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert logger["env"] == [kafka_env, {"name": "MMON_LOGGER_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "iris-logger-token", "key": "token", "optional": True}}}]
+
+
+def test_render_names_the_dropped_properties_but_not_their_values(spec_with_credentials):
+    result = subprocess.run([str(Path(sys.executable).parent / "mmon"), "k8s", "render", str(spec_with_credentials),
+                             "--kafka-secret", "iris-sasl"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert ("kafka.properties (sasl.jaas.config, sasl.mechanism, security.protocol, ssl.truststore.password) "
+            "not rendered: put them in Secret iris-sasl, key properties.json") in result.stderr
+    assert "s3cr3t-pw" not in result.stdout + result.stderr and "name: iris-sasl" in result.stdout
+
+
+def test_the_job_reads_the_secret_properties_back_from_the_environment(tmp_path, monkeypatch):
+    """The spec the pod mounts (no properties) plus $MMON_KAFKA_PROPERTIES from the Secret, at load."""
+    spec = load_spec(EXAMPLE)
+    config_map = next(m.body for m in render(spec, DeploySettings(name="iris")) if m.body["kind"] == "ConfigMap")
+    mounted = tmp_path / "monitor.yaml"
+    mounted.write_text(config_map["data"]["monitor.yaml"])
+    monkeypatch.setenv(KAFKA_PROPERTIES_ENV, json.dumps({**SECRET_PROPERTIES, "request.timeout.ms": 30000}))
+    assert dict(load_spec(mounted).kafka.properties) == {**SECRET_PROPERTIES, "request.timeout.ms": "30000"}
+    monkeypatch.setenv(KAFKA_PROPERTIES_ENV, '{"sasl.jaas.config": password="unquoted"}')
+    with pytest.raises(ConfigError, match=r"^\$MMON_KAFKA_PROPERTIES: not JSON") as raised:
+        load_spec(mounted)
+    assert "unquoted" not in str(raised.value)
+    monkeypatch.setenv(KAFKA_PROPERTIES_ENV, '["security.protocol", "SSL"]')
+    with pytest.raises(ConfigError, match="expected a JSON object"):
+        load_spec(mounted)
+
+
+def test_the_logger_network_policy_admits_only_its_port_and_reaches_only_kafka_and_dns():
+    policy = next(d for d in yaml.safe_load_all((ROOT / "k8s" / "iris" / "logger.yaml").read_text())
+                  if d["kind"] == "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": "iris",
+                                                             "app.kubernetes.io/component": "logger"}}
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == [{
+        "from": [{"podSelector": {}},
+                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert policy["spec"]["egress"] == [{"ports": [{"port": 9092, "protocol": "TCP"}]},
+                                        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
+
+
+def test_the_network_policy_opens_every_bootstrap_port_and_needs_one():
+    spec = load_spec(EXAMPLE)
+    settings = DeploySettings(name="iris", kafka_bootstrap="kafka-0.k:9093, kafka-1.k:9093,kafka-ext:19092")
+    policy = next(m.body for m in render(spec, settings) if m.body["kind"] == "NetworkPolicy")
+    assert policy["spec"]["egress"][0] == {"ports": [{"port": 9093, "protocol": "TCP"}, {"port": 19092, "protocol": "TCP"}]}
+    with pytest.raises(ConfigError, match="kafka.bootstrap_servers: 'kafka-0.k' has no port"):
+        render(spec, DeploySettings(name="iris", kafka_bootstrap="kafka-0.k"))
 
 
 # --- the ModelMonitor CRD and parse_spec agree ---------------------------------------------------------
@@ -212,6 +330,7 @@ def test_dockerfile_uses_the_project_jar_script_pins_and_non_root_user():
     assert "pip install --no-cache-dir /opt/mmon/src" in dockerfile
     assert "metrics-prometheus" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "USER flink"
+    assert f'test "$(id -u flink):$(id -g flink)" = {FLINK_UID}:{FLINK_UID}' in dockerfile
 
 
 # --- the dashboard -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ crd_dir="$out/crd"
 mkdir -p "$iris" "$crd_dir"
 mmon="${MMON:-$root/.venv/bin/mmon}"
 spec="$root/examples/iris/monitor.yaml"
-common=(--namespace mmon --kafka-bootstrap mmon-kafka-bootstrap:9092 --kafka-cluster mmon)
+common=(--namespace mmon --kafka-bootstrap mmon-kafka-bootstrap:9092 --kafka-cluster mmon --logger-allow-namespace monitoring)
 "$mmon" k8s render "$spec" "${common[@]}" --out-dir "$iris"
 "$mmon" k8s render "$spec" "${common[@]}" --session-cluster flink-session --out-dir "$iris"
 "$mmon" k8s render "$spec" "${common[@]}" --as-modelmonitor --out-dir "$iris"
