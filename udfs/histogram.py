@@ -62,3 +62,57 @@ def interpolated_quantiles(edges: np.ndarray, counts: np.ndarray, probs) -> list
     share = (probs - cdf[upper - 1]) / np.maximum(cdf[upper] - cdf[upper - 1], np.finfo(float).tiny)
     values = edges[upper - 1] + np.clip(share, 0.0, 1.0) * (edges[upper] - edges[upper - 1])
     return [float(v) for v in values]
+
+
+class BlockLayout:
+    """The drift layouts of a block of columns, each on its own edges, end to end in one flat vector.
+
+    Column ``j`` on edges ``e_j`` owns the ``len(e_j) + 1`` slots starting at
+    ``offset_j = sum_{i<j} (len(e_i) + 1)``; its value ``x`` lands in flat slot
+    ``offset_j + searchsorted(e_j, x, side="right")``, i.e. the layout of :func:`layout_counts`. One
+    ``np.bincount`` over all these flat slots then counts every column of a batch at once.
+    """
+
+    __slots__ = ("flat_edges", "edge_bounds")
+
+    def __init__(self, edges):
+        columns = [np.asarray(column, dtype=float) for column in edges]
+        for j, column in enumerate(columns):
+            if column.ndim != 1 or len(column) < 2 or np.any(np.diff(column) <= 0):
+                raise ValueError(f"edges of column {j} must be a strictly increasing 1-D array of at least 2 values")
+        self.flat_edges = np.concatenate(columns) if columns else np.empty(0)
+        self.edge_bounds = np.cumsum([0] + [len(column) for column in columns])
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.edge_bounds) - 1
+
+    @property
+    def n_slots(self) -> int:
+        """Total number of flat slots: ``sum_j (len(e_j) + 1)``."""
+        return len(self.flat_edges) + self.n_columns
+
+    def edges(self, column: int) -> np.ndarray:
+        """The edges ``e_j`` of one column (a view)."""
+        return self.flat_edges[self.edge_bounds[column]:self.edge_bounds[column + 1]]
+
+    def slot_offsets(self) -> np.ndarray:
+        """``offset_j`` for every column."""
+        return self.edge_bounds[:-1] + np.arange(self.n_columns)
+
+    def counts(self, matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Flat int64 counts of a (rows x n_columns) batch, counting only the entries where ``valid``."""
+        slots = np.empty(matrix.shape[::-1], dtype=np.intp)
+        for j, column in enumerate(matrix.T):
+            slots[j] = np.searchsorted(self.edges(j), column, side="right")
+        slots += self.slot_offsets()[:, None]
+        slots[~valid.T] = self.n_slots  # one extra slot collects the invalid entries, then is dropped
+        return np.bincount(slots.ravel(), minlength=self.n_slots + 1)[:-1].astype(np.int64)
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Per-column views of a flat vector (each of length ``len(e_j) + 1``)."""
+        return np.split(flat, self.slot_offsets()[1:])
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, BlockLayout) and np.array_equal(self.edge_bounds, other.edge_bounds)
+                and np.array_equal(self.flat_edges, other.flat_edges))

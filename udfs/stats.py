@@ -1,4 +1,4 @@
-"""Mergeable window statistics: one accumulator per feature, one for the covariance of all features.
+"""Mergeable window statistics: one accumulator per block of feature columns, one for the covariance.
 
 Both are small picklable objects (numpy arrays and a few numbers) that take whole numpy batches, so a
 Flink window keeps them in keyed state and merges partial results. Moments combine exactly with the
@@ -8,8 +8,9 @@ parallel update of Chan, Golub and LeVeque (1979): for parts ``a`` and ``b`` wit
     mean = mean_a + d * n_b / n
     M2   = M2_a + M2_b + d**2 * n_a * n_b / n          (M2 = sum of squared deviations)
 
-and for co-moments ``C = sum (x - mean_x)(y - mean_y)`` the same with ``d`` replaced by the outer
-product ``d_x d_y``.
+per column (`BlockStats`: ``n``, ``mean``, ``M2`` are vectors, ``d**2`` elementwise), and for co-moments
+``C = sum (x - mean_x)(y - mean_y)`` the same with ``d**2`` replaced by the outer product ``d_x d_y``
+(`CovarianceAccumulator`).
 """
 from __future__ import annotations
 
@@ -17,23 +18,43 @@ from typing import Optional
 
 import numpy as np
 
-from udfs.histogram import layout_counts
-from udfs.quantiles import DEFAULT_CAPACITY, QuantileSketch
+from udfs.histogram import BlockLayout
+from udfs.quantiles import EXACT_LIMIT, KLL_K, BlockQuantiles, WindowCdf
 
 PERCENTILES = (0.25, 0.50, 0.75)
 
 
-def _chan_combine(n_a: int, mean_a, m2_a, n_b: int, mean_b, m2_b):
-    """Combine (count, mean, M2) of two parts; works for scalars and for mean vectors / co-moment matrices."""
+def _chan_combine(n_a, mean_a, m2_a, n_b, mean_b, m2_b, cross=np.multiply):
+    """Combine (count, mean, M2) of two parts (see the module docstring).
+
+    Counts and means are scalars or per-column vectors; ``cross(d, d)`` is ``d**2`` elementwise
+    (per-column moments) or ``np.multiply.outer`` (co-moment matrices). An empty part leaves the other
+    unchanged: ``n_b / n`` is taken as 0 when ``n == 0``.
+    """
     n = n_a + n_b
-    if n_b == 0:
-        return n_a, mean_a, m2_a
-    if n_a == 0:
-        return n_b, mean_b, m2_b
+    share_b = n_b / np.maximum(n, 1)
     delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / n)
-    m2 = m2_a + m2_b + np.multiply.outer(delta, delta) * (n_a * n_b / n)
+    mean = mean_a + delta * share_b
+    m2 = m2_a + m2_b + cross(delta, delta) * (n_a * share_b)
     return n, mean, m2
+
+
+def _column_moments(matrix: np.ndarray, finite: np.ndarray):
+    """Per column over its finite entries: count, mean, M2 = sum (x - mean)**2, min, max.
+
+    An empty column has mean 0, M2 0, min +inf and max -inf (the identities of the merge)."""
+    all_finite = bool(finite.all())
+
+    def filled(values: np.ndarray, fill: float) -> np.ndarray:
+        return values if all_finite else np.where(finite, values, fill)
+
+    count = finite.sum(axis=0)
+    mean = filled(matrix, 0.0).sum(axis=0) / np.maximum(count, 1)
+    deviation = filled(matrix - mean, 0.0)
+    m2 = np.einsum("ij,ij->j", deviation, deviation)
+    low = filled(matrix, np.inf).min(axis=0, initial=np.inf)
+    high = filled(matrix, -np.inf).max(axis=0, initial=-np.inf)
+    return count, mean, m2, low, high
 
 
 def _optional(value: float) -> Optional[float]:
@@ -41,97 +62,134 @@ def _optional(value: float) -> Optional[float]:
     return None if np.isnan(value) else float(value)
 
 
-class FeatureStats:
-    """Statistics of one feature over a window, on the baseline's histogram ``edges``.
+class BlockStats:
+    """Window statistics of a block of feature columns, column ``j`` binned on its own ``edges[j]``.
 
-    ``update(values)`` takes a 1-D batch; NaN and +-inf values are not folded in but counted in
-    ``rejected``. ``merge(other)`` combines two accumulators on the same edges exactly (moments, extremes,
-    histogram) and within the sketch's rank error (percentiles; exact while the merged count is at most
-    ``quantile_capacity``, see :mod:`udfs.quantiles`).
+    ``update(matrix)`` takes an (instances x features) batch and reduces every column in one vectorised
+    pass. Per column: NaN is a missing value, counted in ``missing``; +-inf is counted in ``rejected``;
+    neither is folded into any statistic. ``merge(other)`` combines two blocks on the same edges: exactly
+    for counts, moments, extremes and histograms, and for percentiles exactly in the exact regime and
+    within the KLL rank error otherwise (see :mod:`udfs.quantiles`: ``exact_limit`` rows, ``kll_k``).
     """
 
-    __slots__ = ("edges", "n", "mean", "m2", "min", "max", "counts", "rejected_nan", "rejected_inf", "sketch")
+    __slots__ = ("layout", "n", "mean", "m2", "min", "max", "counts", "missing", "rejected", "quantiles")
 
-    def __init__(self, edges, quantile_capacity: int = DEFAULT_CAPACITY):
-        self.edges = np.asarray(edges, dtype=float)
-        if self.edges.ndim != 1 or len(self.edges) < 2 or np.any(np.diff(self.edges) <= 0):
-            raise ValueError("edges must be a strictly increasing 1-D array of at least 2 values")
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.min = np.inf
-        self.max = -np.inf
-        self.counts = np.zeros(len(self.edges) + 1, dtype=np.int64)
-        self.rejected_nan = 0
-        self.rejected_inf = 0
-        self.sketch = QuantileSketch(quantile_capacity)
+    def __init__(self, edges, exact_limit: int = EXACT_LIMIT, kll_k: int = KLL_K):
+        self.layout = BlockLayout(edges)
+        width = self.layout.n_columns
+        self.n = np.zeros(width, dtype=np.int64)
+        self.mean = np.zeros(width)
+        self.m2 = np.zeros(width)
+        self.min = np.full(width, np.inf)
+        self.max = np.full(width, -np.inf)
+        self.counts = np.zeros(self.layout.n_slots, dtype=np.int64)
+        self.missing = np.zeros(width, dtype=np.int64)
+        self.rejected = np.zeros(width, dtype=np.int64)
+        self.quantiles = BlockQuantiles(width, exact_limit, kll_k)
 
-    def update(self, values: np.ndarray) -> None:
+    @property
+    def n_features(self) -> int:
+        return self.layout.n_columns
+
+    def update(self, matrix) -> None:
+        """Add a batch: any array-like of numbers reshapeable to (instances x n_features)."""
+        matrix = np.asarray(matrix, dtype=float).reshape(-1, self.n_features)
+        finite = np.isfinite(matrix)
+        missing = np.isnan(matrix).sum(axis=0)
+        self.missing += missing
+        self.rejected += len(matrix) - finite.sum(axis=0) - missing
+        count, mean, m2, low, high = _column_moments(matrix, finite)
+        self.n, self.mean, self.m2 = _chan_combine(self.n, self.mean, self.m2, count, mean, m2)
+        np.minimum(self.min, low, out=self.min)
+        np.maximum(self.max, high, out=self.max)
+        self.counts += self.layout.counts(matrix, finite)
+        self.quantiles.update(matrix if finite.all() else np.where(finite, matrix, np.nan))
+
+    def merge(self, other: "BlockStats") -> None:
+        """Fold ``other`` (same edges) into this block; ``other`` is left unchanged."""
+        if self.layout != other.layout:
+            raise ValueError("cannot merge BlockStats built on different edges")
+        self.n, self.mean, self.m2 = _chan_combine(self.n, self.mean, self.m2, other.n, other.mean, other.m2)
+        np.minimum(self.min, other.min, out=self.min)
+        np.maximum(self.max, other.max, out=self.max)
+        self.counts += other.counts
+        self.missing += other.missing
+        self.rejected += other.rejected
+        self.quantiles.merge(other.quantiles)
+
+    def histogram_counts(self) -> list[np.ndarray]:
+        """Per feature, the counts in the drift layout ``[underflow, bin_1..bin_k, overflow]``."""
+        return self.layout.split(self.counts.copy())
+
+    def cdf(self, feature: int) -> WindowCdf:
+        """The window CDF of one feature (``cdf(points)``, ``n``, ``epsilon``) for two-sample tests."""
+        return self.quantiles.cdf(feature)
+
+    def results(self) -> list[dict]:
+        """Per feature, JSON-ready statistics; every value is an int, a float, a list or None (never NaN).
+
+        ``count, mean, min, max`` (None when the window has no finite value), ``stddev`` and
+        ``variance`` (sample, ddof=1: ``M2 / (n - 1)``; None when count < 2), ``stddev_pop`` (ddof=0:
+        ``sqrt(M2 / n)``; None when count is 0), ``p25, p50, p75, iqr = p75 - p25`` (None when empty),
+        ``histogram`` = ``{"edges", "counts" (the k inner bins), "underflow", "overflow"}``, ``missing``
+        (NaN values) and ``rejected`` (+-inf values).
+        """
+        n = self.n
+        present = n > 0
+        variance = np.where(n > 1, self.m2 / np.maximum(n - 1, 1), np.nan)
+        stddev_pop = np.where(present, np.sqrt(self.m2 / np.maximum(n, 1)), np.nan)
+        p25, p50, p75 = self.quantiles.quantiles(PERCENTILES).T
+        columns = {
+            "mean": np.where(present, self.mean, np.nan), "min": np.where(present, self.min, np.nan),
+            "max": np.where(present, self.max, np.nan), "stddev": np.sqrt(variance), "stddev_pop": stddev_pop,
+            "variance": variance, "p25": p25, "p50": p50, "p75": p75, "iqr": p75 - p25,
+        }
+        histograms = self.histogram_counts()
+        return [{
+            "count": int(n[j]),
+            **{name: _optional(values[j]) for name, values in columns.items()},
+            "histogram": {
+                "edges": self.layout.edges(j).tolist(),
+                "counts": histograms[j][1:-1].tolist(),
+                "underflow": int(histograms[j][0]),
+                "overflow": int(histograms[j][-1]),
+            },
+            "missing": int(self.missing[j]),
+            "rejected": int(self.rejected[j]),
+        } for j in range(self.n_features)]
+
+
+class FeatureStats:
+    """Statistics of one feature over a window: a `BlockStats` of one column on ``edges``.
+
+    Same methods as `BlockStats`, for a single feature: ``update(values)`` takes a 1-D batch,
+    ``result()`` is that feature's `BlockStats.results` entry and ``histogram_counts()`` its layout.
+    """
+
+    __slots__ = ("block",)
+
+    def __init__(self, edges, exact_limit: int = EXACT_LIMIT, kll_k: int = KLL_K):
+        self.block = BlockStats([edges], exact_limit, kll_k)
+
+    def update(self, values) -> None:
         """Add a batch of values (any 1-D array-like of numbers)."""
-        values = np.asarray(values, dtype=float).ravel()
-        finite = np.isfinite(values)
-        if not finite.all():
-            nan = int(np.isnan(values).sum())
-            self.rejected_nan += nan
-            self.rejected_inf += int(len(values) - finite.sum()) - nan
-            values = values[finite]
-        if len(values) == 0:
-            return
-        batch_mean = float(values.mean())
-        batch_m2 = float(np.square(values - batch_mean).sum())
-        self.n, self.mean, self.m2 = _chan_combine(self.n, self.mean, self.m2, len(values), batch_mean, batch_m2)
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        self.counts += layout_counts(values, self.edges)
-        self.sketch.update(values)
+        self.block.update(values)
 
     def merge(self, other: "FeatureStats") -> None:
         """Fold ``other`` (same edges) into this accumulator."""
-        if not np.array_equal(self.edges, other.edges):
-            raise ValueError("cannot merge FeatureStats built on different edges")
-        self.n, self.mean, self.m2 = _chan_combine(self.n, self.mean, self.m2, other.n, other.mean, other.m2)
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-        self.counts += other.counts
-        self.rejected_nan += other.rejected_nan
-        self.rejected_inf += other.rejected_inf
-        self.sketch.merge(other.sketch)
+        self.block.merge(other.block)
 
     def histogram_counts(self) -> np.ndarray:
         """Counts in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (length ``len(edges) + 1``)."""
-        return self.counts.copy()
+        return self.block.histogram_counts()[0]
+
+    def cdf(self) -> WindowCdf:
+        """The window CDF (see `BlockStats.cdf`)."""
+        return self.block.cdf(0)
 
     def result(self) -> dict:
-        """JSON-ready statistics; every value is an int, a float, a list or None (never NaN).
-
-        ``count, mean, min, max`` (None when the window has no finite value), ``stddev`` and
-        ``variance`` (sample, ddof=1; None when count < 2), ``stddev_pop`` (ddof=0; None when count is 0),
-        ``p25, p50, p75, iqr`` (None when empty), ``histogram`` = ``{"edges", "counts" (the k inner
-        bins), "underflow", "overflow"}`` and ``rejected`` = ``{"nan": n, "inf": n}``.
-        """
-        n = self.n
-        variance = self.m2 / (n - 1) if n > 1 else np.nan
-        p25, p50, p75 = self.sketch.quantiles(PERCENTILES) or (None, None, None)
-        return {
-            "count": n,
-            "mean": float(self.mean) if n else None,
-            "min": float(self.min) if n else None,
-            "max": float(self.max) if n else None,
-            "stddev": _optional(np.sqrt(variance)),
-            "stddev_pop": float(np.sqrt(self.m2 / n)) if n else None,
-            "variance": _optional(variance),
-            "p25": p25,
-            "p50": p50,
-            "p75": p75,
-            "iqr": p75 - p25 if n else None,
-            "histogram": {
-                "edges": self.edges.tolist(),
-                "counts": self.counts[1:-1].tolist(),
-                "underflow": int(self.counts[0]),
-                "overflow": int(self.counts[-1]),
-            },
-            "rejected": {"nan": self.rejected_nan, "inf": self.rejected_inf},
-        }
+        """See `BlockStats.results`."""
+        return self.block.results()[0]
 
 
 class CovarianceAccumulator:
@@ -163,14 +221,14 @@ class CovarianceAccumulator:
         batch_mean = rows.mean(axis=0)
         centred = rows - batch_mean
         self.n, self.mean, self.comoment = _chan_combine(
-            self.n, self.mean, self.comoment, len(rows), batch_mean, centred.T @ centred)
+            self.n, self.mean, self.comoment, len(rows), batch_mean, centred.T @ centred, np.multiply.outer)
 
     def merge(self, other: "CovarianceAccumulator") -> None:
         """Fold ``other`` (same number of features) into this accumulator."""
         if other.n_features != self.n_features:
             raise ValueError(f"cannot merge {other.n_features} features into {self.n_features}")
         self.n, self.mean, self.comoment = _chan_combine(
-            self.n, self.mean, self.comoment, other.n, other.mean, other.comoment)
+            self.n, self.mean, self.comoment, other.n, other.mean, other.comoment, np.multiply.outer)
         self.rejected += other.rejected
 
     def covariance(self) -> np.ndarray:
