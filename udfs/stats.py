@@ -92,8 +92,12 @@ class BlockStats:
         return self.layout.n_columns
 
     def update(self, matrix) -> None:
-        """Add a batch: any array-like of numbers reshapeable to (instances x n_features)."""
-        matrix = np.asarray(matrix, dtype=float).reshape(-1, self.n_features)
+        """Add a batch: an (instances x n_features) array-like of numbers (1-D for a one-feature block)."""
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.ndim == 1 and self.n_features == 1:
+            matrix = matrix[:, None]
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ValueError(f"expected an (instances x {self.n_features}) batch, got shape {matrix.shape}")
         finite = np.isfinite(matrix)
         missing = np.isnan(matrix).sum(axis=0)
         self.missing += missing
