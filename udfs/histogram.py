@@ -35,9 +35,10 @@ def equal_width_edges(lo: float, hi: float, bins: int) -> np.ndarray:
 
 
 def layout_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of finite ``values`` in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (int64)."""
-    slots = np.searchsorted(edges, values, side="right")
-    return np.bincount(slots, minlength=len(edges) + 1).astype(np.int64)
+    """Counts of the finite ``values`` in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (int64):
+    slot ``searchsorted(edges, x, side="right")`` for each ``x`` (a one-column `BlockLayout`)."""
+    column = np.asarray(values, dtype=float).reshape(-1, 1)
+    return BlockLayout([edges]).counts(column, np.isfinite(column))
 
 
 def bin_centres(edges: np.ndarray) -> np.ndarray:
@@ -64,55 +65,76 @@ def interpolated_quantiles(edges: np.ndarray, counts: np.ndarray, probs) -> list
     return [float(v) for v in values]
 
 
+CHUNK_VALUES = 1 << 15  # values binned per pass: a chunk and its temporaries stay in the CPU cache
+
+
 class BlockLayout:
     """The drift layouts of a block of columns, each on its own edges, end to end in one flat vector.
 
     Column ``j`` on edges ``e_j`` owns the ``len(e_j) + 1`` slots starting at
-    ``offset_j = sum_{i<j} (len(e_i) + 1)``; its value ``x`` lands in flat slot
-    ``offset_j + searchsorted(e_j, x, side="right")``, i.e. the layout of :func:`layout_counts`. One
-    ``np.bincount`` over all these flat slots then counts every column of a batch at once.
+    ``offset_j = sum_{i<j} (len(e_i) + 1)``; its value ``x`` lands in flat slot ``offset_j + s_j(x)`` with
+
+        s_j(x) = #{i : e_j[i] <= x} = searchsorted(e_j, x, side="right")
+
+    (the drift layout of the module docstring). ``s_j`` is computed for every column at once, one vectorised
+    comparison of the batch with the i-th edge of every column per ``i`` (columns with fewer edges are
+    padded with +inf, which no finite value reaches); one ``np.bincount`` over the flat slots then counts
+    the whole batch.
     """
 
-    __slots__ = ("flat_edges", "edge_bounds")
+    __slots__ = ("padded_edges", "edge_counts")
 
     def __init__(self, edges):
         columns = [np.asarray(column, dtype=float) for column in edges]
         for j, column in enumerate(columns):
             if column.ndim != 1 or len(column) < 2 or np.any(np.diff(column) <= 0):
                 raise ValueError(f"edges of column {j} must be a strictly increasing 1-D array of at least 2 values")
-        self.flat_edges = np.concatenate(columns) if columns else np.empty(0)
-        self.edge_bounds = np.cumsum([0] + [len(column) for column in columns])
+        self.edge_counts = np.array([len(column) for column in columns], dtype=np.intp)
+        self.padded_edges = np.full((self.edge_counts.max(initial=0), len(columns)), np.inf)
+        for j, column in enumerate(columns):
+            self.padded_edges[:len(column), j] = column
 
     @property
     def n_columns(self) -> int:
-        return len(self.edge_bounds) - 1
+        return len(self.edge_counts)
 
     @property
     def n_slots(self) -> int:
         """Total number of flat slots: ``sum_j (len(e_j) + 1)``."""
-        return len(self.flat_edges) + self.n_columns
+        return int(self.edge_counts.sum()) + self.n_columns
 
     def edges(self, column: int) -> np.ndarray:
         """The edges ``e_j`` of one column (a view)."""
-        return self.flat_edges[self.edge_bounds[column]:self.edge_bounds[column + 1]]
+        return self.padded_edges[:self.edge_counts[column], column]
 
     def slot_offsets(self) -> np.ndarray:
         """``offset_j`` for every column."""
-        return self.edge_bounds[:-1] + np.arange(self.n_columns)
+        return np.cumsum(self.edge_counts + 1) - (self.edge_counts + 1)
 
     def counts(self, matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Flat int64 counts of a (rows x n_columns) batch, counting only the entries where ``valid``."""
-        slots = np.empty(matrix.shape[::-1], dtype=np.intp)
-        for j, column in enumerate(matrix.T):
-            slots[j] = np.searchsorted(self.edges(j), column, side="right")
-        slots += self.slot_offsets()[:, None]
-        slots[~valid.T] = self.n_slots  # one extra slot collects the invalid entries, then is dropped
-        return np.bincount(slots.ravel(), minlength=self.n_slots + 1)[:-1].astype(np.int64)
+        counts = np.zeros(self.n_slots + 1, dtype=np.int64)
+        rows = max(1, CHUNK_VALUES // max(self.n_columns, 1))
+        for start in range(0, len(matrix), rows):
+            counts += self._chunk_counts(matrix[start:start + rows], valid[start:start + rows])
+        return counts[:-1]
+
+    def _chunk_counts(self, matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Counts of a few rows (small enough to stay in cache over the per-edge passes), the invalid
+        entries in one extra last slot."""
+        inner = np.zeros(matrix.shape, dtype=np.min_scalar_type(len(self.padded_edges)))
+        reached = np.empty(matrix.shape, dtype=bool)
+        for edge_row in self.padded_edges:
+            np.greater_equal(matrix, edge_row, out=reached)
+            inner += reached
+        slots = inner + self.slot_offsets()
+        slots[~valid] = self.n_slots
+        return np.bincount(slots.ravel(), minlength=self.n_slots + 1)
 
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         """Per-column views of a flat vector (each of length ``len(e_j) + 1``)."""
         return np.split(flat, self.slot_offsets()[1:])
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, BlockLayout) and np.array_equal(self.edge_bounds, other.edge_bounds)
-                and np.array_equal(self.flat_edges, other.flat_edges))
+        return (isinstance(other, BlockLayout) and np.array_equal(self.edge_counts, other.edge_counts)
+                and np.array_equal(self.padded_edges, other.padded_edges))
