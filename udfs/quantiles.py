@@ -30,7 +30,6 @@ they want skipped (e.g. +-inf) to NaN first.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -104,14 +103,9 @@ class BlockQuantiles:
     def quantiles(self, probs) -> np.ndarray:
         """(n_columns x len(probs)) values at probabilities ``probs``; NaN for an empty column."""
         probs = np.asarray(probs, dtype=float)
-        if self.is_exact and len(self.rows):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column -> NaN
-                return np.nanquantile(self.rows, probs, axis=0).T
-        empty = [np.nan] * len(probs)
-        sketches = self.sketches or [None] * self.n_columns
-        return np.array([empty if sketch is None or sketch.is_empty() else sketch.get_quantiles(probs.tolist(), True)
-                         for sketch in sketches]).reshape(self.n_columns, len(probs))
+        if self.is_exact:
+            return _exact_quantiles(self.rows, probs)
+        return np.array([_sketch_quantiles(sketch, probs) for sketch in self.sketches]).reshape(-1, len(probs))
 
     def cdf(self, column: int) -> WindowCdf:
         """The `WindowCdf` of one column."""
@@ -139,3 +133,22 @@ class BlockQuantiles:
     def __setstate__(self, state):
         self.n_columns, self.exact_limit, self.k, self.rows, sketches = state
         self.sketches = None if sketches is None else [kll_doubles_sketch.deserialize(s) for s in sketches]
+
+
+def _exact_quantiles(rows: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``numpy.quantile`` of each column's non-NaN values: one call for all the complete columns, one per
+    column holding NaN; NaN for an empty column."""
+    result = np.full((rows.shape[1], len(probs)), np.nan)
+    incomplete = np.isnan(rows).any(axis=0)
+    if len(rows):
+        result[~incomplete] = np.quantile(rows[:, ~incomplete], probs, axis=0).T
+    for column in np.flatnonzero(incomplete):
+        values = rows[:, column][~np.isnan(rows[:, column])]
+        if len(values):
+            result[column] = np.quantile(values, probs)
+    return result
+
+
+def _sketch_quantiles(sketch: kll_doubles_sketch, probs: np.ndarray) -> list[float]:
+    """The sketch's quantiles (smallest item of inclusive rank >= q); NaN when empty."""
+    return [np.nan] * len(probs) if sketch.is_empty() else sketch.get_quantiles(probs.tolist(), True)
