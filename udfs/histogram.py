@@ -37,7 +37,7 @@ def equal_width_edges(lo: float, hi: float, bins: int) -> np.ndarray:
 def layout_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts of the finite ``values`` in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (int64):
     slot ``searchsorted(edges, x, side="right")`` for each ``x`` (a one-column `BlockLayout`)."""
-    column = np.asarray(values, dtype=float).reshape(-1, 1)
+    column = np.asarray(values, dtype=float).reshape(1, -1)
     return BlockLayout([edges]).counts(column, np.isfinite(column))
 
 
@@ -90,9 +90,9 @@ class BlockLayout:
             if column.ndim != 1 or len(column) < 2 or np.any(np.diff(column) <= 0):
                 raise ValueError(f"edges of column {j} must be a strictly increasing 1-D array of at least 2 values")
         self.edge_counts = np.array([len(column) for column in columns], dtype=np.intp)
-        self.padded_edges = np.full((self.edge_counts.max(initial=0), len(columns)), np.inf)
+        self.padded_edges = np.full((len(columns), self.edge_counts.max(initial=0)), np.inf)
         for j, column in enumerate(columns):
-            self.padded_edges[:len(column), j] = column
+            self.padded_edges[j, :len(column)] = column
 
     @property
     def n_columns(self) -> int:
@@ -105,29 +105,31 @@ class BlockLayout:
 
     def edges(self, column: int) -> np.ndarray:
         """The edges ``e_j`` of one column (a view)."""
-        return self.padded_edges[:self.edge_counts[column], column]
+        return self.padded_edges[column, :self.edge_counts[column]]
 
     def slot_offsets(self) -> np.ndarray:
         """``offset_j`` for every column."""
         return np.cumsum(self.edge_counts + 1) - (self.edge_counts + 1)
 
-    def counts(self, matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Flat int64 counts of a (rows x n_columns) batch, counting only the entries where ``valid``."""
+    def counts(self, columns: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Flat int64 counts of an (n_columns x values) batch, counting only the entries where ``valid``."""
         counts = np.zeros(self.n_slots + 1, dtype=np.int64)
-        rows = max(1, CHUNK_VALUES // max(self.n_columns, 1))
-        for start in range(0, len(matrix), rows):
-            counts += self._chunk_counts(matrix[start:start + rows], valid[start:start + rows])
+        offsets = self.slot_offsets()
+        step = max(1, CHUNK_VALUES // max(columns.shape[1], 1))
+        for start in range(0, self.n_columns, step):
+            block = slice(start, start + step)
+            counts += self._chunk_counts(columns[block], valid[block], self.padded_edges[block], offsets[block])
         return counts[:-1]
 
-    def _chunk_counts(self, matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Counts of a few rows (small enough to stay in cache over the per-edge passes), the invalid
+    def _chunk_counts(self, columns, valid, edges, offsets) -> np.ndarray:
+        """Counts of a few columns (small enough to stay in cache over the per-edge passes), the invalid
         entries in one extra last slot."""
-        inner = np.zeros(matrix.shape, dtype=np.min_scalar_type(len(self.padded_edges)))
-        reached = np.empty(matrix.shape, dtype=bool)
-        for edge_row in self.padded_edges:
-            np.greater_equal(matrix, edge_row, out=reached)
+        inner = np.zeros(columns.shape, dtype=np.min_scalar_type(edges.shape[1]))
+        reached = np.empty(columns.shape, dtype=bool)
+        for edge in edges.T:
+            np.greater_equal(columns, edge[:, None], out=reached)
             inner += reached
-        slots = inner + self.slot_offsets()
+        slots = inner + offsets[:, None]
         slots[~valid] = self.n_slots
         return np.bincount(slots.ravel(), minlength=self.n_slots + 1)
 

@@ -1,7 +1,7 @@
 """Per-column quantiles and CDFs of a block of feature columns: exact on small windows, KLL beyond.
 
 **Exact regime.** While a window holds at most ``exact_limit`` rows (default 2,048) the block keeps the
-rows themselves (float64, entries to skip as NaN). Percentiles are ``numpy.nanquantile`` with numpy's
+values themselves (float64, feature-major, entries to skip as NaN). Percentiles are ``numpy.nanquantile`` with numpy's
 default ``linear`` method: for the ``n`` sorted finite values ``x_0 <= ... <= x_{n-1}`` of a column and
 ``h = (n - 1) q``::
 
@@ -66,35 +66,36 @@ class WindowCdf:
 
 
 class BlockQuantiles:
-    """Mergeable quantiles of ``n_columns`` columns: exact up to ``exact_limit`` rows, then KLL(``k``)."""
+    """Mergeable quantiles of ``n_columns`` columns: exact up to ``exact_limit`` values per column (rows
+    of the window), then KLL(``k``). Batches come feature-major: (n_columns x values), one row per column."""
 
-    __slots__ = ("n_columns", "exact_limit", "k", "rows", "sketches")
+    __slots__ = ("n_columns", "exact_limit", "k", "values", "sketches")
 
     def __init__(self, n_columns: int, exact_limit: int = EXACT_LIMIT, k: int = KLL_K):
         self.n_columns = n_columns
         self.exact_limit = exact_limit
         self.k = k
-        self.rows: Optional[np.ndarray] = np.empty((0, n_columns))
+        self.values: Optional[np.ndarray] = np.empty((n_columns, 0))
         self.sketches: Optional[list[kll_doubles_sketch]] = None
 
     @property
     def is_exact(self) -> bool:
-        """True while the raw rows are kept (quantiles and CDFs exact)."""
+        """True while the raw values are kept (quantiles and CDFs exact)."""
         return self.sketches is None
 
-    def update(self, matrix: np.ndarray) -> None:
-        """Add a (rows x n_columns) float64 batch; NaN entries are skipped."""
-        if self.is_exact and len(self.rows) + len(matrix) <= self.exact_limit:
-            self.rows = np.concatenate([self.rows, matrix])
+    def update(self, columns: np.ndarray) -> None:
+        """Add an (n_columns x values) float64 batch; NaN entries are skipped."""
+        if self.is_exact and self.values.shape[1] + columns.shape[1] <= self.exact_limit:
+            self.values = np.concatenate([self.values, columns], axis=1)
             return
         self._to_sketches()
-        for sketch, column in zip(self.sketches, matrix.T):
+        for sketch, column in zip(self.sketches, columns):
             sketch.update(column)
 
     def merge(self, other: "BlockQuantiles") -> None:
         """Fold ``other`` (same columns) into this block; ``other`` is left unchanged."""
         if other.is_exact:
-            self.update(other.rows)
+            self.update(other.values)
             return
         self._to_sketches()
         for sketch, other_sketch in zip(self.sketches, other.sketches):
@@ -104,13 +105,13 @@ class BlockQuantiles:
         """(n_columns x len(probs)) values at probabilities ``probs``; NaN for an empty column."""
         probs = np.asarray(probs, dtype=float)
         if self.is_exact:
-            return _exact_quantiles(self.rows, probs)
+            return _exact_quantiles(self.values, probs)
         return np.array([_sketch_quantiles(sketch, probs) for sketch in self.sketches]).reshape(-1, len(probs))
 
     def cdf(self, column: int) -> WindowCdf:
         """The `WindowCdf` of one column."""
         if self.is_exact:
-            values = self.rows[:, column]
+            values = self.values[column]
             values = np.sort(values[~np.isnan(values)])
             return WindowCdf(len(values), 0.0, sorted_values=values)
         sketch = self.sketches[column]
@@ -122,30 +123,30 @@ class BlockQuantiles:
         if not self.is_exact:
             return
         self.sketches = [kll_doubles_sketch(self.k) for _ in range(self.n_columns)]
-        for sketch, column in zip(self.sketches, self.rows.T):
+        for sketch, column in zip(self.sketches, self.values):
             sketch.update(column)
-        self.rows = None
+        self.values = None
 
     def __getstate__(self):
         sketches = None if self.is_exact else [sketch.serialize() for sketch in self.sketches]
-        return self.n_columns, self.exact_limit, self.k, self.rows, sketches
+        return self.n_columns, self.exact_limit, self.k, self.values, sketches
 
     def __setstate__(self, state):
-        self.n_columns, self.exact_limit, self.k, self.rows, sketches = state
+        self.n_columns, self.exact_limit, self.k, self.values, sketches = state
         self.sketches = None if sketches is None else [kll_doubles_sketch.deserialize(s) for s in sketches]
 
 
-def _exact_quantiles(rows: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def _exact_quantiles(columns: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """``numpy.quantile`` of each column's non-NaN values: one call for all the complete columns, one per
     column holding NaN; NaN for an empty column."""
-    result = np.full((rows.shape[1], len(probs)), np.nan)
-    incomplete = np.isnan(rows).any(axis=0)
-    if len(rows):
-        result[~incomplete] = np.quantile(rows[:, ~incomplete], probs, axis=0).T
-    for column in np.flatnonzero(incomplete):
-        values = rows[:, column][~np.isnan(rows[:, column])]
+    result = np.full((len(columns), len(probs)), np.nan)
+    incomplete = np.isnan(columns).any(axis=1)
+    if columns.shape[1]:
+        result[~incomplete] = np.quantile(columns[~incomplete], probs, axis=1).T
+    for j in np.flatnonzero(incomplete):
+        values = columns[j][~np.isnan(columns[j])]
         if len(values):
-            result[column] = np.quantile(values, probs)
+            result[j] = np.quantile(values, probs)
     return result
 
 

@@ -39,21 +39,21 @@ def _chan_combine(n_a, mean_a, m2_a, n_b, mean_b, m2_b, cross=np.multiply):
     return n, mean, m2
 
 
-def _column_moments(matrix: np.ndarray, finite: np.ndarray):
-    """Per column over its finite entries: count, mean, M2 = sum (x - mean)**2, min, max.
-
-    An empty column has mean 0, M2 0, min +inf and max -inf (the identities of the merge)."""
+def _column_moments(columns: np.ndarray, finite: np.ndarray):
+    """Per column (row of the feature-major batch) over its finite entries: count, mean,
+    M2 = sum (x - mean)**2, min, max. An empty column has mean 0, M2 0, min +inf and max -inf (the
+    identities of the merge)."""
     all_finite = bool(finite.all())
 
     def filled(values: np.ndarray, fill: float) -> np.ndarray:
         return values if all_finite else np.where(finite, values, fill)
 
-    count = finite.sum(axis=0)
-    mean = filled(matrix, 0.0).sum(axis=0) / np.maximum(count, 1)
-    deviation = filled(matrix - mean, 0.0)
-    m2 = np.einsum("ij,ij->j", deviation, deviation)
-    low = filled(matrix, np.inf).min(axis=0, initial=np.inf)
-    high = filled(matrix, -np.inf).max(axis=0, initial=-np.inf)
+    count = finite.sum(axis=1)
+    mean = filled(columns, 0.0).sum(axis=1) / np.maximum(count, 1)
+    deviation = filled(columns - mean[:, None], 0.0)
+    m2 = np.einsum("ij,ij->i", deviation, deviation)
+    low = filled(columns, np.inf).min(axis=1, initial=np.inf)
+    high = filled(columns, -np.inf).max(axis=1, initial=-np.inf)
     return count, mean, m2, low, high
 
 
@@ -98,16 +98,17 @@ class BlockStats:
             matrix = matrix[:, None]
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(f"expected an (instances x {self.n_features}) batch, got shape {matrix.shape}")
-        finite = np.isfinite(matrix)
-        missing = np.isnan(matrix).sum(axis=0)
+        columns = np.ascontiguousarray(matrix.T)  # feature-major: every reduction runs along contiguous memory
+        finite = np.isfinite(columns)
+        missing = np.isnan(columns).sum(axis=1)
         self.missing += missing
-        self.rejected += len(matrix) - finite.sum(axis=0) - missing
-        count, mean, m2, low, high = _column_moments(matrix, finite)
+        self.rejected += columns.shape[1] - finite.sum(axis=1) - missing
+        count, mean, m2, low, high = _column_moments(columns, finite)
         self.n, self.mean, self.m2 = _chan_combine(self.n, self.mean, self.m2, count, mean, m2)
         np.minimum(self.min, low, out=self.min)
         np.maximum(self.max, high, out=self.max)
-        self.counts += self.layout.counts(matrix, finite)
-        self.quantiles.update(matrix if finite.all() else np.where(finite, matrix, np.nan))
+        self.counts += self.layout.counts(columns, finite)
+        self.quantiles.update(columns if finite.all() else np.where(finite, columns, np.nan))
 
     def merge(self, other: "BlockStats") -> None:
         """Fold ``other`` (same edges) into this block; ``other`` is left unchanged."""
