@@ -215,6 +215,20 @@ def test_state_of_a_wide_window_stays_compact():
     assert len(pickle.dumps(block)) < 12_000 * width
 
 
+def test_many_edges_and_values_on_edges():
+    """Slots equal searchsorted(edges, x, "right") also past 255 edges (wider slot counters); an edge value
+    goes to the bin above it, the last edge to overflow."""
+    fine = np.linspace(-3.0, 3.0, 301)
+    block = BlockStats([fine, [0.0, 1.0, 2.0]])
+    matrix = np.column_stack([np.concatenate([_matrix(997, seed=8)[:, 0], fine[[0, 150, 300]]]),
+                              np.resize([-0.5, 0.0, 1.0, 1.5, 2.0, 7.0], 1000)])
+    block.update(matrix)
+    wide, narrow = block.histogram_counts()
+    np.testing.assert_array_equal(wide, np.bincount(np.searchsorted(fine, matrix[:, 0], "right"), minlength=302))
+    assert narrow.tolist() == np.bincount(np.searchsorted([0.0, 1.0, 2.0], matrix[:, 1], "right"), minlength=4).tolist()
+    assert wide[-1] >= 1 and wide[151] >= 1
+
+
 def test_different_edges_do_not_merge_and_width_is_checked():
     block = BlockStats(EDGES)
     with pytest.raises(ValueError, match="different edges"):

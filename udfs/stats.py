@@ -188,10 +188,6 @@ class FeatureStats:
         """Counts in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (length ``len(edges) + 1``)."""
         return self.block.histogram_counts()[0]
 
-    def cdf(self) -> WindowCdf:
-        """The window CDF (see `BlockStats.cdf`)."""
-        return self.block.cdf(0)
-
     def result(self) -> dict:
         """See `BlockStats.results`."""
         return self.block.results()[0]
