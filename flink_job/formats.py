@@ -155,7 +155,9 @@ def parse_rfc3339_ms(text: str) -> int:
 # -------------------------------------------------------------------------------------------- encode
 
 def _rows(instances: Instances) -> list[list[float]]:
-    return [[float(v) for v in row] for row in instances]
+    """Values as JSON numbers: Python ints stay ints (``0``, not ``0.0``: readers take any JSON number),
+    everything else becomes a float."""
+    return [[v if type(v) is int else float(v) for v in row] for row in instances]
 
 
 def _encode_thesis(request_id: str, time_ms: int, rows: list[list[float]]) -> dict:
@@ -183,7 +185,7 @@ _ENCODERS: dict[str, Callable[[str, int, list[list[float]]], dict]] = {
 
 def encode(format: str, request_id: str, time_ms: int, instances: Instances) -> str:
     """One request as compact JSON in `format`. Floats are written with Python's shortest round-trip
-    repr, so the output is deterministic; round the values first if you want short numbers.
+    repr, ints as ints, so the output is deterministic; round the values first if you want short numbers.
 
     Raises ValueError for an unknown format or a non-finite value.
     """
@@ -333,6 +335,13 @@ def decode(format: str, raw: Union[str, bytes], *, default_id: Optional[str] = N
     all instances must merely agree. Raises `FormatError` (see the module docstring for the reasons
     and the order they are checked in), or ValueError for an unknown format.
     """
+    return decode_object(format, _load_object(raw), default_id=default_id, default_time_ms=default_time_ms,
+                         n_features=n_features)
+
+
+def decode_object(format: str, obj: dict, *, default_id: Optional[str] = None,
+                  default_time_ms: Optional[int] = None, n_features: Optional[int] = None) -> ParsedRequest:
+    """`decode` on a message already parsed from JSON into a dict (the checks after ``bad_json``)."""
     if format not in _DECODERS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    return _DECODERS[format](_load_object(raw), default_id, default_time_ms, n_features)
+    return _DECODERS[format](obj, default_id, default_time_ms, n_features)

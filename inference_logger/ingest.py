@@ -29,15 +29,26 @@ RESPONSE_TYPE_SUFFIX = ".response"
 
 WRONG_CONTENT_TYPE = "wrong_content_type"
 BODY_TOO_LARGE = "body_too_large"
+FUTURE_TIME = "future_time"  # the job's dead-letter reason for the same check
+
+DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000
 
 
 class Rejected(Exception):
-    """A request the logger refuses: an HTTP status and a one-line ``reason: detail``."""
+    """A request the logger refuses: an HTTP status, a one-line ``reason: detail`` and extra response headers."""
 
-    def __init__(self, status: int, reason: str, detail: str = ""):
+    def __init__(self, status: int, reason: str, detail: str = "", headers: Optional[Mapping[str, str]] = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.status = status
         self.reason = reason
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What the monitor spec adds to the format's own validation."""
+    n_features: Optional[int] = None  # required instance width; None: the instances merely agree
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
 
 
 @dataclass(frozen=True)
@@ -56,31 +67,46 @@ class Ignored:
     event_type: str
 
 
-def parse(content_type: str, headers: Mapping[str, str], body: bytes, received_ms: int) -> Inference | Ignored:
+def parse(content_type: str, headers: Mapping[str, str], body: bytes | bytearray, received_ms: int,
+          checks: Checks = Checks()) -> Inference | Ignored:
     """Classify and validate one logger request; raises `Rejected` with the status and reason to answer."""
     headers = {name.lower(): value for name, value in headers.items()}
     media_type = content_type.split(";")[0].strip().lower()
     if media_type == STRUCTURED_TYPE:
-        return _structured(_load(body), received_ms)
+        return _structured(_load(body), received_ms, checks)
     if media_type not in JSON_TYPES:
         raise Rejected(415, WRONG_CONTENT_TYPE,
                        f"{media_type or 'none'}; send application/json or {STRUCTURED_TYPE}")
     attributes = _binary_attributes(headers)
     body_obj = _load(body)
     if attributes:
-        return _with_attributes(attributes, body_obj, body, received_ms)
-    request_id = headers.get("x-request-id") or _body_id(body_obj) or str(uuid.uuid4())
-    return _inference(body_obj, body, request_id, received_ms, {})
+        return _with_attributes(attributes, body_obj, received_ms, checks)
+    request_id = _utf8(headers.get("x-request-id"), formats.BAD_ID, "X-Request-Id")
+    request_id = request_id or _body_id(body_obj) or str(uuid.uuid4())
+    return _inference(body_obj, request_id, received_ms, {}, checks)
 
 
-def _load(body: bytes) -> dict:
+def _load(body: bytes | bytearray) -> dict:
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise Rejected(400, formats.BAD_JSON, str(err)) from None
+    except RecursionError:
+        raise Rejected(400, formats.BAD_JSON, "nested too deeply") from None
     if not isinstance(obj, dict):
         raise Rejected(400, formats.BAD_JSON, f"top level is {type(obj).__name__}, not an object")
     return obj
+
+
+def _utf8(text: Optional[str], reason: str, what: str) -> Optional[str]:
+    """``text`` unchanged if it encodes as UTF-8. Header bytes that are not UTF-8 reach us as surrogate
+    escapes, and JSON strings may hold lone surrogates: neither can become a Kafka key or header."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Rejected(400, reason, f"{what} is not valid UTF-8") from None
+    return text
 
 
 def _binary_attributes(headers: Mapping[str, str]) -> dict:
@@ -89,18 +115,20 @@ def _binary_attributes(headers: Mapping[str, str]) -> dict:
     return attributes if "specversion" in attributes else {}
 
 
-def _structured(event: dict, received_ms: int) -> Inference | Ignored:
+def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Ignored:
     data = event.get("data")
     if not isinstance(data, dict):
         raise Rejected(400, formats.BAD_ENVELOPE, "structured event without an object 'data'")
     attributes = {name: value if isinstance(value, str) else json.dumps(value)
                   for name, value in event.items() if name not in ("data", "data_base64")}
-    return _with_attributes(attributes, data, None, received_ms)
+    return _with_attributes(attributes, data, received_ms, checks)
 
 
-def _with_attributes(attributes: dict, body_obj: dict, body: Optional[bytes], received_ms: int) -> Inference | Ignored:
+def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks: Checks) -> Inference | Ignored:
     if attributes.get("specversion") != "1.0":
         raise Rejected(400, formats.BAD_ENVELOPE, f"specversion {attributes.get('specversion')!r}, expected '1.0'")
+    for name, value in attributes.items():
+        _utf8(value, formats.BAD_ID if name == "id" else formats.BAD_ENVELOPE, f"attribute {name!r}")
     request_id = attributes.get("id")
     if not request_id:
         raise Rejected(400, formats.BAD_ID, "CloudEvent without an id")
@@ -113,7 +141,7 @@ def _with_attributes(attributes: dict, body_obj: dict, body: Optional[bytes], re
             event_time_ms = formats.parse_rfc3339_ms(attributes["time"])
         except ValueError as err:
             raise Rejected(400, formats.BAD_TIME, str(err)) from None
-    return _inference(body_obj, body, request_id, received_ms, attributes, event_time_ms)
+    return _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms)
 
 
 def _body_id(body_obj: dict) -> Optional[str]:
@@ -121,7 +149,7 @@ def _body_id(body_obj: dict) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
-def _inference(body_obj: dict, body: Optional[bytes], request_id: str, received_ms: int, attributes: dict,
+def _inference(body_obj: dict, request_id: str, received_ms: int, attributes: dict, checks: Checks,
                event_time_ms: Optional[int] = None) -> Inference:
     """Validate a KServe v1 or OIP v2 body with the job's own decoder.
 
@@ -129,10 +157,19 @@ def _inference(body_obj: dict, body: Optional[bytes], request_id: str, received_
     ``parameters.time``), else the receive time.
     """
     body_format = formats.OIP_V2 if "inputs" in body_obj else formats.KSERVE_V1
-    raw = body if body is not None else json.dumps(body_obj)
     try:
-        parsed = formats.decode(body_format, raw, default_id=request_id, default_time_ms=received_ms)
+        parsed = formats.decode_object(body_format, body_obj, default_id=request_id, default_time_ms=received_ms,
+                                       n_features=checks.n_features)
     except formats.FormatError as err:
         raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
     time_ms = event_time_ms if event_time_ms is not None else parsed.time_ms
-    return Inference(request_id, time_ms, parsed.instances, attributes)
+    _check_time(time_ms, received_ms, checks.max_future_skew_ms)
+    return Inference(_utf8(request_id, formats.BAD_ID, "the id"), time_ms, parsed.instances, attributes)
+
+
+def _check_time(time_ms: int, received_ms: int, max_future_skew_ms: int) -> None:
+    if time_ms <= 0:
+        raise Rejected(400, formats.BAD_TIME, f"{time_ms} ms is not after 1970-01-01T00:00:00Z")
+    if time_ms - received_ms > max_future_skew_ms:
+        raise Rejected(400, FUTURE_TIME, f"{time_ms - received_ms} ms ahead of the logger's clock, "
+                                         f"limit {max_future_skew_ms} ms")

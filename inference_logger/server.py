@@ -5,27 +5,51 @@ body; the logger writes one Kafka record per request and answers 200 only after 
 it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`flink_job.formats.encode`), key
 the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
 CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``) are acknowledged with
-200 and not written. Bad input: 4xx with a one-line ``reason: detail``; Kafka unavailable: 503.
+200 and not written. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
+producer's ``max_request_size``); Kafka unavailable or the logger full: 503 with ``Retry-After``.
 
-GET /metrics (Prometheus), /healthz (process up), /readyz (Kafka reachable and topic present).
+Bounded by construction: a request is admitted only while fewer than ``max_in_flight`` requests and
+``max_in_flight_bytes`` of declared bodies (a body without Content-Length counts as ``max_body_bytes``)
+are in flight, otherwise 503 ``overloaded`` at once, before its body is read; the body must arrive
+within ``body_timeout_s`` (else 408) and the headers within ``header_timeout_s`` (aiohttp's keep-alive
+timer, which also closes idle connections). The parsed instances live only while a request is
+encoded: what waits for Kafka's acknowledgement is the encoded record.
+
+GET /metrics (Prometheus), /healthz (process up), /readyz (the producer is healthy, see
+`inference_logger.publisher`, and the topic has partitions). With a bearer token configured, POST needs
+``Authorization: Bearer <token>`` (else 401); the GET endpoints stay open.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import os
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from flink_job import config as spec_config
 from flink_job import formats
-from inference_logger import ingest
-from inference_logger.publisher import KafkaPublisher, KafkaUnavailable
+from inference_logger import ingest, kafka_properties
+from inference_logger.publisher import KafkaPublisher, KafkaUnavailable, RecordTooLarge
 
 OUTPUT_FORMATS = formats.FORMATS
 KAFKA_UNAVAILABLE = "kafka_unavailable"
+OVERLOADED = "overloaded"
+BODY_TIMEOUT = "body_timeout"
+RECORD_TOO_LARGE = "record_too_large"
+UNAUTHORIZED = "unauthorized"
+TOKEN_ENV_VAR = "MMON_LOGGER_TOKEN"
+RETRY_AFTER_S = 1
+LINGERING_S = 1.0
+"""How long aiohttp keeps reading (and dropping) the rest of a body the handler did not read (408, 413)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,14 @@ class LoggerConfig:
     linger_ms: int = 1
     kafka_timeout_ms: int = 10_000
     progress_every_s: float = 30.0
+    max_in_flight: int = 256
+    max_in_flight_bytes: int = 32 << 20
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    max_pending_ms: int = 5_000
+    token: Optional[str] = field(default=None, repr=False)
+    kafka_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)  # KafkaProducer arguments
+    checks: ingest.Checks = ingest.Checks()
 
 
 class LoggerMetrics:
@@ -46,8 +78,9 @@ class LoggerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("mmon_logger_requests", "HTTP requests by outcome (ok, ignored, kafka_unavailable "
-                                "or the rejection reason)", ["outcome"], registry=self.registry)
+        self.requests = Counter("mmon_logger_requests", "HTTP requests by outcome (ok, ignored, kafka_unavailable, "
+                                "overloaded, unauthorized, body_timeout, record_too_large or the rejection reason)",
+                                ["outcome"], registry=self.registry)
         self.received_bytes = Counter("mmon_logger_received_bytes", "Request body bytes received",
                                       registry=self.registry)
         self.produced_bytes = Counter("mmon_logger_produced_bytes", "Kafka record value bytes acknowledged",
@@ -56,10 +89,64 @@ class LoggerMetrics:
         self.produce_latency = Histogram(
             "mmon_logger_produce_latency_seconds", "From handing a record to the producer to the broker's ack",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
+        self.in_flight = Gauge("mmon_logger_in_flight_requests", "POST requests admitted and not yet answered",
+                               registry=self.registry)
+        self.in_flight_bytes = Gauge("mmon_logger_in_flight_bytes", "Body bytes reserved by the admitted requests",
+                                     registry=self.registry)
+        self.pending_records = Gauge("mmon_logger_kafka_pending_records",
+                                     "Records handed to the producer and not yet acknowledged", registry=self.registry)
+        self.producer_replacements = Counter(
+            "mmon_logger_producer_replacements", "Kafka producers replaced because they stopped delivering",
+            registry=self.registry)
 
 
-def _reply(status: int, reason: str, detail: str = "") -> web.Response:
-    return web.Response(status=status, text=f"{reason}: {detail}\n" if detail else f"{reason}\n")
+def _reply(status: int, reason: str, detail: str = "", headers: Optional[Mapping[str, str]] = None) -> web.Response:
+    return web.Response(status=status, text=f"{reason}: {detail}\n" if detail else f"{reason}\n", headers=headers)
+
+
+@dataclass(frozen=True)
+class Record:
+    """An inference encoded for Kafka: all that is kept while the broker's acknowledgement is awaited."""
+    key: bytes
+    value: bytes
+    timestamp_ms: int
+    headers: list
+    instances: int
+
+
+def _integral_as_int(instances: list) -> list:
+    """The decoder's floats with integral values as ints: a body of ``0`` values would otherwise double
+    in size as ``0.0``. Below 1e16 an int's digits are never longer than the float's repr."""
+    return [[int(v) if v.is_integer() and -1e16 < v < 1e16 else v for v in row] for row in instances]
+
+
+class Admission:
+    """Counts the requests and declared body bytes in flight; refuses what would exceed either cap."""
+
+    def __init__(self, max_requests: int, max_bytes: int, metrics: LoggerMetrics):
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.requests = 0
+        self.bytes = 0
+        self.metrics = metrics
+
+    @contextmanager
+    def admitted(self, size: int) -> Iterator[None]:
+        if self.requests >= self.max_requests or self.bytes + size > self.max_bytes:
+            raise ingest.Rejected(503, OVERLOADED, f"{self.requests} requests and {self.bytes} body bytes in flight "
+                                  f"(limits {self.max_requests}, {self.max_bytes}); retry",
+                                  {"Retry-After": str(RETRY_AFTER_S)})
+        self._add(1, size)
+        try:
+            yield
+        finally:
+            self._add(-1, -size)
+
+    def _add(self, requests: int, size: int) -> None:
+        self.requests += requests
+        self.bytes += size
+        self.metrics.in_flight.set(self.requests)
+        self.metrics.in_flight_bytes.set(self.bytes)
 
 
 class InferenceLogger:
@@ -67,50 +154,84 @@ class InferenceLogger:
 
     def __init__(self, config: LoggerConfig):
         self.config = config
-        self.publisher = KafkaPublisher(config.kafka, config.linger_ms, config.kafka_timeout_ms)
         self.metrics = LoggerMetrics()
+        self.publisher = KafkaPublisher(config.kafka, config.linger_ms, config.kafka_timeout_ms, config.max_pending_ms,
+                                        config.kafka_properties, on_replace=self.metrics.producer_replacements.inc)
+        self.metrics.pending_records.set_function(lambda: self.publisher.pending)
+        self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes, self.metrics)
+        self._expected_authorization = f"Bearer {config.token}".encode() if config.token else None
 
     async def log_request(self, request: web.Request) -> web.Response:
         received_ms = time.time_ns() // 1_000_000
         try:
-            body = await self._read_body(request)
-            parsed = ingest.parse(request.content_type, request.headers, body, received_ms)
+            self._authorize(request)
+            with self.admission.admitted(self._declared_size(request)):
+                prepared = self._prepare(request, await self._read_body(request), received_ms)
+                if isinstance(prepared, ingest.Ignored):
+                    self.metrics.requests.labels("ignored").inc()
+                    return web.json_response({"id": prepared.request_id, "ignored": prepared.event_type})
+                return await self._write(prepared)
         except ingest.Rejected as rejected:
             self.metrics.requests.labels(rejected.reason).inc()
-            return _reply(rejected.status, str(rejected))
-        if isinstance(parsed, ingest.Ignored):
-            self.metrics.requests.labels("ignored").inc()
-            return web.json_response({"id": parsed.request_id, "ignored": parsed.event_type})
-        return await self._write(parsed)
+            return _reply(rejected.status, str(rejected), headers=rejected.headers)
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    def _authorize(self, request: web.Request) -> None:
+        if self._expected_authorization is None:
+            return
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self._expected_authorization):
+            raise ingest.Rejected(401, UNAUTHORIZED, "missing or wrong bearer token",
+                                  {"WWW-Authenticate": 'Bearer realm="mmon-logger"'})
+
+    def _declared_size(self, request: web.Request) -> int:
+        """The body size to reserve: Content-Length, or the limit when the body is chunked."""
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ingest.Rejected(413, ingest.BODY_TOO_LARGE, f"{request.content_length} bytes, limit {limit}")
+        return limit if request.content_length is None else request.content_length
+
+    async def _read_body(self, request: web.Request) -> bytearray:
+        try:
+            body = await asyncio.wait_for(self._read_limited(request), self.config.body_timeout_s)
+        except asyncio.TimeoutError:
+            raise ingest.Rejected(408, BODY_TIMEOUT, f"body not received within {self.config.body_timeout_s:g} s",
+                                  {"Connection": "close"}) from None
+        self.metrics.received_bytes.inc(len(body))
+        return body
+
+    async def _read_limited(self, request: web.Request) -> bytearray:
+        limit = self.config.max_body_bytes
         body = bytearray()
         async for chunk in request.content.iter_chunked(64 * 1024):
             body += chunk
             if len(body) > limit:
                 raise ingest.Rejected(413, ingest.BODY_TOO_LARGE, f"over {limit} bytes")
-        self.metrics.received_bytes.inc(len(body))
-        return bytes(body)
+        return body
 
-    async def _write(self, inference: ingest.Inference) -> web.Response:
-        value = formats.encode(self.config.format, inference.request_id, inference.time_ms,
-                               inference.instances).encode()
-        headers = [(f"ce_{name}", str(attr).encode()) for name, attr in inference.attributes.items()]
+    def _prepare(self, request: web.Request, body: bytearray, received_ms: int) -> Record | ingest.Ignored:
+        """Parse, validate and encode; the body and the parsed instances are dropped when this returns."""
+        parsed = ingest.parse(request.content_type, request.headers, body, received_ms, self.config.checks)
+        if isinstance(parsed, ingest.Ignored):
+            return parsed
+        value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
+                               _integral_as_int(parsed.instances)).encode()
+        headers = [(f"ce_{name}", str(attr).encode()) for name, attr in parsed.attributes.items()]
+        return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, len(parsed.instances))
+
+    async def _write(self, record: Record) -> web.Response:
         started = time.perf_counter()
         try:
-            metadata = await self.publisher.publish(self.config.topic, inference.request_id.encode(), value,
-                                                    inference.time_ms, headers)
+            metadata = await self.publisher.publish(self.config.topic, record.key, record.value, record.timestamp_ms,
+                                                    record.headers)
+        except RecordTooLarge as err:
+            raise ingest.Rejected(413, RECORD_TOO_LARGE, str(err)) from None
         except KafkaUnavailable as err:
-            self.metrics.requests.labels(KAFKA_UNAVAILABLE).inc()
-            return _reply(503, KAFKA_UNAVAILABLE, str(err))
+            raise ingest.Rejected(503, KAFKA_UNAVAILABLE, str(err), {"Retry-After": str(RETRY_AFTER_S)}) from None
         self.metrics.produce_latency.observe(time.perf_counter() - started)
         self.metrics.requests.labels("ok").inc()
-        self.metrics.produced_bytes.inc(len(value))
-        self.metrics.instances.inc(len(inference.instances))
-        return web.json_response({"id": inference.request_id, "topic": metadata.topic,
+        self.metrics.produced_bytes.inc(len(record.value))
+        self.metrics.instances.inc(record.instances)
+        return web.json_response({"id": record.key.decode(), "topic": metadata.topic,
                                   "partition": metadata.partition, "offset": metadata.offset})
 
     async def metrics_page(self, request: web.Request) -> web.Response:
@@ -122,9 +243,10 @@ class InferenceLogger:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if await self.publisher.ready(self.config.topic):
+        problem = await self.publisher.problem(self.config.topic)
+        if problem is None:
             return web.Response(text="ready\n")
-        return _reply(503, "not_ready", f"Kafka at {self.config.kafka} or topic {self.config.topic} unavailable")
+        return _reply(503, "not_ready", f"Kafka at {self.config.kafka}, topic {self.config.topic}: {problem}")
 
     async def report_progress(self) -> None:
         """Print a one-line summary every ``progress_every_s`` while requests keep coming."""
@@ -162,46 +284,113 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = LoggerConfig()
     parser = argparse.ArgumentParser(
         prog="mmon logger",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="HTTP inference logger: accepts KServe logger CloudEvents (binary or structured mode) and plain "
                     "KServe v1 / Open Inference Protocol v2 bodies, writes one Kafka record per request, answers "
-                    "200 once Kafka acknowledged it (4xx: bad input, 503: Kafka unavailable).")
+                    "200 once Kafka acknowledged it (4xx: bad input, 503 with Retry-After: Kafka unavailable or "
+                    "the logger full).",
+        epilog=f"environment:\n"
+               f"  {TOKEN_ENV_VAR}        bearer token for POST, when --token-file is not given\n"
+               f"  {kafka_properties.ENV_VAR}    Kafka client properties as a JSON object of strings, e.g.\n"
+               f"      '{{\"security.protocol\": \"SASL_SSL\", \"sasl.mechanism\": \"SCRAM-SHA-512\",\n"
+               f"        \"sasl.plain.username\": \"mmon\", \"sasl.plain.password\": \"...\", "
+               f"\"ssl.cafile\": \"/etc/kafka/ca.crt\"}}'\n"
+               f"      (--kafka-property flags override it key by key)")
     parser.add_argument("--kafka", default=defaults.kafka, help="Kafka bootstrap servers (default %(default)s)")
     parser.add_argument("--topic", default=defaults.topic, help="inference topic to write (default %(default)s)")
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="HTTP port (default %(default)s)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default=defaults.format,
                         help="Kafka record value format, as the job's input.format (default %(default)s)")
+    parser.add_argument("--config", type=Path, metavar="MONITOR_YAML",
+                        help="monitor spec: reject (400) instances whose width is not the number of input.features, "
+                             "and times more than window.max_future_skew ahead (default without a spec: "
+                             f"{ingest.DEFAULT_MAX_FUTURE_SKEW_MS // 60_000} min)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
                         help="larger request bodies get 413 (default %(default)s)")
+    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight,
+                        help="requests handled at once; more get 503 overloaded with Retry-After (default %(default)s)")
+    parser.add_argument("--max-in-flight-bytes", type=int, default=defaults.max_in_flight_bytes,
+                        help="body bytes (Content-Length, else --max-body-bytes) handled at once; more get 503 "
+                             "overloaded with Retry-After: this bounds the memory (default %(default)s)")
+    parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="SECONDS",
+                        help="a connection that has not sent a whole request head this long after connecting or "
+                             "after its last answer is closed; also the idle keep-alive time (default %(default)s)")
+    parser.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="SECONDS",
+                        help="a body not received in full within this gets 408 and the connection is closed "
+                             "(default %(default)s)")
     parser.add_argument("--linger-ms", type=int, default=defaults.linger_ms,
                         help="producer batching delay (default %(default)s)")
     parser.add_argument("--kafka-timeout-ms", type=int, default=defaults.kafka_timeout_ms,
                         help="longest wait for Kafka's acknowledgement before answering 503 (default %(default)s)")
+    parser.add_argument("--max-pending-ms", type=int, default=defaults.max_pending_ms,
+                        help="a record waiting longer for Kafka's acknowledgement makes /readyz fail and the "
+                             "producer be replaced (default %(default)s)")
+    parser.add_argument("--kafka-property", action="append", default=[], metavar="KEY=VALUE",
+                        help="Kafka client property (SASL, SSL, max.request.size, ...), Java dotted or kafka-python "
+                             f"name; repeatable; overrides {kafka_properties.ENV_VAR}")
+    parser.add_argument("--token-file", type=Path, metavar="PATH",
+                        help=f"file holding the bearer token POST requests must send (Authorization: Bearer "
+                             f"<token>, else 401); default: the {TOKEN_ENV_VAR} environment variable, else no token")
     parser.add_argument("--progress-every", type=float, default=defaults.progress_every_s, metavar="SECONDS",
                         help="print request counts this often, 0 = never (default %(default)s)")
     return parser
 
 
-def config_from_args(argv: list[str]) -> LoggerConfig:
+def config_from_args(argv: list[str], environ: Mapping[str, str] = os.environ) -> LoggerConfig:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("port", "max_body_bytes", "kafka_timeout_ms"):
+    for name in ("port", "max_body_bytes", "kafka_timeout_ms", "max_in_flight", "max_in_flight_bytes",
+                 "header_timeout", "body_timeout", "max_pending_ms"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.linger_ms < 0:
         parser.error("--linger-ms must not be negative")
-    return LoggerConfig(kafka=args.kafka, topic=args.topic, host=args.host, port=args.port, format=args.format,
-                        max_body_bytes=args.max_body_bytes, linger_ms=args.linger_ms,
-                        kafka_timeout_ms=args.kafka_timeout_ms, progress_every_s=args.progress_every)
+    if args.max_in_flight_bytes < args.max_body_bytes:
+        parser.error("--max-in-flight-bytes must be at least --max-body-bytes")
+    try:
+        return LoggerConfig(
+            kafka=args.kafka, topic=args.topic, host=args.host, port=args.port, format=args.format,
+            max_body_bytes=args.max_body_bytes, linger_ms=args.linger_ms, kafka_timeout_ms=args.kafka_timeout_ms,
+            progress_every_s=args.progress_every, max_in_flight=args.max_in_flight,
+            max_in_flight_bytes=args.max_in_flight_bytes, header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout, max_pending_ms=args.max_pending_ms,
+            token=_token(args.token_file, environ), kafka_properties=_producer_arguments(args.kafka_property, environ),
+            checks=_checks(args.config))
+    except (ValueError, OSError) as err:  # ConfigError and PropertyError are ValueErrors
+        parser.error(str(err))
+
+
+def _token(path: Optional[Path], environ: Mapping[str, str]) -> Optional[str]:
+    token = path.read_text().strip() if path else environ.get(TOKEN_ENV_VAR, "").strip()
+    if path and not token:
+        raise ValueError(f"--token-file {path} is empty")
+    return token or None
+
+
+def _producer_arguments(assignments: list[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    properties = kafka_properties.from_environment(environ)
+    properties.update(kafka_properties.parse_assignment(text) for text in assignments)
+    return kafka_properties.producer_arguments(properties)
+
+
+def _checks(spec_path: Optional[Path]) -> ingest.Checks:
+    if spec_path is None:
+        return ingest.Checks()
+    spec = spec_config.load_spec(spec_path)
+    skew = getattr(spec.window, "max_future_skew", ingest.DEFAULT_MAX_FUTURE_SKEW_MS)
+    return ingest.Checks(n_features=len(spec.input.features), max_future_skew_ms=int(skew))
 
 
 def main(argv: list[str]) -> int:
     config = config_from_args(argv)
     logger = InferenceLogger(config)
     print(f"logger: http://{config.host}:{config.port} -> Kafka {config.kafka} topic {config.topic} "
-          f"({config.format} format)", flush=True)
+          f"({config.format} format{', bearer token required' if config.token else ''})", flush=True)
     try:
-        web.run_app(logger.app(), host=config.host, port=config.port, print=None, access_log=None)
+        web.run_app(logger.app(), host=config.host, port=config.port, print=None, access_log=None,
+                    keepalive_timeout=config.header_timeout_s, handler_cancellation=True,
+                    lingering_time=LINGERING_S)
     except OSError as err:
         print(f"logger: cannot listen on {config.host}:{config.port}: {err.strerror or err}", file=sys.stderr)
         return 1

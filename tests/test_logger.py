@@ -18,8 +18,10 @@ from flink_job import formats
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 INSTANCES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+COMPACT_INSTANCES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3, 5.2, 2.3]]  # the logger writes integral values as ints
 CE_TIME = "2026-11-21T23:25:00.123Z"
 CE_TIME_MS = 1795303500123
+RECEIVED_MS = CE_TIME_MS + 60_000  # for the parser tests: every time in them is in the past
 
 
 class Logger:
@@ -130,7 +132,7 @@ def test_binary_cloudevent_with_v1_body_as_kserve_sends_it(logger, read_record):
         "Ce-Endpoint": "", "Ce-Metadata": "{}"}
     record = written(logger, read_record, {"instances": INSTANCES}, **kserve_headers)
     assert record.key == request_id.encode()
-    assert record.value.decode() == formats.encode(formats.THESIS, request_id, CE_TIME_MS, INSTANCES)
+    assert record.value.decode() == formats.encode(formats.THESIS, request_id, CE_TIME_MS, COMPACT_INSTANCES)
     assert record.timestamp == CE_TIME_MS
     assert dict(record.headers) == {f"ce_{name[3:].lower()}": value.encode() for name, value in kserve_headers.items()}
 
@@ -235,7 +237,7 @@ def test_kserve_v1_output_format(kafka_broker, topic, read_record):
             "ce-type": "org.kubeflow.serving.inference.request"})
     finally:
         logger.stop()
-    assert record.value.decode() == formats.encode(formats.KSERVE_V1, "v1-out", CE_TIME_MS, INSTANCES)
+    assert record.value.decode() == formats.encode(formats.KSERVE_V1, "v1-out", CE_TIME_MS, COMPACT_INSTANCES)
 
 
 def test_kafka_down_gives_503_never_a_silent_ok():
@@ -257,11 +259,11 @@ def test_kafka_down_gives_503_never_a_silent_ok():
 def test_parser_ignores_header_case_and_lets_the_envelope_id_and_time_win():
     from inference_logger.ingest import Inference, parse
     oip = formats.encode(formats.OIP_V2, "body-id", 1_700_000_000_000, INSTANCES).encode()
-    plain = parse("application/json", {"X-REQUEST-ID": "hdr"}, oip, received_ms=5)
+    plain = parse("application/json", {"X-REQUEST-ID": "hdr"}, oip, received_ms=RECEIVED_MS)
     assert plain == Inference("hdr", 1_700_000_000_000, INSTANCES, {})
-    binary = parse("application/json; charset=utf-8", {"CE-SPECVERSION": "1.0", "Ce-Id": "ce"}, oip, received_ms=5)
+    binary = parse("application/json; charset=utf-8", {"CE-SPECVERSION": "1.0", "Ce-Id": "ce"}, oip, received_ms=RECEIVED_MS)
     assert (binary.request_id, binary.time_ms) == ("ce", 1_700_000_000_000)  # no ce-time: the body's time
-    timed = parse("application/json", {"ce-specversion": "1.0", "ce-id": "ce", "ce-time": CE_TIME}, oip, 5)
+    timed = parse("application/json", {"ce-specversion": "1.0", "ce-id": "ce", "ce-time": CE_TIME}, oip, RECEIVED_MS)
     assert timed.time_ms == CE_TIME_MS
-    received = parse("application/json", {}, b'{"instances": [[1, 2]]}', received_ms=42)
-    assert received.time_ms == 42 and uuid.UUID(received.request_id)
+    received = parse("application/json", {}, b'{"instances": [[1, 2]]}', received_ms=RECEIVED_MS)
+    assert received.time_ms == RECEIVED_MS and uuid.UUID(received.request_id)
