@@ -37,8 +37,9 @@ def equal_width_edges(lo: float, hi: float, bins: int) -> np.ndarray:
 def layout_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts of the finite ``values`` in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (int64):
     slot ``searchsorted(edges, x, side="right")`` for each ``x`` (a one-column `BlockLayout`)."""
-    column = np.asarray(values, dtype=float).reshape(1, -1)
-    return BlockLayout([edges]).counts(column, np.isfinite(column))
+    values = np.asarray(values, dtype=float).ravel()
+    ordered = np.sort(values[np.isfinite(values)])
+    return BlockLayout([edges]).counts(ordered[None, :], np.array([len(ordered)]))
 
 
 def bin_centres(edges: np.ndarray) -> np.ndarray:
@@ -65,21 +66,18 @@ def interpolated_quantiles(edges: np.ndarray, counts: np.ndarray, probs) -> list
     return [float(v) for v in values]
 
 
-CHUNK_VALUES = 1 << 15  # values binned per pass: a chunk and its temporaries stay in the CPU cache
-
-
 class BlockLayout:
     """The drift layouts of a block of columns, each on its own edges, end to end in one flat vector.
 
     Column ``j`` on edges ``e_j`` owns the ``len(e_j) + 1`` slots starting at
-    ``offset_j = sum_{i<j} (len(e_i) + 1)``; its value ``x`` lands in flat slot ``offset_j + s_j(x)`` with
+    ``offset_j = sum_{i<j} (len(e_i) + 1)``, in the drift layout of the module docstring. Counting works
+    on each column's values sorted: with ``b_j[i] = #{x < e_j[i]}`` (one binary search per edge, not
+    per value) the slot counts are the differences::
 
-        s_j(x) = #{i : e_j[i] <= x} = searchsorted(e_j, x, side="right")
+        [b_j[0], b_j[1] - b_j[0], ..., b_j[-1] - b_j[-2], n_j - b_j[-1]]
 
-    (the drift layout of the module docstring). ``s_j`` is computed for every column at once, one vectorised
-    comparison of the batch with the i-th edge of every column per ``i`` (columns with fewer edges are
-    padded with +inf, which no finite value reaches); one ``np.bincount`` over the flat slots then counts
-    the whole batch.
+    i.e. exactly ``bincount(searchsorted(e_j, x, side="right"))``. Edges are kept in an
+    (n_columns x max edges) array padded with +inf (``b = n_j`` there, so padded slots count 0).
     """
 
     __slots__ = ("padded_edges", "edge_counts")
@@ -107,35 +105,19 @@ class BlockLayout:
         """The edges ``e_j`` of one column (a view)."""
         return self.padded_edges[column, :self.edge_counts[column]]
 
-    def slot_offsets(self) -> np.ndarray:
-        """``offset_j`` for every column."""
-        return np.cumsum(self.edge_counts + 1) - (self.edge_counts + 1)
-
-    def counts(self, columns: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Flat int64 counts of an (n_columns x values) batch, counting only the entries where ``valid``."""
-        counts = np.zeros(self.n_slots + 1, dtype=np.int64)
-        offsets = self.slot_offsets()
-        step = max(1, CHUNK_VALUES // max(columns.shape[1], 1))
-        for start in range(0, self.n_columns, step):
-            block = slice(start, start + step)
-            counts += self._chunk_counts(columns[block], valid[block], self.padded_edges[block], offsets[block])
-        return counts[:-1]
-
-    def _chunk_counts(self, columns, valid, edges, offsets) -> np.ndarray:
-        """Counts of a few columns (small enough to stay in cache over the per-edge passes), the invalid
-        entries in one extra last slot."""
-        inner = np.zeros(columns.shape, dtype=np.min_scalar_type(edges.shape[1]))
-        reached = np.empty(columns.shape, dtype=bool)
-        for edge in edges.T:
-            np.greater_equal(columns, edge[:, None], out=reached)
-            inner += reached
-        slots = inner + offsets[:, None]
-        slots[~valid] = self.n_slots
-        return np.bincount(slots.ravel(), minlength=self.n_slots + 1)
+    def counts(self, ordered: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+        """Flat int64 counts of an (n_columns x values) batch whose rows are sorted ascending; only the
+        first ``n_valid[j]`` values of row ``j`` count (sort NaN last to leave them out)."""
+        below = np.empty(self.padded_edges.shape, dtype=np.int64)
+        for j, (row, n) in enumerate(zip(ordered, n_valid)):
+            below[j] = np.searchsorted(row[:n], self.padded_edges[j], side="left")
+        cumulative = np.column_stack([np.zeros(self.n_columns, dtype=np.int64), below, n_valid])
+        own_slots = np.arange(cumulative.shape[1] - 1) <= self.edge_counts[:, None]
+        return np.diff(cumulative, axis=1)[own_slots]
 
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         """Per-column views of a flat vector (each of length ``len(e_j) + 1``)."""
-        return np.split(flat, self.slot_offsets()[1:])
+        return np.split(flat, np.cumsum(self.edge_counts + 1)[:-1])
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, BlockLayout) and np.array_equal(self.edge_counts, other.edge_counts)
