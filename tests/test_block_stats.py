@@ -216,7 +216,7 @@ def test_state_of_a_wide_window_stays_compact():
 
 
 def test_many_edges_and_values_on_edges():
-    """Slots equal searchsorted(edges, x, "right") also past 255 edges (wider slot counters); an edge value
+    """Slots equal searchsorted(edges, x, "right") also with 300 edges next to 3; an edge value
     goes to the bin above it, the last edge to overflow."""
     fine = np.linspace(-3.0, 3.0, 301)
     block = BlockStats([fine, [0.0, 1.0, 2.0]])
