@@ -12,8 +12,11 @@ Bounded by construction: a request is admitted only while fewer than ``max_in_fl
 ``max_in_flight_bytes`` of declared bodies (a body without Content-Length counts as ``max_body_bytes``)
 are in flight, otherwise 503 ``overloaded`` at once, before its body is read; the body must arrive
 within ``body_timeout_s`` (else 408) and the headers within ``header_timeout_s`` (aiohttp's keep-alive
-timer, which also closes idle connections). The parsed instances live only while a request is
-encoded: what waits for Kafka's acknowledgement is the encoded record.
+timer, which also closes idle connections). Parsing, validating and encoding run in one worker thread
+of their own, one request at a time: a megabyte of JSON numbers takes a second or two of CPU, during
+which the event loop still answers /healthz and /readyz, and only one request's parsed instances (tens
+of MB for a megabyte of small numbers) exist at a time; what waits for Kafka's acknowledgement is the
+encoded record only.
 
 GET /metrics (Prometheus), /healthz (process up), /readyz (the producer is healthy, see
 `inference_logger.publisher`, and the topic has partitions). With a bearer token configured, POST needs
@@ -27,6 +30,7 @@ import hmac
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +68,7 @@ class LoggerConfig:
     kafka_timeout_ms: int = 10_000
     progress_every_s: float = 30.0
     max_in_flight: int = 256
-    max_in_flight_bytes: int = 32 << 20
+    max_in_flight_bytes: int = 16 << 20
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
     max_pending_ms: int = 5_000
@@ -160,13 +164,16 @@ class InferenceLogger:
         self.metrics.pending_records.set_function(lambda: self.publisher.pending)
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes, self.metrics)
         self._expected_authorization = f"Bearer {config.token}".encode() if config.token else None
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
 
     async def log_request(self, request: web.Request) -> web.Response:
         received_ms = time.time_ns() // 1_000_000
         try:
             self._authorize(request)
             with self.admission.admitted(self._declared_size(request)):
-                prepared = self._prepare(request, await self._read_body(request), received_ms)
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    self._encoder, self._prepare, request.content_type, request.headers,
+                    await self._read_body(request), received_ms)
                 if isinstance(prepared, ingest.Ignored):
                     self.metrics.requests.labels("ignored").inc()
                     return web.json_response({"id": prepared.request_id, "ignored": prepared.event_type})
@@ -208,9 +215,10 @@ class InferenceLogger:
                 raise ingest.Rejected(413, ingest.BODY_TOO_LARGE, f"over {limit} bytes")
         return body
 
-    def _prepare(self, request: web.Request, body: bytearray, received_ms: int) -> Record | ingest.Ignored:
+    def _prepare(self, content_type: str, headers: Mapping[str, str], body: bytearray,
+                 received_ms: int) -> Record | ingest.Ignored:
         """Parse, validate and encode; the body and the parsed instances are dropped when this returns."""
-        parsed = ingest.parse(request.content_type, request.headers, body, received_ms, self.config.checks)
+        parsed = ingest.parse(content_type, headers, body, received_ms, self.config.checks)
         if isinstance(parsed, ingest.Ignored):
             return parsed
         value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
@@ -278,6 +286,7 @@ class InferenceLogger:
         if "progress" in app:
             app["progress"].cancel()
         await self.publisher.close()
+        self._encoder.shutdown(wait=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
