@@ -1,9 +1,9 @@
 """Per-column quantiles and CDFs of a block of feature columns: exact on small windows, KLL beyond.
 
 **Exact regime.** While a window holds at most ``exact_limit`` rows (default 2,048) the block keeps the
-values themselves (float64, feature-major, entries to skip as NaN). Percentiles are ``numpy.nanquantile`` with numpy's
-default ``linear`` method: for the ``n`` sorted finite values ``x_0 <= ... <= x_{n-1}`` of a column and
-``h = (n - 1) q``::
+values themselves (float64, feature-major, entries to skip as NaN). Percentiles are ``numpy.quantile``
+of each column's non-NaN values, numpy's default ``linear`` method: for the ``n`` sorted values
+``x_0 <= ... <= x_{n-1}`` and ``h = (n - 1) q``::
 
     Q(q) = x_floor(h) + (h - floor(h)) * (x_floor(h)+1 - x_floor(h))
 
@@ -21,7 +21,8 @@ sketch (Karnin, Lang and Liberty 2016; ``datasketches.kll_doubles_sketch``) of p
 so every query type stays within 1 % of ``n``. A quantile here is the smallest retained item whose
 inclusive normalised rank reaches ``q`` (``get_quantiles(probs, inclusive=True)``); ``F(t)`` is
 ``get_cdf(points, inclusive=True)``, the estimated share of values ``<= t``. A sketch of ``n`` values
-retains about ``3 k`` items whatever ``n`` (about 7 kB serialised at k = 350). Merging keeps the bound
+retains about ``3 k`` items whatever ``n`` (k = 350: 870 items, 7.0 kB serialised at n = 9,000;
+1,040 items, 8.4 kB at n = 10**6). Merging keeps the bound
 in any split and order (KLL merges are unbiased compactions), and the serialised form
 (``serialize``/``deserialize``) is the one datasketches-java reads.
 
