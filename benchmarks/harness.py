@@ -8,6 +8,8 @@ Profiles:
   from the request time as in the thesis.
 * ``max``: all requests are produced into the inference topic first; a raw Kafka consumer reads them
   (the ingestion ceiling), then the job starts from the earliest offset and drains them.
+* ``calibration``: no stream and no job: false alarms and power of the drift metrics on synthetic
+  features (`benchmarks.calibration`, its own options).
 
 Run order, and why:
 
@@ -551,9 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmon bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Replay the staged Iris stream (5 stages: normal / outliers / drift / outliers / normal) "
                     "through Kafka and the monitoring job; write results.json, report.md and PNG plots.")
-    parser.add_argument("--profile", choices=("thesis", "max"), default="thesis",
+    parser.add_argument("--profile", choices=("thesis", "max", "calibration"), default="thesis",
                         help="thesis: HTTP through the logger at the thesis's rates; max: staged in Kafka, drained "
-                             "as fast as the job can")
+                             "as fast as the job can; calibration: drift metrics' false alarms and power "
+                             "(see mmon bench --profile calibration --help)")
     parser.add_argument("--stage-size", type=_positive(int), default=iris_stream.DEFAULT_STAGE_SIZE,
                         help="requests per stage")
     parser.add_argument("--scale", type=_positive(float), default=1.0,
@@ -585,7 +588,17 @@ def summary_line(results: dict) -> str:
             f"job peak RSS {results.get('job_peak_rss_mb') or 0:.0f} MB; targets met {met}/{judged}")
 
 
+def _profile(argv: list[str]) -> str:
+    """The --profile given, before the full parse: the calibration profile has options of its own."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--profile")
+    return parser.parse_known_args(argv)[0].profile
+
+
 def main(argv: list[str]) -> int:
+    if _profile(argv) == "calibration":
+        from benchmarks import calibration
+        return calibration.main(argv)
     args = build_parser().parse_args(argv)
     options = Options(**vars(args))
     if not options.config.exists():

@@ -1,12 +1,15 @@
-"""threshold: auto: calibrated to a two-sample null, cached, and with the false-alarm rate it promises."""
+"""threshold: auto: calibrated to the spacings null, cached, and with the false-alarm rate it promises
+on real references and windows of every kind of feature."""
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from udfs import calibration, drift
-from udfs.baseline import Baseline
+from udfs import calibration, drift, two_sample
+from udfs.baseline import Baseline, FeatureBaseline
+from udfs.histogram import equal_width_edges, layout_counts
 
 IRIS = Path(__file__).resolve().parents[1] / "examples" / "iris"
 
@@ -21,12 +24,10 @@ def js_4000(iris):
     return calibration.drift_thresholds(iris, "js", 4000, 0.01)
 
 
-def _null_draws(feature, window_size, draws, seed):
-    """Fresh two-sample null draws (a seed the calibration never uses)."""
-    slots = feature.histogram_counts() + drift.DEFAULT_PSEUDO_COUNT
-    pi = slots / slots.sum()
+def _null_windows(feature, window_size, draws, seed):
+    """Fresh draws of the spacings null (a seed the calibration never uses)."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(window_size, pi, size=draws), rng.multinomial(feature.count, pi, size=draws)
+    return rng.multinomial(window_size, rng.dirichlet(calibration.slot_concentrations(feature), size=draws))
 
 
 def test_js_thresholds_on_iris_are_two_sample_not_one_sample(iris, js_4000):
@@ -41,12 +42,79 @@ def test_js_thresholds_on_iris_are_two_sample_not_one_sample(iris, js_4000):
 
 
 @pytest.mark.parametrize("window_size", [48, 3000])  # between grid points: interpolated
-def test_false_alarm_rate_is_as_promised(iris, window_size):
-    feature_name = "petal_length"
-    threshold = calibration.drift_thresholds(iris, "js", window_size, 0.01)[feature_name]
-    windows, baselines = _null_draws(iris.features[feature_name], window_size, 6000, seed=window_size)
-    rate = np.mean(drift.js_divergence(windows, baselines) > threshold)
+def test_interpolated_thresholds_keep_the_rate_of_the_null(iris, window_size):
+    feature = iris.features["petal_length"]
+    threshold = calibration.drift_thresholds(iris, "js", window_size, 0.01)["petal_length"]
+    windows = _null_windows(feature, window_size, 6000, seed=window_size)
+    rate = np.mean(drift.js_divergence(windows, feature.histogram_counts()) > threshold)
     assert 0.004 <= rate <= 0.02, rate
+
+
+def _feature(sample, edges, count=None):
+    sample = np.asarray(sample, dtype=float)
+    counts = layout_counts(sample, edges)[1:-1]
+    return FeatureBaseline(count=count or len(sample), mean=0.0, std=1.0, min=sample[0], max=sample[-1], p25=0.0,
+                           p50=0.0, p75=0.0, edges=np.asarray(edges, dtype=float), counts=counts, sample=sample)
+
+
+def test_slot_concentrations_count_the_spacings_in_each_slot():
+    top = np.nextafter(7.0, np.inf)
+    # 8 values, 9 spacings: the tails 1 each; the edge 3.5 halves the spacing (3, 4)
+    np.testing.assert_allclose(calibration.slot_concentrations(_feature(np.arange(8.0), [0.0, 3.5, top])),
+                               [1, 3.5, 3.5, 1])
+    # ties: zero-length spacings stay in their value's bin
+    ties = _feature([1, 1, 1, 2, 2, 3], [1.0, 1.5, 2.5, np.nextafter(3.0, np.inf)])
+    np.testing.assert_allclose(calibration.slot_concentrations(ties), [1, 2.5, 2, 0.5, 1])
+    # an equal-width bin empty in the reference gets the share of the spacing it covers
+    gap = _feature([0.0, 1.0, 5.0, 6.0], equal_width_edges(0.0, 6.0, 6))
+    np.testing.assert_allclose(calibration.slot_concentrations(gap), [1, 1, 0.25, 0.25, 0.25, 0.25, 1, 1])
+    # a subsample stands for count rows: scaled by (count + 1) / (sample + 1)
+    np.testing.assert_allclose(calibration.slot_concentrations(_feature(np.arange(8.0), [0.0, 3.5, top], count=89)),
+                               [10, 35, 35, 10])
+
+
+REFERENCE_SIZES, WINDOW_SIZES, NOMINAL = (100, 1000), (100, 1000), 0.05
+DISTRIBUTIONS = {
+    "normal": lambda rng, shape: rng.normal(size=shape),
+    "lognormal": lambda rng, shape: rng.lognormal(size=shape),
+    "bimodal": lambda rng, shape: rng.normal(size=shape) + 4.0 * (rng.random(shape) < 0.4),
+    "uniform": lambda rng, shape: rng.random(shape),
+    "t3": lambda rng, shape: rng.standard_t(3, shape),
+    "poisson": lambda rng, shape: rng.poisson(4.0, shape).astype(float),
+}
+
+
+def _null_flags(rng, draw, m, references, windows_per_reference):
+    """Per metric, the flags of fresh null windows against ``references`` fresh training sets of size m."""
+    features = [FeatureBaseline.from_values(draw(rng, m)) for _ in range(references)]
+    limits = calibration.null_thresholds(features, NOMINAL, WINDOW_SIZES)
+    flags = {metric: [] for metric in drift.METRIC_NAMES}
+    for feature, limit in zip(features, limits):
+        for s, n in enumerate(WINDOW_SIZES):
+            windows = draw(rng, (windows_per_reference, n))
+            counts = np.stack([layout_counts(w, feature.edges) for w in windows])
+            for metric in drift.METRICS:
+                value = drift.compute(metric, counts, feature.histogram_counts(), feature.edges)
+                flags[metric].append(value > limit[metric][s])
+            for name, test in drift.TESTS.items():
+                limit_n = calibration.TEST_THRESHOLDS[name](len(feature.sample), n, NOMINAL)
+                flags[name].append(test(two_sample.empirical_cdf(windows), n, 0.0, feature.sample) > limit_n)
+    return {metric: np.concatenate(values) for metric, values in flags.items()}
+
+
+@pytest.mark.parametrize("name", DISTRIBUTIONS)
+def test_null_false_alarm_rate_is_at_most_twice_nominal(name):
+    """Seeded: 2 x 60 references (m = 100 and 1,000), 4 windows each at n = 100 and 1,000, so 960 null
+    windows per metric; at a true rate of 10 % (2x) the count exceeds 2x nominal about half the time, at
+    15 % (3x) it does with probability above 0.999, and at the nominal 5 % (48 expected) it exceeds
+    96 with probability below 1e-8 for independent windows (references add some correlation)."""
+    rng = np.random.default_rng([7, len(name)])
+    draw = DISTRIBUTIONS[name]
+    per_size = [_null_flags(rng, draw, m, 60, 4) for m in REFERENCE_SIZES]
+    for metric in drift.METRIC_NAMES:
+        flags = np.concatenate([flags[metric] for flags in per_size])
+        assert len(flags) == 960
+        assert flags.mean() <= 2 * NOMINAL, (name, metric, flags.mean())
 
 
 def test_thresholds_shrink_with_window_size_and_are_cached(iris, js_4000):
@@ -61,7 +129,7 @@ def test_a_calibrated_metric_is_never_simulated_again(iris, js_4000, monkeypatch
     def no_simulation(*args):
         raise AssertionError("calibration simulated again instead of using its cache")
 
-    monkeypatch.setattr(calibration, "_feature_grid", no_simulation)
+    monkeypatch.setattr(calibration, "null_thresholds", no_simulation)
     for n in range(1000, 1100):
         calibration.drift_thresholds(iris, "js", n)
     assert calibration.drift_thresholds(iris, "js", 4000) == js_4000
@@ -106,7 +174,19 @@ def test_bad_arguments(iris):
         calibration.drift_thresholds(iris, "emd", 100)
     with pytest.raises(ValueError, match="wasserstein only"):
         calibration.drift_thresholds(iris, "kl", 100, normalize=True)
+    with pytest.raises(ValueError, match="wasserstein only"):
+        calibration.drift_thresholds(iris, "ks", 100, normalize=True)
     with pytest.raises(ValueError, match="window_size"):
         calibration.drift_thresholds(iris, "js", 0)
     with pytest.raises(ValueError, match="false_alarm_rate"):
         calibration.drift_thresholds(iris, "js", 100, 1.5)
+
+
+def test_two_sample_tests_read_their_own_nulls(iris):
+    for name, threshold in (("ks", two_sample.ks_threshold), ("cvm", two_sample.cvm_threshold)):
+        curves = calibration.threshold_curves(iris, name, 0.01)
+        for feature_name, feature in iris.features.items():
+            np.testing.assert_allclose(curves.values[feature_name], threshold(120, calibration.GRID, 0.01))
+        assert curves.at(1000)["sepal_length"] == pytest.approx(threshold(120, 1000, 0.01), rel=0.02)
+    assert stats.kstwo.sf(calibration.drift_thresholds(iris, "ks", 1024)["petal_width"],
+                          round(120 * 1024 / 1144)) == pytest.approx(0.01, rel=1e-6)

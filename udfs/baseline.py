@@ -1,16 +1,26 @@
-"""The baseline: per-feature training statistics and histograms that windows are compared with.
+"""The baseline: per-feature training statistics, histograms and a training sample that windows are
+compared with.
 
 Saved as versioned JSON::
 
-    {"format": "mmon-baseline", "version": 1, "source": "...", "features": {
+    {"format": "mmon-baseline", "version": 2, "source": "...", "features": {
         "<name>": {"count": 120, "mean": ..., "std": ..., "min": ..., "max": ...,
-                   "p25": ..., "p50": ..., "p75": ..., "edges": [k + 1 floats], "counts": [k numbers]}}}
+                   "p25": ..., "p50": ..., "p75": ..., "binning": "quantile",
+                   "edges": [k + 1 floats], "counts": [k numbers], "sample": [sorted floats]}}}
 
 ``std`` is the sample standard deviation (ddof=1); percentiles are ``numpy.percentile`` (linear).
 ``counts`` are the ``k`` inner bins; :meth:`FeatureBaseline.histogram_counts` gives the drift layout
-``[underflow, bin_1..bin_k, overflow]``. Histograms use ``bins`` equal-width bins over ``[min, max]``
-with the last edge one ulp above ``max`` (see :func:`udfs.histogram.equal_width_edges`), so the
+``[underflow, bin_1..bin_k, overflow]``. ``binning`` says how the edges were chosen: ``quantile``
+(default: equal-frequency edges at training values, :func:`udfs.histogram.quantile_edges`, with
+:func:`udfs.histogram.default_bin_count` bins unless given) or ``equal-width`` (over ``[min, max]``,
+:func:`udfs.histogram.equal_width_edges`). Either way the last edge sits one ulp above ``max``, so the
 training maximum counts in the last bin and the baseline's underflow and overflow are 0.
+
+``sample`` is the sorted training column itself up to :data:`MAX_SAMPLE` values, else a seeded
+subsample of :data:`MAX_SAMPLE` of them without replacement: the empirical CDF that ``threshold: auto``
+(:mod:`udfs.calibration`) and the two-sample tests (:mod:`udfs.two_sample`) work from. A thesis-format
+import has no raw values; its sample is the histogram's interpolated quantiles at ``(i + 1/2) / count``.
+Version 1 files (no sample, no binning) are refused with the command that regenerates them.
 """
 from __future__ import annotations
 
@@ -24,11 +34,22 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from udfs.histogram import equal_width_edges, interpolated_quantiles, layout_counts
+from udfs.histogram import (default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts,
+                            quantile_edges)
 from udfs.stats import PERCENTILES
 
 FORMAT = "mmon-baseline"
-VERSION = 1
+VERSION = 2
+MAX_SAMPLE = 10_000
+SAMPLE_SEED = 20_26_1202
+
+
+def _equal_width_over_range(values: np.ndarray, bins: int) -> np.ndarray:
+    return equal_width_edges(values.min(), values.max(), bins)
+
+
+BINNINGS = {"quantile": quantile_edges, "equal-width": _equal_width_over_range}
+"""Edge rules by ``binning`` name: ``(values, bins) -> edges``."""
 
 
 class BaselineError(ValueError):
@@ -49,17 +70,23 @@ class FeatureBaseline:
     p75: float
     edges: np.ndarray
     counts: np.ndarray
+    sample: np.ndarray
+    binning: str = "quantile"
 
     @classmethod
-    def from_values(cls, values: np.ndarray, bins: int) -> "FeatureBaseline":
+    def from_values(cls, values: np.ndarray, bins: Optional[int] = None, binning: str = "quantile") -> "FeatureBaseline":
+        """Statistics of ``values``; ``bins=None`` takes :func:`udfs.histogram.default_bin_count`."""
         values = np.asarray(values, dtype=float)
         if len(values) < 2:
             raise BaselineError(f"need at least 2 values, got {len(values)}")
-        edges = equal_width_edges(values.min(), values.max(), bins)
+        if binning not in BINNINGS:
+            raise BaselineError(f"unknown binning {binning!r} (known: {', '.join(BINNINGS)})")
+        edges = BINNINGS[binning](values, bins or default_bin_count(len(values)))
         p25, p50, p75 = np.percentile(values, [25, 50, 75])
         return cls(count=len(values), mean=float(values.mean()), std=float(values.std(ddof=1)),
                    min=float(values.min()), max=float(values.max()), p25=float(p25), p50=float(p50),
-                   p75=float(p75), edges=edges, counts=layout_counts(values, edges)[1:-1])
+                   p75=float(p75), edges=edges, counts=layout_counts(values, edges)[1:-1],
+                   sample=training_sample(values), binning=binning)
 
     def histogram_counts(self) -> np.ndarray:
         """The histogram in the drift layout ``[0, bin_1..bin_k, 0]`` (length ``len(edges) + 1``)."""
@@ -69,7 +96,8 @@ class FeatureBaseline:
         return {
             "count": self.count, "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
             "p25": self.p25, "p50": self.p50, "p75": self.p75,
-            "edges": self.edges.tolist(), "counts": [_plain_number(c) for c in self.counts],
+            "binning": self.binning, "edges": self.edges.tolist(),
+            "counts": [_plain_number(c) for c in self.counts], "sample": self.sample.tolist(),
         }
 
     @classmethod
@@ -78,13 +106,15 @@ class FeatureBaseline:
             fields = {name: float(data[name]) for name in ("mean", "std", "min", "max", "p25", "p50", "p75")}
             edges = np.asarray(data["edges"], dtype=float)
             counts = np.asarray(data["counts"], dtype=float)
-            count = int(data["count"])
+            sample = np.asarray(data["sample"], dtype=float)
+            count, binning = int(data["count"]), str(data["binning"])
         except KeyError as err:
             raise BaselineError(f"{where}: missing field {err.args[0]!r}") from None
         except (TypeError, ValueError) as err:
             raise BaselineError(f"{where}: {err}") from None
         _check_histogram(edges, counts, where)
-        return cls(count=count, edges=edges, counts=counts, **fields)
+        _check_sample(sample, where)
+        return cls(count=count, edges=edges, counts=counts, sample=sample, binning=binning, **fields)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,10 +125,12 @@ class Baseline:
     source: str = ""
 
     @classmethod
-    def from_csv(cls, path: Union[str, Path], features: Optional[Sequence[str]] = None, bins: int = 20) -> "Baseline":
-        """Baseline of the numeric columns ``features`` (default: every column) of a CSV with a header."""
+    def from_csv(cls, path: Union[str, Path], features: Optional[Sequence[str]] = None, bins: Optional[int] = None,
+                 binning: str = "quantile") -> "Baseline":
+        """Baseline of the numeric columns ``features`` (default: every column) of a CSV with a header;
+        ``bins`` and ``binning`` as in :meth:`FeatureBaseline.from_values`."""
         columns = _read_csv_columns(Path(path), features)
-        return cls({name: FeatureBaseline.from_values(values, bins) for name, values in columns.items()},
+        return cls({name: FeatureBaseline.from_values(values, bins, binning) for name, values in columns.items()},
                    source=Path(path).name)
 
     @classmethod
@@ -141,6 +173,9 @@ class Baseline:
             raise BaselineError(f"{path}: not valid JSON: {err}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise BaselineError(f"{path}: not an {FORMAT} document")
+        if document.get("version") == 1:
+            raise BaselineError(f"{path}: a version 1 baseline (no training sample, which threshold: auto and the "
+                                f"two-sample tests now need); regenerate it: mmon baseline <training.csv> -o {path}")
         if document.get("version") != VERSION:
             raise BaselineError(f"{path}: unsupported baseline version {document.get('version')!r} (expected {VERSION})")
         features = document.get("features")
@@ -156,6 +191,14 @@ class Baseline:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def training_sample(values: np.ndarray) -> np.ndarray:
+    """The sorted values, or a seeded subsample of :data:`MAX_SAMPLE` of them without replacement."""
+    values = np.asarray(values, dtype=float)
+    if len(values) > MAX_SAMPLE:
+        values = np.random.default_rng(SAMPLE_SEED).choice(values, MAX_SAMPLE, replace=False)
+    return np.sort(values)
+
+
 def _plain_number(value) -> Union[int, float]:
     return int(value) if float(value).is_integer() else float(value)
 
@@ -167,6 +210,11 @@ def _check_histogram(edges: np.ndarray, counts: np.ndarray, where: str) -> None:
         raise BaselineError(f"{where}: {len(edges) - 1} bins need as many counts, got {counts.size}")
     if np.any(counts < 0) or counts.sum() <= 0:
         raise BaselineError(f"{where}: counts must be non-negative with a positive total")
+
+
+def _check_sample(sample: np.ndarray, where: str) -> None:
+    if sample.ndim != 1 or len(sample) < 2 or not np.isfinite(sample).all() or np.any(np.diff(sample) < 0):
+        raise BaselineError(f"{where}: sample must be at least 2 finite values in ascending order")
 
 
 def _read_csv_columns(path: Path, features: Optional[Sequence[str]]) -> dict[str, np.ndarray]:
@@ -217,6 +265,8 @@ def _thesis_feature(name: str, stats: Mapping[str, float], distribution: Mapping
     given = [stats.get(key) for key in ("p25", "p50", "p75")]
     p25, p50, p75 = (float(v) if v is not None else q
                      for v, q in zip(given, interpolated_quantiles(edges, counts, PERCENTILES)))
+    sample_size = min(max(count, 2), MAX_SAMPLE)
+    sample = np.asarray(interpolated_quantiles(edges, counts, (np.arange(sample_size) + 0.5) / sample_size))
     return FeatureBaseline(count=count, mean=mean, std=std, min=lo, max=hi, p25=p25, p50=p50, p75=p75,
-                           edges=edges, counts=counts)
+                           edges=edges, counts=counts, sample=sample, binning="equal-width")
 

@@ -1,46 +1,62 @@
 """Drift thresholds calibrated to the window size: ``threshold: auto``.
 
-A drift metric between a window and the baseline is never 0 even without drift, because both
-histograms are finite samples; how large it gets by chance depends on how many values the window holds.
-:func:`drift_thresholds` returns, per feature, the value that a window of ``window_size`` values drawn
-from the baseline's own distribution exceeds with probability ``false_alarm_rate``.
+A drift metric between a window and the baseline is never 0 even without drift, because both are
+finite samples; how large it gets by chance depends on the window's size ``n`` and the training size
+``m``. :func:`threshold_curves` gives, per feature, the value that a window of ``n`` values drawn from
+the training data's own distribution exceeds with probability ``false_alarm_rate``.
 
-The null is two-sample. The baseline histogram is itself an estimate from ``count`` training rows, so
-each Monte-Carlo draw compares a baseline-sized multinomial sample with a window-sized one, both from
-the smoothed baseline distribution (the drift layout with :data:`udfs.drift.DEFAULT_PSEUDO_COUNT` added
-to every slot, underflow and overflow included, then normalised)::
+Histogram metrics: a two-sample null from the training sample's spacings. The ``m`` sorted training
+values cut the line into ``m + 1`` spacings (two of them the open tails below the minimum and above the
+maximum). For any continuous distribution, the probability masses of these spacings are jointly
+``Dirichlet(1, ..., 1)`` (the spacings of uniform order statistics), whatever the distribution is. A
+slot of the drift layout collects whole spacings, or, where an edge cuts a spacing, the fraction of it
+below the edge (linear within the spacing), so the window's slot probabilities are
+``pi ~ Dirichlet(alpha)`` with ``alpha_j`` the number of spacings in slot ``j``
+(:func:`slot_concentrations`): 1 each for underflow and overflow, the reference count for a bin between
+two training values. Then::
 
-    pi     = (baseline slots + a) / sum(baseline slots + a)
-    b ~ Multinomial(count, pi),   w ~ Multinomial(window_size, pi)
-    threshold = quantile_{1 - false_alarm_rate} of metric(w, b)
+    pi ~ Dirichlet(alpha),   w ~ Multinomial(n, pi),   threshold = quantile_{1 - rate} metric(w, q)
 
-Treating the baseline histogram as exact (a one-sample null) ignores its own noise: on Iris, JS at 1 %
-for 4,000-value windows comes out near 0.0016 that way against about 0.067 here, so the naive
-threshold would flag nearly every window.
+with ``q`` the baseline's own histogram. With quantile bins (edges at training values) this is the
+exact null of KL, JS, PSI and Hellinger for every continuous feature, the reference's noise included:
+fresh training sets give other edges but the same counts and the same ``alpha``. The tails beyond the
+training range get the mass they really have (about ``1 / (m + 1)`` each), bins empty in the reference
+get the spacing fraction they cover (equal-width bins), and a discrete feature's ties make
+zero-length spacings inside their bin, so ``alpha`` is the reference count there: the Bayesian bootstrap
+of the binned data, right to first order. Wasserstein also depends on where the edges fall; the
+calibration keeps the observed edges (a Bayesian bootstrap), an approximation the benchmark
+(``mmon bench --profile calibration``) checks. When the baseline stores a subsample (``count`` above
+:data:`udfs.baseline.MAX_SAMPLE`), ``alpha`` is scaled by ``(count + 1) / (sample + 1)``.
 
-Cost: per feature, :data:`DRAWS` baseline draws, paired with :data:`DRAWS` window draws on each of the
-:data:`GRID` window sizes (powers of two; one loop iteration per grid size, not per draw), computed
-once per (baseline, metric, rate, normalize) with the vectorised metrics, seeded and so reproducible.
-A larger window can only lessen the sampling noise, so the grid is made non-increasing in the window
-size (a running minimum, which also irons out Monte-Carlo wiggles). Other window sizes interpolate
-linearly in (log size, log threshold); sizes beyond the grid take the nearest grid value: on Iris the
-thresholds level off from about 4,000 values on, where the baseline's own 120-row noise dominates.
+Two-sample tests (``ks``, ``cvm``): their own distribution-free two-sample nulls at sizes
+``m = len(sample)`` and ``n`` (:func:`udfs.two_sample.ks_threshold`, :func:`udfs.two_sample.cvm_threshold`);
+no simulation.
+
+Cost: per (baseline, rate), one simulation for all five histogram metrics: per feature, :data:`DRAWS`
+Dirichlet draws, and for each of the :data:`GRID` window sizes (powers of two) a multinomial window per
+draw; seeded and so reproducible, cached. A larger window can only lessen the sampling noise, so each
+curve is made non-increasing in the window size (a running minimum, which also irons out Monte-Carlo
+wiggles). Other window sizes interpolate linearly in (log size, log threshold); sizes beyond the grid take
+the nearest grid value.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-from udfs import drift
-from udfs.baseline import Baseline
+from udfs import drift, two_sample
+from udfs.baseline import Baseline, FeatureBaseline
 
 GRID = 2 ** np.arange(2, 17)  # window sizes 4 .. 65,536
-DRAWS = 2000
+DRAWS = 4000
 SEED = 20_21_0611
+MIN_CONCENTRATION = 1e-3  # a slot beyond the sample's range (only imported thesis-format edges) keeps a trace
+TEST_THRESHOLDS = {"ks": two_sample.ks_threshold, "cvm": two_sample.cvm_threshold}
 _CACHE_SIZE = 32
-_cache: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
+_cache: "OrderedDict[tuple, dict[str, dict[str, np.ndarray]]]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -63,18 +79,23 @@ def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 
                      normalize: bool = False) -> ThresholdCurves:
     """The calibrated `ThresholdCurves` of ``metric`` at ``false_alarm_rate`` for every feature.
 
-    ``metric`` is a name in :data:`udfs.drift.METRICS`; ``normalize=True`` calibrates the Wasserstein
-    distance divided by the baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``.
-    The first call for a (baseline, metric, rate, normalize) computes the grid (about 0.2-1 s for the
-    four Iris features, depending on machine load); later calls return it from a cache.
+    ``metric`` is a name in :data:`udfs.drift.METRIC_NAMES`; ``normalize=True`` gives the Wasserstein
+    thresholds divided by the baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``.
+    The first call for a (baseline, rate) simulates every histogram metric at once (about 1 s per
+    feature); later calls, other metrics included, read the cache.
     """
     if not 0 < false_alarm_rate < 1:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
-    if metric not in drift.METRICS:
-        raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(drift.METRICS)})")
+    if metric not in drift.METRIC_NAMES:
+        raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(drift.METRIC_NAMES)})")
     if normalize and metric != "wasserstein":
         raise ValueError(f"normalize applies to wasserstein only, not {metric}")
-    return ThresholdCurves(_threshold_grid(baseline, metric, false_alarm_rate, normalize))
+    if metric in TEST_THRESHOLDS:
+        return ThresholdCurves({name: TEST_THRESHOLDS[metric](len(feature.sample), GRID, false_alarm_rate)
+                                for name, feature in baseline.features.items()})
+    grids = _threshold_grids(baseline, false_alarm_rate)
+    return ThresholdCurves({name: grids[name][metric] / _scale(feature, normalize)
+                            for name, feature in baseline.features.items()})
 
 
 def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_alarm_rate: float = 0.01,
@@ -86,29 +107,87 @@ def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_al
     return threshold_curves(baseline, metric, false_alarm_rate, normalize=normalize).at(window_size)
 
 
-def _threshold_grid(baseline: Baseline, metric: str, rate: float, normalize: bool) -> dict[str, np.ndarray]:
-    key = (baseline.fingerprint, metric, rate, normalize)
+def slot_concentrations(feature: FeatureBaseline) -> np.ndarray:
+    """``alpha``: the Dirichlet concentrations of the window's slot probabilities (module docstring).
+
+    With ``x_1 <= ... <= x_s`` the sample and ``r(e)`` the number of inner spacings below edge ``e``
+    (``i - 1 + (e - x_{i-1}) / (x_i - x_{i-1})`` for ``x_{i-1} < e <= x_i``, 0 below ``x_1``, ``s - 1``
+    above ``x_s``), the cumulative spacings are ``[0, 1 + r(e_0), ..., 1 + r(e_k), s + 1]`` and
+    ``alpha`` their differences, times ``(count + 1) / (s + 1)``, at least :data:`MIN_CONCENTRATION`,
+    rounded to 1e-9 (a quantile edge halves its spacing up to rounding; features alike share a null).
+    """
+    sample = feature.sample
+    cumulative = np.concatenate([[0.0], 1.0 + _spacings_below(sample, feature.edges), [len(sample) + 1.0]])
+    alpha = np.diff(cumulative) * (feature.count + 1) / (len(sample) + 1)
+    return np.round(np.maximum(alpha, MIN_CONCENTRATION), 9)
+
+
+def null_thresholds(features: Sequence[FeatureBaseline], rate: float,
+                    window_sizes: Sequence[int]) -> list[dict[str, np.ndarray]]:
+    """Per feature, the ``1 - rate`` quantile of every histogram metric's null at each window size.
+
+    Features with the same ``alpha`` and reference histogram (e.g. equal training sizes, no ties,
+    quantile bins) share one simulation: their KL, JS, PSI and Hellinger thresholds are equal, and
+    Wasserstein's differ only through their edges, ``W = cdf_gaps(w, q) @ diff(support_points(edges))``.
+    """
+    results: list[dict[str, np.ndarray]] = [{} for _ in features]
+    for group_index, members in enumerate(_shared_nulls(features)):
+        first = features[members[0]]
+        rng = np.random.default_rng([SEED, group_index])
+        slot_probabilities = rng.dirichlet(slot_concentrations(first), size=DRAWS)
+        reference = first.histogram_counts()
+        support_gaps = np.stack([np.diff(drift.support_points(features[i].edges)) for i in members], axis=1)
+        for i in members:
+            results[i] = {metric: np.empty(len(window_sizes)) for metric in drift.METRICS}
+        for s, size in enumerate(window_sizes):
+            windows = rng.multinomial(size, slot_probabilities)
+            wasserstein = np.quantile(drift.cdf_gaps(windows, reference) @ support_gaps, 1.0 - rate, axis=0)
+            shared = {metric: np.quantile(drift.compute(metric, windows, reference, first.edges), 1.0 - rate)
+                      for metric in drift.METRICS if metric != "wasserstein"}
+            for member, w in zip(members, wasserstein):
+                for metric, value in {**shared, "wasserstein": w}.items():
+                    results[member][metric][s] = value
+    return results
+
+
+def _shared_nulls(features: Sequence[FeatureBaseline]) -> list[list[int]]:
+    """Indices of ``features`` grouped by (``alpha``, reference histogram), in order of first appearance."""
+    groups: dict[bytes, list[int]] = {}
+    for index, feature in enumerate(features):
+        key = slot_concentrations(feature).tobytes() + feature.histogram_counts().astype(float).tobytes()
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
+def _spacings_below(sample: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``r(e)`` of :func:`slot_concentrations` for every edge; a tied value's spacings count above it."""
+    last = len(sample) - 1
+    upper = np.searchsorted(sample, edges, side="left")
+    below = np.where(upper == 0, 0.0, float(last))
+    inside = (upper > 0) & (upper <= last)
+    lo, hi = sample[upper[inside] - 1], sample[upper[inside]]
+    below[inside] = upper[inside] - 1 + (edges[inside] - lo) / (hi - lo)
+    return below
+
+
+def _scale(feature: FeatureBaseline, normalize: bool) -> float:
+    return feature.std if normalize and feature.std > 0 else 1.0
+
+
+def _threshold_grids(baseline: Baseline, rate: float) -> dict[str, dict[str, np.ndarray]]:
+    key = (baseline.fingerprint, rate)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    grid = {name: _feature_grid(feature, metric, rate, normalize, index)
-            for index, (name, feature) in enumerate(baseline.features.items())}
-    _cache[key] = grid
+    nulls = null_thresholds(list(baseline.features.values()), rate, GRID)
+    grids = {name: {metric: _monotone(values) for metric, values in null.items()}
+             for name, null in zip(baseline.features, nulls)}
+    _cache[key] = grids
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
-    return grid
+    return grids
 
 
-def _feature_grid(feature, metric: str, rate: float, normalize: bool, index: int) -> np.ndarray:
-    """The ``1 - rate`` quantile of the two-sample null for every grid window size (positive floats)."""
-    slots = feature.histogram_counts().astype(float) + drift.DEFAULT_PSEUDO_COUNT
-    pi = slots / slots.sum()
-    normalize_by = feature.std if normalize and feature.std > 0 else None
-    rng = np.random.default_rng([SEED, index])
-    baseline_draws = rng.multinomial(feature.count, pi, size=DRAWS)
-    thresholds = np.empty(len(GRID))
-    for i, size in enumerate(GRID):
-        window_draws = rng.multinomial(size, pi, size=DRAWS)
-        values = drift.compute(metric, window_draws, baseline_draws, feature.edges, normalize_by)
-        thresholds[i] = np.quantile(values, 1.0 - rate)
+def _monotone(thresholds: np.ndarray) -> np.ndarray:
+    """Non-increasing in the window size (running minimum) and positive (the curves interpolate logs)."""
     return np.maximum(np.minimum.accumulate(thresholds), np.finfo(float).tiny)

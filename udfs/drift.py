@@ -14,6 +14,9 @@ both histograms, underflow and overflow included, before normalising::
 No bin is ever skipped. JS, Hellinger and Wasserstein are finite with empty bins and use ``p_hat``
 unsmoothed. A row with no mass at all (an all-zero histogram) has no distribution: JS, Hellinger and
 Wasserstein return NaN for it; KL and PSI compare the smoothed (then uniform) histogram.
+
+The two-sample tests ``ks`` and ``cvm`` (:data:`TESTS`, :mod:`udfs.two_sample`) compare the window's CDF
+with the baseline's training sample instead; :data:`METRIC_NAMES` lists every name.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import rel_entr
 
+from udfs import two_sample
 from udfs.histogram import bin_centres
 
 DEFAULT_PSEUDO_COUNT = 0.5
@@ -117,11 +121,18 @@ def support_points(edges) -> np.ndarray:
     return np.concatenate([edges[:1], bin_centres(edges), edges[-1:]])
 
 
+def cdf_gaps(p, q) -> np.ndarray:
+    """``|P_j - Q_j|`` for the slots ``j = 0..B-2``: the gaps between the cumulative shares of ``p_hat`` and
+    ``q_hat`` (the last slot's are both 1). Wasserstein weighs them with the support's spacing."""
+    p, q = _as_pair(p, q)
+    return np.abs(np.cumsum(_normalised(p) - _normalised(q), axis=-1)[..., :-1])
+
+
 def wasserstein(p, q, edges, normalize_by=None):
     """1-D Wasserstein-1 (earth mover's) distance, in the feature's units.
 
     With the slot masses placed at ``s = support_points(edges)`` and ``P_j, Q_j`` the cumulative shares
-    of ``p_hat, q_hat`` up to slot ``j``:
+    of ``p_hat, q_hat`` up to slot ``j`` (:func:`cdf_gaps`):
 
     .. math:: W_1 = \\int |F_p(x) - F_q(x)| dx = \\sum_{j=0}^{B-2} |P_j - Q_j| (s_{j+1} - s_j)
 
@@ -134,8 +145,7 @@ def wasserstein(p, q, edges, normalize_by=None):
     points = support_points(edges)
     if p.shape[-1] != len(points):
         raise ValueError(f"histograms have {p.shape[-1]} slots; edges of length {len(points) - 1} need {len(points)}")
-    cdf_gap = np.cumsum(_normalised(p) - _normalised(q), axis=-1)[..., :-1]
-    distance = np.abs(cdf_gap) @ np.diff(points)
+    distance = cdf_gaps(p, q) @ np.diff(points)
     if normalize_by is not None:
         distance = distance / np.asarray(normalize_by, dtype=float)
     return _scalar_if_1d(np.asarray(distance))
@@ -157,13 +167,22 @@ METRICS: dict[str, Callable] = {
     "psi": _with_edges(psi),
     "hellinger": _with_edges(hellinger),
 }
-"""Every metric by its spec name, with the common signature ``(p, q, edges, normalize_by=None)``."""
+"""Every histogram metric by its spec name, with the common signature ``(p, q, edges, normalize_by=None)``."""
+
+TESTS: dict[str, Callable] = {"ks": two_sample.ks_statistic, "cvm": two_sample.cvm_statistic}
+"""The two-sample tests by spec name, signature ``(window_cdf, n, epsilon, sample)``
+(:mod:`udfs.two_sample`): they read the window's CDF, not its histogram."""
+
+METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS)
+"""Every drift metric name a monitor spec may use: the single list."""
 
 
 def compute(metric: str, p, q, edges, normalize_by: Optional[float] = None):
-    """Metric ``metric`` (a key of :data:`METRICS`) of window ``p`` against baseline ``q``."""
+    """Histogram metric ``metric`` (a key of :data:`METRICS`) of window ``p`` against baseline ``q``."""
+    if metric in TESTS:
+        raise ValueError(f"{metric} is a two-sample test on the window's CDF: call udfs.drift.TESTS[{metric!r}]")
     try:
         function = METRICS[metric]
     except KeyError:
-        raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(METRICS)})") from None
+        raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(METRIC_NAMES)})") from None
     return function(p, q, edges, normalize_by)

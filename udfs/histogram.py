@@ -8,12 +8,52 @@ The drift layout of a histogram on ``edges`` (length ``k + 1`` for ``k`` bins) i
 * overflow: values ``x >= edges[-1]``.
 
 No finite value is ever dropped. Baselines put the training maximum inside the last bin by nudging the
-last edge one ulp above the maximum (:func:`equal_width_edges`), so every bin stays half-open and the
-baseline itself has empty underflow and overflow.
+last edge one ulp above the maximum (:func:`quantile_edges`, :func:`equal_width_edges`), so every bin
+stays half-open and the baseline itself has empty underflow and overflow.
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+MIN_BINS, MAX_BINS = 5, 50
+
+
+def default_bin_count(reference_size: int) -> int:
+    """Bins for a reference of ``m`` rows: ``clip(round(2 * m ** (2/5)), 5, 50)``.
+
+    ``2 m^{2/5}`` is Moore's rule for equiprobable chi-square cells (Moore 1986, in D'Agostino &
+    Stephens, *Goodness-of-Fit Techniques*, ch. 3): it grows slower than the ``m^{1/2}`` at which each
+    cell's count would stop growing, so the per-bin reference noise keeps shrinking while the bins
+    resolve finer shape. 120 rows give 14 bins (about 9 rows each), 1,000 give 32, and 50 is reached
+    at about 3,100 rows; 5 bins at least keep some shape for tiny references, 50 at most keep the
+    stats records small.
+    """
+    return int(np.clip(round(2.0 * reference_size ** 0.4), MIN_BINS, MAX_BINS))
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-frequency edges: ``min``, then midway below each training quantile ``i / bins``, then one ulp
+    above ``max``.
+
+    With ``v_i = quantile(values, i / bins, method="inverted_cdf")`` for ``i = 1..bins-1`` (a training
+    value: the one of rank ``ceil(i m / bins)``), each inner edge is ``(v_i^- + v_i) / 2``, ``v_i^-`` the
+    largest training value below ``v_i``: so ``v_i`` opens its bin and every bin holds about ``m / bins``
+    rows. Edges sit between training values, never on one, so a discrete or rounded feature's atoms
+    lie inside bins, where a little noise in the served values cannot tip them across an edge. Ties that
+    fill several quantiles give one edge (fewer bins, still strictly increasing). A constant feature
+    gets the single bin ``[value, value + ulp)``.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError("need finite values")
+    distinct = np.unique(values)
+    opening = np.unique(np.quantile(values, np.arange(1, bins) / bins, method="inverted_cdf"))
+    opening = opening[opening > distinct[0]]
+    below = distinct[np.searchsorted(distinct, opening) - 1]
+    return np.unique(np.concatenate([distinct[:1], (below + opening) / 2, [np.nextafter(distinct[-1], np.inf)]]))
 
 
 def equal_width_edges(lo: float, hi: float, bins: int) -> np.ndarray:
