@@ -27,7 +27,8 @@ bench: setup
 clean:
 	rm -rf $(VENV) .cache out bench-out
 
-# Opt-in: build kube-apiserver/kube-controller-manager from source and install etcd for the
-# API-server tests (cold: ~15-25 min on 2 cores; cached in ~/.cache/mmon/k8s, then those tests run in `make test`).
+# Build kube-apiserver/kube-controller-manager from source and install etcd for the API-server tests ahead of
+# time (cold: ~15-25 min on 2 cores; cached in ~/.cache/mmon/k8s). `make test` does the same when they are
+# missing; MMON_K8S_BUILD=0 makes it skip those tests instead.
 k8s-testenv: setup
 	bash scripts/k8s-testenv.sh all

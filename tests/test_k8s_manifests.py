@@ -359,7 +359,8 @@ def test_commands_in_the_manifests_parse_with_the_real_parsers():
     assert logger_parser().parse_args(command[2:]).host == "0.0.0.0"
     operator = yaml.safe_load((ROOT / "k8s" / "operator" / "deployment.yaml").read_text())
     command = operator["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert operator_parser().parse_args(command[2:]).namespace == "mmon"
+    parsed = operator_parser().parse_args(command[2:])
+    assert (parsed.namespace, parsed.logger_allow_namespace) == ("mmon", ["monitoring"])
     args = job_args(load_spec(EXAMPLE))
     assert args[args.index("-pym") + 1] == "flink_job.main"
     parsed = job_parser().parse_args(args[args.index("-pym") + 2:])
