@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -158,9 +159,11 @@ class Baseline:
         return cls(result, source="thesis-format")
 
     def save(self, path: Union[str, Path]) -> None:
+        """Indented JSON with each list of numbers on one line (a full sample is about 200 kB a feature)."""
         document = {"format": FORMAT, "version": VERSION, "source": self.source,
                     "features": {name: feature.to_dict() for name, feature in self.features.items()}}
-        Path(path).write_text(json.dumps(document, indent=2) + "\n")
+        text = re.sub(r"\[[-+0-9.eE,\s]*\]", lambda match: " ".join(match.group().split()), json.dumps(document, indent=2))
+        Path(path).write_text(text + "\n")
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "Baseline":
