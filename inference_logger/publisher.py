@@ -37,6 +37,8 @@ REPLACE_AFTER_S = 5.0
 """Youngest age at which an unhealthy producer is replaced: bounds the churn while the broker is down."""
 DEFAULT_MAX_REQUEST_SIZE = 1 << 20  # kafka-python's and the Java client's default max_request_size
 CLOSE_ATTEMPTS = 3
+READY_WAIT_S = 2.0
+"""Longest `KafkaPublisher.problem` waits for its check (connecting, topic metadata) before reporting Kafka slow."""
 
 
 class KafkaUnavailable(Exception):
@@ -89,6 +91,7 @@ class KafkaPublisher:
         self._connect_lock = asyncio.Lock()
         self._last_failure: Optional[tuple[float, str]] = None
         self._numbers = itertools.count()
+        self._readiness: Optional[asyncio.Future] = None  # one check at a time, however often /readyz asks
 
     def _new_producer(self) -> KafkaProducer:
         half = max(1, self.timeout_ms // 2)
@@ -185,7 +188,22 @@ class KafkaPublisher:
         return len(self._session.pending) if self._session else 0
 
     async def problem(self, topic: str) -> Optional[str]:
-        """None when the producer is healthy and the topic has partitions; else why not (for /readyz)."""
+        """None when the producer is healthy and the topic has partitions; else why not (for /readyz).
+
+        Answers within READY_WAIT_S: the check (which also replaces an unhealthy producer, so readiness
+        comes back without traffic) goes on in the background when Kafka is slower than that.
+        """
+        trouble = self._session.problem(self.max_pending_s) if self._session else None
+        if self._readiness is None or self._readiness.done():
+            self._readiness = asyncio.ensure_future(self._check(topic))
+        if trouble:
+            return trouble
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._readiness), READY_WAIT_S)
+        except asyncio.TimeoutError:
+            return f"no answer from Kafka within {READY_WAIT_S:g} s"
+
+    async def _check(self, topic: str) -> Optional[str]:
         try:
             session = await self._healthy_session()
             trouble = session.problem(self.max_pending_s)
@@ -200,6 +218,8 @@ class KafkaPublisher:
         return None if partitions else f"topic {topic} has no partitions"
 
     async def close(self) -> None:
+        if self._readiness is not None:
+            self._readiness.cancel()
         if self._session is not None:
             producer, self._session = self._session.producer, None
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close_producer, producer)

@@ -157,7 +157,11 @@ def test_broker_sigkill_under_load_loses_nothing_and_the_logger_recovers_by_itse
               f"kill; first 200 {ok_after:.1f} s and /readyz 200 {ready_after:.1f} s after the restart; "
               f"{replacements:.0f} producer replacements")
         assert {status for _, _, status in record.answers} <= {200, 503}
-        assert len(keys) == len(acknowledged) and sorted(keys) == sorted(rid.encode() for rid in acknowledged)
+        status_of = {request_id.encode(): status for _, request_id, status in record.answers}
+        unacknowledged_in_kafka = [(key, status_of.get(key)) for key in set(keys) if status_of.get(key) != 200]
+        assert not unacknowledged_in_kafka, unacknowledged_in_kafka
+        assert set(rid.encode() for rid in acknowledged) <= set(keys), "acknowledged requests missing from Kafka"
+        assert len(keys) == len(set(keys)), "a request written twice"
     finally:
         if logger is not None:
             logger.stop()
