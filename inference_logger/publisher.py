@@ -132,10 +132,10 @@ class KafkaPublisher:
         threading.Thread(target=self._close_producer, args=(session.producer,), name="kafka-close",
                          daemon=True).start()
 
-    def _close_producer(self, producer: KafkaProducer) -> None:
+    def _close_producer(self, producer: KafkaProducer, attempts: int = CLOSE_ATTEMPTS) -> None:
         """Close, letting pending records complete; kafka-python's close gives up (raises) while records are
         still pending, and they all expire within the delivery timeout, so a later attempt succeeds."""
-        for _ in range(CLOSE_ATTEMPTS):
+        for _ in range(attempts):
             try:
                 producer.close(timeout=self.timeout_ms / 1000 + 1)
                 return
@@ -222,7 +222,7 @@ class KafkaPublisher:
             self._readiness.cancel()
         if self._session is not None:
             producer, self._session = self._session.producer, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_producer, producer)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_producer, producer, 1)
         self._executor.shutdown(wait=False)
 
 
