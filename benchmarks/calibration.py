@@ -107,9 +107,11 @@ class Sizes:
     window_sizes: tuple
 
 
-FULL = Sizes(references={120: 600, 1000: 200, 10_000: 20}, null_windows={120: 8, 1000: 20, 10_000: 80},
-             drift_windows={120: 2, 1000: 5, 10_000: 10}, legacy_share=4, scipy_windows=40,
+FULL = Sizes(references={120: 2000, 1000: 300, 10_000: 50}, null_windows={120: 3, 1000: 15, 10_000: 60},
+             drift_windows={120: 1, 1000: 4, 10_000: 8}, legacy_share=8, scipy_windows=40,
              window_sizes=(200, 1000, 4000))
+"""When ``n`` outgrows ``m`` a window mostly measures its reference's own error: many references, few
+windows each."""
 QUICK = Sizes(references={120: 60, 1000: 20}, null_windows={120: 10, 1000: 20}, drift_windows={120: 3, 1000: 5},
               legacy_share=4, scipy_windows=6, window_sizes=(200, 1000))
 
@@ -325,10 +327,27 @@ def report_lines(results: dict) -> list[str]:
                     [[v["scenario"], v["distribution"], str(v["m"]), str(v["n"]), v["best_histogram"],
                       _percent(v["best_histogram_power"]), _percent(v["ks"]), _percent(v["cvm"])] for v in lost]
                     or [["-"] * 8])
+    lines += ["", "## Mean over all cells, by scenario (before → after for the histogram metrics)", ""]
+    lines += _mean_table(rows)
     for scenario in SCENARIOS:
         lines += ["", f"## {scenario}: {'false-alarm rate' if scenario == 'null' else 'power'}", ""]
         lines += _scenario_table(rows, scenario)
     return lines
+
+
+def _mean_table(rows: list[dict]) -> list[str]:
+    """Per scenario: each metric's mean rate over the cells, and the mean of the best histogram metric."""
+    lines = []
+    for scenario in SCENARIOS:
+        legacy, current, scipy_rows = (_cells(rows, method, scenario) for method in ("legacy", "current", "scipy"))
+        def mean(cells, metric):
+            return _percent(np.mean([c[metric] for c in cells]))
+        def best(cells):
+            return _percent(np.mean([max(c[m] for m in HISTOGRAM_METRICS) for c in cells]))
+        lines.append([scenario] + [f"{mean(legacy, m)} → {mean(current, m)}" for m in HISTOGRAM_METRICS]
+                     + [f"{best(legacy)} → {best(current)}", mean(current, "ks"), mean(current, "cvm")]
+                     + [mean(scipy_rows, t) for t in SCIPY_TESTS])
+    return _table(["scenario", *HISTOGRAM_METRICS, "best histogram metric", "ks", "cvm", *SCIPY_TESTS], lines)
 
 
 def _scenario_table(rows: list[dict], scenario: str) -> list[str]:
@@ -370,10 +389,11 @@ def plot(results: dict, path: Path) -> None:
         axis.plot(range(len(legacy)), [100 * max(c[m] for m in HISTOGRAM_METRICS) for c in legacy], "kx--",
                   label="best histogram metric (legacy)")
         axis.set_ylabel(f"power at {scenario} (%)")
-    labels = [f"{c['distribution']}\nm={c['m']}\nn={c['n']}" for c in _cells(rows, "current", "null")]
+    labels = [f"{c['distribution']} {c['m']}/{c['n']}" for c in _cells(rows, "current", "null")]
     for axis in axes:
         axis.set_xticks(range(len(labels)))
-        axis.set_xticklabels(labels, fontsize=5)
+        axis.set_xticklabels(labels, fontsize=6, rotation=90)
+        axis.set_xlabel("distribution m/n", fontsize=7)
         axis.legend(fontsize=6, ncol=4)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
