@@ -78,17 +78,20 @@ def cvm_statistic(window_cdf: WindowCdf, n, epsilon: float, sample: np.ndarray):
     """
     points, at, below = _sample_steps(sample)
     m = len(sample)
-    cdf_at = window_cdf(points)
-    cdf_below = window_cdf(np.nextafter(points, -np.inf))
-    multiplicity = m * (at - below)
-    on_sample = (multiplicity * np.square(cdf_at - at)).sum(axis=-1)
-    ties = n * (cdf_at - cdf_below) * np.square(cdf_at - at)
-    start = np.concatenate([np.zeros_like(cdf_at[..., :1]), cdf_at], axis=-1)  # F_n(u_j), F_n(-inf) = 0
-    end = np.concatenate([cdf_below, np.ones_like(cdf_at[..., :1])], axis=-1)  # F_n(u_{j+1}^-), F_n(inf) = 1
-    between = _progression_squares(start - np.concatenate([[0.0], at]), n * np.maximum(end - start, 0.0), n)
-    squares = on_sample + ties.sum(axis=-1) + between.sum(axis=-1)
+    cdf_at, cdf_below = window_cdf(points), window_cdf(np.nextafter(points, -np.inf))
+    on_sample = (m * (at - below) * np.square(cdf_at - at)).sum(axis=-1)
+    squares = on_sample + _window_point_squares(cdf_at, cdf_below, at, n)
     scale = n * m / (n + m) ** 2
     return scale * np.square(np.maximum(np.sqrt(squares) - epsilon * np.sqrt(n + m), 0.0))
+
+
+def _window_point_squares(cdf_at, cdf_below, at, n):
+    """``sum d(w)^2`` over the window points: those on a sample value ``u_j``, then those in each gap."""
+    on_values = (n * (cdf_at - cdf_below) * np.square(cdf_at - at)).sum(axis=-1)
+    start = np.concatenate([np.zeros_like(cdf_at[..., :1]), cdf_at], axis=-1)  # F_n(u_j), F_n(-inf) = 0
+    end = np.concatenate([cdf_below, np.ones_like(cdf_at[..., :1])], axis=-1)  # F_n(u_{j+1}^-), F_n(inf) = 1
+    gaps = _progression_squares(start - np.concatenate([[0.0], at]), n * np.maximum(end - start, 0.0), n)
+    return on_values + gaps.sum(axis=-1)
 
 
 def _progression_squares(c, count, n):
