@@ -77,6 +77,8 @@ class WindowSpec:
     allowed_lateness: Duration = field(default=Duration(0), metadata={"doc": "Extra time a window waits for late events."})
     idle_timeout: Duration = field(
         default=Duration(30_000), metadata={"doc": "A source partition silent this long stops holding the watermark back (0 = never)."})
+    max_future_skew: Duration = field(
+        default=Duration(300_000), metadata={"doc": "A request time further than this ahead of the wall clock is dead-lettered `future_time` (it never moves the watermark)."})
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,14 @@ class JobSpec:
     delivery_guarantee: Literal["at-least-once", "exactly-once"] = field(
         default="at-least-once", metadata={"doc": "Kafka sink delivery guarantee."})
     metrics_port: int = field(default=9249, metadata={"doc": "Port of Flink's Prometheus reporter (0 = off)."})
+    shards: int = field(default=0, metadata={"doc": "Window state split into this many blocks of features, each its own key (0 = the parallelism)."})
+    dead_letter_max_raw_bytes: int = field(
+        default=65_536, metadata={"doc": "A dead letter keeps at most this many bytes of the raw record (plus its length and SHA-256)."})
+
+
+def shard_count(spec: "MonitorSpec") -> int:
+    """The number of feature blocks the window state is split into (never more than the features)."""
+    return min(spec.job.shards or spec.job.parallelism, len(spec.input.features))
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,11 @@ def _check_semantics(spec: MonitorSpec) -> None:
         raise ConfigError(f"job.parallelism: must be >= 1, got {spec.job.parallelism}")
     if not 0 <= spec.job.metrics_port <= 65535:
         raise ConfigError(f"job.metrics_port: not a port number: {spec.job.metrics_port}")
+    if spec.job.shards < 0:
+        raise ConfigError(f"job.shards: must be >= 0 (0 = the parallelism), got {spec.job.shards}")
+    if not 1024 <= spec.job.dead_letter_max_raw_bytes <= 262_144:
+        raise ConfigError("job.dead_letter_max_raw_bytes: must be between 1024 and 262144 (a dead letter must fit "
+                          f"a Kafka record), got {spec.job.dead_letter_max_raw_bytes}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:

@@ -48,6 +48,9 @@ reasons are exactly the dead-letter reasons of the job and the logger:
     not ``n_features`` when that is given.
 11. ``non_finite``   a value is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
     turns ``1e999`` into inf; none of them may reach the statistics), or an integer beyond a double.
+12. ``future_time``  (checked by the job and the logger, not by `decode`) the request time is more than
+    ``window.max_future_skew`` ahead of the wall clock: such a record is dead-lettered and never moves
+    the watermark.
 """
 from __future__ import annotations
 
@@ -76,8 +79,9 @@ NO_INSTANCES = "no_instances"
 BAD_INSTANCE = "bad_instance"
 WRONG_FEATURE_COUNT = "wrong_feature_count"
 NON_FINITE = "non_finite"
+FUTURE_TIME = "future_time"
 REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
-           NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE)
+           NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME)
 
 CLOUDEVENT_SOURCE = "mmon/iris"
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"

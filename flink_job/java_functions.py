@@ -11,6 +11,7 @@ from typing import Mapping
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream
 from pyflink.java_gateway import get_gateway
+from py4j.java_collections import JavaArray
 
 
 def package():
@@ -35,3 +36,42 @@ def mapped(stream: DataStream, function, output_type: TypeInformation, name: str
 def filtered(stream: DataStream, function, name: str) -> DataStream:
     """``stream`` through the Java FilterFunction ``function``."""
     return DataStream(stream._j_data_stream.filter(function).name(name))
+
+
+def string_array(values) -> JavaArray:
+    """A Java ``String[]`` of ``values``."""
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.String, len(values))
+    for i, value in enumerate(values):
+        array[i] = value
+    return array
+
+
+def int_array(values) -> JavaArray:
+    """A Java ``int[]`` of ``values``."""
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.int, len(values))
+    for i, value in enumerate(values):
+        array[i] = int(value)
+    return array
+
+
+def double_matrix(rows) -> JavaArray:
+    """A Java ``double[][]`` of equally long ``rows``."""
+    gateway = get_gateway()
+    width = len(rows[0]) if len(rows) else 0
+    matrix = gateway.new_array(gateway.jvm.double, len(rows), width)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            matrix[i][j] = float(value)
+    return matrix
+
+
+def transformed(stream: DataStream, operator, output_type: TypeInformation, name: str) -> DataStream:
+    """``stream`` through the Java one-input stream operator ``operator``."""
+    return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator))
+
+
+def side_output(stream: DataStream, j_tag) -> DataStream:
+    """The side output of ``stream``'s Java operator tagged ``j_tag`` (a Java ``OutputTag``)."""
+    return DataStream(stream._j_data_stream.getSideOutput(j_tag))

@@ -18,7 +18,7 @@ from pyflink.table import StreamTableEnvironment
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, java_functions, outliers, parse, sinks, source, watermarks, windows
+from flink_job import drift, parse, source, watermarks, windows
 from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,13 +62,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     and no bundle per call; with the 10 ms buffer timeout, outlier alerts p50 0.018 s end to end on Kafka, vs 0.15 s before),
     the pandas drift UDF's worker on this interpreter with small bundles (a stats row waits at most
     ~30 ms), object reuse between chained operators, UTC session zone, source idleness, the job's
-    jars, and the Prometheus reporter when a port is set.
-
-    In a short run the sub-batch aggregation runs in one phase: its accumulator (`mmon_pack_rows`) holds
-    every row, so the local pre-aggregation in the source's task shrinks nothing, and in client-compiled
-    code it loads the source thread, the job's busiest (250,000-instance demo: 51,700/s one-phase vs
-    43,100/s two-phase, five paired runs). With the optimising compiler the local step is cheap and
-    the exchange it saves is not (1,000,000 instances: 60,000/s two-phase vs 54,000/s, three pairs)."""
+    jars, and the Prometheus reporter when a port is set."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
@@ -78,8 +72,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "python.fn-execution.arrow.batch.size": str(ARROW_BATCH_SIZE),
         "table.local-time-zone": "UTC",
         "pipeline.object-reuse": "true",
-        "python.execution-mode": "thread",
-        "table.optimizer.agg-phase-strategy": "ONE_PHASE" if options.short else "AUTO",
+        "python.execution-mode": "process",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
         **watermarks.idleness_options(spec.window),
@@ -174,16 +167,6 @@ def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
     return source.file_source_ddl(spec, options.numbered_input, options.input_label)
 
 
-def _jvm_outputs(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Source, parse, event time, late filter, outlier filter and sub-batching: all JVM-side, in ONE
-    table converted once, so the input is read and parsed once. Rows: (kind, k, payload, rowtime, packed)."""
-    queries = [windows.sub_batches_sql(spec), windows.padded_sql(sinks.dead_letter_rows_sql())]
-    alerts = outliers.outliers_sql(spec, baseline)
-    if alerts:
-        queries.append(windows.padded_sql(alerts))
-    return t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(f"({q})" for q in queries)))
-
-
 def _output_row(row: Row) -> Row:
     return Row(row[0], row[1], row[2])
 
@@ -206,31 +189,14 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     `flink_job.sinks.egress`."""
     parse.register_functions(t_env)
     source.register_functions(t_env)
-    t_env.create_java_temporary_system_function(windows.PACK_FUNCTION, windows.PACK_CLASS)
-    for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE),
-                      parse.instances_view_sql(spec)):
+    for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live=options.bootstrap is not None)):
         t_env.execute_sql(statement)
-    jvm = _jvm_outputs(t_env, spec, baseline)
-    sub_batches = _java_filter(jvm, windows.BATCH_KIND, keep=True)
-    split = (sub_batches.flat_map(windows.SplitSubBatches(len(spec.input.features)), output_type=windows.FEATURE_BATCH)
-             .name("sub-batches per feature"))
-    stats = windows.feature_stats(split, spec, baseline)
+    requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
+    sub_batches, records, whole_matrices = windows.route(requests, spec, baseline)
+    stats = windows.feature_stats(sub_batches, spec, baseline)
     outputs = [stats.map(windows.stats_output_row, output_type=windows.OUTPUT_ROW).name("stats records")]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
     if windows.matrices(spec):
-        outputs.append(windows.covariance(sub_batches, spec))
-    return _records(jvm).union(*outputs)
-
-
-def _java_filter(jvm: DataStream, kind: str, keep: bool) -> DataStream:
-    """The JVM output rows of (or, with ``keep=False``, not of) ``kind``, filtered by a Java function:
-    alerts and dead letters pass no Python code."""
-    return java_functions.filtered(jvm, java_functions.package().KindFilter(kind, keep),
-                                   f"{'' if keep else 'not '}{kind}")
-
-
-def _records(jvm: DataStream) -> DataStream:
-    """Alert and dead-letter rows as (kind, k, payload) `windows.OUTPUT_ROW`s, in the JVM."""
-    rows = _java_filter(jvm, windows.BATCH_KIND, keep=False)
-    return java_functions.mapped(rows, java_functions.package().FirstFields(3), windows.OUTPUT_ROW, "records")
+        outputs.append(windows.covariance(whole_matrices, spec))
+    return records.union(*outputs)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Mapping
 
 from pyflink.datastream import DataStream
+from pyflink.datastream.connectors import Sink
 
-from flink_job import drift, java_functions, outliers, parse, watermarks, windows
+from flink_job import drift, java_functions, outliers, parse, windows
 from flink_job.config import MonitorSpec
 
-DEAD_LETTER_KIND = "dead_letter"
+DEAD_LETTER_KIND = windows.DEAD_LETTER_KIND
 FILE_NAMES = {windows.STATS_KIND: "stats.jsonl", outliers.KIND: "outliers.jsonl", drift.KIND: "drift.jsonl",
               DEAD_LETTER_KIND: "dead_letter.jsonl", windows.COVARIANCE_KIND: "covariance.jsonl"}
 SINK_TABLE = "mmon_sink"
@@ -32,14 +33,7 @@ def egress(outputs: DataStream) -> DataStream:
 def write_files(stamped: DataStream, directory: Path) -> None:
     """Appends each stamped row's payload to its kind's file in ``directory`` (`FILE_NAMES`), one writer."""
     sink = java_functions.package().JsonlFileSink(str(directory), java_functions.java_map(FILE_NAMES))
-    stamped._j_data_stream.sinkTo(sink).name("files").setParallelism(1)
-
-
-def dead_letter_rows_sql() -> str:
-    """(kind, k, payload, rowtime) rows of the dead-letter step; the key is the reason."""
-    return (f"SELECT '{DEAD_LETTER_KIND}' AS kind, reason AS k, JSON_OBJECT(KEY 'reason' VALUE reason, "
-            f"KEY 'raw' VALUE `raw`, KEY 'source' VALUE `source`) AS payload, {watermarks.ROWTIME} "
-            f"FROM ({parse.dead_letter_sql()})")
+    stamped.sink_to(Sink(sink)).name("files").set_parallelism(1)
 
 
 def topic_of(spec: MonitorSpec) -> Mapping[str, str]:

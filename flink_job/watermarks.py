@@ -2,9 +2,11 @@
 
 The watermark trails the largest request time seen by ``watermark_delay + allowed_lateness``. Folding
 the allowed lateness into the watermark makes one rule exact for every downstream window: a record is
-late iff ``rowtime <= CURRENT_WATERMARK(rowtime)`` at the source, and only records that are not late
-reach the windows, so no window operator ever drops a record (a window whose last millisecond is at
-or before the watermark is closed; a record after the watermark can only fall into an open window).
+late iff its time is at or behind the watermark *of the operator that assigns it to its window*, the
+Java ``RequestRouter`` of `flink_job.windows`, which emits a window's instances before it forwards the
+watermark that closes the window. So the late check and the windows cannot disagree, whatever gaps
+(idle sources, restarts) the stream has. Records the parse step rejects (``future_time`` among them)
+get no request time in the rowtime column, so they never move the watermark.
 """
 from __future__ import annotations
 
@@ -21,11 +23,6 @@ def interval_sql(millis: int) -> str:
 def watermark_clause(window: WindowSpec) -> str:
     """The DDL clause: bounded out-of-orderness of ``watermark_delay + allowed_lateness``."""
     return f"WATERMARK FOR {ROWTIME} AS {ROWTIME} - {interval_sql(window.watermark_delay + window.allowed_lateness)}"
-
-
-def late_sql() -> str:
-    """TRUE for a record at or behind the current watermark (NULL watermark at start: not late)."""
-    return f"COALESCE({ROWTIME} <= CURRENT_WATERMARK({ROWTIME}), FALSE)"
 
 
 def idleness_options(window: WindowSpec) -> dict[str, str]:

@@ -1,127 +1,96 @@
-"""Window step: keyed tumbling event-time windows whose state is a `udfs.stats` accumulator.
+"""Event time, outliers and windows: the parsed requests through the Java router into keyed windows.
 
-The JVM pre-batches the instances into aligned sub-windows (``TUMBLE`` + ``mmon_pack_rows``, length
-``gcd(duration, 5 s)``, so every sub-window lies inside exactly one window); each sub-batch reaches
-Python once, as one byte string of row-major float64 feature vectors stamped with the sub-window's
-time, and `SplitJvmOutput` hands it on once per feature. Python then keys by (model, feature) and folds
-sub-batches into a `udfs.stats.FeatureStats` held in Flink's window state, one vectorised ``update``
-per sub-batch. A window fires when the watermark passes its end, the final watermark of a bounded
-input included. A job monitors one model, so the model part of the key is constant.
-Covariance/correlation: the same, keyed by model, with whole instance vectors in a
-`udfs.stats.CovarianceAccumulator`.
+The Java ``RequestRouter`` (``jvm/udfs``), chained to the parse step, dead-letters rejected and late
+requests, checks every accepted instance against the outlier rules (`flink_job.outliers`) and appends
+it to its tumbling window's buffer. A buffer leaves as *sub-batches*, one per shard of features (the
+shard's columns, row-major float64 bytes), when the watermark passes the window's end (before the
+watermark itself, so a window never receives them late), when it holds `FLUSH_VALUES` values, or
+before a checkpoint barrier. Alerts and dead letters leave on the router's side output as output rows.
+
+Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
+window): one vectorised pass over the sub-batch's matrix, whatever the width; each sub-batch crosses
+into Python once. A window fires when the watermark passes its end (the final watermark of a bounded
+input included) and emits one stats row per feature of its shard. Covariance/correlation, when
+enabled, come from whole-matrix sub-batches on a side output of the router (no Python runs in the
+router's task: a thread-mode Python call there deadlocked with another task's interpreter start).
 """
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 from pyflink.common import Row, Types
 from pyflink.common.time import Time
 from pyflink.datastream import DataStream
-from pyflink.datastream.functions import AggregateFunction, FlatMapFunction, ProcessWindowFunction
+from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 from udfs.baseline import Baseline
-from udfs.stats import CovarianceAccumulator, FeatureStats
+from udfs.stats import BlockStats, CovarianceAccumulator
 
-from flink_job import metrics, watermarks
-from flink_job.config import MonitorSpec
-from flink_job.parse import INSTANCES_VIEW
+from flink_job import java_functions, metrics, outliers, parse
+from flink_job.config import MonitorSpec, shard_count
 
 STATS_KIND = "stats"
 COVARIANCE_KIND = "covariance"
+DEAD_LETTER_KIND = "dead_letter"
+FLUSH_VALUES = 1 << 20  # a window buffer this full leaves early: 8 MB of float64, whatever the width
 
+OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
+SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed"],
+                                [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 STATS_ROW = Types.ROW_NAMED(
     ["model", "feature", "window_start", "window_end", "count", "histogram", "payload"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.LONG()),
      Types.STRING()])
-OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
 
 
-MAX_SUB_WINDOW_MS = 5_000
+def shard_bounds(n_features: int, shards: int) -> list[int]:
+    """Column boundaries of ``shards`` contiguous, nearly equal blocks: shard s is ``[b[s], b[s + 1])``."""
+    return [n_features * s // shards for s in range(shards + 1)]
 
 
-def sub_window_ms(duration_ms: int) -> int:
-    """The pre-batch length: the largest divisor of the window that also divides 5 s.
-
-    Longer sub-windows mean fewer Python calls (each costs about a millisecond with its state
-    round trip) and add no latency: a sub-window ends with or before its window and fires on the same
-    watermark."""
-    return math.gcd(int(duration_ms), MAX_SUB_WINDOW_MS)
+def matrices(spec: MonitorSpec) -> tuple[str, ...]:
+    """The enabled window matrices: ``covariance`` and/or ``correlation``."""
+    return tuple(name for name, on in (("covariance", spec.stats.covariance),
+                                      ("correlation", spec.stats.correlation)) if on)
 
 
-BATCH_KIND = "batch"
-PACK_FUNCTION = "mmon_pack_rows"  # jvm/udfs PackRows: a group's feature vectors as row-major float64 bytes
-PACK_CLASS = "io.github.mmon.flink.PackRows"
-PACKED = 4  # JVM output rows are (kind, k, payload, rowtime, packed)
-PACKED_TYPE = Types.PRIMITIVE_ARRAY(Types.BYTE())
-FEATURE_BATCH = Types.TUPLE([Types.INT(), PACKED_TYPE])
+def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream, DataStream]:
+    """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router: returns the
+    sub-batches (`SUB_BATCH_ROW`), the alert and dead-letter rows (`OUTPUT_ROW`) and the whole-matrix
+    sub-batches (for covariance; empty unless enabled)."""
+    package = java_functions.package()
+    bounds = shard_bounds(len(spec.input.features), shard_count(spec))
+    settings = package.RouterSettings(len(spec.input.features), int(spec.window.duration),
+                                      java_functions.int_array(bounds), bool(matrices(spec)), FLUSH_VALUES,
+                                      parse.LATE)
+    dead_letters = package.DeadLetters(DEAD_LETTER_KIND, spec.job.dead_letter_max_raw_bytes)
+    router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
+    sub_batches = java_functions.transformed(requests, router, SUB_BATCH_ROW, "event time, outliers, sub-batches")
+    records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
+    whole_matrices = java_functions.side_output(sub_batches, package.RequestRouter.WHOLE_MATRICES)
+    return sub_batches, records, whole_matrices
 
 
-def sub_batches_sql(spec: MonitorSpec) -> str:
-    """One row per sub-window, shaped like the other JVM outputs (kind, k, payload, rowtime) followed by
-    the sub-window's instances packed by ``mmon_pack_rows`` (Python reads them with `unpack`)."""
-    features = ", ".join(f"f{j}" for j in range(len(spec.input.features)))
-    size = watermarks.interval_sql(sub_window_ms(spec.window.duration))
-    return (f"SELECT '{BATCH_KIND}' AS kind, CAST(NULL AS STRING) AS k, CAST(NULL AS STRING) AS payload, "
-            f"window_time AS {watermarks.ROWTIME}, {PACK_FUNCTION}({features}) AS packed FROM TABLE(TUMBLE(TABLE "
-            f"{INSTANCES_VIEW}, DESCRIPTOR({watermarks.ROWTIME}), {size})) GROUP BY window_start, window_end, window_time")
+def unpack(packed: bytes, count: int) -> np.ndarray:
+    """The (instances x columns) matrix of a sub-batch, without copying."""
+    return np.frombuffer(packed, dtype="<f8").reshape(count, -1)
 
 
-def padded_sql(query: str) -> str:
-    """A (kind, k, payload, rowtime) query with an empty ``packed`` column, to be unioned with the sub-batches."""
-    return f"SELECT kind, k, payload, {watermarks.ROWTIME}, CAST(X'' AS BYTES) AS packed FROM ({query})"
+class BlockStatsAggregate(AggregateFunction):
+    """Window state: one `BlockStats` per shard on its features' baseline edges, updated per sub-batch."""
 
-
-def unpack(packed: bytes, n_features: int) -> np.ndarray:
-    """The (instances x features) matrix of a sub-batch, without copying."""
-    return np.frombuffer(packed, dtype="<f8").reshape(-1, n_features)
-
-
-def stats_output_row(row: Row) -> Row:
-    """A `STATS_ROW` as an output ``(kind, k, payload)`` row."""
-    return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
-
-
-class SplitSubBatches(FlatMapFunction):
-    """A sub-batch row -> its packed instances once per feature index (`FEATURE_BATCH`); counts the
-    instances that reach the windows."""
-
-    def __init__(self, n_features: int):
-        self.n_features = n_features
-        self.instances = None
-
-    def open(self, runtime_context):
-        self.instances = metrics.job_group(runtime_context).counter("instances_windowed")
-
-    def flat_map(self, row):
-        packed = row[PACKED]
-        self.instances.inc(len(packed) // (8 * self.n_features))
-        for j in range(self.n_features):
-            yield j, packed
-
-
-def packed_instances(row: Row) -> bytes:
-    """The packed instances of a sub-batch row, for covariance."""
-    return row[PACKED]
-
-
-class FeatureStatsAggregate(AggregateFunction):
-    """Window state: one `FeatureStats` on the feature's baseline edges, updated per sub-batch."""
-
-    def __init__(self, edges: list[list[float]]):
-        self.edges = edges
-        self.n_features = len(edges)
+    def __init__(self, edges_by_shard: list[list[list[float]]]):
+        self.edges_by_shard = edges_by_shard
 
     def create_accumulator(self):
         return None
 
     def add(self, value, accumulator):
-        feature, packed = value
         if accumulator is None:
-            accumulator = FeatureStats(self.edges[feature])
-        accumulator.update(unpack(packed, self.n_features)[:, feature])
+            accumulator = BlockStats(self.edges_by_shard[value[0]])
+        accumulator.update(unpack(value[3], value[2]))
         return accumulator
 
     def get_result(self, accumulator):
@@ -135,29 +104,52 @@ class FeatureStatsAggregate(AggregateFunction):
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed window -> one stats row: key columns, the drift-layout histogram and the JSON payload."""
+    """A closed (shard, window) -> one stats row per feature of the shard: key columns, the drift-layout
+    histogram and the JSON payload. Shard 0 counts the window's instances (every shard holds them all)."""
 
-    def __init__(self, model: str, features: tuple[str, ...], statistics: tuple[str, ...]):
-        self.model, self.features, self.statistics = model, features, statistics
-        self.windows = None
+    def __init__(self, model: str, features_by_shard: list[tuple[str, ...]], statistics: tuple[str, ...]):
+        self.model, self.features_by_shard, self.statistics = model, features_by_shard, statistics
+        self.windows = self.instances = None
 
     def open(self, runtime_context):
-        self.windows = metrics.job_group(runtime_context).counter("windows_emitted")
+        group = metrics.job_group(runtime_context)
+        self.windows = group.counter("windows_emitted")
+        self.instances = group.counter("instances_windowed")
 
-    def process(self, key, context, elements):
+    def process(self, shard, context, elements):
         stats = next(iter(elements))
         window = context.window()
-        feature = self.features[key]
-        result = stats.result()
-        record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
-                  "count": result["count"], **{name: result[name] for name in self.statistics}}
-        self.windows.inc()
-        yield Row(self.model, feature, window.start, window.end, result["count"],
-                  [int(c) for c in stats.histogram_counts()], json.dumps(record, separators=(",", ":"), allow_nan=False))
+        results = stats.results()
+        if shard == 0:
+            self.instances.inc(results[0]["count"])
+        for feature, result, histogram in zip(self.features_by_shard[shard], results, stats.histogram_counts()):
+            record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
+                      "count": result["count"], **{name: result[name] for name in self.statistics}}
+            self.windows.inc()
+            yield Row(self.model, feature, window.start, window.end, result["count"], [int(c) for c in histogram],
+                      json.dumps(record, separators=(",", ":"), allow_nan=False))
+
+
+def stats_output_row(row: Row) -> Row:
+    """A `STATS_ROW` as an output ``(kind, k, payload)`` row."""
+    return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
+
+
+def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
+    """Per-feature window statistics rows (`STATS_ROW`) from the router's sub-batches."""
+    features = spec.input.features
+    bounds = shard_bounds(len(features), shard_count(spec))
+    shards = [features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    edges = [[baseline.features[name].edges.tolist() for name in shard] for shard in shards]
+    window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
+    return (sub_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
+            .window(window)
+            .aggregate(BlockStatsAggregate(edges), EmitStats(spec.model.name, shards, spec.stats.statistics),
+                       output_type=STATS_ROW).name("window stats per shard"))
 
 
 class CovarianceAggregate(AggregateFunction):
-    """Window state: one `CovarianceAccumulator`, updated with each sub-batch's instance matrix."""
+    """Window state: one `CovarianceAccumulator`, updated with each whole-matrix sub-batch."""
 
     def __init__(self, n_features: int):
         self.n_features = n_features
@@ -166,7 +158,7 @@ class CovarianceAggregate(AggregateFunction):
         return CovarianceAccumulator(self.n_features)
 
     def add(self, value, accumulator):
-        accumulator.update(unpack(value, self.n_features))
+        accumulator.update(unpack(value[3], value[2]))
         return accumulator
 
     def get_result(self, accumulator):
@@ -193,29 +185,11 @@ class EmitCovariance(ProcessWindowFunction):
             yield Row(COVARIANCE_KIND, f"{self.model}/{statistic}", json.dumps(record, separators=(",", ":"), allow_nan=False))
 
 
-def matrices(spec: MonitorSpec) -> tuple[str, ...]:
-    """The enabled window matrices: ``covariance`` and/or ``correlation``."""
-    return tuple(name for name, on in (("covariance", spec.stats.covariance),
-                                      ("correlation", spec.stats.correlation)) if on)
-
-
-def feature_stats(feature_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Per-feature window statistics rows (`STATS_ROW`) from `SplitSubBatches`' output."""
-    features = spec.input.features
-    edges = [baseline.features[name].edges.tolist() for name in features]
+def covariance(whole_matrices: DataStream, spec: MonitorSpec) -> DataStream:
+    """Covariance/correlation records (`OUTPUT_ROW`) from the whole-matrix sub-batches."""
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    return (feature_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
+    return (whole_matrices.key_by(lambda batch: batch[0], key_type=Types.INT())
             .window(window)
-            .aggregate(FeatureStatsAggregate(edges), EmitStats(spec.model.name, features, spec.stats.statistics),
-                       output_type=STATS_ROW).name("feature window stats"))
-
-
-def covariance(sub_batches: DataStream, spec: MonitorSpec) -> DataStream:
-    """Covariance/correlation records (`OUTPUT_ROW`) from the JVM's sub-batch rows."""
-    window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    n = len(spec.input.features)
-    return (sub_batches.map(packed_instances, output_type=PACKED_TYPE).name("whole sub-batches")
-            .key_by(lambda batch: 0, key_type=Types.INT())
-            .window(window)
-            .aggregate(CovarianceAggregate(n), EmitCovariance(spec.model.name, spec.input.features, matrices(spec)),
+            .aggregate(CovarianceAggregate(len(spec.input.features)),
+                       EmitCovariance(spec.model.name, spec.input.features, matrices(spec)),
                        output_type=OUTPUT_ROW).name("covariance window"))

@@ -29,7 +29,7 @@ RESPONSE_TYPE_SUFFIX = ".response"
 
 WRONG_CONTENT_TYPE = "wrong_content_type"
 BODY_TOO_LARGE = "body_too_large"
-FUTURE_TIME = "future_time"  # the job's dead-letter reason for the same check
+FUTURE_TIME = formats.FUTURE_TIME  # the job's dead-letter reason for the same check
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000
 

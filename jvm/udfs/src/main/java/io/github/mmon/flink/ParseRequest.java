@@ -1,38 +1,45 @@
 package io.github.mmon.flink;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 /**
- * {@code mmon_parse(raw, format, n_features, message_time, default_id, default_time_ms)}: one inference-log
- * record as {@code ROW<reason, request_id, time_ms, instances>} (see {@link RequestParser}). The JSON is
- * parsed once; the instances come back as an array of feature vectors for {@code UNNEST}.
+ * {@code mmon_parse(raw, format, n_features, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock)}:
+ * one inference-log record as {@code ROW<reason, request_id, time_ms, instances>} (see {@link RequestParser}).
+ * The JSON is parsed once; the instances come back packed, row-major float64, as {@link RequestRouter} and
+ * Python read them.
  */
 public class ParseRequest extends ScalarFunction {
 
     public static final String RESULT_TYPE =
-            "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances ARRAY<ARRAY<DOUBLE>>>";
+            "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances BYTES>";
 
     public @DataTypeHint(RESULT_TYPE) Row eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class)
                                                StringData raw, String format, Integer nFeatures,
-                                               Boolean messageTime, String defaultId, Long defaultTimeMs) {
-        ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
-        return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), boxed(parsed.instances()));
+                                               Boolean messageTime, String defaultId, Long defaultTimeMs,
+                                               Long maxFutureSkewMs, Boolean wallClock) {
+        ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
+                maxFutureSkewMs, wallClock);
+        return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()));
     }
 
-    private static Double[][] boxed(double[][] instances) {
+    /** The instances row-major as little-endian float64 (numpy.frombuffer(b, "<f8") reads them). */
+    static byte[] packed(double[][] instances) {
         if (instances == null) {
             return null;
         }
-        Double[][] out = new Double[instances.length][];
-        for (int i = 0; i < instances.length; i++) {
-            out[i] = new Double[instances[i].length];
-            for (int j = 0; j < instances[i].length; j++) {
-                out[i][j] = instances[i][j];
-            }
+        int width = instances.length == 0 ? 0 : instances[0].length;
+        ByteBuffer out = ByteBuffer.allocate(instances.length * width * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        DoubleBuffer doubles = out.asDoubleBuffer();
+        for (double[] instance : instances) {
+            doubles.put(instance);
         }
-        return out;
+        return out.array();
     }
 }

@@ -42,6 +42,7 @@ public final class RequestParser {
     static final String BAD_INSTANCE = "bad_instance";
     static final String WRONG_FEATURE_COUNT = "wrong_feature_count";
     static final String NON_FINITE = "non_finite";
+    static final String FUTURE_TIME = "future_time";
 
     static final String CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request";
     static final Set<String> NUMERIC_DATATYPES = Set.of("FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
@@ -61,6 +62,8 @@ public final class RequestParser {
 
     /** The last record parsed on this thread: the rowtime column and the parse step call for the same record. */
     private static final ThreadLocal<Cached> LAST = new ThreadLocal<>();
+    /** The latest request time accepted on this thread: a replayed stream's "now" for the future check. */
+    private static final ThreadLocal<long[]> LATEST = ThreadLocal.withInitial(() -> new long[] {Long.MIN_VALUE});
 
     private RequestParser() {}
 
@@ -75,12 +78,13 @@ public final class RequestParser {
     }
 
     private record Cached(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
-                          Long defaultTimeMs, ParsedRequest parsed) {
+                          Long defaultTimeMs, Long maxFutureSkewMs, ParsedRequest parsed) {
         boolean matches(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
-                        Long defaultTimeMs) {
+                        Long defaultTimeMs, Long maxFutureSkewMs) {
             return this.raw.equals(raw) && this.format.equals(format) && this.nFeatures == nFeatures
                     && this.messageTime == messageTime && Objects.equals(this.defaultId, defaultId)
-                    && Objects.equals(this.defaultTimeMs, defaultTimeMs);
+                    && Objects.equals(this.defaultTimeMs, defaultTimeMs)
+                    && Objects.equals(this.maxFutureSkewMs, maxFutureSkewMs);
         }
     }
 
@@ -91,23 +95,49 @@ public final class RequestParser {
      *
      * @param messageTime false when the request time is the Kafka record timestamp ({@code input.time: kafka}):
      *                    the message's own time field is then neither read nor checked
+     * @param maxFutureSkewMs a request time more than this ahead of "now" is {@code future_time} (NULL: no
+     *                        limit), so that it can never move the watermark
+     * @param wallClock       "now" is the wall clock (a live stream); else the latest request time accepted
+     *                        on this thread (a replayed file, whose times may lie anywhere; its first
+     *                        request sets the clock)
      */
     public static ParsedRequest parse(StringData raw, String format, Integer nFeatures, Boolean messageTime,
-                                      String defaultId, Long defaultTimeMs) {
-        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
-                Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs);
+                                      String defaultId, Long defaultTimeMs, Long maxFutureSkewMs, Boolean wallClock) {
+        ParsedRequest parsed = memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
+                Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs, maxFutureSkewMs,
+                Boolean.TRUE.equals(wallClock));
+        return parsed;
     }
 
     private static ParsedRequest memoised(StringData raw, String format, int nFeatures, boolean messageTime,
-                                          String defaultId, Long defaultTimeMs) {
+                                          String defaultId, Long defaultTimeMs, Long maxFutureSkewMs,
+                                          boolean wallClock) {
         Cached last = LAST.get();
-        if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs)) {
+        if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
+                maxFutureSkewMs)) {
             return last.parsed;
         }
         ParsedRequest parsed = decode(raw.toString(), format, nFeatures, messageTime, defaultId, defaultTimeMs);
+        if (maxFutureSkewMs != null) {
+            parsed = notInTheFuture(parsed, wallClock ? System.currentTimeMillis() : LATEST.get()[0], maxFutureSkewMs);
+        }
         // a copy: the record's bytes may belong to a buffer that is reused for the next one
         StringData kept = ((BinaryStringData) raw).copy();
-        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, parsed));
+        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, maxFutureSkewMs, parsed));
+        return parsed;
+    }
+
+    /** An accepted request more than {@code skewMs} after {@code nowMs} becomes {@code future_time}; one that
+     * stays accepted advances this thread's latest accepted time. */
+    static ParsedRequest notInTheFuture(ParsedRequest parsed, long nowMs, long skewMs) {
+        if (parsed.reason() != null) {
+            return parsed;
+        }
+        if (nowMs != Long.MIN_VALUE && parsed.timeMs() - nowMs > skewMs) {
+            return ParsedRequest.rejected(FUTURE_TIME, parsed.requestId(), parsed.timeMs());
+        }
+        long[] latest = LATEST.get();
+        latest[0] = Math.max(latest[0], parsed.timeMs());
         return parsed;
     }
 

@@ -1,0 +1,60 @@
+package io.github.mmon.flink;
+
+import java.io.Serializable;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.types.Row;
+
+/**
+ * Dead-letter records of a bounded size: the raw payload is cut to at most {@code maxRawBytes} UTF-8
+ * bytes (at a character boundary), with its full length and SHA-256, so that no input, however large,
+ * can make a record the sink cannot write (JSON escaping at most sextuples the cut text).
+ */
+public final class DeadLetters implements Serializable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String kind;
+    private final int maxRawBytes;
+
+    public DeadLetters(String kind, int maxRawBytes) {
+        this.kind = kind;
+        this.maxRawBytes = maxRawBytes;
+    }
+
+    /** The {@code (kind, reason, payload)} record of a request (a {@link JobRows#REQUEST_FIELDS} row). */
+    Row row(String reason, Row request) {
+        String raw = (String) request.getField(JobRows.RAW);
+        byte[] bytes = raw == null ? new byte[0] : raw.getBytes(StandardCharsets.UTF_8);
+        ObjectNode payload = JSON.createObjectNode();
+        payload.put("reason", reason);
+        payload.put("raw", bytes.length <= maxRawBytes ? raw : cut(bytes, maxRawBytes));
+        payload.put("raw_bytes", bytes.length);
+        payload.put("raw_sha256", sha256(bytes));
+        payload.put("truncated", bytes.length > maxRawBytes);
+        payload.put("source", (String) request.getField(JobRows.SOURCE));
+        return Row.of(kind, reason, payload.toString());
+    }
+
+    /** The longest prefix of {@code bytes} of at most {@code limit} bytes that ends on a character. */
+    static String cut(byte[] bytes, int limit) {
+        int end = limit;
+        while (end > 0 && (bytes[end] & 0xC0) == 0x80) {  // a continuation byte: back to the character's start
+            end--;
+        }
+        return new String(bytes, 0, end, StandardCharsets.UTF_8);
+    }
+
+    static String sha256(byte[] bytes) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);  // every JVM has SHA-256
+        }
+    }
+}

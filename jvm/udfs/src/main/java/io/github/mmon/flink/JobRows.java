@@ -1,0 +1,34 @@
+package io.github.mmon.flink;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.types.Row;
+
+/**
+ * The row types that cross between the job's steps, with their field names; `flink_job.rows` holds the
+ * same lists on the Python side and the tests check that the two agree.
+ */
+public final class JobRows {
+
+    /** A parsed request, as the parse step's view selects it (flink_job.parse.REQUEST_FIELDS). */
+    public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "raw", "source"};
+    static final int REASON = 0;
+    static final int REQUEST_ID = 1;
+    static final int REQUEST_TIME_MS = 2;
+    static final int INSTANCES = 3;
+    static final int RAW = 4;
+    static final int SOURCE = 5;
+
+    /** An output record: kind (stats, outlier, drift, dead_letter, ...), Kafka key, JSON payload. */
+    public static final String[] RECORD_FIELDS = {"kind", "k", "payload"};
+    public static final TypeInformation<Row> RECORD =
+            Types.ROW_NAMED(RECORD_FIELDS, Types.STRING, Types.STRING, Types.STRING);
+
+    /** A sub-batch: a shard's columns of some instances of one window, row-major little-endian float64. */
+    public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed"};
+    public static final TypeInformation<Row> SUB_BATCH = Types.ROW_NAMED(SUB_BATCH_FIELDS,
+            Types.INT, Types.LONG, Types.INT, Types.PRIMITIVE_ARRAY(Types.BYTE));
+
+    private JobRows() {
+    }
+}

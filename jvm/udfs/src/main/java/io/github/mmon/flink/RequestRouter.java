@@ -1,0 +1,193 @@
+package io.github.mmon.flink;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.TreeMap;
+
+import org.apache.flink.api.common.accumulators.LongCounter;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * The event-time step of the job, in one operator chained to the parse step: every parsed request is
+ * either dead-lettered (its parse reason, or {@code late}) or accepted; an accepted request's instances
+ * are checked against the outlier bounds ({@link OutlierRules}) and appended to its window's buffer, which
+ * leaves as sub-batches ({@code (shard, window_start, count, packed)}, one per shard of feature columns).
+ *
+ * <p>Why one operator: the late check and the window that the instances go to use the same watermark,
+ * this operator's own. A buffer is emitted when the watermark passes its window's end, <em>before</em> the
+ * watermark is forwarded, so downstream windows always receive it on time: no instance that passed the
+ * late check can be dropped by a window, however long the input was idle. Buffers also leave early when
+ * they reach {@code flushValues} values (bounded memory at any width) and before every checkpoint barrier
+ * (so the operator holds no state: its instances are in the downstream window state or not yet read).
+ *
+ * <p>Alerts and dead letters go to the side output {@link #RECORDS} as {@code (kind, k, payload)} rows,
+ * whole-matrix sub-batches (covariance) to {@link #WHOLE_MATRICES}: no Python runs in this task.
+ * Counters (metric group {@code mmon}, and job accumulators of the same names for embedded runs) keep
+ * the accounting: {@code records_read = requests_accepted + records dead-lettered}, and every accepted
+ * instance is packed into exactly one window.
+ */
+public class RequestRouter extends AbstractStreamOperator<Row> implements OneInputStreamOperator<Row, Row> {
+
+    public static final OutputTag<Row> RECORDS = new OutputTag<>("records", JobRows.RECORD) {};
+    /** Whole-matrix sub-batches (all columns), for covariance/correlation, when enabled. */
+    public static final OutputTag<Row> WHOLE_MATRICES = new OutputTag<>("whole-matrices", JobRows.SUB_BATCH) {};
+
+    private final RouterSettings settings;
+    private final OutlierRules rules;
+    private final DeadLetters deadLetters;
+
+    private transient long watermark;
+    private transient TreeMap<Long, WindowBuffer> buffers;
+    private transient Counter recordsRead;
+    private transient Counter requestsAccepted;
+    private transient Counter instancesAccepted;
+    private transient LongCounter[] accumulators;
+
+    public RequestRouter(RouterSettings settings, OutlierRules rules, DeadLetters deadLetters) {
+        this.settings = settings;
+        this.rules = rules;
+        this.deadLetters = deadLetters;
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        watermark = Long.MIN_VALUE;
+        buffers = new TreeMap<>();
+        MetricGroup group = getMetricGroup().addGroup("mmon");
+        recordsRead = group.counter("records_read");
+        requestsAccepted = group.counter("requests_accepted");
+        instancesAccepted = group.counter("instances_accepted");
+        accumulators = new LongCounter[] {new LongCounter(), new LongCounter(), new LongCounter()};
+        getRuntimeContext().addAccumulator("records_read", accumulators[0]);
+        getRuntimeContext().addAccumulator("requests_accepted", accumulators[1]);
+        getRuntimeContext().addAccumulator("instances_accepted", accumulators[2]);
+    }
+
+    @Override
+    public void processElement(StreamRecord<Row> element) {
+        Row request = element.getValue();
+        count(recordsRead, 0, 1);
+        String reason = (String) request.getField(JobRows.REASON);
+        long time = element.getTimestamp();
+        if (reason == null && time <= watermark) {
+            reason = settings.lateReason();
+        }
+        if (reason != null) {
+            output.collect(RECORDS, new StreamRecord<>(deadLetters.row(reason, request), time));
+            return;
+        }
+        accept(request, time);
+    }
+
+    private void accept(Row request, long time) {
+        byte[] packed = (byte[]) request.getField(JobRows.INSTANCES);
+        int n = packed.length / (Double.BYTES * settings.features());
+        count(requestsAccepted, 1, 1);
+        count(instancesAccepted, 2, n);
+        rules.check(request, packed, n, alert -> output.collect(RECORDS, new StreamRecord<>(alert, time)));
+        long start = time - Math.floorMod(time, settings.windowMs());
+        WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new WindowBuffer(settings));
+        buffer.append(packed);
+        if (buffer.values() >= settings.flushValues()) {
+            emit(start, buffers.remove(start));
+        }
+    }
+
+    private void count(Counter metric, int accumulator, long n) {
+        metric.inc(n);
+        accumulators[accumulator].add(n);
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        watermark = Math.max(watermark, mark.getTimestamp());
+        Iterator<Map.Entry<Long, WindowBuffer>> open = buffers.entrySet().iterator();
+        while (open.hasNext()) {
+            Map.Entry<Long, WindowBuffer> entry = open.next();
+            if (entry.getKey() + settings.windowMs() - 1 > watermark) {
+                break;  // sorted by window start: the rest are later still
+            }
+            emit(entry.getKey(), entry.getValue());
+            open.remove();
+        }
+        super.processWatermark(mark);
+    }
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        super.prepareSnapshotPreBarrier(checkpointId);
+        for (Map.Entry<Long, WindowBuffer> entry : buffers.entrySet()) {
+            emit(entry.getKey(), entry.getValue());
+        }
+        buffers.clear();
+    }
+
+    /** One sub-batch per shard, stamped with the window's last millisecond. */
+    private void emit(long windowStart, WindowBuffer buffer) {
+        long timestamp = windowStart + settings.windowMs() - 1;
+        int[] bounds = settings.shardBounds();
+        for (int shard = 0; shard + 1 < bounds.length; shard++) {
+            byte[] columns = buffer.columns(bounds[shard], bounds[shard + 1]);
+            output.collect(new StreamRecord<>(Row.of(shard, windowStart, buffer.instances(), columns), timestamp));
+        }
+        if (settings.wholeMatrix()) {
+            byte[] all = buffer.columns(0, settings.features());
+            output.collect(WHOLE_MATRICES, new StreamRecord<>(Row.of(0, windowStart, buffer.instances(), all), timestamp));
+        }
+    }
+
+    /** A window's instances so far, row-major float64. */
+    static final class WindowBuffer {
+        private final int features;
+        private double[] values;
+        private int size;
+
+        WindowBuffer(RouterSettings settings) {
+            this.features = settings.features();
+            this.values = new double[Math.max(features, 1) * 64];
+        }
+
+        void append(byte[] packed) {
+            int n = packed.length / Double.BYTES;
+            if (size + n > values.length) {
+                values = java.util.Arrays.copyOf(values, Math.max(values.length * 2, size + n));
+            }
+            ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(values, size, n);
+            size += n;
+        }
+
+        int values() {
+            return size;
+        }
+
+        int instances() {
+            return size / features;
+        }
+
+        /** Columns {@code [from, to)} of every instance, row-major little-endian float64. */
+        byte[] columns(int from, int to) {
+            int width = to - from;
+            int rows = instances();
+            ByteBuffer out = ByteBuffer.allocate(rows * width * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            if (width == features) {
+                out.asDoubleBuffer().put(values, 0, size);
+                return out.array();
+            }
+            java.nio.DoubleBuffer doubles = out.asDoubleBuffer();
+            for (int row = 0; row < rows; row++) {
+                doubles.put(values, row * features + from, width);
+            }
+            return out.array();
+        }
+    }
+}
