@@ -1,6 +1,8 @@
 """The wire formats: exact encodings, round trips, and every dead-letter reason."""
 import json
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -165,5 +167,15 @@ def test_feature_count_is_enforced_when_given():
 
 
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 11
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 12
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
+
+
+def test_the_java_parser_uses_the_same_reasons():
+    """RequestParser.java's reason constants are formats.REASONS, name for name (one list of reasons)."""
+    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
+            / "mmon" / "flink" / "RequestParser.java").read_text()
+    constants = dict(re.findall(r'static final String ([A-Z_]+) = "([a-z_]+)";', java))
+    assert {name: value for name, value in constants.items() if value in formats.REASONS} == {
+        name: getattr(formats, name) for name in constants if getattr(formats, name, None) in formats.REASONS}
+    assert set(formats.REASONS) <= set(constants.values())

@@ -1,5 +1,5 @@
 """`mmon run` refuses bad configuration with one clear line naming the field, before any JVM starts;
-and the plan-time pieces (intervals, sub-windows, inlined bounds) are exact. No Flink here."""
+and the plan-time pieces (intervals, shards, outlier bounds) are exact. No Flink here."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ import yaml
 
 from flink_job import main as run_main
 from flink_job import outliers, watermarks, windows
-from flink_job.config import load_spec
+from flink_job.config import load_spec, shard_count
 from udfs.baseline import Baseline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
@@ -81,10 +81,17 @@ def test_interval_literals(millis, sql):
     assert watermarks.interval_sql(millis) == sql
 
 
-@pytest.mark.parametrize("duration, sub", [(15_000, 5000), (2_500, 2500), (1_234, 2), (60_000, 5000), (250, 250), (7_000, 1000)])
-def test_sub_windows_divide_the_window(duration, sub):
-    assert windows.sub_window_ms(duration) == sub
-    assert duration % sub == 0 and 5000 % sub == 0
+@pytest.mark.parametrize("features, shards, bounds", [(4, 1, [0, 4]), (4, 2, [0, 2, 4]), (5, 2, [0, 2, 5]),
+                                                     (1000, 3, [0, 333, 666, 1000])])
+def test_shards_are_contiguous_nearly_equal_blocks(features, shards, bounds):
+    assert windows.shard_bounds(features, shards) == bounds
+
+
+def test_shard_count_defaults_to_the_parallelism_and_never_exceeds_the_features(tmp_path):
+    two = load_spec(_write_spec(tmp_path, lambda s: s["job"].update(parallelism=2)))
+    assert shard_count(two) == 2
+    many = load_spec(_write_spec(tmp_path, lambda s: s["job"].update(shards=9)))
+    assert shard_count(many) == len(many.input.features)
 
 
 def test_watermark_folds_in_allowed_lateness(tmp_path):
@@ -93,19 +100,16 @@ def test_watermark_folds_in_allowed_lateness(tmp_path):
     assert clause == "WATERMARK FOR rowtime AS rowtime - INTERVAL '7.500' SECOND"
 
 
-def test_outlier_bounds_are_inlined_exactly(tmp_path):
+def test_outlier_bounds_come_from_the_baseline_per_feature(tmp_path):
     config = _write_spec(tmp_path, lambda s: s["outliers"].update(sigma=2.5, range=True))
     spec = load_spec(config)
     baseline = Baseline.load(spec.baseline)
-    rules = outliers.rules(spec, baseline)
-    assert [(r.feature, r.name_below) for r in rules[:2]] == [("sepal_length", "sigma"), ("sepal_length", "min")]
-    sepal = baseline.features["sepal_length"]
-    assert rules[0].lower == sepal.mean - 2.5 * sepal.std and rules[0].upper == sepal.mean + 2.5 * sepal.std
-    assert (rules[1].lower, rules[1].upper) == (sepal.min, sepal.max)
-    for rule in rules:
-        for bound in (rule.lower, rule.upper):
-            literal = outliers.double_literal(bound)
-            assert float(literal) == bound and "E" in literal.upper()
+    sigma, extremes = outliers.rules(spec, baseline)
+    assert (sigma.name_below, sigma.name_above, extremes.name_below, extremes.name_above) == ("sigma", "sigma", "min", "max")
+    for j, name in enumerate(spec.input.features):
+        feature = baseline.features[name]
+        assert sigma.lower[j] == feature.mean - 2.5 * feature.std and sigma.upper[j] == feature.mean + 2.5 * feature.std
+        assert (extremes.lower[j], extremes.upper[j]) == (feature.min, feature.max)
 
 
 def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
@@ -134,15 +138,3 @@ def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, op
         monkeypatch.delenv("JVM_ARGS")
     pipeline._tune_local_jvm(pipeline.RunOptions(**options))
     assert os.environ.get("JVM_ARGS") == expected
-
-
-@pytest.mark.parametrize("options, strategy", [
-    ({"input_lines": 250_000}, "ONE_PHASE"), ({"input_lines": 1_000_000}, "AUTO"),
-    ({"bootstrap": "127.0.0.1:9092"}, "AUTO"),
-])
-def test_short_runs_pack_sub_batches_in_one_phase(tmp_path, options, strategy):
-    from flink_job import pipeline
-
-    spec = load_spec(_write_spec(tmp_path, lambda spec: None))
-    config = pipeline.flink_configuration(spec, pipeline.RunOptions(**options)).to_dict()
-    assert config["table.optimizer.agg-phase-strategy"] == strategy

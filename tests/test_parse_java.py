@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from typing import Any, Optional
 
+import numpy as np
 import pytest
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
@@ -104,7 +106,7 @@ def _actual(row) -> tuple:
     """(reason,) or (None, id, time, instances) from a result row (i, reason, id, time, instances, rowtime ms)."""
     if row[1] is not None:
         return (row[1],)
-    return (None, row[2], row[3], [list(instance) for instance in row[4]])
+    return (None, row[2], row[3], np.frombuffer(bytes(row[4]), dtype="<f8").reshape(-1, N_FEATURES).tolist())
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +118,16 @@ def t_env() -> TableEnvironment:
     return env
 
 
-def _run(t_env: TableEnvironment, fmt: str, records: list, message_time: bool = True) -> list:
+def _run(t_env: TableEnvironment, fmt: str, records: list, message_time: bool = True,
+         max_future_skew_ms: Optional[int] = None, wall_clock: bool = False) -> list:
     table = t_env.from_elements([(i, raw, default_id, default_time) for i, (raw, default_id, default_time)
                                  in enumerate(records)], SCHEMA)
     t_env.create_temporary_view("records", table)
     flag = "TRUE" if message_time else "FALSE"
-    parsed, time_ms = (f"{function}(payload, {parse.sql_string(fmt)}, {N_FEATURES}, {flag}, default_id, default_time_ms)"
+    skew = "NULL" if max_future_skew_ms is None else str(max_future_skew_ms)
+    clock = "TRUE" if wall_clock else "FALSE"
+    parsed, time_ms = (f"{function}(payload, {parse.sql_string(fmt)}, {N_FEATURES}, {flag}, default_id, "
+                       f"default_time_ms, CAST({skew} AS BIGINT), {clock})"
                        for function in (parse.PARSE_FUNCTION, parse.TIME_FUNCTION))
     query = (f"SELECT i, r.p.reason, r.p.request_id, r.p.time_ms, r.p.instances, r.t "  # flat: PyFlink's collect
              f"FROM (SELECT i, {parsed} AS p, {time_ms} AS t FROM records) AS r")  # fails on NULLs inside a ROW
@@ -142,8 +148,28 @@ def test_java_parser_agrees_with_the_reference_decoder(t_env, fmt):
     assert not disagreements, disagreements[:5]
     reasons = {_actual(row)[0] for row in rows}
     assert None in reasons and len(reasons) >= 7, reasons  # the corpus reaches most reasons
-    for row in rows:  # the rowtime column's time is the parse step's
-        assert row[5] == row[3]
+    for row in rows:  # the rowtime column's time is the parse step's; none for a dead-lettered record
+        assert row[5] == (row[3] if row[1] is None else None)
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_future_times_are_dead_lettered_and_give_the_rowtime_no_time(t_env, fmt):
+    now = int(time.time() * 1000)
+    rows = [[5.0, 3.0, 1.5, 0.2]]
+    records = [(formats.encode(fmt, f"r{i}", t, rows), None, None)
+               for i, t in enumerate((now - 60_000, now + 60_000, now + 3_600_000, 32_503_680_000_000))]
+    live = _run(t_env, fmt, records, max_future_skew_ms=300_000, wall_clock=True)
+    assert [_actual(row)[0] for row in live] == [None, None, formats.FUTURE_TIME, formats.FUTURE_TIME]
+    assert [row[5] for row in live] == [now - 60_000, now + 60_000, None, None]
+
+
+def test_a_replayed_file_is_checked_against_its_own_latest_time(t_env):
+    base = 1_900_000_000_000  # years after the wall clock: a replay's times lie anywhere
+    times = (base, base + 1000, base + 3_600_000, base + 2000, base + 301_000)
+    records = [(formats.encode(formats.THESIS, f"r{i}", t, [[5.0, 3.0, 1.5, 0.2]]), None, None)
+               for i, t in enumerate(times)]
+    rows = _run(t_env, formats.THESIS, records, max_future_skew_ms=300_000, wall_clock=False)
+    assert [_actual(row)[0] for row in rows] == [None, None, formats.FUTURE_TIME, None, None]
 
 
 @pytest.mark.parametrize("fmt", formats.FORMATS)
