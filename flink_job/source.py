@@ -45,21 +45,22 @@ def _with_options(options: Mapping[str, str]) -> str:
     return ",\n  ".join(f"{parse.sql_string(k)} = {parse.sql_string(v)}" for k, v in options.items())
 
 
-def _rowtime_sql(spec: MonitorSpec, columns: Mapping[str, str]) -> str:
+def _rowtime_sql(spec: MonitorSpec, columns: Mapping[str, str], live: bool) -> str:
     """``rowtime`` from the request time (`flink_job.parse`'s time function); computed columns cannot
     refer to each other, so the expressions of ``columns`` are inlined. A record without a time gets 0:
     it is dead-lettered, and a NULL must never reach the watermark generator."""
-    call = parse.call_sql(parse.TIME_FUNCTION, spec, *(f"({columns[name]})" for name in _INLINED))
+    call = parse.call_sql(parse.TIME_FUNCTION, spec, live, *(f"({columns[name]})" for name in _INLINED))
     return f"TO_TIMESTAMP_LTZ(COALESCE({call}, CAST(0 AS BIGINT)), 3)"
 
 
 def _table_ddl(spec: MonitorSpec, declared: list[str], computed: Mapping[str, str],
                options: Mapping[str, str]) -> str:
+    live = options["connector"] == "kafka"
     """``declared`` physical/metadata columns, then the ``computed`` ones (name -> SQL over them),
     ``rowtime`` and the watermark."""
     inline = {"raw_payload": "raw_payload", **computed}
     columns = [*declared, *(f"{name} AS {expr}" for name, expr in computed.items()),
-               f"{watermarks.ROWTIME} AS {_rowtime_sql(spec, inline)}", watermarks.watermark_clause(spec.window)]
+               f"{watermarks.ROWTIME} AS {_rowtime_sql(spec, inline, live)}", watermarks.watermark_clause(spec.window)]
     body = ",\n  ".join(columns)
     return f"CREATE TEMPORARY TABLE {SOURCE_TABLE} (\n  {body}\n) WITH (\n  {_with_options(options)}\n)"
 
