@@ -78,7 +78,7 @@ class WindowSpec:
     idle_timeout: Duration = field(
         default=Duration(30_000), metadata={"doc": "A source partition silent this long stops holding the watermark back (0 = never)."})
     max_future_skew: Duration = field(
-        default=Duration(300_000), metadata={"doc": "A request time further than this ahead of the wall clock is dead-lettered `future_time` (it never moves the watermark)."})
+        default=Duration(300_000), metadata={"doc": "A request time further than this ahead of the wall clock (Kafka) or of the latest accepted request (a replayed file) is dead-lettered `future_time`; it never moves the watermark."})
 
 
 @dataclass(frozen=True)

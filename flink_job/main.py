@@ -81,10 +81,15 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-def summarize(output: Path, spec: MonitorSpec, job_seconds: float) -> dict:
-    """The run's figures, from the output files. The rate counts the instances of every window after
-    the first and divides by the time between the first and the last stats record leaving the job: the
-    span in which the job was reading and processing, excluding JVM start and job deployment."""
+ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators
+
+
+def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict) -> dict:
+    """The run's figures, from the output files and the job's ``counted`` accumulators (`ACCOUNTING`).
+    The rate counts the instances of every window after the first and divides by the time between the
+    first and the last stats record leaving the job: the span in which the job was reading and
+    processing, excluding JVM start and job deployment. ``accounted`` is the identity that nothing was
+    lost: every record read was monitored or dead-lettered, every accepted instance is in a window."""
     stats = [json.loads(line) for line in (output / "stats.jsonl").read_text().splitlines()]
     first_feature = [r for r in stats if r["feature"] == spec.input.features[0]]
     drift_rows = [json.loads(line) for line in (output / "drift.jsonl").read_text().splitlines()]
@@ -99,7 +104,10 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float) -> dict:
         "dead_letter": len(dead),
         "job_seconds": round(job_seconds, 3),
         "instances_per_s": None,
+        **{name: int(counted.get(name, 0)) for name in ACCOUNTING},
     }
+    summary["accounted"] = (summary["records_read"] == summary["requests_accepted"] + summary["dead_letter"]
+                            and summary["instances_accepted"] == summary["instances"])
     if len(first_feature) > 1:
         first_feature.sort(key=lambda r: r["emitted_at"])
         span_s = (first_feature[-1]["emitted_at"] - first_feature[0]["emitted_at"]) / 1000
@@ -133,10 +141,11 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
         progress = Progress(output)
         progress.start()
         try:
-            env.execute("mmon " + spec.model.name)
+            result = env.execute("mmon " + spec.model.name)
         finally:
             progress.stopped.set()
-        summary = summarize(output, spec, time.monotonic() - progress.started)
+        counted = {name: result.get_accumulator_result(name) for name in ACCOUNTING}
+        summary = summarize(output, spec, time.monotonic() - progress.started, counted)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -221,3 +221,11 @@ def test_summary_printed_and_written(run):
     assert summary["late"] == 1 and summary["dead_letter"] == len(run["bad"]) + 1
     assert summary["windows"] == len(run["stats"]) // len(run["features"])
     assert "mmon run: done." in run["stdout"]
+
+
+def test_accounting_identity_nothing_lost(run):
+    """Every line read was monitored or dead-lettered; every accepted instance is in exactly one window."""
+    summary = run["summary"]
+    assert summary["records_read"] == run["n_lines"] == summary["requests_accepted"] + summary["dead_letter"]
+    assert summary["instances_accepted"] == summary["instances"] == len(_instances(run))
+    assert summary["accounted"] is True
