@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
@@ -153,17 +153,19 @@ class KafkaBroker(_Service):
     ``port``/``controller_port`` 0 means a free port picked at start. ``data_dir`` holds the
     config, the log segments and ``broker.log``; by default a temporary directory removed at stop.
     ``background=True`` starts a broker that outlives this Python process (for the scripts).
+    ``extra_properties`` are merged into server.properties (e.g. a larger ``message.max.bytes``).
     """
 
     def __init__(self, port: int = 0, controller_port: int = 0, data_dir: Optional[Path] = None,
                  jars_dir: Path = JARS_DIR / "kafka", heap: str = "512m", background: bool = False,
-                 start_timeout_s: float = 120.0):
+                 start_timeout_s: float = 120.0, extra_properties: Optional[Mapping[str, object]] = None):
         self.port = port
         self.controller_port = controller_port
         self.jars_dir = Path(jars_dir)
         self.heap = heap
         self.background = background
         self.start_timeout_s = start_timeout_s
+        self.extra_properties = dict(extra_properties or {})
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else None
         self.process: Optional[subprocess.Popen] = None
@@ -236,6 +238,7 @@ class KafkaBroker(_Service):
             "log.message.timestamp.after.max.ms": 2**63 - 1,
             "num.network.threads": 2,
             "num.io.threads": 2,
+            **self.extra_properties,
         }
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))

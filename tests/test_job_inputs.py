@@ -15,8 +15,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,6 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import iris_stream
 from benchmarks.local_services import free_port
@@ -34,6 +31,7 @@ from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
 
 from processes import stop_group
+from prometheus_scrape import scrape, total
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -435,7 +433,6 @@ def test_extra_line(job, fmt, name):
 
 # ------------------------------------------------------------------------------------- Prometheus
 
-METRIC_PREFIX = "flink_taskmanager_job_task_operator_mmon_"
 # 100,000 requests: ~25 s of processing on two cores; the checks below hold from ~60 % of it (after the drift
 # stage's first alert), so the job is still running then. A much faster job would need a longer stream.
 PROM_STAGE_SIZE = 20_000
@@ -445,32 +442,8 @@ PROM_BAD = ((formats.BAD_JSON, "{not json"), (formats.BAD_JSON, "[]"),
             (formats.NOT_REQUEST, formats.encode(formats.THESIS, "resp-1", 1_800_000_000_500, [OK_ROW])
              .replace('"type":"request"', '"type":"response"')),
             (formats.BAD_TIME, formats.encode(formats.THESIS, "t-1", 1, [OK_ROW]).replace('"time":1,', '"time":-1,')))
-LABELS = {"reason_dead_letter": ("reason",), "feature_outliers": ("feature",),
-          "feature_metric_drift_value_micros": ("feature", "metric")}
 COUNTERS = ("instances_windowed", "windows_emitted", "late_events", "parse_errors", "drift_alerts",
             "reason_dead_letter", "feature_outliers", "feature_metric_drift_value_micros")
-
-
-def _scrape(port: int) -> Optional[dict]:
-    """The ``mmon`` metrics: name -> {label values: value}, summed over operators and subtasks."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith(METRIC_PREFIX):
-                name = sample.name[len(METRIC_PREFIX):]
-                key = tuple(sample.labels[label] for label in LABELS.get(name, ()))
-                found.setdefault(name, {}).setdefault(key, 0.0)
-                found[name][key] += sample.value
-    return found
-
-
-def _total(found: dict, name: str) -> float:
-    return sum(found.get(name, {}).values())
 
 
 @pytest.mark.timeout(PROM_DEADLINE_S + 120)
@@ -517,20 +490,20 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
                     floor = {"instances_windowed": sum(r["count"] for r in stats if r["feature"] == features[0]),
                              "windows_emitted": len(stats),
                              "feature_outliers": Counter(a["feature"] for a in alerts)}
-            found = _scrape(port)
+            found = scrape(port)
             if found:
                 last = found
                 if "instances_windowed" in found:  # absent before the first sub-batch and after the job's tasks end
-                    history.append((time.monotonic() - started, _total(found, "instances_windowed")))
+                    history.append((time.monotonic() - started, total(found, "instances_windowed")))
                 done = (floor is not None
                         and all(name in found for name in COUNTERS)
                         and {k[0]: v for k, v in found["reason_dead_letter"].items()} == dead_expected
-                        and _total(found, "parse_errors") == len(PROM_BAD)
-                        and _total(found, "late_events") == 1
-                        and _total(found, "instances_windowed") >= floor["instances_windowed"]
-                        and _total(found, "windows_emitted") >= floor["windows_emitted"]
+                        and total(found, "parse_errors") == len(PROM_BAD)
+                        and total(found, "late_events") == 1
+                        and total(found, "instances_windowed") >= floor["instances_windowed"]
+                        and total(found, "windows_emitted") >= floor["windows_emitted"]
                         and all(found["feature_outliers"].get((f,), 0) >= n for f, n in floor["feature_outliers"].items())
-                        and _total(found, "drift_alerts") > 0)
+                        and total(found, "drift_alerts") > 0)
                 if done:
                     break
             time.sleep(0.25)  # polling interval, not synchronisation
@@ -547,7 +520,7 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
     seen = [v for _, v in history]
     assert seen == sorted(seen), "instances_windowed went down"
     assert 0 < seen[-1] <= n_instances
-    assert _total(last, "windows_emitted") <= n_windows * len(features)
+    assert total(last, "windows_emitted") <= n_windows * len(features)
     for (feature,), value in last["feature_outliers"].items():
         assert 0 < value <= outliers_by_feature[feature], feature
     drift_labels = set(last["feature_metric_drift_value_micros"])
