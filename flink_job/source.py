@@ -55,9 +55,9 @@ def _rowtime_sql(spec: MonitorSpec, columns: Mapping[str, str], live: bool) -> s
 
 def _table_ddl(spec: MonitorSpec, declared: list[str], computed: Mapping[str, str],
                options: Mapping[str, str]) -> str:
-    live = options["connector"] == "kafka"
     """``declared`` physical/metadata columns, then the ``computed`` ones (name -> SQL over them),
     ``rowtime`` and the watermark."""
+    live = options["connector"] == "kafka"
     inline = {"raw_payload": "raw_payload", **computed}
     columns = [*declared, *(f"{name} AS {expr}" for name, expr in computed.items()),
                f"{watermarks.ROWTIME} AS {_rowtime_sql(spec, inline, live)}", watermarks.watermark_clause(spec.window)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -15,3 +16,9 @@ def stop_group(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+def live_start_ms() -> int:
+    """A start time for a stream sent to the job on Kafka: an hour ago, on a whole minute (a live job
+    dead-letters request times more than ``window.max_future_skew`` ahead of the wall clock)."""
+    return (int(time.time() * 1000) - 3_600_000) // 60_000 * 60_000

@@ -11,6 +11,8 @@ import yaml
 
 from benchmarks import iris_stream
 
+from processes import live_start_ms
+
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +26,7 @@ def test_flink_run_submits_the_job_to_the_standalone_cluster(flink_cluster, tmp_
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s")
     spec["job"]["metrics_port"] = 0
     (tmp_path / "monitor.yaml").write_text(yaml.safe_dump(spec))
-    stream = iris_stream.generate(seed=3, stage_size=80, rates=(40.0,) * 5)
+    stream = iris_stream.generate(seed=3, stage_size=80, rates=(40.0,) * 5, start_ms=live_start_ms())
     iris_stream.write_jsonl(stream, tmp_path / "input.jsonl")
     out = tmp_path / "out"
 

@@ -19,7 +19,7 @@ from flink_job import formats
 from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
 
-from processes import stop_group
+from processes import live_start_ms, stop_group
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -67,7 +67,7 @@ def kafka_run(kafka_broker, tmp_path_factory):
     topics = spec["kafka"]["topics"]
     kafka_broker.create_topics(list(topics.values()), partitions=1)
 
-    stream = iris_stream.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES)
+    stream = iris_stream.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES, start_ms=live_start_ms())
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     for rid, t, row in requests:

@@ -20,6 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from benchmarks import iris_stream
 from flink_job import formats
 
+from processes import live_start_ms
+
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +82,7 @@ def test_restart_from_checkpoint_loses_no_window(kafka_broker, tmp_path, guarant
     kafka_broker.create_topics(list(topics.values()), partitions=1)
     feature = spec["input"]["features"][0]
 
-    stream = iris_stream.generate(seed=9, stage_size=200, rates=(40.0,) * 5)
+    stream = iris_stream.generate(seed=9, stage_size=200, rates=(40.0,) * 5, start_ms=live_start_ms())
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     half = len(requests) // 2
     expected = {}
