@@ -58,11 +58,11 @@ def job_jars(options: RunOptions) -> list[Path]:
 
 
 def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
-    """Job-wide settings: the DataStream functions in thread mode (Python embedded in the JVM: no RPC
-    and no bundle per call; with the 10 ms buffer timeout, outlier alerts p50 0.018 s end to end on Kafka, vs 0.15 s before),
-    the pandas drift UDF's worker on this interpreter with small bundles (a stats row waits at most
-    ~30 ms), object reuse between chained operators, UTC session zone, source idleness, the job's
-    jars, and the Prometheus reporter when a port is set."""
+    """Job-wide settings: the Python operators (windows, drift) in Beam worker processes with small
+    bundles (a stats row waits at most ~30 ms; PyFlink's thread mode deadlocked two tasks' embedded
+    interpreters once a Python key selector shared a task with the Java router), object reuse between
+    chained operators, UTC session zone, source idleness, the job's jars, and the Prometheus reporter
+    when a port is set. Outlier alerts and dead letters never reach Python."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
