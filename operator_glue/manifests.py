@@ -284,7 +284,7 @@ def logger_resources(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
                     "--topic", spec.kafka.topics.inference, "--format", spec.input.format,
                     "--host", "0.0.0.0", "--port", str(LOGGER_PORT)],
         "ports": [{"name": "metrics", "containerPort": LOGGER_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": LOGGER_PORT}, "periodSeconds": 5},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": LOGGER_PORT}, "periodSeconds": 5, "timeoutSeconds": 3},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LOGGER_PORT}, "periodSeconds": 10},
         "env": [_kafka_properties_env(settings),
                 _secret_env(LOGGER_TOKEN_ENV, settings.logger_token_secret_name, LOGGER_TOKEN_KEY)],
