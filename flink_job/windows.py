@@ -10,9 +10,12 @@ before a checkpoint barrier. Alerts and dead letters leave on the router's side 
 Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
 window): one vectorised pass over the sub-batch's matrix, whatever the width; each sub-batch crosses
 into Python once. A window fires when the watermark passes its end (the final watermark of a bounded
-input included) and emits one stats row per feature of its shard. Covariance/correlation, when
-enabled, come from whole-matrix sub-batches on a side output of the router (no Python runs in the
-router's task: a thread-mode Python call there deadlocked with another task's interpreter start).
+input included) and emits one stats row per feature of its shard; when the spec asks for the two-sample
+tests (``ks``, ``cvm``), the row also carries their statistics, computed there from the window's CDF
+(exact values, or the KLL sketch with its rank error) against the baseline's training sample: the
+window's values exist nowhere else. Covariance/correlation, when enabled, come from whole-matrix
+sub-batches on a side output of the router (no Python runs in the router's task: a thread-mode Python
+call there deadlocked with another task's interpreter start).
 """
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunctio
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 from udfs.baseline import Baseline
+from udfs.drift import TESTS
 from udfs.stats import BlockStats, CovarianceAccumulator
 
 from flink_job import java_functions, metrics, outliers, parse
-from flink_job.config import MonitorSpec, shard_count
+from flink_job.config import TWO_SAMPLE_TESTS, MonitorSpec, shard_count
 
 STATS_KIND = "stats"
 COVARIANCE_KIND = "covariance"
@@ -40,9 +44,12 @@ OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.ST
 SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed"],
                                 [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 STATS_ROW = Types.ROW_NAMED(
-    ["model", "feature", "window_start", "window_end", "count", "histogram", "payload"],
+    ["model", "feature", "window_start", "window_end", "count", "histogram", "payload", "tests"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.LONG()),
-     Types.STRING()])
+     Types.STRING(), Types.STRING()])
+"""One feature's closed window: key columns, the drift-layout histogram, the stats record (JSON) and
+``tests``, a JSON object of two-sample statistic by test name (`two_sample_tests`; ``{}`` when none is
+configured, a null statistic for a column without values)."""
 
 
 def shard_bounds(n_features: int, shards: int) -> list[int]:
@@ -71,6 +78,11 @@ def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     whole_matrices = java_functions.side_output(sub_batches, package.RequestRouter.WHOLE_MATRICES)
     return sub_batches, records, whole_matrices
+
+
+def two_sample_tests(spec: MonitorSpec) -> tuple[str, ...]:
+    """The configured two-sample tests (``ks``, ``cvm``): computed in the window step, thresholded in drift."""
+    return tuple(name for name in TWO_SAMPLE_TESTS if name in spec.drift.metrics)
 
 
 def unpack(packed: bytes, count: int) -> np.ndarray:
@@ -105,10 +117,13 @@ class BlockStatsAggregate(AggregateFunction):
 
 class EmitStats(ProcessWindowFunction):
     """A closed (shard, window) -> one stats row per feature of the shard: key columns, the drift-layout
-    histogram and the JSON payload. Shard 0 counts the window's instances (every shard holds them all)."""
+    histogram, the JSON payload and the statistics of the two-sample ``tests`` against each feature's
+    training sample (``samples_by_shard``). Shard 0 counts the window's instances (every shard holds them all)."""
 
-    def __init__(self, model: str, features_by_shard: list[tuple[str, ...]], statistics: tuple[str, ...]):
+    def __init__(self, model: str, features_by_shard: list[tuple[str, ...]], statistics: tuple[str, ...],
+                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = ()):
         self.model, self.features_by_shard, self.statistics = model, features_by_shard, statistics
+        self.tests, self.samples_by_shard = tests, samples_by_shard
         self.windows = self.instances = None
 
     def open(self, runtime_context):
@@ -122,16 +137,26 @@ class EmitStats(ProcessWindowFunction):
         results = stats.results()
         if shard == 0:
             self.instances.inc(results[0]["count"])
-        for feature, result, histogram in zip(self.features_by_shard[shard], results, stats.histogram_counts()):
+        for j, (feature, result, histogram) in enumerate(zip(self.features_by_shard[shard], results,
+                                                             stats.histogram_counts())):
             record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
                       "count": result["count"], **{name: result[name] for name in self.statistics}}
             self.windows.inc()
             yield Row(self.model, feature, window.start, window.end, result["count"], [int(c) for c in histogram],
-                      json.dumps(record, separators=(",", ":"), allow_nan=False))
+                      json.dumps(record, separators=(",", ":"), allow_nan=False), self._tests(stats, shard, j))
+
+    def _tests(self, stats: BlockStats, shard: int, j: int) -> str:
+        """``{test: statistic}`` of the shard's feature ``j`` as JSON; null for a column without values."""
+        if not self.tests:
+            return "{}"
+        cdf, sample = stats.cdf(j), self.samples_by_shard[shard][j]
+        values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n else None
+                  for name in self.tests}
+        return json.dumps(values, separators=(",", ":"), allow_nan=False)
 
 
 def stats_output_row(row: Row) -> Row:
-    """A `STATS_ROW` as an output ``(kind, k, payload)`` row."""
+    """A `STATS_ROW` as an output ``(kind, k, payload)`` row (the test statistics go to the drift step only)."""
     return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
 
 
@@ -141,11 +166,13 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     bounds = shard_bounds(len(features), shard_count(spec))
     shards = [features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
     edges = [[baseline.features[name].edges.tolist() for name in shard] for shard in shards]
+    tests = two_sample_tests(spec)
+    samples = [[baseline.features[name].sample for name in shard] for shard in shards] if tests else []
+    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples)
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (sub_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
             .window(window)
-            .aggregate(BlockStatsAggregate(edges), EmitStats(spec.model.name, shards, spec.stats.statistics),
-                       output_type=STATS_ROW).name("window stats per shard"))
+            .aggregate(BlockStatsAggregate(edges), emit, output_type=STATS_ROW).name("window stats per shard"))
 
 
 class CovarianceAggregate(AggregateFunction):

@@ -2,15 +2,23 @@
 and the plan-time pieces (intervals, shards, outlier bounds) are exact. No Flink here."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pandas as pd
 
 import pytest
 import yaml
 
+from flink_job import config, drift
 from flink_job import main as run_main
 from flink_job import outliers, watermarks, windows
 from flink_job.config import load_spec, shard_count
+from udfs import drift as drift_math
+from udfs import two_sample
 from udfs.baseline import Baseline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
@@ -92,6 +100,45 @@ def test_shard_count_defaults_to_the_parallelism_and_never_exceeds_the_features(
     assert shard_count(two) == 2
     many = load_spec(_write_spec(tmp_path, lambda s: s["job"].update(shards=9)))
     assert shard_count(many) == len(many.input.features)
+
+
+def test_metric_names_are_the_numeric_cores_list_without_importing_it():
+    assert config.DRIFT_METRICS == drift_math.METRIC_NAMES
+    assert config.HISTOGRAM_METRICS == tuple(drift_math.METRICS)
+    assert config.TWO_SAMPLE_TESTS == tuple(drift_math.TESTS)
+    probe = "import json, sys, flink_job.config; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    assert not {"numpy", "scipy", "udfs", "pyflink"} & set(loaded)
+
+
+def test_two_sample_tests_are_opt_in(tmp_path):
+    default = load_spec(_write_spec(tmp_path, lambda s: s["drift"].pop("metrics")))
+    assert tuple(default.drift.metrics) == config.HISTOGRAM_METRICS
+    assert windows.two_sample_tests(default) == ()
+    both = load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(cvm={"threshold": 0.3}, ks={})))
+    assert windows.two_sample_tests(both) == ("ks", "cvm")
+
+
+def test_drift_step_thresholds_the_window_steps_two_sample_statistics(tmp_path):
+    spec = load_spec(_write_spec(tmp_path, lambda s: s["drift"].update(
+        emit_all=True, metrics={"ks": {"false_alarm_rate": 0.05}, "cvm": {"threshold": 0.3}})))
+    baseline = Baseline.load(spec.baseline)
+    feature = spec.input.features[0]
+    sample = baseline.features[feature].sample
+    window = sample[::2] + 0.5
+    tests = {"ks": float(two_sample.ks_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample)),
+             "cvm": float(two_sample.cvm_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample))}
+    empty_histogram = [0] * (len(baseline.features[feature].edges) + 1)
+    out = drift.drift_records(spec, baseline, drift.calibrate(spec, baseline), pd.Series([feature]), pd.Series([0]),
+                              pd.Series([10]), pd.Series([len(window)]), pd.Series([empty_histogram]),
+                              pd.Series([json.dumps(tests)]))
+    records = {r["metric"]: r for r in map(json.loads, out[0])}
+    assert set(records) == {"ks", "cvm"} and all(r["count"] == len(window) for r in records.values())
+    assert records["ks"]["value"] == tests["ks"] and records["cvm"]["value"] == tests["cvm"]
+    assert records["ks"]["threshold"] == float(two_sample.ks_threshold(len(sample), len(window), 0.05))
+    assert records["cvm"]["threshold"] == 0.3
+    assert records["ks"]["drift"] and records["ks"]["value"] > records["ks"]["threshold"]  # shifted by 0.5
+    assert records["cvm"]["drift"] == (records["cvm"]["value"] > 0.3)
 
 
 def test_watermark_folds_in_allowed_lateness(tmp_path):

@@ -1,6 +1,6 @@
 """The monitoring job end to end, embedded: one real Flink mini-cluster run on a small staged stream
 (plus malformed, late and multi-instance lines), every output checked against numpy / udfs recomputed
-from the input."""
+from the input. The spec adds the two-sample tests (ks, cvm) to the example's five histogram metrics."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats as scipy_stats
 
 from benchmarks import iris_stream
 from flink_job import formats
 from udfs import drift as drift_math
+from udfs import two_sample
 from udfs.baseline import Baseline
+from udfs.calibration import TEST_THRESHOLDS
 from udfs.outliers import sigma_bounds
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
@@ -60,6 +63,8 @@ def run(tmp_path_factory):
     spec["baseline"] = str(EXAMPLE.parent / spec["baseline"])
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay=f"{DELAY_MS}ms")
     spec["job"]["metrics_port"] = 0
+    spec["drift"]["metrics"].update(ks={"threshold": "auto", "false_alarm_rate": 0.01},
+                                    cvm={"threshold": "auto", "false_alarm_rate": 0.01})
     (tmp / "monitor.yaml").write_text(yaml.safe_dump(spec))
 
     stream = iris_stream.generate(seed=11, stage_size=STAGE_SIZE,
@@ -159,9 +164,10 @@ def test_every_violating_value_alerted_exactly_once(run):
 
 def test_drift_values_equal_udfs_drift_on_the_window_histograms(run):
     by_window = {(r["feature"], r["window_start"]): r for r in run["stats"]}
-    metrics = {"wasserstein", "kl", "js", "psi", "hellinger"}
+    metrics = set(drift_math.METRIC_NAMES)
     assert len(run["drift"]) == len(run["stats"]) * len(metrics)  # emit_all: every (window, metric)
-    for record in run["drift"]:
+    assert {r["metric"] for r in run["drift"]} == metrics
+    for record in (r for r in run["drift"] if r["metric"] in drift_math.METRICS):
         stats = by_window[(record["feature"], record["window_start"])]
         hist = stats["histogram"]
         observed = np.array([hist["underflow"], *hist["counts"], hist["overflow"]], dtype=float)
@@ -171,6 +177,27 @@ def test_drift_values_equal_udfs_drift_on_the_window_histograms(run):
         assert record["drift"] == (record["value"] > record["threshold"])
         assert record["count"] == stats["count"]
         assert record["window_end"] == record["window_start"] + WINDOW_MS
+
+
+def test_two_sample_tests_equal_udfs_and_scipy_on_the_window_values(run):
+    """ks and cvm from the window step's CDF (exact: every window here holds < 2,048 values, epsilon 0)
+    equal udfs.two_sample on the raw window values, ks also scipy's ks_2samp; auto thresholds are the
+    tests' own nulls at (m, n). (scipy's cramervonmises_2samp averages the ranks of ties, which Iris's
+    training values have, so cvm is checked against udfs.two_sample only.)"""
+    records = [r for r in run["drift"] if r["metric"] in drift_math.TESTS]
+    assert len(records) == 2 * len(run["stats"])
+    for record in records:
+        j = run["features"].index(record["feature"])
+        x = _window_values(run, record["window_start"], j)
+        sample = run["baseline"].features[record["feature"]].sample
+        expected = drift_math.TESTS[record["metric"]](two_sample.empirical_cdf(x), len(x), 0.0, sample)
+        assert record["value"] == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
+        if record["metric"] == "ks":
+            assert record["value"] == pytest.approx(scipy_stats.ks_2samp(x, sample).statistic, abs=1e-9)
+        assert record["count"] == len(x) < 2_048
+        assert record["threshold"] == pytest.approx(float(TEST_THRESHOLDS[record["metric"]](len(sample), len(x), 0.01)),
+                                                    rel=1e-12)
+        assert record["drift"] == (record["value"] > record["threshold"])
 
 
 def test_drift_stage_windows_are_flagged(run):
