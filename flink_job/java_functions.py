@@ -33,11 +33,6 @@ def mapped(stream: DataStream, function, output_type: TypeInformation, name: str
     return DataStream(j_stream.name(name))
 
 
-def filtered(stream: DataStream, function, name: str) -> DataStream:
-    """``stream`` through the Java FilterFunction ``function``."""
-    return DataStream(stream._j_data_stream.filter(function).name(name))
-
-
 def string_array(values) -> JavaArray:
     """A Java ``String[]`` of ``values``."""
     gateway = get_gateway()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from flink_job import config, drift
 from flink_job import main as run_main
-from flink_job import outliers, watermarks, windows
+from flink_job import outliers, parse, watermarks, windows
 from flink_job.config import load_spec, shard_count
 from udfs import drift as drift_math
 from udfs import two_sample
@@ -185,3 +186,15 @@ def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, op
         monkeypatch.delenv("JVM_ARGS")
     pipeline._tune_local_jvm(pipeline.RunOptions(**options))
     assert os.environ.get("JVM_ARGS") == expected
+
+
+def test_row_types_agree_with_the_java_side():
+    """The rows crossing between Python and the Java router have one list of field names per type:
+    JobRows.java's arrays equal `parse.REQUEST_FIELDS` and the row types of `flink_job.windows`."""
+    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
+            / "mmon" / "flink" / "JobRows.java").read_text()
+    arrays = {name: re.findall(r'"([a-z_]+)"', body)
+              for name, body in re.findall(r"String\[\] ([A-Z_]+) = \{([^}]*)\}", java)}
+    assert arrays["REQUEST_FIELDS"] == list(parse.REQUEST_FIELDS[:-1])  # then rowtime, the record's timestamp
+    assert arrays["RECORD_FIELDS"] == windows.OUTPUT_ROW.get_field_names()
+    assert arrays["SUB_BATCH_FIELDS"] == windows.SUB_BATCH_ROW.get_field_names()
