@@ -12,7 +12,6 @@ record of the second batch.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,19 +19,20 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import pytest
 import yaml
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from benchmarks.local_services import KafkaBroker, free_port, log_tail
 from flink_job import formats
-from udfs.baseline import Baseline
 
+from kafka_topics import OutputReader, read_topic
 from processes import live_start_ms, stop_group
 from prometheus_scrape import metric_values
+from window_checks import assert_stats_equal_numpy, normal_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -50,65 +50,24 @@ RESTARTS_METRIC = "flink_jobmanager_job_numRestarts"
 STAMP = "emitted_at"  # the egress's wall-clock stamp: the one field a re-emitted window may change
 
 
-def _normal_rows(n: int, seed: int) -> list[list[float]]:
-    """Rows around the baseline means, within 2 sigma of each (no outliers)."""
-    spec = yaml.safe_load(EXAMPLE.read_text())
-    baseline = Baseline.load(EXAMPLE.parent / spec["baseline"])
-    stats = [baseline.features[name] for name in spec["input"]["features"]]
-    z = np.clip(np.random.default_rng(seed).standard_normal((n, len(stats))), -2, 2)
-    return np.round([[s.mean + s.std * v for s, v in zip(stats, row)] for row in z], 2).tolist()
-
-
 def _window(t: int) -> int:
     return t // WINDOW_MS * WINDOW_MS
 
 
-class Stats:
+class Stats(OutputReader):
     """The stats topic read as it fills (per-feature records and covariance records), with the monotonic
     time each record arrived."""
 
     def __init__(self, bootstrap: str, topic: str):
-        self.records: list[tuple[float, dict]] = []
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
-
-    def poll(self) -> int:
-        batches = self.consumer.poll(timeout_ms=500)
-        arrived = time.monotonic()
-        for messages in batches.values():
-            self.records += [(arrived, json.loads(message.value)) for message in messages]
-        return sum(len(messages) for messages in batches.values())
+        super().__init__(bootstrap, {"stats": topic})
 
     def windows(self, feature: str) -> set[int]:
-        return {r["window_start"] for _, r in self.records if r.get("feature") == feature}
+        return {r["window_start"] for r in self.records["stats"] if r.get("feature") == feature}
 
-    def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> Optional[float]:
-        """Seconds until ``condition()`` held, or None if it did not within ``timeout_s``."""
-        started = time.monotonic()
-        while not condition():
-            if time.monotonic() - started > timeout_s:
-                return None
-            self.poll()
-        return time.monotonic() - started
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def _read_topic(bootstrap: str, topic: str) -> list[dict]:
-    """Every record of the topic's single partition, from the beginning to its end offset (bounded)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        end = consumer.end_offsets([partition])[partition]
-        values, deadline = [], time.monotonic() + 60
-        while consumer.position(partition) < end and time.monotonic() < deadline:
-            values += [json.loads(m.value) for m in consumer.poll(timeout_ms=500).get(partition, [])]
-        assert consumer.position(partition) >= end, f"read {len(values)} of {end} records of {topic}"
-        return values
-    finally:
-        consumer.close()
+    def first_arrival(self, feature: str, windows: set[int]) -> float:
+        """When the first record of ``feature`` for one of ``windows`` arrived."""
+        return min(at for at, r in zip(self.arrived["stats"], self.records["stats"])
+                   if r.get("feature") == feature and r["window_start"] in windows)
 
 
 def _send(bootstrap: str, topic: str, requests: list[tuple[str, int, list[float]]]) -> None:
@@ -164,7 +123,7 @@ def test_broker_sigkill_and_restart_under_the_job_loses_no_window(tmp_path):
         feature = features[0]
 
         T = live_start_ms()  # a whole minute: window-aligned
-        rows = _normal_rows(2 * BATCH + 1, seed=12)
+        rows = normal_rows(2 * BATCH + 1, seed=12)
         requests = [(f"r{k:03d}", T + SPACING_MS * k, rows[k]) for k in range(2 * BATCH)]
         first, second = requests[:BATCH], requests[BATCH:]
         closing = ("closing", _window(requests[-1][1]) + WINDOW_MS + 2 * WATERMARK_DELAY_MS, rows[-1])
@@ -199,19 +158,19 @@ def test_broker_sigkill_and_restart_under_the_job_loses_no_window(tmp_path):
         timings["second batch sent"] = time.monotonic() - restarted
         first_of_second = stats.wait_for(lambda: stats.windows(feature) & second_windows, RECOVERY_S)
         assert first_of_second is not None, "no window of the second batch after the broker's restart: " + context()
-        arrived = min(at for at, r in stats.records if r.get("feature") == feature and r["window_start"] in second_windows)
+        arrived = stats.first_arrival(feature, second_windows)
         timings["broker ready to first stats of the second batch"] = arrived - restarted
         timings["all windows"] = stats.wait_for(lambda: set(expected) <= stats.windows(feature), STEP_S)
         assert timings["all windows"] is not None, "windows missing: " + context()
         # the other features' windows and the covariance records come with the same firing; let them land
         everything = len(expected) * len(features)
-        stats.wait_for(lambda: sum(1 for _, r in stats.records if "feature" in r) >= everything, STEP_S)
+        stats.wait_for(lambda: sum(1 for r in stats.records["stats"] if "feature" in r) >= everything, STEP_S)
 
         port = spec["job"]["metrics_port"]
         restarts = metric_values(port, RESTARTS_METRIC)
         alive = job.poll() is None
-        emitted = _read_topic(broker.bootstrap, topics["stats"])
-        dead_letters = _read_topic(broker.bootstrap, topics["dead_letter"])
+        emitted = read_topic(broker.bootstrap, topics["stats"])
+        dead_letters = read_topic(broker.bootstrap, topics["dead_letter"])
     finally:
         if job is not None:
             stop_group(job)
@@ -235,12 +194,9 @@ def test_broker_sigkill_and_restart_under_the_job_loses_no_window(tmp_path):
     assert set(by_feature) == {(f, w) for f in features for w in expected}, context()
     for (name, start), copies in by_feature.items():
         assert all(copy == copies[0] for copy in copies), f"{name} window T+{start - T} re-emitted differently"
-        record, x = copies[0], np.array(expected[start])[:, features.index(name)]
-        assert record["count"] == len(x)
-        assert record["mean"] == pytest.approx(x.mean(), rel=1e-12)
-        assert record["stddev"] == pytest.approx(x.std(ddof=1), rel=1e-9, abs=1e-12)
-        assert (record["min"], record["max"]) == (x.min(), x.max())
-        assert record["window_end"] - record["window_start"] == WINDOW_MS
+        x = np.array(expected[start])[:, features.index(name)]
+        assert len(x) > 1  # every window holds several requests, so its stddev is checked too
+        assert_stats_equal_numpy(copies[0], x, WINDOW_MS)
     for (name, start), copies in by_statistic.items():
         assert start in expected and all(copy == copies[0] for copy in copies), (name, start - T)
     # a window emitted more than once means the job restarted and replayed from its checkpoint

@@ -28,15 +28,16 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 import yaml
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from benchmarks import iris_stream
 from benchmarks.local_services import KafkaBroker, free_port
 from flink_job import formats
-from udfs.baseline import Baseline
 
+from kafka_topics import OutputReader
 from processes import stop_group
 from prometheus_scrape import metric_values, scrape, total
+from window_checks import assert_stats_equal_numpy, normal_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -67,24 +68,6 @@ def _write_spec(tmp: Path, window: dict, kafka: Optional[dict] = None, job: Opti
     return spec
 
 
-def _normal_rows(n: int, seed: int) -> list[list[float]]:
-    """Rows around the baseline means, within 2 sigma of each (no outliers)."""
-    spec = yaml.safe_load(EXAMPLE.read_text())
-    baseline = Baseline.load(EXAMPLE.parent / spec["baseline"])
-    stats = [baseline.features[name] for name in spec["input"]["features"]]
-    z = np.clip(np.random.default_rng(seed).standard_normal((n, len(stats))), -2, 2)
-    return np.round([[s.mean + s.std * v for s, v in zip(stats, row)] for row in z], 2).tolist()
-
-
-def _assert_stats_equal_numpy(record: dict, x: np.ndarray) -> None:
-    assert record["count"] == len(x)
-    assert record["mean"] == pytest.approx(x.mean(), rel=1e-12)
-    if len(x) > 1:
-        assert record["stddev"] == pytest.approx(x.std(ddof=1), rel=1e-9, abs=1e-12)
-    assert (record["min"], record["max"]) == (x.min(), x.max())
-    assert record["window_end"] - record["window_start"] == WINDOW_MS
-
-
 def _expected_windows(requests: list[tuple[str, int, list[float]]]) -> dict[int, list[list[float]]]:
     """Window start -> the rows of the requests in it."""
     by_window: dict[int, list[list[float]]] = {}
@@ -100,50 +83,20 @@ def _assert_windows_equal_numpy(stats: list[dict], by_window: dict[int, list[lis
         (f, w) for f in features for w in by_window)
     for record in stats:
         column = features.index(record["feature"])
-        _assert_stats_equal_numpy(record, np.array(by_window[record["window_start"]])[:, column])
+        assert_stats_equal_numpy(record, np.array(by_window[record["window_start"]])[:, column], WINDOW_MS)
 
 
 # ------------------------------------------------------------------------------ the Kafka fault run
 
-class Outputs:
-    """The job's output topics, read as they fill: ``records[kind]`` (parsed JSON values) and
-    `wait_for` (poll until a condition holds)."""
-
-    def __init__(self, bootstrap: str, topics: dict[str, str]):
-        self.kind_of = {topic: kind for kind, topic in topics.items()}
-        self.records: dict[str, list[dict]] = {kind: [] for kind in topics}
-        self.consumer = KafkaConsumer(*topics.values(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      group_id=None)
-
-    def poll(self, timeout_ms: int = 500) -> int:
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
-        for messages in batches.values():
-            for message in messages:
-                self.records[self.kind_of[message.topic]].append(json.loads(message.value))
-        return sum(len(messages) for messages in batches.values())
-
-    def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> Optional[float]:
-        """Seconds until ``condition()`` held, or None if it did not within ``timeout_s``."""
-        started = time.monotonic()
-        while not condition():
-            if time.monotonic() - started > timeout_s:
-                return None
-            self.poll()
-        return time.monotonic() - started
-
-    def drain(self) -> None:
-        """Read until a poll finds nothing new (a restarted job would be repeating its output)."""
-        while self.poll(timeout_ms=2000):
-            pass
+class Outputs(OutputReader):
+    """The job's output topics, read as they fill, with the dead letters of a reason and the stats of a
+    window of ``FEATURE``."""
 
     def dead_letters(self, reason: str) -> list[dict]:
         return [r for r in self.records["dead_letter"] if r["reason"] == reason]
 
     def window(self, start: int) -> list[dict]:
         return [r for r in self.records["stats"] if r.get("feature") == FEATURE and r["window_start"] == start]
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 @dataclass
@@ -250,7 +203,7 @@ def _settled_metrics(run: FaultRun) -> None:
 
 
 def _run_faults(run: FaultRun) -> None:
-    rows = _normal_rows(40, seed=10)
+    rows = normal_rows(40, seed=10)
     _job_up(run)
     _before_the_gap(run, rows[:32])
     _poison_pills(run)
@@ -413,7 +366,7 @@ def test_replayed_file_future_time_is_relative_to_the_stream(tmp_path):
     ``future_time``, and it does not make the later requests late."""
     start = iris_stream.DEFAULT_START_MS
     assert start > time.time() * 1000
-    rows = _normal_rows(60, seed=11)
+    rows = normal_rows(60, seed=11)
     requests = [(f"f{k:02d}", start + 750 * k, row) for k, row in enumerate(rows)]
     lines = [formats.encode(formats.THESIS, rid, t, [row]) for rid, t, row in requests]
     jump = formats.encode(formats.THESIS, "a-year-on", requests[29][1] + YEAR_MS, [rows[0]])

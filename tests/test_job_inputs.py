@@ -32,6 +32,7 @@ from udfs.outliers import sigma_bounds
 
 from processes import stop_group
 from prometheus_scrape import scrape, total
+from window_checks import assert_stats_equal_numpy
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -334,15 +335,6 @@ def _stream_line_nos(run: dict) -> range:
     return range(1, run["n_stream_lines"] + 1)
 
 
-def _check_stats(record: dict, x: np.ndarray) -> None:
-    assert record["count"] == len(x)
-    assert record["mean"] == pytest.approx(x.mean(), rel=1e-12)
-    if len(x) > 1:
-        assert record["stddev"] == pytest.approx(x.std(ddof=1), rel=1e-9, abs=1e-12)
-    assert (record["min"], record["max"]) == (x.min(), x.max())
-    assert record["window_end"] - record["window_start"] == WINDOW_MS
-
-
 # ------------------------------------------------------------------------------- format end to end
 
 @pytest.mark.parametrize("fmt", FORMATS_UNDER_TEST)
@@ -359,7 +351,7 @@ def test_stream_stats_equal_numpy_per_window(job, fmt):
     for record in stream_stats:
         assert record["model"] == "iris"
         j = run["features"].index(record["feature"])
-        _check_stats(record, np.array([row[j] for row in by_window[record["window_start"]]]))
+        assert_stats_equal_numpy(record, np.array([row[j] for row in by_window[record["window_start"]]]), WINDOW_MS)
 
 
 @pytest.mark.parametrize("fmt", FORMATS_UNDER_TEST)
@@ -428,7 +420,7 @@ def test_extra_line(job, fmt, name):
         rows = np.array(run["accepted"][case["line_no"]].instances)
         assert sorted(r["feature"] for r in window) == sorted(run["features"])
         for record in window:
-            _check_stats(record, rows[:, run["features"].index(record["feature"])])
+            assert_stats_equal_numpy(record, rows[:, run["features"].index(record["feature"])], WINDOW_MS)
 
 
 # ------------------------------------------------------------------------------------- Prometheus

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.local_services import KafkaBroker, free_port, wait_until
 from flink_job import formats
 from inference_logger import kafka_properties, server
+from kafka_topics import read_topic
 from test_logger import Logger
 
 pytestmark = [pytest.mark.kafka]
@@ -42,23 +42,6 @@ def binary_event(request_id: str, instances=(ROW,), **extra: str) -> tuple[bytes
 
 def rfc3339(epoch_ms: int) -> str:
     return formats.format_rfc3339_ms(epoch_ms)
-
-
-def topic_keys(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record key in the topic's single partition, read from the beginning to the end offset."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        end = consumer.end_offsets([partition])[partition]
-        keys, deadline = [], time.monotonic() + 60
-        while consumer.position(partition) < end and time.monotonic() < deadline:
-            keys += [record.key for record in consumer.poll(timeout_ms=500).get(partition, [])]
-        assert consumer.position(partition) >= end, f"read {len(keys)} of {end} records"
-        return keys
-    finally:
-        consumer.close()
 
 
 # ------------------------------------------------------------------------------ broker SIGKILL (finding 4)
@@ -151,7 +134,7 @@ def test_broker_sigkill_under_load_loses_nothing_and_the_logger_recovers_by_itse
                 worker.join(timeout=60)
         replacements = logger.samples().get("mmon_logger_producer_replacements_total", 0)
         acknowledged = [request_id for _, request_id, status in record.answers if status == 200]
-        keys = topic_keys(broker.bootstrap, topic)
+        keys = read_topic(broker.bootstrap, topic, value=lambda record: record.key)
         print(f"\nsigkill: {len(record.answers)} requests, {len(acknowledged)} 200, {len(keys)} records in Kafka, "
               f"statuses {sorted({s for _, _, s in record.answers})}; /readyz 503 {not_ready_after:.1f} s after the "
               f"kill; first 200 {ok_after:.1f} s and /readyz 200 {ready_after:.1f} s after the restart; "
