@@ -4,8 +4,8 @@ The Java ``RequestRouter`` (``jvm/udfs``), chained to the parse step, dead-lette
 requests, checks every accepted instance against the outlier rules (`flink_job.outliers`) and appends
 it to its tumbling window's buffer. A buffer leaves as *sub-batches*, one per shard of features (the
 shard's columns, row-major float64 bytes), when the watermark passes the window's end (before the
-watermark itself, so a window never receives them late), when it holds `FLUSH_VALUES` values, or
-before a checkpoint barrier. Alerts and dead letters leave on the router's side output as output rows.
+watermark itself, so a window never receives them late) or when it holds `FLUSH_VALUES` values; the
+open windows' buffers are part of the router's checkpointed state. Alerts and dead letters leave on the router's side output as output rows.
 
 Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
 window): one vectorised pass over the sub-batch's matrix, whatever the width; each sub-batch crosses

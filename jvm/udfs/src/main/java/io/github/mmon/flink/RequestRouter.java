@@ -7,9 +7,14 @@ import java.util.Map;
 import java.util.TreeMap;
 
 import org.apache.flink.api.common.accumulators.LongCounter;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -26,8 +31,8 @@ import org.apache.flink.util.OutputTag;
  * this operator's own. A buffer is emitted when the watermark passes its window's end, <em>before</em> the
  * watermark is forwarded, so downstream windows always receive it on time: no instance that passed the
  * late check can be dropped by a window, however long the input was idle. Buffers also leave early when
- * they reach {@code flushValues} values (bounded memory at any width) and before every checkpoint barrier
- * (so the operator holds no state: its instances are in the downstream window state or not yet read).
+ * they reach {@code flushValues} values (bounded memory at any width); the buffers of open windows are
+ * part of the checkpoint (operator state), so a restore resumes them.
  *
  * <p>Alerts and dead letters go to the side output {@link #RECORDS} as {@code (kind, k, payload)} rows,
  * whole-matrix sub-batches (covariance) to {@link #WHOLE_MATRICES}: no Python runs in this task.
@@ -47,6 +52,7 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
 
     private transient long watermark;
     private transient TreeMap<Long, WindowBuffer> buffers;
+    private transient ListState<byte[]> checkpointed;
     private transient Counter recordsRead;
     private transient Counter requestsAccepted;
     private transient Counter instancesAccepted;
@@ -62,7 +68,6 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     public void open() throws Exception {
         super.open();
         watermark = Long.MIN_VALUE;
-        buffers = new TreeMap<>();
         MetricGroup group = getMetricGroup().addGroup("mmon");
         recordsRead = group.counter("records_read");
         requestsAccepted = group.counter("requests_accepted");
@@ -123,13 +128,29 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         super.processWatermark(mark);
     }
 
+    /** The open windows' buffers go into the checkpoint (operator state: one entry per window). Emitting
+     * them before the barrier instead would race with the Python operator chained after this one, whose
+     * own pre-barrier flush may already have run: the instances would miss the checkpoint. */
     @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        super.prepareSnapshotPreBarrier(checkpointId);
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        checkpointed.clear();
         for (Map.Entry<Long, WindowBuffer> entry : buffers.entrySet()) {
-            emit(entry.getKey(), entry.getValue());
+            checkpointed.add(entry.getValue().toState(entry.getKey()));
         }
-        buffers.clear();
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        checkpointed = context.getOperatorStateStore().getListState(
+                new ListStateDescriptor<>("window-buffers", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
+        buffers = new TreeMap<>();
+        for (byte[] state : checkpointed.get()) {
+            WindowBuffer buffer = new WindowBuffer(settings);
+            long start = buffer.fromState(state);
+            buffers.merge(start, buffer, WindowBuffer::absorb);
+        }
     }
 
     /** One sub-batch per shard, stamped with the window's last millisecond. */
@@ -168,6 +189,30 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
 
         int values() {
             return size;
+        }
+
+        /** This buffer's state entry: the window start, then the values, little-endian. */
+        byte[] toState(long windowStart) {
+            ByteBuffer out = ByteBuffer.allocate(Long.BYTES + size * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            out.putLong(windowStart);
+            out.asDoubleBuffer().put(values, 0, size);
+            return out.array();
+        }
+
+        /** Restores a {@link #toState} entry into this (empty) buffer; returns its window start. */
+        long fromState(byte[] state) {
+            ByteBuffer in = ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN);
+            long start = in.getLong();
+            byte[] packed = new byte[state.length - Long.BYTES];
+            in.get(packed);
+            append(packed);
+            return start;
+        }
+
+        /** This buffer with {@code other}'s values appended (two entries of one window after a rescale). */
+        WindowBuffer absorb(WindowBuffer other) {
+            append(other.columns(0, features));
+            return this;
         }
 
         int instances() {
