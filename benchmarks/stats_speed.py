@@ -5,7 +5,7 @@ A window is what the Flink job does per shard: a fresh accumulator, ``--sub-batc
 to do it, timed in the same run on the same data:
 
 * ``block``: one `udfs.stats.BlockStats` for all the features (one vectorised pass per sub-batch);
-* ``loop``: one `udfs.stats.FeatureStats` per feature, each updated with its column (the old wiring).
+* ``loop``: one one-column `udfs.stats.BlockStats` per feature, each updated with its column (the old wiring).
 
 Rates are feature values per second of this process's CPU time (windows x sub-batches x instances x
 width / CPU seconds; numpy and the sketches run on one thread, so this is one core's rate, and other
@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from udfs.histogram import equal_width_edges
-from udfs.stats import BlockStats, FeatureStats
+from udfs.stats import BlockStats
 
 BINS = 20
 
@@ -54,12 +54,12 @@ def block_window(edges: list[np.ndarray], batches: list[np.ndarray]) -> BlockSta
 
 
 def loop_window(edges: list[np.ndarray], batches: list[np.ndarray]) -> None:
-    features = [FeatureStats(e) for e in edges]
+    features = [BlockStats([e]) for e in edges]
     for batch in batches:
         for j, stats in enumerate(features):
-            stats.update(batch[:, j])
+            stats.update(batch[:, j:j + 1])
     for stats in features:
-        stats.result()
+        stats.results()
         stats.histogram_counts()
 
 

@@ -8,7 +8,7 @@ import pytest
 from udfs import baseline_cli
 from udfs.baseline import MAX_SAMPLE, Baseline, BaselineError, FeatureBaseline, training_sample
 from udfs.histogram import default_bin_count, quantile_edges
-from udfs.stats import FeatureStats
+from udfs.stats import BlockStats
 
 IRIS = Path(__file__).resolve().parents[1] / "examples" / "iris"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -70,9 +70,9 @@ def test_equal_width_histogram(iris_columns):
 
 def test_window_stats_on_the_training_data_reproduce_the_baseline_histogram(iris, iris_columns):
     for name, values in iris_columns.items():
-        stats = FeatureStats(iris.features[name].edges)
-        stats.update(values)
-        assert stats.histogram_counts().tolist() == iris.features[name].histogram_counts().tolist()
+        stats = BlockStats([iris.features[name].edges])
+        stats.update(np.asarray(values, dtype=float).reshape(-1, 1))
+        assert stats.histogram_counts()[0].tolist() == iris.features[name].histogram_counts().tolist()
 
 
 def test_committed_example_baseline_is_current(iris):

@@ -97,17 +97,13 @@ def test_an_empty_block_reports_none_and_is_strict_json():
     json.dumps(results, allow_nan=False)
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 300), cuts=st.lists(st.integers(0, 300), max_size=6),
-       reverse=st.booleans(), missing=st.floats(0.0, 0.3))
-def test_merging_any_split_equals_one_pass(seed, rows, cuts, reverse, missing):
-    matrix = _matrix(rows, seed)
-    matrix[np.random.default_rng(seed).random(matrix.shape) < missing] = np.nan
-    one_pass = BlockStats(EDGES)
+def _assert_merges_equal_one_pass(edges, matrix: np.ndarray, cuts: list[int], reverse: bool) -> None:
+    """Blocks of ``matrix`` split at ``cuts``, pickled and merged in either order, equal one pass over it."""
+    one_pass = BlockStats(edges)
     one_pass.update(matrix)
     blocks = []
-    for part in np.split(matrix, sorted(c for c in cuts if c <= rows)):
-        block = BlockStats(EDGES)
+    for part in np.split(matrix, sorted(c for c in cuts if c <= len(matrix))):
+        block = BlockStats(edges)
         block.update(part)
         blocks.append(block)
     if reverse:
@@ -123,6 +119,24 @@ def test_merging_any_split_equals_one_pass(seed, rows, cuts, reverse, missing):
                 assert got[key] is None
             else:
                 assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 300), cuts=st.lists(st.integers(0, 300), max_size=6),
+       reverse=st.booleans(), missing=st.floats(0.0, 0.3))
+def test_merging_any_split_equals_one_pass(seed, rows, cuts, reverse, missing):
+    matrix = _matrix(rows, seed)
+    matrix[np.random.default_rng(seed).random(matrix.shape) < missing] = np.nan
+    _assert_merges_equal_one_pass(EDGES, matrix, cuts, reverse)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=0, max_size=300),
+       cuts=st.lists(st.integers(0, 300), max_size=6), reverse=st.booleans())
+def test_one_column_of_any_values_merges_like_one_pass(data, cuts, reverse):
+    """Mostly outside the edges (underflow and overflow), any floats the strategy finds."""
+    _assert_merges_equal_one_pass([equal_width_edges(-2.0, 2.0, 8)], np.array(data, dtype=float).reshape(-1, 1),
+                                  cuts, reverse)
 
 
 def test_percentiles_are_exact_up_to_the_limit_then_from_kll():

@@ -1,6 +1,7 @@
-"""FeatureStats (one column of BlockStats) and CovarianceAccumulator against numpy, one pass against merges.
+"""One feature's window statistics (a one-column BlockStats) and CovarianceAccumulator against numpy,
+one pass against merges.
 
-BlockStats itself, the exact/KLL quantiles and the window CDF: tests/test_block_stats.py."""
+BlockStats on many columns, merges, the exact/KLL quantiles and the window CDF: tests/test_block_stats.py."""
 import json
 import pickle
 
@@ -10,9 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from udfs.histogram import equal_width_edges
-from udfs.stats import CovarianceAccumulator, FeatureStats
+from udfs.stats import BlockStats, CovarianceAccumulator
 
 EDGES = equal_width_edges(-2.0, 2.0, 8)
+
+
+def _one_feature(edges, values=None) -> BlockStats:
+    """A one-column BlockStats on ``edges``, updated with ``values`` if given."""
+    stats = BlockStats([edges])
+    if values is not None:
+        stats.update(np.asarray(values, dtype=float).reshape(-1, 1))
+    return stats
 
 
 def _expected_layout(values, edges):
@@ -21,11 +30,10 @@ def _expected_layout(values, edges):
     return [int((values < edges[0]).sum()), *np.histogram(inside, edges)[0].tolist(), int((values >= edges[-1]).sum())]
 
 
-def test_feature_stats_match_numpy():
+def test_one_feature_matches_numpy():
     values = np.random.default_rng(1).normal(0.3, 1.1, 1500)
-    stats = FeatureStats(EDGES)
-    stats.update(values)
-    result = stats.result()
+    stats = _one_feature(EDGES, values)
+    result = stats.results()[0]
     assert result["count"] == 1500
     assert result["mean"] == pytest.approx(values.mean(), rel=1e-12)
     assert result["stddev"] == pytest.approx(values.std(ddof=1), rel=1e-12)
@@ -39,72 +47,40 @@ def test_feature_stats_match_numpy():
     histogram = result["histogram"]
     assert [histogram["underflow"], *histogram["counts"], histogram["overflow"]] == layout
     assert histogram["edges"] == EDGES.tolist()
-    assert stats.histogram_counts().tolist() == layout
+    assert stats.histogram_counts()[0].tolist() == layout
     assert sum(layout) == 1500
 
 
 def test_values_on_edges_go_to_the_upper_bin_and_last_edge_to_overflow():
-    stats = FeatureStats([0.0, 1.0, 2.0])
-    stats.update(np.array([-0.5, 0.0, 1.0, 1.5, 2.0, 7.0]))
-    assert stats.histogram_counts().tolist() == [1, 1, 2, 2]
+    stats = _one_feature([0.0, 1.0, 2.0], [-0.5, 0.0, 1.0, 1.5, 2.0, 7.0])
+    assert stats.histogram_counts()[0].tolist() == [1, 1, 2, 2]
 
 
 def test_nan_and_inf_are_counted_not_folded_in():
-    stats = FeatureStats(EDGES)
-    stats.update(np.array([1.0, np.nan, np.inf, -np.inf, 3.0, np.nan]))
-    result = stats.result()
+    stats = _one_feature(EDGES, [1.0, np.nan, np.inf, -np.inf, 3.0, np.nan])
+    result = stats.results()[0]
     assert (result["missing"], result["rejected"]) == (2, 2)
     assert result["count"] == 2 and result["mean"] == 2.0 and result["max"] == 3.0
-    assert sum(stats.histogram_counts()) == 2
+    assert sum(stats.histogram_counts()[0]) == 2
 
 
 def test_undefined_statistics_are_none_and_result_is_strict_json():
-    empty = FeatureStats(EDGES).result()
+    empty = _one_feature(EDGES).results()[0]
     assert empty["count"] == 0
     assert all(empty[key] is None for key in ("mean", "min", "max", "stddev", "stddev_pop", "variance", "p50", "iqr"))
-    single = FeatureStats(EDGES)
-    single.update(np.array([0.5]))
-    result = single.result()
+    result = _one_feature(EDGES, [0.5]).results()[0]
     assert result["stddev"] is None and result["variance"] is None
     assert result["stddev_pop"] == 0.0 and result["p50"] == 0.5
     for document in (empty, result):
         json.dumps(document, allow_nan=False)
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=0, max_size=300),
-       cuts=st.lists(st.integers(0, 300), max_size=6), reverse=st.booleans())
-def test_merging_any_split_equals_one_pass(data, cuts, reverse):
-    values = np.array(data, dtype=float)
-    one_pass = FeatureStats(EDGES)
-    one_pass.update(values)
-    parts = np.split(values, sorted(c for c in cuts if c <= len(values)))
-    accumulators = []
-    for part in parts:
-        accumulator = FeatureStats(EDGES)
-        accumulator.update(part)
-        accumulators.append(accumulator)
-    if reverse:
-        accumulators.reverse()
-    merged = accumulators[0]
-    for accumulator in accumulators[1:]:
-        merged.merge(pickle.loads(pickle.dumps(accumulator)))
-    expected, got = one_pass.result(), merged.result()
-    assert got["count"] == expected["count"]
-    assert got["histogram"] == expected["histogram"]
-    for key in ("mean", "min", "max", "stddev", "variance", "p25", "p50", "p75"):
-        if expected[key] is None:
-            assert got[key] is None
-        else:
-            assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9)
-
-
 def test_feature_stats_state_stays_small_on_large_windows():
-    stats = FeatureStats(EDGES)
+    stats = _one_feature(EDGES)
     rng = np.random.default_rng(3)
     for _ in range(100):
-        stats.update(rng.normal(size=5000))
-    assert stats.result()["count"] == 500_000
+        stats.update(rng.normal(size=(5000, 1)))
+    assert stats.results()[0]["count"] == 500_000
     assert len(pickle.dumps(stats)) < 20_000  # one KLL sketch of about 3 k items, whatever n
 
 

@@ -167,35 +167,6 @@ class BlockStats:
         } for j in range(self.n_features)]
 
 
-class FeatureStats:
-    """Statistics of one feature over a window: a `BlockStats` of one column on ``edges``.
-
-    Same methods as `BlockStats`, for a single feature: ``update(values)`` takes a 1-D batch,
-    ``result()`` is that feature's `BlockStats.results` entry and ``histogram_counts()`` its layout.
-    """
-
-    __slots__ = ("block",)
-
-    def __init__(self, edges, exact_limit: int = EXACT_LIMIT, kll_k: int = KLL_K):
-        self.block = BlockStats([edges], exact_limit, kll_k)
-
-    def update(self, values) -> None:
-        """Add a batch of values (any 1-D array-like of numbers)."""
-        self.block.update(values)
-
-    def merge(self, other: "FeatureStats") -> None:
-        """Fold ``other`` (same edges) into this accumulator."""
-        self.block.merge(other.block)
-
-    def histogram_counts(self) -> np.ndarray:
-        """Counts in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (length ``len(edges) + 1``)."""
-        return self.block.histogram_counts()[0]
-
-    def result(self) -> dict:
-        """See `BlockStats.results`."""
-        return self.block.results()[0]
-
-
 class CovarianceAccumulator:
     """Mergeable sample covariance and Pearson correlation of ``n_features`` features.
 
