@@ -81,7 +81,7 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators
+ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators (JobRows.java)
 
 
 def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict) -> dict:

@@ -102,18 +102,6 @@ def _put_prometheus_reporter_on_classpath() -> None:
     os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([current, *map(str, jars)]).strip(os.pathsep)
 
 
-def _put_this_python_first_on_path() -> None:
-    """Thread mode embeds Python in the JVM, and that interpreter finds this environment's packages
-    (pemja, pyflink, the project) only when this interpreter's directory comes first on the PATH the
-    JVM inherits (an unactivated venv otherwise fails with "No module named 'pemja'"). Must run before
-    the JVM starts. A standalone cluster's TaskManagers need the same (`benchmarks.local_services` and
-    the image's PATH see to it)."""
-    bin_dir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
-    if path.split(os.pathsep)[0] != bin_dir:
-        os.environ["PATH"] = os.pathsep.join([bin_dir, path]) if path else bin_dir
-
-
 def _tune_local_jvm(options: RunOptions) -> None:
     """Flags for the JVM that PyFlink starts for this run (the local mini-cluster), through PyFlink's
     ``JVM_ARGS`` (so before the JVM starts), each only where ``JVM_ARGS`` does not already choose:
@@ -143,7 +131,6 @@ def _tune_local_jvm(options: RunOptions) -> None:
 
 
 def create_environments(spec: MonitorSpec, options: RunOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
-    _put_this_python_first_on_path()
     _tune_local_jvm(options)
     if options.metrics_port:
         _put_prometheus_reporter_on_classpath()
@@ -189,7 +176,8 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     `flink_job.sinks.egress`."""
     parse.register_functions(t_env)
     source.register_functions(t_env)
-    for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live=options.bootstrap is not None)):
+    live = options.bootstrap is not None
+    for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live)):
         t_env.execute_sql(statement)
     requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
     sub_batches, records, whole_matrices = windows.route(requests, spec, baseline)

@@ -14,8 +14,7 @@ input included) and emits one stats row per feature of its shard; when the spec 
 tests (``ks``, ``cvm``), the row also carries their statistics, computed there from the window's CDF
 (exact values, or the KLL sketch with its rank error) against the baseline's training sample: the
 window's values exist nowhere else. Covariance/correlation, when enabled, come from whole-matrix
-sub-batches on a side output of the router (no Python runs in the router's task: a thread-mode Python
-call there deadlocked with another task's interpreter start).
+sub-batches on a side output of the router, so neither stream needs a Python filter.
 """
 from __future__ import annotations
 
@@ -57,6 +56,11 @@ def shard_bounds(n_features: int, shards: int) -> list[int]:
     return [n_features * s // shards for s in range(shards + 1)]
 
 
+def spec_shard_bounds(spec: MonitorSpec) -> list[int]:
+    """`shard_bounds` of the spec's features and shard count."""
+    return shard_bounds(len(spec.input.features), shard_count(spec))
+
+
 def matrices(spec: MonitorSpec) -> tuple[str, ...]:
     """The enabled window matrices: ``covariance`` and/or ``correlation``."""
     return tuple(name for name, on in (("covariance", spec.stats.covariance),
@@ -68,9 +72,8 @@ def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[
     sub-batches (`SUB_BATCH_ROW`), the alert and dead-letter rows (`OUTPUT_ROW`) and the whole-matrix
     sub-batches (for covariance; empty unless enabled)."""
     package = java_functions.package()
-    bounds = shard_bounds(len(spec.input.features), shard_count(spec))
     settings = package.RouterSettings(len(spec.input.features), int(spec.window.duration),
-                                      java_functions.int_array(bounds), bool(matrices(spec)), FLUSH_VALUES,
+                                      java_functions.int_array(spec_shard_bounds(spec)), bool(matrices(spec)), FLUSH_VALUES,
                                       parse.LATE)
     dead_letters = package.DeadLetters(DEAD_LETTER_KIND, spec.job.dead_letter_max_raw_bytes)
     router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
@@ -162,9 +165,8 @@ def stats_output_row(row: Row) -> Row:
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
     """Per-feature window statistics rows (`STATS_ROW`) from the router's sub-batches."""
-    features = spec.input.features
-    bounds = shard_bounds(len(features), shard_count(spec))
-    shards = [features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    bounds = spec_shard_bounds(spec)
+    shards = [spec.input.features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
     edges = [[baseline.features[name].edges.tolist() for name in shard] for shard in shards]
     tests = two_sample_tests(spec)
     samples = [[baseline.features[name].sample for name in shard] for shard in shards] if tests else []

@@ -190,7 +190,8 @@ def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, op
 
 def test_row_types_agree_with_the_java_side():
     """The rows crossing between Python and the Java router have one list of field names per type:
-    JobRows.java's arrays equal `parse.REQUEST_FIELDS` and the row types of `flink_job.windows`."""
+    JobRows.java's arrays equal `parse.REQUEST_FIELDS` and the row types of `flink_job.windows`, and
+    its accounting counter names the ones the embedded summary reads."""
     java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
             / "mmon" / "flink" / "JobRows.java").read_text()
     arrays = {name: re.findall(r'"([a-z_]+)"', body)
@@ -198,3 +199,5 @@ def test_row_types_agree_with_the_java_side():
     assert arrays["REQUEST_FIELDS"] == list(parse.REQUEST_FIELDS[:-1])  # then rowtime, the record's timestamp
     assert arrays["RECORD_FIELDS"] == windows.OUTPUT_ROW.get_field_names()
     assert arrays["SUB_BATCH_FIELDS"] == windows.SUB_BATCH_ROW.get_field_names()
+    counters = re.findall(r'String (?:RECORDS_READ|REQUESTS_ACCEPTED|INSTANCES_ACCEPTED) = "([a-z_]+)"', java)
+    assert counters == list(run_main.ACCOUNTING)

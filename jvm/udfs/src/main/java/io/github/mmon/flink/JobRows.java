@@ -29,6 +29,12 @@ public final class JobRows {
     public static final TypeInformation<Row> SUB_BATCH = Types.ROW_NAMED(SUB_BATCH_FIELDS,
             Types.INT, Types.LONG, Types.INT, Types.PRIMITIVE_ARRAY(Types.BYTE));
 
+    /** The router's accounting counters (metric group {@code mmon}, and job accumulators of the same names):
+     * records read = requests accepted + records dead-lettered (flink_job.main.ACCOUNTING reads them). */
+    public static final String RECORDS_READ = "records_read";
+    public static final String REQUESTS_ACCEPTED = "requests_accepted";
+    public static final String INSTANCES_ACCEPTED = "instances_accepted";
+
     private JobRows() {
     }
 }

@@ -78,13 +78,13 @@ public final class RequestParser {
     }
 
     private record Cached(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
-                          Long defaultTimeMs, Long maxFutureSkewMs, ParsedRequest parsed) {
+                          Long defaultTimeMs, Long maxFutureSkewMs, boolean wallClock, ParsedRequest parsed) {
         boolean matches(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
-                        Long defaultTimeMs, Long maxFutureSkewMs) {
+                        Long defaultTimeMs, Long maxFutureSkewMs, boolean wallClock) {
             return this.raw.equals(raw) && this.format.equals(format) && this.nFeatures == nFeatures
                     && this.messageTime == messageTime && Objects.equals(this.defaultId, defaultId)
                     && Objects.equals(this.defaultTimeMs, defaultTimeMs)
-                    && Objects.equals(this.maxFutureSkewMs, maxFutureSkewMs);
+                    && Objects.equals(this.maxFutureSkewMs, maxFutureSkewMs) && this.wallClock == wallClock;
         }
     }
 
@@ -103,10 +103,9 @@ public final class RequestParser {
      */
     public static ParsedRequest parse(StringData raw, String format, Integer nFeatures, Boolean messageTime,
                                       String defaultId, Long defaultTimeMs, Long maxFutureSkewMs, Boolean wallClock) {
-        ParsedRequest parsed = memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
+        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
                 Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs, maxFutureSkewMs,
                 Boolean.TRUE.equals(wallClock));
-        return parsed;
     }
 
     private static ParsedRequest memoised(StringData raw, String format, int nFeatures, boolean messageTime,
@@ -114,7 +113,7 @@ public final class RequestParser {
                                           boolean wallClock) {
         Cached last = LAST.get();
         if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
-                maxFutureSkewMs)) {
+                maxFutureSkewMs, wallClock)) {
             return last.parsed;
         }
         ParsedRequest parsed = decode(raw.toString(), format, nFeatures, messageTime, defaultId, defaultTimeMs);
@@ -123,7 +122,8 @@ public final class RequestParser {
         }
         // a copy: the record's bytes may belong to a buffer that is reused for the next one
         StringData kept = ((BinaryStringData) raw).copy();
-        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, maxFutureSkewMs, parsed));
+        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, maxFutureSkewMs, wallClock,
+                parsed));
         return parsed;
     }
 

@@ -53,10 +53,9 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     private transient long watermark;
     private transient TreeMap<Long, WindowBuffer> buffers;
     private transient ListState<byte[]> checkpointed;
-    private transient Counter recordsRead;
-    private transient Counter requestsAccepted;
-    private transient Counter instancesAccepted;
-    private transient LongCounter[] accumulators;
+    private transient Tally recordsRead;
+    private transient Tally requestsAccepted;
+    private transient Tally instancesAccepted;
 
     public RequestRouter(RouterSettings settings, OutlierRules rules, DeadLetters deadLetters) {
         this.settings = settings;
@@ -69,19 +68,29 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         super.open();
         watermark = Long.MIN_VALUE;
         MetricGroup group = getMetricGroup().addGroup("mmon");
-        recordsRead = group.counter("records_read");
-        requestsAccepted = group.counter("requests_accepted");
-        instancesAccepted = group.counter("instances_accepted");
-        accumulators = new LongCounter[] {new LongCounter(), new LongCounter(), new LongCounter()};
-        getRuntimeContext().addAccumulator("records_read", accumulators[0]);
-        getRuntimeContext().addAccumulator("requests_accepted", accumulators[1]);
-        getRuntimeContext().addAccumulator("instances_accepted", accumulators[2]);
+        recordsRead = tally(group, JobRows.RECORDS_READ);
+        requestsAccepted = tally(group, JobRows.REQUESTS_ACCEPTED);
+        instancesAccepted = tally(group, JobRows.INSTANCES_ACCEPTED);
+    }
+
+    /** A counter of the metric group and a job accumulator of the same name (read by embedded runs). */
+    private Tally tally(MetricGroup group, String name) {
+        LongCounter total = new LongCounter();
+        getRuntimeContext().addAccumulator(name, total);
+        return new Tally(group.counter(name), total);
+    }
+
+    private record Tally(Counter metric, LongCounter total) {
+        void add(long n) {
+            metric.inc(n);
+            total.add(n);
+        }
     }
 
     @Override
     public void processElement(StreamRecord<Row> element) {
         Row request = element.getValue();
-        count(recordsRead, 0, 1);
+        recordsRead.add(1);
         String reason = (String) request.getField(JobRows.REASON);
         long time = element.getTimestamp();
         if (reason == null && time <= watermark) {
@@ -97,8 +106,8 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     private void accept(Row request, long time) {
         byte[] packed = (byte[]) request.getField(JobRows.INSTANCES);
         int n = packed.length / (Double.BYTES * settings.features());
-        count(requestsAccepted, 1, 1);
-        count(instancesAccepted, 2, n);
+        requestsAccepted.add(1);
+        instancesAccepted.add(n);
         rules.check(request, packed, n, alert -> output.collect(RECORDS, new StreamRecord<>(alert, time)));
         long start = time - Math.floorMod(time, settings.windowMs());
         WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new WindowBuffer(settings));
@@ -106,11 +115,6 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         if (buffer.values() >= settings.flushValues()) {
             emit(start, buffers.remove(start));
         }
-    }
-
-    private void count(Counter metric, int accumulator, long n) {
-        metric.inc(n);
-        accumulators[accumulator].add(n);
     }
 
     @Override
