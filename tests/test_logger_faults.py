@@ -162,22 +162,23 @@ def max_size_body(request_id: str, size: int = 1_000_000) -> bytes:
     return ('{"id":"%s","instances":[%s]}' % (request_id, ",".join([row] * count))).encode()
 
 
-class PeakRss:
-    """Samples a process's resident set size every few milliseconds in a thread, keeping the peak."""
+class BackgroundSampler:
+    """Calls `sample` in a thread every ``interval_s`` while the ``with`` block runs."""
 
-    def __init__(self, pid: int, interval_s: float = 0.01):
-        self.process = psutil.Process(pid)
+    def __init__(self, interval_s: float):
         self.interval_s = interval_s
-        self.peak = self.process.memory_info().rss
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.sample()
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -186,29 +187,30 @@ class PeakRss:
         self._thread.join()
 
 
-class HealthLatency:
-    """Polls /healthz in a thread while the block runs, keeping the slowest answer's seconds."""
+class PeakRss(BackgroundSampler):
+    """A process's resident set size sampled every few milliseconds, keeping the peak."""
+
+    def __init__(self, pid: int, interval_s: float = 0.01):
+        super().__init__(interval_s)
+        self.process = psutil.Process(pid)
+        self.peak = self.process.memory_info().rss
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+class HealthLatency(BackgroundSampler):
+    """/healthz polled while the block runs, keeping the slowest answer's seconds."""
 
     def __init__(self, logger: Logger):
+        super().__init__(0.1)
         self.logger = logger
         self.slowest = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            assert self.logger.request("GET", "/healthz")[0] == 200
-            self.slowest = max(self.slowest, time.monotonic() - started)
-            time.sleep(0.1)
-
-    def __enter__(self) -> "HealthLatency":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        started = time.monotonic()
+        assert self.logger.request("GET", "/healthz")[0] == 200
+        self.slowest = max(self.slowest, time.monotonic() - started)
 
 
 def timed_post(port: int, body: bytes, timeout_s: float = 90) -> tuple[int, str, str | None, float]:
