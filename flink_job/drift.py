@@ -50,7 +50,7 @@ def _thresholds(curves: dict[str, ThresholdCurves], baseline: Baseline, feature:
     if metric in TEST_THRESHOLDS:
         m = len(baseline.features[feature].sample)
         return np.asarray(TEST_THRESHOLDS[metric](m, counts, config.false_alarm_rate), dtype=float)
-    return np.array([curves[metric].at(int(count))[feature] for count in counts])
+    return curves[metric].of(feature, counts)
 
 
 def _values(metric: str, config: DriftMetricSpec, reference, observed: np.ndarray, tests: list[dict]) -> np.ndarray:

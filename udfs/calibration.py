@@ -73,9 +73,14 @@ class ThresholdCurves:
         """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values."""
         if window_size < 1:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
-        log_size = np.log(window_size)
-        return {name: float(np.exp(np.interp(log_size, np.log(GRID), np.log(values))))
-                for name, values in self.values.items()}
+        return {name: float(self.of(name, [window_size])[0]) for name in self.values}
+
+    def of(self, feature: str, window_sizes) -> np.ndarray:
+        """``feature``'s thresholds for windows of these sizes (log-log interpolation on the grid)."""
+        sizes = np.asarray(window_sizes, dtype=float)
+        if np.any(sizes < 1):
+            raise ValueError(f"window sizes must be >= 1, got {sizes.min():g}")
+        return np.exp(np.interp(np.log(sizes), np.log(GRID), np.log(self.values[feature])))
 
 
 def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 0.01, *,
