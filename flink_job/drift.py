@@ -1,17 +1,16 @@
-"""Drift step: a vectorised pandas UDF over closed windows; the math is `udfs.drift`.
+"""Drift step: a vectorised pandas UDF over closed windows; the math is `udfs.window_drift`.
 
-Each Arrow batch of window-statistics rows arrives as pandas Series; per feature, the windows'
-drift-layout histograms are stacked into one (windows x slots) matrix and every configured metric is
-computed against the baseline histogram in one `udfs.drift.compute` call. The threshold per
-(feature, metric) is the configured number, or for ``auto`` the `udfs.calibration.ThresholdCurves`
-read at that window's count (an interpolation per row). The curves are calibrated once, where the job
-is built, and travel with the function: the worker starts with nothing to compute, so the first
+Each Arrow batch of window-statistics rows (one per feature and window) arrives as pandas Series and
+goes to `udfs.window_drift.WindowDrift` whole: every configured metric of every row in a few array
+operations, whatever the number of features, each against its feature's baseline histogram. The
+threshold per row is the configured number, or for ``auto`` the feature's
+`udfs.calibration.ThresholdCurves` read at that window's count. The curves are calibrated once, where
+the job is built, and travel with the function: the worker starts with nothing to compute, so the first
 window's drift records do not wait for a Monte-Carlo calibration. The two-sample tests ``ks`` and ``cvm``
 arrive already computed (the stats row's ``tests`` column: the window step holds the window's CDF); their
-``auto`` threshold is the test's own two-sample null at the training-sample size ``m`` and the window's
-count (`udfs.calibration.TEST_THRESHOLDS`, one vectorised call per feature and test), no simulation. The
-UDF returns, per window, the JSON drift records to emit (all of them with ``emit_all``, else only those
-over the threshold), one format for every metric; the SQL unnests them.
+``auto`` threshold is the test's own two-sample null at the training-sample size and the window's count,
+no simulation. The UDF returns, per window row, the JSON drift records to emit (all of them with
+``emit_all``, else only those over the threshold), one format for every metric; the SQL unnests them.
 """
 from __future__ import annotations
 
@@ -24,9 +23,10 @@ from pyflink.table.udf import ScalarFunction, udf
 
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
-from udfs.calibration import TEST_THRESHOLDS, ThresholdCurves, threshold_curves
+from udfs.calibration import ThresholdCurves, threshold_curves
+from udfs.window_drift import MetricRule, WindowDrift
 
-from flink_job.config import DriftMetricSpec, MonitorSpec
+from flink_job.config import MonitorSpec
 from flink_job.parse import sql_string
 
 KIND = "drift"
@@ -35,57 +35,48 @@ UDF_NAME = "mmon_drift_records"
 
 def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurves]:
     """The threshold curves of every ``threshold: auto`` histogram metric, by metric name (the two-sample
-    tests need none: `_thresholds`)."""
+    tests need none: their null is known in closed form)."""
     return {metric: threshold_curves(baseline, metric, config.false_alarm_rate, normalize=config.normalize)
             for metric, config in spec.drift.metrics.items()
             if config.threshold == "auto" and metric not in drift_math.TESTS}
 
 
-def _thresholds(curves: dict[str, ThresholdCurves], baseline: Baseline, feature: str, metric: str,
-                config: DriftMetricSpec, counts: np.ndarray) -> np.ndarray:
-    """The threshold of ``metric`` for each window of ``feature`` with these ``counts``."""
-    counts = np.maximum(counts, 1)
-    if config.threshold != "auto":
-        return np.full(len(counts), float(config.threshold))
-    if metric in TEST_THRESHOLDS:
-        m = len(baseline.features[feature].sample)
-        return np.asarray(TEST_THRESHOLDS[metric](m, counts, config.false_alarm_rate), dtype=float)
-    return curves[metric].of(feature, counts)
+def metric_rules(spec: MonitorSpec) -> list[MetricRule]:
+    """The spec's drift metrics as `udfs.window_drift.MetricRule` (``auto`` as no fixed threshold)."""
+    return [MetricRule(name, None if config.threshold == "auto" else float(config.threshold), config.false_alarm_rate,
+                       config.normalize) for name, config in spec.drift.metrics.items()]
 
 
-def _values(metric: str, config: DriftMetricSpec, reference, observed: np.ndarray, tests: list[dict]) -> np.ndarray:
-    """``metric`` of each window: a histogram metric from ``observed`` (windows x slots), a two-sample test
-    read from the window step's ``tests`` (NaN for a window without values)."""
-    if metric in drift_math.TESTS:
-        return np.array([np.nan if row.get(metric) is None else row[metric] for row in tests], dtype=float)
-    normalize_by = reference.std if (metric == "wasserstein" and config.normalize) else None
-    return np.atleast_1d(drift_math.compute(metric, observed, reference.histogram_counts(), reference.edges,
-                                            normalize_by))
+def window_drift(spec: MonitorSpec, baseline: Baseline) -> WindowDrift:
+    """The drift math for the spec's features and metrics, calibrated (`calibrate`)."""
+    return WindowDrift(baseline, spec.input.features, metric_rules(spec), calibrate(spec, baseline))
 
 
-def drift_records(spec: MonitorSpec, baseline: Baseline, curves: dict[str, ThresholdCurves], features: pd.Series,
-                  window_start: pd.Series, window_end: pd.Series, counts: pd.Series,
-                  histograms: pd.Series, tests: pd.Series) -> list[list[str]]:
-    """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``curves`` from
-    `calibrate`, ``tests`` the stats rows' two-sample statistics (JSON objects)."""
+def _test_statistics(tests: pd.Series, names: list[str]) -> dict[str, np.ndarray]:
+    """The rows' two-sample statistics by test name (NaN where a window had no values)."""
+    rows = [json.loads(text or "{}") for text in tests] if names else []
+    return {name: np.array([np.nan if row.get(name) is None else row[name] for row in rows], dtype=float)
+            for name in names}
+
+
+def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, window_start: pd.Series,
+                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series, tests: pd.Series) -> list[list[str]]:
+    """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``math`` from
+    `window_drift`, ``tests`` the stats rows' two-sample statistics (JSON objects)."""
     out: list[list[str]] = [[] for _ in range(len(features))]
-    for feature, rows in features.groupby(features).groups.items():
-        rows = np.asarray(rows)
-        reference = baseline.features[feature]
-        observed = np.stack([np.asarray(histograms.iloc[i], dtype=float) for i in rows])
-        window_tests = [json.loads(tests.iloc[i] or "{}") for i in rows]
-        window_counts = np.array([int(counts.iloc[i]) for i in rows])
-        for metric, config in spec.drift.metrics.items():
-            values = _values(metric, config, reference, observed, window_tests)
-            thresholds = _thresholds(curves, baseline, feature, metric, config, window_counts)
-            for i, value, threshold, count in zip(rows, values, thresholds, window_counts):
-                count, threshold = int(count), float(threshold)
-                over = bool(value > threshold)
-                if over or spec.drift.emit_all:
-                    out[i].append(json.dumps({
-                        "model": spec.model.name, "feature": feature, "window_start": int(window_start.iloc[i]),
-                        "window_end": int(window_end.iloc[i]), "metric": metric, "value": float(value),
-                        "threshold": threshold, "drift": over, "count": count}, separators=(",", ":")))
+    names = features.tolist()
+    starts, ends, sizes = window_start.tolist(), window_end.tolist(), [int(c) for c in counts]
+    indices = np.array([math.index[name] for name in names], dtype=int)
+    test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
+    results = math.evaluate(indices, np.array(sizes), histograms.tolist(), _test_statistics(tests, test_names))
+    for metric, (values, thresholds) in results.items():
+        over = values > thresholds
+        rows = range(len(names)) if spec.drift.emit_all else np.flatnonzero(over)
+        for i in rows:
+            out[i].append(json.dumps({
+                "model": spec.model.name, "feature": names[i], "window_start": int(starts[i]),
+                "window_end": int(ends[i]), "metric": metric, "value": float(values[i]),
+                "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": sizes[i]}, separators=(",", ":")))
     return out
 
 
@@ -93,12 +84,12 @@ class DriftRecords(ScalarFunction):
     """``(feature, window_start, window_end, count, histogram, tests) -> ARRAY<STRING>`` on pandas Series."""
 
     def __init__(self, spec: MonitorSpec, baseline: Baseline):
-        self.spec, self.baseline = spec, baseline
-        self.curves = calibrate(spec, baseline)
+        self.spec = spec
+        self.math = window_drift(spec, baseline)
 
     def eval(self, features, window_start, window_end, counts, histograms, tests):
-        return pd.Series(drift_records(self.spec, self.baseline, self.curves, features, window_start, window_end,
-                                       counts, histograms, tests))
+        return pd.Series(drift_records(self.spec, self.math, features, window_start, window_end, counts, histograms,
+                                       tests))
 
 
 def drift_udf(spec: MonitorSpec, baseline: Baseline):

@@ -130,7 +130,7 @@ def test_drift_step_thresholds_the_window_steps_two_sample_statistics(tmp_path):
     tests = {"ks": float(two_sample.ks_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample)),
              "cvm": float(two_sample.cvm_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample))}
     empty_histogram = [0] * (len(baseline.features[feature].edges) + 1)
-    out = drift.drift_records(spec, baseline, drift.calibrate(spec, baseline), pd.Series([feature]), pd.Series([0]),
+    out = drift.drift_records(spec, drift.window_drift(spec, baseline), pd.Series([feature]), pd.Series([0]),
                               pd.Series([10]), pd.Series([len(window)]), pd.Series([empty_histogram]),
                               pd.Series([json.dumps(tests)]))
     records = {r["metric"]: r for r in map(json.loads, out[0])}
