@@ -10,6 +10,8 @@ Profiles:
   (the ingestion ceiling), then the job starts from the earliest offset and drains them.
 * ``calibration``: no stream and no job: false alarms and power of the drift metrics on synthetic
   features (`benchmarks.calibration`, its own options).
+* ``wide``: cost against the model's width, synthetic models of 4 to 1,000 features, embedded and on
+  Kafka (`benchmarks.wide`, its own options).
 
 Run order, and why:
 
@@ -63,6 +65,8 @@ END_MARKER_ID = "end-marker"
 WARM_UP_BEFORE_MS = 3_600_000
 START_LEAD_S = 1.0
 PROGRESS_EVERY_S = 5.0
+OWN_OPTIONS = {"calibration": "benchmarks.calibration", "wide": "benchmarks.wide"}
+"""The profiles with options of their own, by their module (its ``main(argv)`` runs them)."""
 
 
 class BenchError(RuntimeError):
@@ -553,10 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmon bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Replay the staged Iris stream (5 stages: normal / outliers / drift / outliers / normal) "
                     "through Kafka and the monitoring job; write results.json, report.md and PNG plots.")
-    parser.add_argument("--profile", choices=("thesis", "max", "calibration"), default="thesis",
+    parser.add_argument("--profile", choices=("thesis", "max", *OWN_OPTIONS), default="thesis",
                         help="thesis: HTTP through the logger at the thesis's rates; max: staged in Kafka, drained "
                              "as fast as the job can; calibration: drift metrics' false alarms and power "
-                             "(see mmon bench --profile calibration --help)")
+                             "(see mmon bench --profile calibration --help); wide: cost against the model's width "
+                             "(see mmon bench --profile wide --help)")
     parser.add_argument("--stage-size", type=_positive(int), default=iris_stream.DEFAULT_STAGE_SIZE,
                         help="requests per stage")
     parser.add_argument("--scale", type=_positive(float), default=1.0,
@@ -589,16 +594,16 @@ def summary_line(results: dict) -> str:
 
 
 def _profile(argv: list[str]) -> str:
-    """The --profile given, before the full parse: the calibration profile has options of its own."""
+    """The --profile given, before the full parse: some profiles have options of their own (`OWN_OPTIONS`)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--profile")
     return parser.parse_known_args(argv)[0].profile
 
 
 def main(argv: list[str]) -> int:
-    if _profile(argv) == "calibration":
-        from benchmarks import calibration
-        return calibration.main(argv)
+    if _profile(argv) in OWN_OPTIONS:
+        import importlib
+        return importlib.import_module(OWN_OPTIONS[_profile(argv)]).main(argv)
     args = build_parser().parse_args(argv)
     options = Options(**vars(args))
     if not options.config.exists():

@@ -8,8 +8,8 @@ Five stages of `stage_size` requests, one instance each:
   (a kernel-density sample, so it matches the baseline histograms);
 - outlier: a normal instance whose feature j, chosen uniformly, is replaced by μ_j ± U(3.5, 6) σ_j,
   the sign at random; exactly round(0.1 n) positions of the stage, chosen without replacement;
-- drift: every feature of a normal instance mapped to μ_j + 1.0 σ_j + 1.5 (x_j − μ_j), so the stage's
-  mean sits one σ higher and its spread is 1.5 times wider;
+- drift: every feature (or the features `drifted` names) of a normal instance mapped to
+  μ_j + 1.0 σ_j + 1.5 (x_j − μ_j), so the stage's mean sits one σ higher and its spread is 1.5 times wider;
 - arrivals: a Poisson process per stage (exponential gaps of mean 1000 / rate ms), the stages back to
   back from `start_ms`; times are floored to whole milliseconds.
 
@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence, Union
+from typing import IO, Optional, Sequence, Union
 
 import numpy as np
 
@@ -100,8 +100,13 @@ def _normal(rng: np.random.Generator, train: _Training, n: int) -> np.ndarray:
     return train.rows[picks] + jitter
 
 
-def _drift(train: _Training, x: np.ndarray) -> np.ndarray:
-    return train.mean + DRIFT_SHIFT_SIGMAS * train.std + DRIFT_SCALE * (x - train.mean)
+def _drift(train: _Training, x: np.ndarray, columns: Optional[Sequence[int]]) -> np.ndarray:
+    """``x`` with ``columns`` (all when None) drifted."""
+    drifted = train.mean + DRIFT_SHIFT_SIGMAS * train.std + DRIFT_SCALE * (x - train.mean)
+    if columns is None:
+        return drifted
+    x[:, columns] = drifted[:, columns]
+    return x
 
 
 def _inject_outliers(rng: np.random.Generator, train: _Training, x: np.ndarray) -> np.ndarray:
@@ -118,18 +123,21 @@ def _inject_outliers(rng: np.random.Generator, train: _Training, x: np.ndarray) 
     return labels
 
 
-def _stage(rng: np.random.Generator, train: _Training, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _stage(rng: np.random.Generator, train: _Training, kind: str, n: int,
+           drifted: Optional[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     x = _normal(rng, train, n)
     if kind == "drift":
-        x = _drift(train, x)
+        x = _drift(train, x, drifted)
     labels = _inject_outliers(rng, train, x) if kind == "outliers" else np.full(n, -1, dtype=np.int8)
     return x, labels
 
 
 def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE,
              rates: Sequence[float] = DEFAULT_RATES, start_ms: int = DEFAULT_START_MS,
-             training_csv: Union[str, Path] = DEFAULT_TRAINING, label: str = DEFAULT_LABEL) -> StagedStream:
-    """The staged stream for `seed`. Raises ValueError for bad arguments or an unreadable CSV."""
+             training_csv: Union[str, Path] = DEFAULT_TRAINING, label: str = DEFAULT_LABEL,
+             drifted: Optional[Sequence[int]] = None) -> StagedStream:
+    """The staged stream for `seed`; ``drifted``: the column indices the drift stage moves (default: all).
+    Raises ValueError for bad arguments or an unreadable CSV."""
     if len(rates) != len(STAGE_KINDS) or min(rates) <= 0:
         raise ValueError(f"need {len(STAGE_KINDS)} positive rates, got {list(rates)}")
     if stage_size < 1:
@@ -138,7 +146,7 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE,
     rng = np.random.Generator(np.random.PCG64(seed))
     parts, labels, gaps = [], [], []
     for kind, rate in zip(STAGE_KINDS, rates):
-        x, outlier_feature = _stage(rng, train, kind, stage_size)
+        x, outlier_feature = _stage(rng, train, kind, stage_size, drifted)
         parts.append(x)
         labels.append(outlier_feature)
         gaps.append(rng.exponential(1000.0 / rate, size=stage_size))

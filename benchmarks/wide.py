@@ -1,0 +1,330 @@
+"""`mmon bench --profile wide`: what the model's width costs, embedded and on Kafka.
+
+For each width (default 4, 32, 128, 512 and 1,000 features) a synthetic model: a seeded Gaussian
+training set of `TRAINING_ROWS` rows (feature j: mean and sd drawn from the seed), its baseline as
+`mmon baseline` makes it, and the staged stream of `benchmarks.iris_stream` drawn from it (normal /
+10 % outliers / drift / 10 % outliers / normal), whose drift stage moves only the first
+`DRIFTED_SHARE` of the features (the known subset). The monitor spec is the Iris example's (15 s
+windows, 3-sigma outliers, the five histogram metrics with ``auto`` thresholds) with
+``emit_all: false`` and covariance/correlation off (opt-in; their cost is measured apart, below).
+
+Every width's stream holds about `VALUES_PER_STREAM` feature values (instances = values / width,
+within `INSTANCES`), spread over the same `SPAN_S` of event time, so every stream has the same
+number of windows and wider models have fewer instances per window.
+
+Measured per width:
+
+- embedded (``mmon run --input``): instances/s and feature values/s as the job's summary counts them
+  (windows after the first, first to last stats record), the job's peak RSS (the whole process tree:
+  client, JVM, Python workers) and its start-up: launch to the first output record;
+- on Kafka (the ``max`` profile's method, `benchmarks.harness.run_max`): the stream staged in a topic,
+  the raw consumer's rate, then the job's drain rate from the first alert to the last window;
+- covariance: a window of `COVARIANCE_WINDOW` instances through `udfs.stats.CovarianceAccumulator`
+  (update and result), the cost the opt-in matrices add per window.
+
+Writes ``results.json``, ``report.md`` and ``wide.png`` into ``--out``; the models, streams and job
+outputs go into ``--work`` (a temporary folder unless given; about 1 GB at the default widths).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import yaml
+
+from benchmarks import harness, iris_stream
+from benchmarks.resources import ProcessTreeSampler
+from flink_job.config import load_spec, spec_to_dict
+from udfs.baseline import Baseline
+from udfs.stats import CovarianceAccumulator
+
+WIDTHS = (4, 32, 128, 512, 1000)
+TRAINING_ROWS = 2000
+DRIFTED_SHARE = 0.1
+VALUES_PER_STREAM = 10_000_000
+INSTANCES = (20_000, 250_000)
+SPAN_S = 540.0  # 36 windows of 15 s
+COVARIANCE_WINDOW = 1000
+STARTUP_POLL_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """One width's synthetic model: its files and stream."""
+
+    width: int
+    spec_path: Path
+    stream_path: Path
+    stream: iris_stream.StagedStream
+
+
+def instances_for(width: int) -> int:
+    """Instances of the width's stream: `VALUES_PER_STREAM` values, within `INSTANCES`, a multiple of 5 stages."""
+    n = int(np.clip(VALUES_PER_STREAM // width, *INSTANCES))
+    return n - n % len(iris_stream.STAGE_KINDS)
+
+
+def make_model(width: int, seed: int, work: Path, template: Path) -> Model:
+    """The width's training CSV, baseline, spec and stream under ``work/<width>``."""
+    folder = work / f"w{width}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, width])
+    names = [f"f{j}" for j in range(width)]
+    training = rng.normal(rng.uniform(-5, 5, width), rng.uniform(0.5, 3, width), (TRAINING_ROWS, width))
+    csv_path = folder / "training.csv"
+    np.savetxt(csv_path, training, delimiter=",", header=",".join(names), comments="", fmt="%.6g")
+    Baseline.from_csv(csv_path).save(folder / "baseline.json")
+    spec = _spec_document(template, width, folder / "baseline.json")
+    spec_path = folder / "monitor.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    stage_size = instances_for(width) // len(iris_stream.STAGE_KINDS)
+    rates = tuple(stage_size * len(iris_stream.STAGE_KINDS) / SPAN_S for _ in iris_stream.STAGE_KINDS)
+    stream = iris_stream.generate(seed=seed, stage_size=stage_size, rates=rates, training_csv=csv_path, label="",
+                                  drifted=drifted_columns(width))
+    stream_path = folder / "stream.jsonl"
+    iris_stream.write_jsonl(stream, stream_path)
+    return Model(width, spec_path, stream_path, stream)
+
+
+def _spec_document(template: Path, width: int, baseline: Path) -> dict:
+    spec = spec_to_dict(load_spec(template))
+    spec["model"]["name"] = f"wide{width}"
+    spec["input"]["features"] = [f"f{j}" for j in range(width)]
+    spec["baseline"] = str(baseline.resolve())
+    spec["stats"].update(covariance=False, correlation=False)
+    spec["drift"]["emit_all"] = False
+    spec["job"]["metrics_port"] = 0
+    return spec
+
+
+def run_embedded(model: Model, out: Path) -> dict:
+    """One embedded run of the model's stream; its rate, peak RSS and start-up time."""
+    output = out / f"embedded-{model.width}"
+    output.mkdir(parents=True, exist_ok=True)
+    command = harness.mmon("run", "--config", str(model.spec_path), "--input", str(model.stream_path),
+                           "--output", str(output))
+    with ExitStack() as stack:
+        started = time.monotonic()
+        job = harness.ChildProcess(f"embedded job ({model.width} features)", command, out / f"embedded-{model.width}.log")
+        stack.callback(job.stop)
+        sampler = ProcessTreeSampler(lambda: [job.process.pid])
+        sampler.start()
+        stack.callback(sampler.stop)
+        startup_s = _first_output_s(output, started, job)
+        job.process.wait()
+        sampler.sample()
+    if job.process.returncode != 0:
+        raise harness.BenchError(job.failure() or "the embedded job failed")
+    summary = json.loads((output / "summary.json").read_text())
+    rate = summary["instances_per_s"]
+    return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
+            "peak_rss_mb": sampler.peak_rss_mb, "cpu_s": sampler.cpu_seconds, "startup_s": startup_s,
+            "accounted": summary["accounted"], "windows": summary["windows"], "drift_alerts": summary["drift_alerts"],
+            **_flagged_in_drift_stage(output, model)}
+
+
+def _first_output_s(output: Path, started: float, job: harness.ChildProcess) -> Optional[float]:
+    """Seconds from launch until any output file has a record (None if the job ends without one)."""
+    while job.alive():
+        if any(path.stat().st_size for path in output.glob("*.jsonl")):
+            return time.monotonic() - started
+        time.sleep(STARTUP_POLL_S)
+    return None
+
+
+def _flagged_in_drift_stage(output: Path, model: Model) -> dict:
+    """The features flagged in a window that lies wholly within the drift stage: those the stage drifted
+    (``drifted_flagged`` of ``drifted``) and the others (``others_flagged``; outlier stages move every
+    feature's histogram, so only the drift stage tells the subset apart)."""
+    times = model.stream.time_ms[model.stream.stage == iris_stream.STAGE_KINDS.index("drift") + 1]
+    first, last = int(times[0]), int(times[-1])
+    with open(output / "drift.jsonl") as lines:
+        flagged = {int(r["feature"][1:]) for r in map(json.loads, lines)
+                   if r["drift"] and r["window_start"] >= first and r["window_end"] <= last}
+    drifted = set(drifted_columns(model.width))
+    return {"drifted": len(drifted), "drifted_flagged": len(flagged & drifted), "others_flagged": len(flagged - drifted)}
+
+
+def drifted_columns(width: int) -> list[int]:
+    """The columns the drift stage moves: the first `DRIFTED_SHARE` of them (at least one)."""
+    return list(range(max(1, int(np.ceil(DRIFTED_SHARE * width)))))
+
+
+def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
+    """The ``max`` profile's staging and drain of the model's stream on Kafka."""
+    run_id = uuid.uuid4().hex[:8]
+    options = harness.Options(profile="max", stage_size=len(model.stream) // 5, scale=1.0, seed=seed,
+                              out=out / f"kafka-{model.width}", config=model.spec_path, kafka=bootstrap,
+                              flink_cluster=False, concurrency=1, job_start_timeout_s=300.0, drain_timeout_s=900.0)
+    options.out.mkdir(parents=True, exist_ok=True)
+    spec = harness.bench_spec(options, bootstrap, run_id)
+    spec_path = harness.write_spec(spec, options.out / "monitor.yaml")
+    harness.create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(type(spec.kafka.topics))])
+    figures, _ = harness.run_max(options, spec, spec_path, model.stream)
+    rate = figures["throughput_ips"]
+    return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
+            "raw_consumer_ips": figures["raw_consumer_ips"], "vs_raw_consumer": figures["throughput_vs_raw_consumer"],
+            "peak_rss_mb": figures["job_peak_rss_mb"]}
+
+
+def covariance_cost(width: int, seed: int) -> dict:
+    """Seconds to fold a `COVARIANCE_WINDOW`-instance window into a covariance accumulator and read it."""
+    batch = np.random.default_rng([seed, width, 1]).normal(size=(COVARIANCE_WINDOW, width))
+    started = time.perf_counter()
+    accumulator = CovarianceAccumulator(width)
+    accumulator.update(batch)
+    result = accumulator.result()
+    seconds = time.perf_counter() - started
+    return {"seconds_per_window": seconds, "matrix_entries": width * width,
+            "record_mb": len(json.dumps(result["covariance"])) / 2**20}
+
+
+def run(widths: tuple[int, ...], seed: int, work: Path, kafka: Optional[str], with_kafka: bool,
+        template: Path) -> dict:
+    """Every width embedded (and on Kafka), in order; the rows of figures and the targets."""
+    rows = []
+    with ExitStack() as stack:
+        bootstrap = stack.enter_context(harness.kafka_bootstrap(_broker_options(kafka, work))) if with_kafka else None
+        for width in widths:
+            print(f"wide: {width} features: generating the model and its stream ...", flush=True)
+            model = make_model(width, seed, work, template)
+            row = {"features": width, "instances": len(model.stream), "values": len(model.stream) * width,
+                   "embedded": run_embedded(model, work), "covariance": covariance_cost(width, seed)}
+            print(f"wide: {width} features embedded: {_describe(row['embedded'])}", flush=True)
+            if bootstrap:
+                row["kafka"] = run_kafka(model, work, bootstrap, seed)
+                print(f"wide: {width} features on Kafka: {_describe(row['kafka'])}", flush=True)
+            rows.append(row)
+    return {"rows": rows, "targets": targets(rows)}
+
+
+def _broker_options(kafka: Optional[str], out: Path) -> harness.Options:
+    """Just enough of the harness's options for `harness.kafka_bootstrap`."""
+    return harness.Options(profile="max", stage_size=1, scale=1.0, seed=0, out=out, config=Path(), kafka=kafka,
+                           flink_cluster=False, concurrency=1, job_start_timeout_s=1.0, drain_timeout_s=1.0)
+
+
+def _describe(figures: dict) -> str:
+    rate, values = figures.get("instances_per_s"), figures.get("values_per_s")
+    return (f"{rate or 0:,.0f} instances/s, {values or 0:,.0f} values/s, peak RSS {figures.get('peak_rss_mb') or 0:,.0f} MB"
+            + (f", start-up {figures['startup_s']:.1f} s" if figures.get("startup_s") else ""))
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """The issue's targets, met or not, on this run's embedded figures."""
+    by_width = {row["features"]: row["embedded"] for row in rows}
+    base = (by_width.get(4) or {}).get("values_per_s")
+    checks = []
+    for width, factor in ((128, 8), (1000, 15)):
+        values = (by_width.get(width) or {}).get("values_per_s")
+        if base and values:
+            checks.append({"target": f"values/s at {width} features >= {factor}x those at 4",
+                           "measured": f"{values / base:.1f}x", "met": values / base >= factor})
+    for width in (128, 1000):
+        values = (by_width.get(width) or {}).get("values_per_s")
+        if values:
+            checks.append({"target": f"values/s at {width} features >= 2,000,000", "measured": f"{values:,.0f}",
+                           "met": values >= 2_000_000})
+    if 1000 in by_width:
+        rss = by_width[1000]["peak_rss_mb"]
+        checks.append({"target": "peak RSS at 1,000 features <= 2 GB", "measured": f"{rss:,.0f} MB", "met": rss <= 2048})
+    return checks
+
+
+def report_lines(results: dict) -> list[str]:
+    lines = ["# Wide models: cost against the width", "", f"Command: `{results['command_line']}`", "",
+             f"Seed {results['seed']}; each stream ~{VALUES_PER_STREAM:,} values over {SPAN_S:.0f} s of event time "
+             f"(36 windows of 15 s); drift in the first {DRIFTED_SHARE:.0%} of the features; "
+             f"run took {results['seconds']:.0f} s.", "",
+             "| features | instances | embedded instances/s | embedded values/s | peak RSS (MB) | start-up (s) "
+             "| Kafka instances/s | Kafka values/s | Kafka / raw consumer | covariance per window (s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in results["rows"]:
+        e, k, c = row["embedded"], row.get("kafka") or {}, row["covariance"]
+        lines.append(f"| {row['features']:,} | {row['instances']:,} | {_number(e['instances_per_s'])} | "
+                     f"{_number(e['values_per_s'])} | {e['peak_rss_mb']:,.0f} | {_number(e['startup_s'], '.1f')} | "
+                     f"{_number(k.get('instances_per_s'))} | {_number(k.get('values_per_s'))} | "
+                     f"{_number(k.get('vs_raw_consumer'), '.2f')} | {c['seconds_per_window']:.3f} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in results["targets"]]
+    lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {DRIFTED_SHARE:.0%} "
+              "of each model drifted):", ""]
+    for row in results["rows"]:
+        e = row["embedded"]
+        lines.append(f"- {row['features']:,} features: {e['drifted_flagged']} of the {e['drifted']} drifted, "
+                     f"{e['others_flagged']} of the {row['features'] - e['drifted']} others")
+    return lines
+
+
+def _number(value, spec: str = ",.0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = results["rows"]
+    widths = [row["features"] for row in rows]
+    figure, axes = plt.subplots(2, 2, figsize=(10, 7))
+    panels = (("instances_per_s", "instances/s"), ("values_per_s", "feature values/s"),
+              ("peak_rss_mb", "peak RSS (MB)"), ("startup_s", "start-up (s)"))
+    for axis, (key, label) in zip(axes.flat, panels):
+        for mode, style in (("embedded", "o-"), ("kafka", "s--")):
+            values = [(row.get(mode) or {}).get(key) for row in rows]
+            if any(v is not None for v in values):
+                axis.plot(widths, [np.nan if v is None else v for v in values], style, label=mode)
+        axis.set_xscale("log")
+        axis.set_xlabel("features")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("Cost against the model's width (2 cores)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmon bench --profile wide", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Throughput, feature values/s, peak RSS and start-up time of the job against the model's width, "
+                    "on seeded synthetic Gaussian models, embedded and on Kafka; writes results.json, report.md "
+                    "and wide.png.")
+    parser.add_argument("--profile", choices=("wide",), default="wide")
+    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="comma-separated feature counts")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the models and their streams")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/wide"), help="output directory")
+    parser.add_argument("--work", type=Path, help="folder for the models, streams and job outputs (default: a temporary one)")
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="use this broker instead of starting a local one")
+    parser.add_argument("--no-kafka", action="store_true", help="embedded runs only")
+    parser.add_argument("--config", type=Path, default=harness.DEFAULT_CONFIG,
+                        help="monitor spec whose window, outlier and drift settings every model uses")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mmon-wide-")))
+        results = run(widths, args.seed, work, args.kafka, not args.no_kafka, args.config)
+    results.update({"command_line": shlex.join(["mmon", "bench", *argv]), "seed": args.seed,
+                    "seconds": time.monotonic() - started})
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "report.md").write_text("\n".join(report_lines(results)) + "\n")
+    plot(results, args.out / "wide.png")
+    print("\n".join(report_lines(results)))
+    print(f"wide: wrote {args.out / 'results.json'}, report.md and wide.png in {results['seconds']:.0f} s")
+    return 0
