@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "stream": ("benchmarks.iris_stream:main", "generate the staged 250k-request Iris inference stream"),
     "run": ("flink_job.main:main", "run the monitoring job (embedded mini-cluster, or on Kafka)"),
     "logger": ("inference_logger.server:main", "HTTP inference logger: KServe CloudEvents in, Kafka out"),
+    "report": ("report.cli:main", "a self-contained HTML report of a run's outputs (folder or Kafka topics)"),
     "bench": ("benchmarks.harness:main", "replay the staged stream and measure latency, throughput, quality"),
     "k8s": ("operator_glue.cli:k8s_main", "render or apply the Kubernetes manifests for a monitor spec"),
     "operator": ("operator_glue.cli:operator_main", "run the ModelMonitor controller loop"),

@@ -17,9 +17,11 @@ from typing import Optional
 if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flink_job.config import ConfigError, MonitorSpec, load_spec  # noqa: E402
+from flink_job.config import ConfigError, MonitorSpec, load_spec, spec_to_dict  # noqa: E402
 
 PROGRESS_EVERY_S = 2.0
+SUMMARY_FILE = "summary.json"
+SPEC_FILE = "spec.json"  # the resolved spec (absolute baseline path): `mmon report DIR` needs nothing else
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,7 +149,8 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
         counted = {name: result.get_accumulator_result(name) for name in ACCOUNTING}
         summary = summarize(output, spec, time.monotonic() - progress.started, counted)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (output / SPEC_FILE).write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n")
     return 0
 
 

@@ -1,0 +1,137 @@
+"""What a run found, as the page's summary states it: its size and time range, which features drifted
+when and by which metrics, outliers by feature, dead letters by reason, and the accounting identity.
+Everything is computed from the output records (`report.outputs.RunOutputs`) and the spec."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pandas as pd
+
+from flink_job.config import MonitorSpec
+from report.outputs import RunOutputs
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Back-to-back flagged windows of one feature, ``[start_ms, end_ms)``; ``metrics`` counts, per metric,
+    the windows of the episode it flagged."""
+
+    feature: str
+    start_ms: int
+    end_ms: int
+    windows: int
+    metrics: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """The identity that nothing was lost: records read = requests accepted + dead-lettered, and
+    instances accepted = instances in windows. The read and accepted counts are the job's accumulators,
+    in an embedded run's summary.json; the output topics alone hold only the other two (None here)."""
+
+    in_windows: int
+    dead_lettered: int
+    records_read: Optional[int] = None
+    requests_accepted: Optional[int] = None
+    instances_accepted: Optional[int] = None
+
+    @property
+    def balanced(self) -> Optional[bool]:
+        """Whether the identity holds; None when the job's counts are unknown."""
+        if None in (self.records_read, self.requests_accepted, self.instances_accepted):
+            return None
+        return (self.records_read == self.requests_accepted + self.dead_lettered
+                and self.instances_accepted == self.in_windows)
+
+
+@dataclass(frozen=True)
+class Findings:
+    model: str
+    features: tuple[str, ...]
+    metrics: tuple[str, ...]
+    window_ms: int
+    windows: int
+    instances: int
+    first_ms: Optional[int]
+    last_ms: Optional[int]
+    drift_alerts: int
+    flagged: dict[str, dict[int, tuple[str, ...]]]
+    """feature -> start of each flagged window -> the metrics that flagged it."""
+    episodes: list[Episode]
+    outliers: int
+    outliers_by_feature: dict[str, int]
+    dead_letters_by_reason: dict[str, int]
+    accounting: Accounting
+    timelines_complete: bool
+    """``drift.emit_all``: the drift records hold every window's value, not only the flagged ones."""
+
+
+def _ordered(known: tuple[str, ...], seen: pd.Series) -> tuple[str, ...]:
+    """``known`` (the spec's order), then any other name the records hold, sorted."""
+    extra = sorted(set(seen.dropna()) - set(known))
+    return tuple(known) + tuple(extra)
+
+
+def window_ms(outputs: RunOutputs, spec: MonitorSpec) -> int:
+    """The window length the records show (the spec's when there are none)."""
+    for frame in (outputs.stats, outputs.drift):
+        if len(frame):
+            return int((frame["window_end"] - frame["window_start"]).mode().iloc[0])
+    return int(spec.window.duration)
+
+
+def flagged_windows(drift: pd.DataFrame) -> dict[str, dict[int, tuple[str, ...]]]:
+    """feature -> flagged window start -> the metrics that flagged it, in time order."""
+    hits = drift[drift["drift"].fillna(False).astype(bool)].sort_values(["feature", "window_start", "metric"])
+    result: dict[str, dict[int, tuple[str, ...]]] = {}
+    for (feature, start), rows in hits.groupby(["feature", "window_start"], sort=True):
+        result.setdefault(feature, {})[int(start)] = tuple(rows["metric"])
+    return result
+
+
+def episodes(flagged: dict[str, dict[int, tuple[str, ...]]], window: int) -> list[Episode]:
+    """Each feature's flagged windows merged into runs of back-to-back windows."""
+    result = []
+    for feature, by_start in flagged.items():
+        run: list[int] = []
+        for start in sorted(by_start):
+            if run and start != run[-1] + window:
+                result.append(_episode(feature, run, by_start, window))
+                run = []
+            run.append(start)
+        result.append(_episode(feature, run, by_start, window))
+    return sorted(result, key=lambda e: (e.start_ms, e.feature))
+
+
+def _episode(feature: str, starts: list[int], by_start: dict[int, tuple[str, ...]], window: int) -> Episode:
+    counts = pd.Series([m for start in starts for m in by_start[start]]).value_counts()
+    return Episode(feature, starts[0], starts[-1] + window, len(starts), {str(m): int(n) for m, n in counts.items()})
+
+
+def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
+    summary = outputs.summary or {}
+    return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter),
+                      records_read=summary.get("records_read"), requests_accepted=summary.get("requests_accepted"),
+                      instances_accepted=summary.get("instances_accepted"))
+
+
+def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
+    stats, drift = outputs.stats, outputs.drift
+    features = _ordered(spec.input.features, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
+    window = window_ms(outputs, spec)
+    per_window = stats.groupby("window_start")["count"].max()  # NaN is a missing value: a feature may count fewer
+    instances = int(per_window.sum())
+    flagged = flagged_windows(drift)
+    starts = pd.concat([stats["window_start"], drift["window_start"]])
+    ends = pd.concat([stats["window_end"], drift["window_end"]])
+    outlier_counts = outputs.outliers["feature"].value_counts()
+    return Findings(
+        model=spec.model.name, features=features, metrics=_ordered(tuple(spec.drift.metrics), drift["metric"]),
+        window_ms=window, windows=len(per_window), instances=instances,
+        first_ms=int(starts.min()) if len(starts) else None, last_ms=int(ends.max()) if len(ends) else None,
+        drift_alerts=int(drift["drift"].fillna(False).astype(bool).sum()), flagged=flagged,
+        episodes=episodes(flagged, window), outliers=len(outputs.outliers),
+        outliers_by_feature={f: int(outlier_counts.get(f, 0)) for f in features},
+        dead_letters_by_reason={str(r): int(n) for r, n in outputs.dead_letter["reason"].value_counts().items()},
+        accounting=accounting(outputs, instances), timelines_complete=spec.drift.emit_all)
