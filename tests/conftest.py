@@ -1,7 +1,8 @@
-"""Session-wide real services: one Kafka broker and one Flink standalone cluster per test session.
+"""Session-wide real services: one Kafka broker and one Flink standalone cluster per test session; and
+one embedded `mmon run` whose outputs several test modules read.
 
-Both start lazily (only when a test asks for them), on free 127.0.0.1 ports, and fail loudly with a
-`make setup` hint when Java or the jars are missing: nothing is skipped silently.
+All start lazily (only when a test asks for them); the services listen on free 127.0.0.1 ports and fail
+loudly with a `make setup` hint when Java or the jars are missing: nothing is skipped silently.
 """
 from __future__ import annotations
 
@@ -32,3 +33,12 @@ def flink_cluster():
     cluster = _started(lambda: FlinkCluster().start(), "Flink cluster")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_run(tmp_path_factory):
+    """The outputs of one embedded `mmon run` of a small staged stream (tests/embedded_run.py): a dict with
+    the output folder, the spec's path, the input's requests and bad lines, and every output file loaded."""
+    from embedded_run import run_job
+
+    return run_job(tmp_path_factory.mktemp("job"))
