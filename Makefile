@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 	@bash scripts/fetch_jars.sh
+	@bash scripts/install-chromium.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/mmon run --config examples/iris/monitor.yaml --output out/demo
+	$(VENV)/bin/mmon report out/demo -o out/demo/report.html
 
 test: setup
 	$(VPY) -m pytest $(PYTEST_ARGS)
