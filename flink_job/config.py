@@ -21,12 +21,12 @@ import yaml
 
 INPUT_FORMATS = ("thesis", "kserve-v1", "oip-v2")
 TIME_SOURCES = ("event", "kafka")
-# Every drift metric name: the five histogram metrics, then the two-sample tests. Kept here rather than
-# imported from udfs.drift (the numeric core, which this module must not import); tests/test_job_config.py
-# checks it equals udfs.drift.METRIC_NAMES.
+# Every drift metric name: the five histogram metrics, then the two-sample tests, then the opt-in chi2 and
+# missing_rate. Kept here rather than imported from udfs.drift (the numeric core, which this module must
+# not import); tests/test_job_config.py checks it equals udfs.drift.METRIC_NAMES.
 HISTOGRAM_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 TWO_SAMPLE_TESTS = ("ks", "cvm")
-DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS
+DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
 # Kafka client properties (a JSON object, name -> value) merged over kafka.properties at load: on Kubernetes

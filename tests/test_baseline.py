@@ -1,12 +1,18 @@
-"""The Iris baseline reproduces the thesis's Table 3.3.1; JSON and thesis-format round trips; the CLI."""
+"""The Iris baseline reproduces the thesis's Table 3.3.1; mixed CSVs (categorical columns, missing values,
+the output column) against pandas; JSON (version 3, and version 2 still read) and thesis-format round
+trips; the CLI."""
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from udfs import baseline as baseline_module
 from udfs import baseline_cli
-from udfs.baseline import MAX_SAMPLE, Baseline, BaselineError, FeatureBaseline, training_sample
+from udfs.baseline import (MAX_SAMPLE, Baseline, BaselineError, CategoricalBaseline, FeatureBaseline,
+                           training_sample)
+from udfs.categorical import CategoricalStats
 from udfs.histogram import default_bin_count, quantile_edges
 from udfs.stats import BlockStats
 
@@ -76,15 +82,109 @@ def test_window_stats_on_the_training_data_reproduce_the_baseline_histogram(iris
 
 
 def test_committed_example_baseline_is_current(iris):
+    """The committed Iris baseline is a version 2 file: it loads as numeric features with nothing missing."""
+    assert json.loads((IRIS / "baseline.json").read_text())["version"] == 2
     committed = Baseline.load(IRIS / "baseline.json")
     assert committed.fingerprint == iris.fingerprint
+    assert committed.output is None and list(committed.columns) == FEATURES
+    assert all(f.type == "numeric" and f.missing == 0 and f.missing_rate == 0 for f in committed.features.values())
+
+
+def _mixed_frame(rows: int, seed: int) -> pd.DataFrame:
+    """A numeric column with missing values, a categorical one (Zipf-like, some missing), integer codes and
+    an output column of labels."""
+    rng = np.random.default_rng(seed)
+    size = rng.normal(10.0, 2.0, rows).round(3)
+    size[rng.random(rows) < 0.1] = np.nan
+    names = np.array([f"colour{i}" for i in range(12)], dtype=object)
+    weights = 1.0 / np.arange(1, 13)
+    colour = rng.choice(names, rows, p=weights / weights.sum())
+    colour[rng.random(rows) < 0.05] = None
+    return pd.DataFrame({"size": size, "colour": colour, "code": rng.integers(0, 6, rows),
+                         "label": rng.choice(["yes", "no"], rows)})
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Missing cells written as NA or left empty, alternately."""
+    text = frame.to_csv(index=False, na_rep="NA").splitlines()
+    text = [line.replace("NA", "", 1) if i % 2 else line for i, line in enumerate(text)]
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def _assert_frequencies(feature: CategoricalBaseline, column: pd.Series, max_categories: int) -> None:
+    counts = sorted(column.value_counts().items(), key=lambda item: (-item[1], item[0]))
+    assert feature.type == "categorical"
+    assert (feature.count, feature.missing) == (column.notna().sum(), column.isna().sum())
+    assert list(zip(feature.categories, feature.counts.tolist())) == counts[:max_categories]
+    assert feature.other == sum(n for _, n in counts[max_categories:])
+    assert list(feature.other_values) == [value for value, _ in counts[max_categories:]]
+    assert (feature.distinct, feature.singletons) == (len(counts), sum(n == 1 for _, n in counts))
+
+
+def test_mixed_csv_types_missing_values_and_frequencies_equal_pandas(tmp_path):
+    frame = _mixed_frame(400, seed=1)
+    path = _write_csv(frame, tmp_path / "mixed.csv")
+    baseline = Baseline.from_csv(path, categorical=["code"], max_categories=4, output="label")
+    size = baseline.features["size"]
+    present = frame["size"].dropna().to_numpy()
+    assert (size.type, size.count, size.missing) == ("numeric", len(present), frame["size"].isna().sum())
+    assert size.missing_rate == frame["size"].isna().mean()
+    assert size.mean == pytest.approx(np.nanmean(frame["size"]), rel=1e-12) and size.min == present.min()
+    assert [size.p25, size.p50, size.p75] == np.nanpercentile(frame["size"], [25, 50, 75]).tolist()
+    _assert_frequencies(baseline.features["colour"], frame["colour"], 4)
+    _assert_frequencies(baseline.features["code"], frame["code"].astype(str), 4)
+    assert list(baseline.features) == ["size", "colour", "code"]
+    assert baseline.output.name == "label" and list(baseline.columns) == ["size", "colour", "code", "label"]
+    _assert_frequencies(baseline.output.feature, frame["label"], 4)
+    assert Baseline.from_csv(path, output="label").features["code"].type == "numeric"
+    first = frame["colour"].dropna().index[0]
+    with pytest.raises(BaselineError, match=f"column 'colour': numeric, but '{frame['colour'][first]}' on data row "
+                                            f"{first + 1} is not a number"):
+        Baseline.from_csv(path, numeric=["colour"])
+    with pytest.raises(BaselineError, match="both categorical and numeric"):
+        Baseline.from_csv(path, numeric=["code"], categorical=["code"])
+    with pytest.raises(BaselineError, match="column 'size': need at least 2 present values, got 1"):
+        Baseline.from_csv(_write_csv(frame.iloc[[0, 1]].assign(size=[1.0, np.nan]), tmp_path / "two.csv"))
+
+
+def test_lumped_values_past_the_named_bound_are_the_baselines_unseen(monkeypatch):
+    """Two categories, two lumped values named, the rest forgotten: a window of the training data puts them
+    in unseen, where the baseline's own histogram has them too."""
+    monkeypatch.setattr(baseline_module, "MAX_OTHER_VALUES", 2)
+    values = ["b"] * 5 + ["a"] * 4 + ["c"] * 3 + ["d"] * 2 + ["f", "e", None, "a"]
+    feature = CategoricalBaseline.from_values(values, max_categories=2)
+    assert (feature.categories, feature.counts.tolist()) == (("a", "b"), [5, 5])  # a tie goes by value
+    assert (feature.other, feature.other_values, feature.other_unnamed) == (7, ("c", "d"), 2)
+    assert (feature.distinct, feature.singletons, feature.missing) == (6, 2, 1)
+    assert feature.histogram_counts().tolist() == [5, 5, 5, 2]
+    codes, dictionary = pd.factorize(np.array(values, dtype=object))
+    window = CategoricalStats(feature.layout())
+    window.update(dictionary, codes.astype(np.int32))
+    assert window.histogram_counts().tolist() == feature.histogram_counts().tolist()
+
+
+def test_version_3_round_trip_with_output(tmp_path):
+    baseline = Baseline.from_csv(_write_csv(_mixed_frame(300, seed=2), tmp_path / "mixed.csv"), output="label")
+    baseline.save(tmp_path / "b.json")
+    document = json.loads((tmp_path / "b.json").read_text())
+    assert document["version"] == 3 and document["output"]["name"] == "label"
+    assert {name: f["type"] for name, f in document["features"].items()} == {
+        "size": "numeric", "colour": "categorical", "code": "numeric"}
+    loaded = Baseline.load(tmp_path / "b.json")
+    for name, column in baseline.columns.items():
+        assert loaded.columns[name].to_dict() == column.to_dict()
+    assert loaded.fingerprint == baseline.fingerprint
+    assert Baseline(baseline.features).fingerprint != baseline.fingerprint  # the output counts
+    with pytest.raises(BaselineError, match="output 'size' is also a feature"):
+        Baseline(baseline.features, output=baseline_module.OutputBaseline("size", baseline.output.feature))
 
 
 def test_save_load_round_trip(iris, tmp_path):
     path = tmp_path / "b.json"
     iris.save(path)
     document = json.loads(path.read_text())
-    assert document["format"] == "mmon-baseline" and document["version"] == 2
+    assert document["format"] == "mmon-baseline" and document["version"] == 3
     loaded = Baseline.load(path)
     for name in FEATURES:
         a, b = iris.features[name], loaded.features[name]
@@ -133,6 +233,13 @@ def test_training_sample_is_all_values_or_a_seeded_subsample():
     ('{"format": "other"}', "not an mmon-baseline document"),
     ('{"format": "mmon-baseline", "version": 9, "features": {}}', "unsupported baseline version 9"),
     ('{"format": "mmon-baseline", "version": 2, "features": {"x": {"count": 3}}}', "features.x: missing field 'mean'"),
+    ('{"format": "mmon-baseline", "version": 3, "features": {"x": {"count": 3}}}', "features.x: type must be one of"),
+    ('{"format": "mmon-baseline", "version": 3, "features": {"x": {"type": "categorical", "count": 3, "missing": 0, '
+     '"distinct": 1, "singletons": 0, "categories": ["a"], "counts": [2], "other": 0, "other_values": [], '
+     '"other_unnamed": 0}}}', "count must be the categories' counts plus other"),
+    ('{"format": "mmon-baseline", "version": 3, "features": {"x": {"type": "categorical", "count": 3, "missing": 0, '
+     '"distinct": 2, "singletons": 0, "categories": ["a"], "counts": [2], "other": 1, "other_values": ["a"], '
+     '"other_unnamed": 0}}}', "must be distinct"),
 ])
 def test_load_rejects_bad_documents_with_a_clear_message(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -176,14 +283,30 @@ def test_cli_writes_the_baseline(tmp_path, capsys):
     assert list(Baseline.load(only).features) == ["petal_width"]
 
 
+def test_cli_mixed_csv_with_an_output_column(tmp_path, capsys):
+    path = _write_csv(_mixed_frame(200, seed=3), tmp_path / "mixed.csv")
+    out = tmp_path / "baseline.json"
+    assert baseline_cli.main([str(path), "--categorical", "code", "--max-categories", "3", "--output-column",
+                              "label", "-o", str(out)]) == 0
+    loaded = Baseline.load(out)
+    assert [f.type for f in loaded.columns.values()] == ["numeric", "categorical", "categorical", "categorical"]
+    assert len(loaded.features["colour"].categories) == 3 and loaded.output.name == "label"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("3 features (1 numeric, 2 categorical), quantile bins; output label (categorical)")
+    colour = loaded.features["colour"]
+    assert f"missing {colour.missing} ({colour.missing_rate:.1%})  3 categories: {colour.categories[0]} " in printed[2]
+    assert f"other {colour.other}" in printed[2] and printed[4].split()[:2] == ["label", "categorical"]
+    assert baseline_cli.main([str(path), "--max-categories", "0"]) == 2
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert baseline_cli.main([str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.json")]) == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,x\n2,3\n")
-    assert baseline_cli.main([str(bad), "-o", str(tmp_path / "x.json")]) == 1
+    assert baseline_cli.main([str(bad), "--numeric", "b", "-o", str(tmp_path / "x.json")]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == [f"mmon baseline: cannot read {tmp_path / 'missing.csv'}: No such file or directory",
-                      f"mmon baseline: {bad}: column 'b' is not numeric on every row"]
+                      f"mmon baseline: {bad}: column 'b': numeric, but 'x' on data row 1 is not a number"]
     with pytest.raises(SystemExit) as exit_info:
         baseline_cli.main(["--help"])
     assert exit_info.value.code == 0

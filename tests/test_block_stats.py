@@ -90,6 +90,25 @@ def test_nan_is_missing_inf_is_rejected_per_column():
     json.dumps(results, allow_nan=False)
 
 
+def test_missing_values_equal_numpy_nan_functions():
+    """The JVM sends NaN for a missing value: counted in ``missing``, left out of every statistic as numpy's
+    nan-functions leave it out, and out of the histogram and the CDF."""
+    matrix = _matrix(1500, seed=9)
+    matrix[np.random.default_rng(9).random(matrix.shape) < [0.0, 0.05, 0.3, 0.9]] = np.nan
+    block = BlockStats(EDGES)
+    for part in np.array_split(matrix, 3):
+        block.update(part)
+    for j, result in enumerate(block.results()):
+        column = matrix[:, j]
+        assert (result["missing"], result["rejected"]) == (np.isnan(column).sum(), 0)
+        assert result["count"] == np.count_nonzero(~np.isnan(column)) == block.cdf(j).n == sum(block.histogram_counts()[j])
+        assert result["mean"] == pytest.approx(np.nanmean(column), rel=1e-12)
+        assert result["variance"] == pytest.approx(np.nanvar(column, ddof=1), rel=1e-12)
+        assert result["stddev_pop"] == pytest.approx(np.nanstd(column), rel=1e-12)
+        assert (result["min"], result["max"]) == (np.nanmin(column), np.nanmax(column))
+        assert [result["p25"], result["p50"], result["p75"]] == np.nanpercentile(column, [25, 50, 75]).tolist()
+
+
 def test_an_empty_block_reports_none_and_is_strict_json():
     results = BlockStats(EDGES).results()
     assert [r["count"] for r in results] == [0] * len(EDGES)

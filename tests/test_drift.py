@@ -1,10 +1,11 @@
-"""Drift metrics against scipy, on single histograms and on batches of windows."""
+"""Drift metrics against scipy, on single histograms and on batches of windows, numeric and categorical
+layouts; chi2, missing_rate and which metric applies to which feature type."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import entropy, wasserstein_distance
+from scipy.stats import chisquare, entropy, wasserstein_distance
 
 from udfs import drift
 from udfs.histogram import bin_centres
@@ -86,7 +87,7 @@ def test_wasserstein_normalize_by_divides_per_row():
     assert drift.wasserstein(p[0], q, EDGES, normalize_by=2.0) == pytest.approx(drift.wasserstein(p[0], q, EDGES) / 2.0)
 
 
-@pytest.mark.parametrize("metric", sorted(drift.METRICS))
+@pytest.mark.parametrize("metric", sorted(drift.LAYOUT_METRICS))
 def test_batches_of_windows_equal_row_by_row(metric):
     windows, baseline = _random_counts(rows=64), _random_counts()
     batch = drift.compute(metric, windows, baseline, EDGES)
@@ -96,6 +97,55 @@ def test_batches_of_windows_equal_row_by_row(metric):
     np.testing.assert_allclose(batch, singles, rtol=1e-12)
     pairwise = drift.compute(metric, windows, np.tile(baseline, (64, 1)), EDGES)
     np.testing.assert_allclose(pairwise, batch, rtol=1e-12)
+
+
+CATEGORY_BASELINE = np.array([40.0, 30.0, 20.0, 9.0, 5.0, 6.0, 0.0])  # [c_1..c_5, other, unseen]
+
+
+def test_histogram_metrics_on_category_layouts_equal_scipy():
+    """No edges: the slots are unordered; the baseline's unseen slot is 0, the windows' is not."""
+    q = CATEGORY_BASELINE
+    q_hat = q / q.sum()
+    windows = RNG.multinomial(200, [0.3, 0.25, 0.2, 0.1, 0.05, 0.05, 0.05], size=20).astype(float)
+    windows[:10, 3] = 0.0  # an empty category
+    for p in windows:
+        p_hat = p / p.sum()
+        assert drift.compute("js", p, q) == pytest.approx(jensenshannon(p_hat, q_hat, base=2) ** 2, rel=1e-9)
+        assert drift.compute("hellinger", p, q) == pytest.approx(np.sqrt(1.0 - np.sqrt(p_hat * q_hat).sum()), rel=1e-7)
+        assert drift.compute("kl", p, q) == pytest.approx(entropy(_smooth(p), _smooth(q)), rel=1e-9)
+        assert drift.compute("psi", p, q) == pytest.approx(entropy(_smooth(p), _smooth(q)) + entropy(_smooth(q), _smooth(p)),
+                                                           rel=1e-9)
+        assert drift.compute("chi2", p, q) == pytest.approx(chisquare(p, p.sum() * _smooth(q)).statistic, rel=1e-12)
+
+
+def test_chi2_is_pearsons_statistic_smoothed_only_where_the_baseline_is_empty():
+    """Without empty slots a tiny pseudo-count gives scipy's chisquare against the baseline frequencies; an
+    unseen value against a baseline 0 stays finite; an empty window has no statistic."""
+    p, q = np.array([30.0, 25.0, 20.0, 10.0, 15.0]), np.array([300.0, 200.0, 250.0, 150.0, 100.0])
+    assert drift.chi2(p, q, pseudo_count=1e-9) == pytest.approx(chisquare(p, p.sum() * q / q.sum()).statistic, rel=1e-7)
+    unseen = np.array([10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 5.0])
+    assert np.isfinite(drift.chi2(unseen, CATEGORY_BASELINE)) and drift.chi2(unseen, CATEGORY_BASELINE) > 100
+    assert np.isnan(drift.chi2(np.zeros(7), CATEGORY_BASELINE))
+
+
+def test_missing_rate_is_the_gap_between_the_shares_per_window():
+    values = drift.missing_rate([0, 5, 10, 0], [100, 100, 50, 0], 0.05)
+    np.testing.assert_allclose(values[:3], [0.05, 0.0, 0.15])
+    assert np.isnan(values[3]) and isinstance(drift.missing_rate(3, 10, 0.5), float)
+    with pytest.raises(ValueError, match=r"\[0, total\]"):
+        drift.missing_rate([11], [10], 0.1)
+
+
+def test_metric_names_by_feature_type():
+    assert drift.NUMERIC_ONLY == ("wasserstein", "ks", "cvm")
+    assert drift.METRICS_BY_TYPE == {"numeric": drift.METRIC_NAMES,
+                                     "categorical": ("kl", "js", "psi", "hellinger", "chi2", "missing_rate")}
+    assert set(drift.METRIC_NAMES) == {*drift.LAYOUT_METRICS, *drift.TESTS, drift.MISSING_RATE}
+    assert not set(drift.OPT_IN_METRICS) & set(drift.METRICS)
+    with pytest.raises(ValueError, match="a categorical feature has none"):
+        drift.compute("wasserstein", CATEGORY_BASELINE, CATEGORY_BASELINE)
+    with pytest.raises(ValueError, match="call udfs.drift.missing_rate"):
+        drift.compute("missing_rate", CATEGORY_BASELINE, CATEGORY_BASELINE)
 
 
 def test_bad_input_is_rejected_with_a_clear_error():

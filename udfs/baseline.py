@@ -1,48 +1,77 @@
-"""The baseline: per-feature training statistics, histograms and a training sample that windows are
-compared with.
+"""The baseline: per-feature training statistics that windows are compared with, numeric or categorical,
+and optionally the same for the model's output (its predictions).
 
 Saved as versioned JSON::
 
-    {"format": "mmon-baseline", "version": 2, "source": "...", "features": {
-        "<name>": {"count": 120, "mean": ..., "std": ..., "min": ..., "max": ...,
-                   "p25": ..., "p50": ..., "p75": ..., "binning": "quantile",
-                   "edges": [k + 1 floats], "counts": [k numbers], "sample": [sorted floats]}}}
+    {"format": "mmon-baseline", "version": 3, "source": "...",
+     "features": {
+        "<numeric>": {"type": "numeric", "count": 120, "missing": 2, "missing_rate": 0.0164,
+                      "mean": ..., "std": ..., "min": ..., "max": ..., "p25": ..., "p50": ..., "p75": ...,
+                      "binning": "quantile", "edges": [k + 1 floats], "counts": [k numbers],
+                      "sample": [sorted floats]},
+        "<categorical>": {"type": "categorical", "count": 120, "missing": 0, "missing_rate": 0.0,
+                          "distinct": 60, "singletons": 9, "categories": ["a", ...], "counts": [40, ...],
+                          "other": 11, "other_values": ["x", ...], "other_unnamed": 0}},
+     "output": {"name": "prediction", "type": ..., ...the fields of its type...}}
 
-``std`` is the sample standard deviation (ddof=1); percentiles are ``numpy.percentile`` (linear).
-``counts`` are the ``k`` inner bins; :meth:`FeatureBaseline.histogram_counts` gives the drift layout
-``[underflow, bin_1..bin_k, overflow]``. ``binning`` says how the edges were chosen: ``quantile``
-(default: equal-frequency edges at training values, :func:`udfs.histogram.quantile_edges`, with
-:func:`udfs.histogram.default_bin_count` bins unless given) or ``equal-width`` (over ``[min, max]``,
+``count`` is the number of present values and ``missing`` of missing ones (an empty or ``NA`` cell, or
+NaN); ``missing_rate = missing / (count + missing)`` is written for readers and derived again on load.
+``output`` is absent when the baseline has none. Version 2 files (no ``type``, no ``missing``, no
+``output``) still load, every feature numeric with nothing missing; version 1 files (no sample, no
+binning) are refused with the command that regenerates them.
+
+Numeric features (`FeatureBaseline`): ``std`` is the sample standard deviation (ddof=1); percentiles are
+``numpy.percentile`` (linear). ``counts`` are the ``k`` inner bins; :meth:`FeatureBaseline.histogram_counts`
+gives the drift layout ``[underflow, bin_1..bin_k, overflow]``. ``binning`` says how the edges were
+chosen: ``quantile`` (default: equal-frequency edges at training values, :func:`udfs.histogram.quantile_edges`,
+with :func:`udfs.histogram.default_bin_count` bins unless given) or ``equal-width`` (over ``[min, max]``,
 :func:`udfs.histogram.equal_width_edges`). Either way the last edge sits one ulp above ``max``, so the
-training maximum counts in the last bin and the baseline's underflow and overflow are 0.
-
-``sample`` is the sorted training column itself up to :data:`MAX_SAMPLE` values, else a seeded
-subsample of :data:`MAX_SAMPLE` of them without replacement: the empirical CDF that ``threshold: auto``
+training maximum counts in the last bin and the baseline's underflow and overflow are 0. ``sample`` is the
+sorted training column itself up to :data:`MAX_SAMPLE` values, else a seeded subsample of
+:data:`MAX_SAMPLE` of them without replacement: the empirical CDF that ``threshold: auto``
 (:mod:`udfs.calibration`) and the two-sample tests (:mod:`udfs.two_sample`) work from. A thesis-format
 import has no raw values; its sample is the histogram's interpolated quantiles at ``(i + 1/2) / count``.
-Version 1 files (no sample, no binning) are refused with the command that regenerates them.
+
+Categorical features (`CategoricalBaseline`): the ``max_categories`` (default :data:`MAX_CATEGORIES`)
+most frequent values are the ``categories``, ties by value (string order), with their ``counts``; the
+rest are lumped into ``other`` (their total count), so a high-cardinality feature keeps a bounded
+baseline. A window must still tell a lumped training value (slot ``other``) from a value never seen in
+training (slot ``unseen``), so the lumped values are named in ``other_values``, most frequent first, up to
+:data:`MAX_OTHER_VALUES`; past that bound the rest are forgotten, a window counts them as unseen, and
+``other_unnamed`` records their training count, which the baseline's own histogram puts in its
+``unseen`` slot. Its drift layout (:meth:`CategoricalBaseline.histogram_counts`) is therefore
+``[c_1..c_K, other - other_unnamed, other_unnamed]``: the baseline's unseen is 0 unless the training set
+has more than ``max_categories + MAX_OTHER_VALUES`` distinct values. ``singletons`` (training values seen
+once) gives the calibration the Good-Turing chance of a new value.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
-import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import ClassVar, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 
+from udfs.categorical import CategoryLayout, by_count, value_counts
 from udfs.histogram import (default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts,
                             quantile_edges)
 from udfs.stats import PERCENTILES
 
 FORMAT = "mmon-baseline"
-VERSION = 2
+VERSION = 3
 MAX_SAMPLE = 10_000
 SAMPLE_SEED = 20_26_1202
+MAX_CATEGORIES = 50
+MAX_OTHER_VALUES = 10_000
+MISSING_CELLS = ("", "NA")
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
 
 
 def _equal_width_over_range(values: np.ndarray, bins: int) -> np.ndarray:
@@ -57,9 +86,20 @@ class BaselineError(ValueError):
     """A baseline that cannot be built or read; the message says why."""
 
 
+class _Missing:
+    """The missing rate of a feature baseline with ``count`` present and ``missing`` missing values."""
+
+    count: int
+    missing: int
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / (self.count + self.missing)
+
+
 @dataclass(frozen=True, eq=False)
-class FeatureBaseline:
-    """Training statistics of one feature."""
+class FeatureBaseline(_Missing):
+    """Training statistics of one numeric feature (over its ``count`` present values)."""
 
     count: int
     mean: float
@@ -73,13 +113,19 @@ class FeatureBaseline:
     counts: np.ndarray
     sample: np.ndarray
     binning: str = "quantile"
+    missing: int = 0
+    type: ClassVar[str] = NUMERIC
 
     @classmethod
     def from_values(cls, values: np.ndarray, bins: Optional[int] = None, binning: str = "quantile") -> "FeatureBaseline":
-        """Statistics of ``values``; ``bins=None`` takes :func:`udfs.histogram.default_bin_count`."""
-        values = np.asarray(values, dtype=float)
+        """Statistics of ``values``, NaN being missing; ``bins=None`` takes :func:`udfs.histogram.default_bin_count`."""
+        values = np.asarray(values, dtype=float).ravel()
+        missing = np.isnan(values)
+        values = values[~missing]
         if len(values) < 2:
-            raise BaselineError(f"need at least 2 values, got {len(values)}")
+            raise BaselineError(f"need at least 2 present values, got {len(values)}")
+        if not np.isfinite(values).all():
+            raise BaselineError("holds infinite values")
         if binning not in BINNINGS:
             raise BaselineError(f"unknown binning {binning!r} (known: {', '.join(BINNINGS)})")
         edges = BINNINGS[binning](values, bins or default_bin_count(len(values)))
@@ -87,7 +133,7 @@ class FeatureBaseline:
         return cls(count=len(values), mean=float(values.mean()), std=float(values.std(ddof=1)),
                    min=float(values.min()), max=float(values.max()), p25=float(p25), p50=float(p50),
                    p75=float(p75), edges=edges, counts=layout_counts(values, edges)[1:-1],
-                   sample=training_sample(values), binning=binning)
+                   sample=training_sample(values), binning=binning, missing=int(missing.sum()))
 
     def histogram_counts(self) -> np.ndarray:
         """The histogram in the drift layout ``[0, bin_1..bin_k, 0]`` (length ``len(edges) + 1``)."""
@@ -95,7 +141,8 @@ class FeatureBaseline:
 
     def to_dict(self) -> dict:
         return {
-            "count": self.count, "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
+            "type": self.type, "count": self.count, "missing": self.missing, "missing_rate": self.missing_rate,
+            "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
             "p25": self.p25, "p50": self.p50, "p75": self.p75,
             "binning": self.binning, "edges": self.edges.tolist(),
             "counts": [_plain_number(c) for c in self.counts], "sample": self.sample.tolist(),
@@ -103,36 +150,141 @@ class FeatureBaseline:
 
     @classmethod
     def from_dict(cls, data: Mapping, where: str) -> "FeatureBaseline":
-        try:
+        """A version 3 ``numeric`` entry, or a version 2 feature (no ``missing``: 0)."""
+        with _fields_of(where):
             fields = {name: float(data[name]) for name in ("mean", "std", "min", "max", "p25", "p50", "p75")}
             edges = np.asarray(data["edges"], dtype=float)
             counts = np.asarray(data["counts"], dtype=float)
             sample = np.asarray(data["sample"], dtype=float)
-            count, binning = int(data["count"]), str(data["binning"])
-        except KeyError as err:
-            raise BaselineError(f"{where}: missing field {err.args[0]!r}") from None
-        except (TypeError, ValueError) as err:
-            raise BaselineError(f"{where}: {err}") from None
+            count, binning, missing = int(data["count"]), str(data["binning"]), int(data.get("missing", 0))
         _check_histogram(edges, counts, where)
         _check_sample(sample, where)
-        return cls(count=count, edges=edges, counts=counts, sample=sample, binning=binning, **fields)
+        return cls(count=count, edges=edges, counts=counts, sample=sample, binning=binning, missing=missing, **fields)
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalBaseline(_Missing):
+    """Training frequencies of one categorical feature (module docstring): ``count`` present values in
+    ``categories`` (with ``counts``) and ``other`` (``other_values`` named, ``other_unnamed`` not)."""
+
+    count: int
+    missing: int
+    categories: tuple[str, ...]
+    counts: np.ndarray
+    other: int
+    other_values: tuple[str, ...]
+    other_unnamed: int
+    distinct: int
+    singletons: int
+    type: ClassVar[str] = CATEGORICAL
+
+    @classmethod
+    def from_values(cls, values: Iterable[Optional[str]], max_categories: int = MAX_CATEGORIES) -> "CategoricalBaseline":
+        """Frequencies of ``values`` (strings; None or NaN is missing)."""
+        if max_categories < 1:
+            raise BaselineError(f"max_categories must be at least 1, got {max_categories}")
+        codes, dictionary = pd.factorize(np.asarray(list(values), dtype=object))
+        names, counts, missing = value_counts(dictionary, codes)
+        if counts.sum() < 2:
+            raise BaselineError(f"need at least 2 present values, got {counts.sum()}")
+        order = by_count(names, counts)
+        names, counts = names[order], counts[order]
+        lumped = counts[max_categories:]
+        return cls(count=int(counts.sum()), missing=missing, categories=tuple(names[:max_categories]),
+                   counts=counts[:max_categories], other=int(lumped.sum()),
+                   other_values=tuple(names[max_categories:max_categories + MAX_OTHER_VALUES]),
+                   other_unnamed=int(lumped[MAX_OTHER_VALUES:].sum()), distinct=len(names),
+                   singletons=int((counts == 1).sum()))
+
+    def histogram_counts(self) -> np.ndarray:
+        """The drift layout ``[c_1..c_K, other - other_unnamed, other_unnamed]`` (int64)."""
+        return np.concatenate([self.counts, [self.other - self.other_unnamed, self.other_unnamed]]).astype(np.int64)
+
+    def layout(self) -> CategoryLayout:
+        """The slots a window's values fall in (`udfs.categorical.CategoryLayout`)."""
+        return CategoryLayout(self.categories, self.other_values)
+
+    def to_dict(self) -> dict:
+        return {
+            "type": self.type, "count": self.count, "missing": self.missing, "missing_rate": self.missing_rate,
+            "distinct": self.distinct, "singletons": self.singletons, "categories": list(self.categories),
+            "counts": self.counts.tolist(), "other": self.other, "other_values": list(self.other_values),
+            "other_unnamed": self.other_unnamed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, where: str) -> "CategoricalBaseline":
+        with _fields_of(where):
+            feature = cls(count=int(data["count"]), missing=int(data["missing"]),
+                          categories=tuple(_strings(data["categories"])),
+                          counts=np.asarray(data["counts"], dtype=np.int64), other=int(data["other"]),
+                          other_values=tuple(_strings(data["other_values"])),
+                          other_unnamed=int(data["other_unnamed"]), distinct=int(data["distinct"]),
+                          singletons=int(data["singletons"]))
+            feature.layout()  # categories and other values distinct
+        _check_frequencies(feature, where)
+        return feature
+
+
+ColumnBaseline = Union[FeatureBaseline, CategoricalBaseline]
+"""A feature's (or the output's) baseline, of either type."""
+
+
+@dataclass(frozen=True)
+class OutputBaseline:
+    """The baseline of the model's output column (e.g. the training labels or the model's predictions on
+    the training set), monitored like a feature under its own ``name``."""
+
+    name: str
+    feature: ColumnBaseline
 
 
 @dataclass(frozen=True, eq=False)
 class Baseline:
-    """Per-feature baselines in feature order; ``features[name]`` is a :class:`FeatureBaseline`."""
+    """Per-feature baselines in feature order (each a `FeatureBaseline` or a `CategoricalBaseline`), and
+    optionally the model output's (`OutputBaseline`)."""
 
-    features: Mapping[str, FeatureBaseline]
+    features: Mapping[str, ColumnBaseline]
     source: str = ""
+    output: Optional[OutputBaseline] = None
+
+    def __post_init__(self):
+        if self.output is not None and self.output.name in self.features:
+            raise BaselineError(f"output {self.output.name!r} is also a feature")
+
+    @property
+    def columns(self) -> dict[str, ColumnBaseline]:
+        """Every monitored column's baseline by name: the features, then the output (if any)."""
+        output = {self.output.name: self.output.feature} if self.output else {}
+        return {**self.features, **output}
 
     @classmethod
     def from_csv(cls, path: Union[str, Path], features: Optional[Sequence[str]] = None, bins: Optional[int] = None,
-                 binning: str = "quantile") -> "Baseline":
-        """Baseline of the numeric columns ``features`` (default: every column) of a CSV with a header;
-        ``bins`` and ``binning`` as in :meth:`FeatureBaseline.from_values`."""
-        columns = _read_csv_columns(Path(path), features)
-        return cls({name: FeatureBaseline.from_values(values, bins, binning) for name, values in columns.items()},
-                   source=Path(path).name)
+                 binning: str = "quantile", *, categorical: Sequence[str] = (), numeric: Sequence[str] = (),
+                 max_categories: int = MAX_CATEGORIES, output: Optional[str] = None) -> "Baseline":
+        """Baseline of the columns ``features`` (default: every column but ``output``) of a CSV with a
+        header, and of the ``output`` column if one is named.
+
+        A column is categorical when any present cell is not a number (Python's ``float``), numeric
+        otherwise; ``categorical`` and ``numeric`` name columns whose type is forced (a forced numeric
+        column must hold numbers). Empty and ``NA`` cells (spaces around them ignored) are missing, and so
+        is NaN in a numeric column. ``bins`` and ``binning`` as in :meth:`FeatureBaseline.from_values`,
+        ``max_categories`` as in :meth:`CategoricalBaseline.from_values`.
+        """
+        path = Path(path)
+        header, cells = _read_csv(path)
+        names = [name for name in (features or header) if name != output] + ([output] if output else [])
+        forced = {**{name: CATEGORICAL for name in categorical}, **{name: NUMERIC for name in numeric}}
+        both = set(categorical) & set(numeric)
+        if both:
+            raise BaselineError(f"column {sorted(both)[0]!r} cannot be both categorical and numeric")
+        unknown = [name for name in [*names, *forced] if name not in header]
+        if unknown:
+            raise BaselineError(f"{path}: no column {unknown[0]!r} (columns: {', '.join(header)})")
+        built = {name: _column_baseline(f"{path}: column {name!r}", cells[:, header.index(name)], forced.get(name),
+                                        bins, binning, max_categories) for name in names}
+        result = OutputBaseline(output, built.pop(output)) if output else None
+        return cls(built, source=path.name, output=result)
 
     @classmethod
     def from_thesis_format(cls, descriptive: Mapping[str, Mapping[str, float]],
@@ -159,15 +311,13 @@ class Baseline:
         return cls(result, source="thesis-format")
 
     def save(self, path: Union[str, Path]) -> None:
-        """Indented JSON with each list of numbers on one line (a full sample is about 200 kB a feature)."""
-        document = {"format": FORMAT, "version": VERSION, "source": self.source,
-                    "features": {name: feature.to_dict() for name, feature in self.features.items()}}
-        text = re.sub(r"\[[-+0-9.eE,\s]*\]", lambda match: " ".join(match.group().split()), json.dumps(document, indent=2))
-        Path(path).write_text(text + "\n")
+        """Indented JSON with each list on one line (a full sample is about 200 kB a feature)."""
+        document = {"format": FORMAT, "version": VERSION, "source": self.source, **self._content()}
+        Path(path).write_text(_dumps(document) + "\n")
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "Baseline":
-        """Read a baseline saved by :meth:`save`; any problem raises :class:`BaselineError`."""
+        """Read a baseline saved by :meth:`save` (version 3, or 2); any problem raises :class:`BaselineError`."""
         try:
             document = json.loads(Path(path).read_text())
         except OSError as err:
@@ -176,22 +326,27 @@ class Baseline:
             raise BaselineError(f"{path}: not valid JSON: {err}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise BaselineError(f"{path}: not an {FORMAT} document")
-        if document.get("version") == 1:
+        version = document.get("version")
+        if version == 1:
             raise BaselineError(f"{path}: a version 1 baseline (no training sample, which threshold: auto and the "
                                 f"two-sample tests now need); regenerate it: mmon baseline <training.csv> -o {path}")
-        if document.get("version") != VERSION:
-            raise BaselineError(f"{path}: unsupported baseline version {document.get('version')!r} (expected {VERSION})")
+        if version not in (2, VERSION):
+            raise BaselineError(f"{path}: unsupported baseline version {version!r} (expected 2 or {VERSION})")
         features = document.get("features")
         if not isinstance(features, dict) or not features:
             raise BaselineError(f"{path}: 'features' must be a non-empty mapping")
-        return cls({name: FeatureBaseline.from_dict(data, f"{path}: features.{name}") for name, data in features.items()},
-                   source=str(document.get("source", "")))
+        return cls({name: _column_from_dict(data, f"{path}: features.{name}", version) for name, data in features.items()},
+                   source=str(document.get("source", "")), output=_output_from_dict(document.get("output"), path))
 
     @cached_property
     def fingerprint(self) -> str:
-        """A digest of the statistics, identifying this baseline in caches."""
-        canonical = json.dumps({name: f.to_dict() for name, f in self.features.items()}, sort_keys=True)
+        """A digest of the statistics (features and output), identifying this baseline in caches."""
+        canonical = json.dumps(self._content(), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def _content(self) -> dict:
+        output = {"output": {"name": self.output.name, **self.output.feature.to_dict()}} if self.output else {}
+        return {"features": {name: feature.to_dict() for name, feature in self.features.items()}, **output}
 
 
 def training_sample(values: np.ndarray) -> np.ndarray:
@@ -220,29 +375,102 @@ def _check_sample(sample: np.ndarray, where: str) -> None:
         raise BaselineError(f"{where}: sample must be at least 2 finite values in ascending order")
 
 
-def _read_csv_columns(path: Path, features: Optional[Sequence[str]]) -> dict[str, np.ndarray]:
+@contextmanager
+def _fields_of(where: str) -> Iterator[None]:
+    """Reading an entry's fields: a missing or malformed one raises a `BaselineError` naming ``where``."""
+    try:
+        yield
+    except KeyError as err:
+        raise BaselineError(f"{where}: missing field {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        raise BaselineError(f"{where}: {err}") from None
+
+
+def _check_frequencies(feature: CategoricalBaseline, where: str) -> None:
+    counts = feature.counts
+    if counts.shape != (len(feature.categories),) or not feature.categories or np.any(counts < 1):
+        raise BaselineError(f"{where}: need a positive count for each of at least one category")
+    if feature.count != counts.sum() + feature.other or not 0 <= feature.other_unnamed <= feature.other:
+        raise BaselineError(f"{where}: count must be the categories' counts plus other, other_unnamed within other")
+    if min(feature.missing, feature.singletons) < 0 or feature.distinct < len(feature.categories):
+        raise BaselineError(f"{where}: negative missing or singletons, or fewer distinct values than categories")
+
+
+def _strings(values) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise TypeError("expected a list of strings")
+    return values
+
+
+def _column_from_dict(data, where: str, version: int) -> ColumnBaseline:
+    """A feature entry: version 2 is numeric; version 3 says its ``type``."""
+    if not isinstance(data, dict):
+        raise BaselineError(f"{where}: must be a mapping")
+    if version == 2:
+        return FeatureBaseline.from_dict(data, where)
+    kinds = {NUMERIC: FeatureBaseline, CATEGORICAL: CategoricalBaseline}
+    if data.get("type") not in kinds:
+        raise BaselineError(f"{where}: type must be one of {', '.join(kinds)}, got {data.get('type')!r}")
+    return kinds[data["type"]].from_dict(data, where)
+
+
+def _output_from_dict(data, path) -> Optional[OutputBaseline]:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise BaselineError(f"{path}: output must be a mapping with a name")
+    return OutputBaseline(data["name"], _column_from_dict(data, f"{path}: output", VERSION))
+
+
+def _dumps(value, indent: str = "") -> str:
+    """JSON with mappings indented and every list (all flat here) on one line."""
+    if not isinstance(value, dict) or not value:
+        return json.dumps(value)
+    inner = indent + "  "
+    items = ",\n".join(f"{inner}{json.dumps(key)}: {_dumps(item, inner)}" for key, item in value.items())
+    return "{\n" + items + "\n" + indent + "}"
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    """The header and the (rows x columns) object array of cells, blank lines skipped."""
     try:
         with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
+            rows = [row for row in csv.reader(handle) if row]
     except OSError as err:
         raise BaselineError(f"cannot read {path}: {err.strerror}") from None
     if len(rows) < 3:
         raise BaselineError(f"{path}: need a header and at least 2 data rows")
     header = [name.strip() for name in rows[0]]
-    wanted = list(features) if features else header
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise BaselineError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
-    columns = {}
-    for name in wanted:
-        index = header.index(name)
-        try:
-            columns[name] = np.array([float(row[index]) for row in rows[1:] if row], dtype=float)
-        except (ValueError, IndexError):
-            raise BaselineError(f"{path}: column {name!r} is not numeric on every row") from None
-        if not np.isfinite(columns[name]).all():
-            raise BaselineError(f"{path}: column {name!r} holds NaN or infinite values")
-    return columns
+    for number, row in enumerate(rows[1:], start=1):
+        if len(row) != len(header):
+            raise BaselineError(f"{path}: data row {number} has {len(row)} cells, the header {len(header)}")
+    return header, np.array(rows[1:], dtype=object)
+
+
+def _column_baseline(where: str, cells: np.ndarray, forced: Optional[str], bins: Optional[int], binning: str,
+                     max_categories: int) -> ColumnBaseline:
+    """One column's baseline: numeric when ``forced`` so or when every present cell is a number."""
+    present = np.array([cell.strip() not in MISSING_CELLS for cell in cells], dtype=bool)
+    numbers = _numbers(cells[present])
+    try:
+        if (forced or (NUMERIC if numbers is not None else CATEGORICAL)) == CATEGORICAL:
+            return CategoricalBaseline.from_values(np.where(present, cells, None), max_categories)
+        if numbers is None:
+            bad = next(i for i in np.flatnonzero(present) if _numbers(cells[i:i + 1]) is None)
+            raise BaselineError(f"numeric, but {cells[bad]!r} on data row {bad + 1} is not a number")
+        values = np.full(len(cells), np.nan)
+        values[present] = numbers
+        return FeatureBaseline.from_values(values, bins, binning)
+    except BaselineError as err:
+        raise BaselineError(f"{where}: {err}") from None
+
+
+def _numbers(cells: np.ndarray) -> Optional[np.ndarray]:
+    """The cells as floats (Python's ``float``, correctly rounded), or None if any is not a number."""
+    try:
+        return cells.astype(float)
+    except ValueError:
+        return None
 
 
 def _thesis_feature(name: str, stats: Mapping[str, float], distribution: Mapping[str, float]) -> FeatureBaseline:

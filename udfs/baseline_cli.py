@@ -6,15 +6,19 @@ import csv
 import sys
 from pathlib import Path
 
-from udfs.baseline import BINNINGS, Baseline, BaselineError
+from udfs.baseline import BINNINGS, CATEGORICAL, MAX_CATEGORIES, NUMERIC, Baseline, BaselineError, ColumnBaseline
+
+SHOWN_CATEGORIES = 5
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmon baseline",
-        description="Compute per-feature training statistics (count, mean, sample std, min, max, "
-                    "p25/p50/p75), histograms (equal-frequency bins by default) and a training sample "
-                    "(up to 10,000 values), and save them as JSON.",
+        description="Compute per-feature training statistics and save them as JSON: for a numeric column "
+                    "count, mean, sample std, min, max, p25/p50/p75, a histogram (equal-frequency bins by "
+                    "default) and a training sample (up to 10,000 values); for a categorical column (any "
+                    "present value not a number) the most frequent categories with their counts and the rest "
+                    "lumped as other; for both the missing count (empty and NA cells, NaN).",
         epilog="example: mmon baseline examples/iris/iris_training.csv --label species -o examples/iris/baseline.json")
     parser.add_argument("csv", type=Path, help="training data: a CSV file with a header row")
     parser.add_argument("-o", "--output", type=Path, default=Path("baseline.json"),
@@ -27,6 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--binning", choices=tuple(BINNINGS), default="quantile",
                         help="quantile: equal-frequency edges at training values; equal-width: over [min, max] "
                              "(default: %(default)s)")
+    parser.add_argument("--categorical", action="append", default=[], metavar="COL",
+                        help="treat this column as categorical even if every value is a number (repeatable)")
+    parser.add_argument("--numeric", action="append", default=[], metavar="COL",
+                        help="treat this column as numeric: every present value must be a number (repeatable)")
+    parser.add_argument("--max-categories", type=int, default=MAX_CATEGORIES, metavar="N",
+                        help="categories kept per categorical column, the rest lumped as other (default: %(default)s)")
+    parser.add_argument("--output-column", metavar="COL",
+                        help="the column holding the model's output (e.g. its predictions on the training set, or "
+                             "the labels): its baseline is the output's, not a feature's")
     return parser
 
 
@@ -48,20 +61,38 @@ def _feature_names(path: Path, features: str | None, labels: list[str]) -> list[
     return names
 
 
+def describe(name: str, feature: ColumnBaseline, width: int = 16) -> str:
+    """One printout line: the column's type, present and missing counts, then its statistics or top categories."""
+    head = f"  {name:<{width}} {feature.type:<11}  count {feature.count}  missing {feature.missing} ({feature.missing_rate:.1%})"
+    if feature.type == NUMERIC:
+        return (f"{head}  mean {feature.mean:.7g}  std {feature.std:.7g}  min {feature.min:g}  max {feature.max:g}  "
+                f"bins {len(feature.edges) - 1}")
+    shown = ", ".join(f"{value} {count}" for value, count in
+                      zip(feature.categories[:SHOWN_CATEGORIES], feature.counts[:SHOWN_CATEGORIES]))
+    more = len(feature.categories) - SHOWN_CATEGORIES
+    return (f"{head}  {len(feature.categories)} categories: {shown}{f' (+{more} more)' if more > 0 else ''}"
+            f"{f'  other {feature.other}' if feature.other else ''}")
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.bins is not None and args.bins < 1:
-        print("mmon baseline: --bins must be at least 1", file=sys.stderr)
+    if (args.bins is not None and args.bins < 1) or args.max_categories < 1:
+        print("mmon baseline: --bins and --max-categories must be at least 1", file=sys.stderr)
         return 2
     try:
         names = _feature_names(args.csv, args.features, args.label)
-        baseline = Baseline.from_csv(args.csv, features=names, bins=args.bins, binning=args.binning)
+        baseline = Baseline.from_csv(args.csv, features=names, bins=args.bins, binning=args.binning,
+                                     categorical=args.categorical, numeric=args.numeric,
+                                     max_categories=args.max_categories, output=args.output_column)
         baseline.save(args.output)
     except (BaselineError, OSError) as err:
         print(f"mmon baseline: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: {len(names)} features, {args.binning} bins")
-    for name, feature in baseline.features.items():
-        print(f"  {name:<16} count {feature.count}  mean {feature.mean:.7g}  std {feature.std:.7g}  "
-              f"min {feature.min:g}  max {feature.max:g}  bins {len(feature.edges) - 1}")
+    types = [feature.type for feature in baseline.features.values()]
+    output = f"; output {baseline.output.name} ({baseline.output.feature.type})" if baseline.output else ""
+    print(f"wrote {args.output}: {len(types)} features ({types.count(NUMERIC)} numeric, "
+          f"{types.count(CATEGORICAL)} categorical), {args.binning} bins{output}")
+    width = max(16, *map(len, baseline.columns))
+    for name, feature in baseline.columns.items():
+        print(describe(name, feature, width))
     return 0

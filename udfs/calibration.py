@@ -31,11 +31,29 @@ benchmark (``mmon bench --profile calibration``) checks. When the baseline store
 (``count`` above :data:`udfs.baseline.MAX_SAMPLE`), ``alpha`` is scaled by ``(count + 1) / (sample + 1)``.
 Assumed throughout: a window's values are independent draws (no autocorrelation within a window).
 
+Categorical features (and a categorical output): the same null over their layout ``[c_1..c_K, other,
+unseen]`` (:func:`category_concentrations`). A fresh training set of the same population would give
+other counts; the window's slot probabilities are ``pi ~ Dirichlet(alpha)`` with ``alpha`` the baseline's
+counts (the Bayesian bootstrap of the training values, what the spacings give a discrete numeric
+feature), ``other`` included (an empty ``other`` keeps :data:`MIN_CONCENTRATION`), and the ``unseen``
+slot the training count of the lumped values the baseline no longer names (``other_unnamed``, which
+windows count as unseen too). One correction, Good-Turing's (Good 1953): a value seen once in ``m``
+training values stands, in a fresh sample, for the values never seen, whose total chance is about
+``singletons / m``; so the singletons' counts move from their slots to ``unseen`` (at least 1 there: the
+mass each numeric tail gets, a chance of about ``1 / (m + 1)``). A feature of few categories thus has
+``alpha_unseen = 1``, and a high-cardinality one (a postcode) expects the new values it really meets,
+neither flagging every window for them nor counting the rare values twice.
+
+``chi2`` joins the same simulation, but it is a test statistic that grows with ``n`` (about
+``chi2(B - 1) * (1 + n / m)`` without drift): its curve is made monotone as ``chi2 / n`` (the chi-square
+divergence, which shrinks with ``n`` like the distances), then multiplied back.
+
 Two-sample tests (``ks``, ``cvm``): their own distribution-free two-sample nulls at sizes
 ``m = len(sample)`` and ``n`` (:func:`udfs.two_sample.ks_threshold`, :func:`udfs.two_sample.cvm_threshold`);
-no simulation.
+no simulation. ``missing_rate``: exact from the beta-binomial (:func:`missing_rate_thresholds`), no
+simulation either.
 
-Cost: per (baseline, rate), one simulation for all five histogram metrics: per distinct null (features
+Cost: per (baseline, rate), one simulation for every histogram metric: per distinct null (features
 with equal ``alpha`` and counts share one), :data:`DRAWS` Dirichlet draws, and for each of the :data:`GRID` window sizes (powers of two) a multinomial window per
 draw; seeded and so reproducible, cached. A larger window can only lessen the sampling noise, so each
 curve is made non-increasing in the window size (a running minimum, which also irons out Monte-Carlo
@@ -49,14 +67,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 from udfs import drift, two_sample
-from udfs.baseline import Baseline, FeatureBaseline
+from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 GRID = 2 ** np.arange(2, 17)  # window sizes 4 .. 65,536
 DRAWS = 4000
 SEED = 20_21_0611
-MIN_CONCENTRATION = 1e-3  # a slot beyond the sample's range (only imported thesis-format edges) keeps a trace
+MIN_CONCENTRATION = 1e-3  # a slot beyond the sample's range (thesis-format edges), an empty other: a trace
+MISSING_PRIOR = 1.0  # Beta(missing + 1, count + 1): missing_rate_thresholds
 TEST_THRESHOLDS = {"ks": two_sample.ks_threshold, "cvm": two_sample.cvm_threshold}
 _CACHE_SIZE = 32
 _cache: "OrderedDict[tuple, dict[str, dict[str, np.ndarray]]]" = OrderedDict()
@@ -85,25 +105,55 @@ class ThresholdCurves:
 
 def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 0.01, *,
                      normalize: bool = False) -> ThresholdCurves:
-    """The calibrated `ThresholdCurves` of ``metric`` at ``false_alarm_rate`` for every feature.
+    """The calibrated `ThresholdCurves` of ``metric`` at ``false_alarm_rate`` for every column (features and
+    output, :attr:`udfs.baseline.Baseline.columns`) of a type the metric applies to
+    (:data:`udfs.drift.METRICS_BY_TYPE`).
 
-    ``metric`` is a name in :data:`udfs.drift.METRIC_NAMES`; ``normalize=True`` gives the Wasserstein
-    thresholds divided by the baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``.
-    The first call for a (baseline, rate) simulates every histogram metric at once (about 0.7 s per
-    distinct null: Iris's four features take about 3 s); later calls, other metrics included, read the cache.
+    ``metric`` is a name in :data:`udfs.drift.METRIC_NAMES` but ``missing_rate``
+    (:func:`missing_rate_thresholds`); ``normalize=True`` gives the Wasserstein thresholds divided by the
+    baseline std (unit-free), matching ``wasserstein(..., normalize_by=std)``. The first call for a
+    (baseline, rate) simulates every histogram metric at once (about 0.7 s per distinct null: Iris's four
+    features take about 3 s); later calls, other metrics included, read the cache.
     """
-    if not 0 < false_alarm_rate < 1:
-        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    _check_rate(false_alarm_rate)
     if metric not in drift.METRIC_NAMES:
         raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(drift.METRIC_NAMES)})")
+    if metric == drift.MISSING_RATE:
+        raise ValueError("missing_rate thresholds are exact per window size: call missing_rate_thresholds")
     if normalize and metric != "wasserstein":
         raise ValueError(f"normalize applies to wasserstein only, not {metric}")
+    columns = {name: column for name, column in baseline.columns.items()
+               if metric in drift.METRICS_BY_TYPE[column.type]}
     if metric in TEST_THRESHOLDS:
         return ThresholdCurves({name: TEST_THRESHOLDS[metric](len(feature.sample), GRID, false_alarm_rate)
-                                for name, feature in baseline.features.items()})
+                                for name, feature in columns.items()})
     grids = _threshold_grids(baseline, false_alarm_rate)
-    return ThresholdCurves({name: grids[name][metric] / _scale(feature, normalize)
-                            for name, feature in baseline.features.items()})
+    return ThresholdCurves({name: grids[name][metric] / _scale(column, normalize) for name, column in columns.items()})
+
+
+def missing_rate_thresholds(feature: ColumnBaseline, totals, false_alarm_rate: float = 0.01) -> np.ndarray:
+    """The ``missing_rate`` threshold of ``feature`` for windows of these ``totals`` (present + missing).
+
+    Without drift a window of ``n`` values has ``X ~ Binomial(n, r)`` missing, ``r`` the population's
+    rate, which the training set knows as ``missing`` out of ``count + missing``: with its posterior
+    ``r ~ Beta(missing + 1, count + 1)`` (the training set's own noise, as in the histogram nulls),
+    ``X ~ BetaBinomial(n, missing + 1, count + 1)``. The threshold is the smallest gap ``t`` with
+    ``P(|X / n - r_hat| > t) <= false_alarm_rate``, ``r_hat`` the baseline's rate: two-sided, exact from
+    the pmf over ``x = 0..n``, once per distinct window size (about a millisecond at 10,000 values). Same
+    shape as ``totals``.
+
+    The prior is the uniform one (:data:`MISSING_PRIOR` = 1 on each side, the mass each numeric tail
+    gets) rather than Jeffreys' 1/2: summed exactly over fresh training sets and windows at a nominal
+    5 %, Jeffreys' lets a training set with few missing values flag up to 7.1 % of the windows, the
+    uniform prior at most 5.8 % for training sets of 100 rows and more (5.3 % from 300 rows; rates 1-50 %,
+    windows of 5-10,000 values), and less where the counts are small or discrete. Very small training
+    sets against much larger windows exceed it (30 rows, 10,000-value windows: 8.7 %).
+    """
+    _check_rate(false_alarm_rate)
+    totals = np.asarray(totals)
+    sizes, inverse = np.unique(np.maximum(totals, 1).astype(np.int64), return_inverse=True)
+    limits = np.array([_missing_rate_quantile(feature, int(n), false_alarm_rate) for n in sizes])
+    return limits[inverse].reshape(totals.shape)
 
 
 def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_alarm_rate: float = 0.01,
@@ -115,8 +165,32 @@ def drift_thresholds(baseline: Baseline, metric: str, window_size: int, false_al
     return threshold_curves(baseline, metric, false_alarm_rate, normalize=normalize).at(window_size)
 
 
-def slot_concentrations(feature: FeatureBaseline) -> np.ndarray:
-    """``alpha``: the Dirichlet concentrations of the window's slot probabilities (module docstring).
+def slot_concentrations(feature: ColumnBaseline) -> np.ndarray:
+    """``alpha``: the Dirichlet concentrations of the window's slot probabilities (module docstring)."""
+    return category_concentrations(feature) if feature.type == CATEGORICAL else spacing_concentrations(feature)
+
+
+def category_concentrations(feature: CategoricalBaseline) -> np.ndarray:
+    """``alpha`` of a categorical feature: its layout counts ``[c_1..c_K, other, unseen]`` (the baseline's
+    unseen being ``other_unnamed``) with the training singletons' counts moved to ``unseen`` (Good-Turing:
+    at least 1 there), each at least :data:`MIN_CONCENTRATION` (module docstring)."""
+    alpha = feature.histogram_counts().astype(float) - _singletons_by_slot(feature)
+    alpha[-1] += max(1, feature.singletons)
+    return np.maximum(alpha, MIN_CONCENTRATION)
+
+
+def _singletons_by_slot(feature: CategoricalBaseline) -> np.ndarray:
+    """How many training values seen once each slot holds. Values rank by count, so the singletons are
+    the last: categories of count 1, then, in ``other``, the unnamed values first (the rarest)."""
+    in_categories = feature.counts == 1
+    lumped = feature.singletons - int(in_categories.sum())
+    unnamed = feature.distinct - len(feature.categories) - len(feature.other_values)
+    in_unseen = min(lumped, unnamed)
+    return np.concatenate([in_categories, [lumped - in_unseen, in_unseen]]).astype(float)
+
+
+def spacing_concentrations(feature: FeatureBaseline) -> np.ndarray:
+    """``alpha`` of a numeric feature, from the spacings of its training sample (module docstring).
 
     With ``x_1 <= ... <= x_s`` the sample and ``r(e)`` the number of inner spacings below edge ``e``
     (``i - 1 + (e - x_{i-1}) / (x_i - x_{i-1})`` for ``x_{i-1} < e <= x_i``, 0 below ``x_1``, ``s - 1``
@@ -130,35 +204,46 @@ def slot_concentrations(feature: FeatureBaseline) -> np.ndarray:
     return np.round(np.maximum(alpha, MIN_CONCENTRATION), 9)
 
 
-def null_thresholds(features: Sequence[FeatureBaseline], rate: float,
+def null_thresholds(features: Sequence[ColumnBaseline], rate: float,
                     window_sizes: Sequence[int]) -> list[dict[str, np.ndarray]]:
-    """Per feature, the ``1 - rate`` quantile of every histogram metric's null at each window size.
+    """Per feature, the ``1 - rate`` quantile of every histogram metric's null (:data:`udfs.drift.LAYOUT_METRICS`,
+    Wasserstein for numeric features only) at each window size.
 
     Features with the same ``alpha`` and reference histogram (e.g. equal training sizes, no ties,
-    quantile bins) share one simulation: their KL, JS, PSI and Hellinger thresholds are equal, and
+    quantile bins) share one simulation: their KL, JS, PSI, Hellinger and chi2 thresholds are equal, and
     Wasserstein's differ only through their edges, ``W = cdf_gaps(w, q) @ diff(support_points(edges))``.
     """
     results: list[dict[str, np.ndarray]] = [{} for _ in features]
     for group_index, members in enumerate(_shared_nulls(features)):
-        first = features[members[0]]
-        rng = np.random.default_rng([SEED, group_index])
-        slot_probabilities = rng.dirichlet(slot_concentrations(first), size=DRAWS)
-        reference = first.histogram_counts()
-        support_gaps = np.stack([np.diff(drift.support_points(features[i].edges)) for i in members], axis=1)
-        for i in members:
-            results[i] = {metric: np.empty(len(window_sizes)) for metric in drift.METRICS}
-        for s, size in enumerate(window_sizes):
-            windows = rng.multinomial(size, slot_probabilities)
-            wasserstein = np.quantile(drift.cdf_gaps(windows, reference) @ support_gaps, 1.0 - rate, axis=0)
-            shared = {metric: np.quantile(drift.compute(metric, windows, reference, first.edges), 1.0 - rate)
-                      for metric in drift.METRICS if metric != "wasserstein"}
-            for member, w in zip(members, wasserstein):
-                for metric, value in {**shared, "wasserstein": w}.items():
-                    results[member][metric][s] = value
+        group = [features[i] for i in members]
+        for i, thresholds in zip(members, _group_thresholds(group, rate, window_sizes, group_index)):
+            results[i] = thresholds
     return results
 
 
-def _shared_nulls(features: Sequence[FeatureBaseline]) -> list[list[int]]:
+def _group_thresholds(group: Sequence[ColumnBaseline], rate: float, window_sizes: Sequence[int],
+                      group_index: int) -> list[dict[str, np.ndarray]]:
+    """`null_thresholds` of features sharing one null, simulated once (seeded by ``group_index``)."""
+    first = group[0]
+    rng = np.random.default_rng([SEED, group_index])
+    slot_probabilities = rng.dirichlet(slot_concentrations(first), size=DRAWS)
+    reference = first.histogram_counts()
+    numeric = [feature for feature in group if feature.type == NUMERIC]
+    support_gaps = np.array([np.diff(drift.support_points(feature.edges)) for feature in numeric]).T
+    shared = {metric: np.empty(len(window_sizes)) for metric in drift.LAYOUT_METRICS if metric != "wasserstein"}
+    wasserstein = np.empty((len(numeric), len(window_sizes)))
+    for s, size in enumerate(window_sizes):
+        windows = rng.multinomial(size, slot_probabilities)
+        for metric, values in shared.items():
+            values[s] = np.quantile(drift.compute(metric, windows, reference), 1.0 - rate)
+        if numeric:
+            wasserstein[:, s] = np.quantile(drift.cdf_gaps(windows, reference) @ support_gaps, 1.0 - rate, axis=0)
+    numeric_rows = iter(wasserstein)  # in group order
+    return [{**{metric: values.copy() for metric, values in shared.items()},
+             **({"wasserstein": next(numeric_rows)} if feature.type == NUMERIC else {})} for feature in group]
+
+
+def _shared_nulls(features: Sequence[ColumnBaseline]) -> list[list[int]]:
     """Indices of ``features`` grouped by (``alpha``, reference histogram), in order of first appearance."""
     groups: dict[bytes, list[int]] = {}
     for index, feature in enumerate(features):
@@ -178,7 +263,25 @@ def _spacings_below(sample: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return below
 
 
-def _scale(feature: FeatureBaseline, normalize: bool) -> float:
+def _check_rate(false_alarm_rate: float) -> None:
+    if not 0 < false_alarm_rate < 1:
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+
+
+def _missing_rate_quantile(feature: ColumnBaseline, n: int, rate: float) -> float:
+    """The smallest gap ``t = |x / n - r_hat|`` with ``P(|X / n - r_hat| > t) <= rate`` under the
+    beta-binomial of :func:`missing_rate_thresholds`; the gaps are the statistic's own floats."""
+    x = np.arange(n + 1)
+    gaps = np.abs(x / n - feature.missing_rate)
+    order = np.argsort(gaps, kind="stable")
+    gaps = gaps[order]
+    pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)[order]
+    beyond = np.append(np.cumsum(pmf[::-1])[::-1][1:], 0.0)  # mass after each position
+    exceed = beyond[np.searchsorted(gaps, gaps, side="right") - 1]  # P(gap > gaps[i]), ties included
+    return float(gaps[np.argmax(exceed <= rate)])
+
+
+def _scale(feature: ColumnBaseline, normalize: bool) -> float:
     return feature.std if normalize and feature.std > 0 else 1.0
 
 
@@ -187,15 +290,18 @@ def _threshold_grids(baseline: Baseline, rate: float) -> dict[str, dict[str, np.
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    nulls = null_thresholds(list(baseline.features.values()), rate, GRID)
-    grids = {name: {metric: _monotone(values) for metric, values in null.items()}
-             for name, null in zip(baseline.features, nulls)}
+    columns = baseline.columns
+    nulls = null_thresholds(list(columns.values()), rate, GRID)
+    grids = {name: {metric: _monotone(metric, values) for metric, values in null.items()}
+             for name, null in zip(columns, nulls)}
     _cache[key] = grids
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
     return grids
 
 
-def _monotone(thresholds: np.ndarray) -> np.ndarray:
-    """Non-increasing in the window size (running minimum) and positive (the curves interpolate logs)."""
-    return np.maximum(np.minimum.accumulate(thresholds), np.finfo(float).tiny)
+def _monotone(metric: str, thresholds: np.ndarray) -> np.ndarray:
+    """Non-increasing in the window size (running minimum) and positive (the curves interpolate logs);
+    chi2 as ``chi2 / n`` (module docstring)."""
+    per_value = GRID if metric == "chi2" else 1
+    return np.maximum(np.minimum.accumulate(thresholds / per_value), np.finfo(float).tiny) * per_value

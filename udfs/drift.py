@@ -1,22 +1,27 @@
 """Distances between a window histogram ``p`` and the baseline histogram ``q``.
 
-Both are *counts* in the drift layout ``[underflow, bin_1..bin_k, overflow]`` (length ``len(edges) + 1``,
-see :mod:`udfs.histogram`). Every function takes 1-D arrays (one histogram) or 2-D arrays (windows x
-bins, broadcast against each other: typically many windows against one baseline) and returns a float
-or a 1-D array with one value per row; no Python loop runs over rows.
+Both are *counts* in a feature's drift layout: ``[underflow, bin_1..bin_k, overflow]`` for a numeric
+feature (length ``len(edges) + 1``, see :mod:`udfs.histogram`), ``[c_1..c_K, other, unseen]`` for a
+categorical one (:mod:`udfs.categorical`). Every function takes 1-D arrays (one histogram) or 2-D arrays
+(windows x slots, broadcast against each other: typically many windows against one baseline) and returns
+a float or a 1-D array with one value per row; no Python loop runs over rows. Only Wasserstein reads
+the slots' positions (the numeric edges); the others treat the slots as unordered, so they apply to both
+layouts unchanged.
 
-Normalisation: ``p_hat = p / sum(p)``. KL and PSI need every bin positive, so they smooth explicitly:
-``pseudo_count`` (default 0.5, the Krichevsky-Trofimov / Jeffreys prior) is added to every count of
-both histograms, underflow and overflow included, before normalising::
+Normalisation: ``p_hat = p / sum(p)``. KL, PSI and chi2 need every baseline slot positive, so they smooth
+explicitly: ``pseudo_count`` (default 0.5, the Krichevsky-Trofimov / Jeffreys prior) is added to every
+count (KL and PSI: of both histograms; chi2: of the baseline), underflow, overflow and unseen included,
+before normalising::
 
     p_tilde_i = (p_i + a) / (sum(p) + a * B)        (B = number of slots)
 
-No bin is ever skipped. JS, Hellinger and Wasserstein are finite with empty bins and use ``p_hat``
-unsmoothed. A row with no mass at all (an all-zero histogram) has no distribution: JS, Hellinger and
-Wasserstein return NaN for it; KL and PSI compare the smoothed (then uniform) histogram.
+No slot is ever skipped. JS, Hellinger and Wasserstein are finite with empty slots and use ``p_hat``
+unsmoothed. A row with no mass at all (an all-zero histogram) has no distribution: JS, Hellinger,
+Wasserstein and chi2 return NaN for it; KL and PSI compare the smoothed (then uniform) histogram.
 
 The two-sample tests ``ks`` and ``cvm`` (:data:`TESTS`, :mod:`udfs.two_sample`) compare the window's CDF
-with the baseline's training sample instead; :data:`METRIC_NAMES` lists every name.
+with the baseline's training sample instead, and ``missing_rate`` compares the share of missing values;
+:data:`METRIC_NAMES` lists every name and :data:`METRICS_BY_TYPE` which apply to which feature type.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from udfs import two_sample
+from udfs.baseline import CATEGORICAL, NUMERIC
 from udfs.histogram import bin_centres
 
 DEFAULT_PSEUDO_COUNT = 0.5
@@ -111,6 +117,34 @@ def hellinger(p, q):
     return _scalar_if_1d(np.sqrt(0.5 * np.square(diff).sum(axis=-1)))
 
 
+def chi2(p, q, pseudo_count: float = DEFAULT_PSEUDO_COUNT):
+    """Pearson's chi-square statistic of the window counts against the baseline frequencies.
+
+    .. math:: X^2 = \\sum_i (p_i - n \\tilde q_i)^2 / (n \\tilde q_i), \\quad n = \\sum_i p_i
+
+    with ``q_tilde`` the baseline smoothed as in the module docstring, so that a slot empty in the
+    baseline (a categorical feature's ``unseen``, a numeric feature's underflow and overflow) expects
+    ``n a / (sum(q) + a B)`` values and the statistic stays finite. Equals
+    ``scipy.stats.chisquare(p, n * q_tilde).statistic``. Not a distance: without drift it is about
+    ``chi2(B - 1) * (1 + n / m)`` (the window and the ``m`` training values both sampled), and with drift
+    it grows in proportion to ``n``. NaN for an empty window.
+    """
+    p, q = _as_pair(p, q)
+    expected = p.sum(axis=-1, keepdims=True) * _smoothed(q, pseudo_count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _scalar_if_1d((np.square(p - expected) / expected).sum(axis=-1))
+
+
+def missing_rate(missing, total, baseline_rate):
+    """``|missing / total - baseline_rate|``: how far the window's share of missing values is from the
+    baseline's (``total`` = present + missing values of the window). Broadcasts; NaN where ``total`` is 0."""
+    missing, total = np.asarray(missing, dtype=float), np.asarray(total, dtype=float)
+    if np.any(missing < 0) or np.any(missing > total):
+        raise ValueError("missing counts must lie in [0, total]")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _scalar_if_1d(np.abs(missing / total - baseline_rate))
+
+
 def support_points(edges) -> np.ndarray:
     """Where Wasserstein places each slot's mass: ``[edges[0], centres..., edges[-1]]``.
 
@@ -167,22 +201,45 @@ METRICS: dict[str, Callable] = {
     "psi": _with_edges(psi),
     "hellinger": _with_edges(hellinger),
 }
-"""Every histogram metric by its spec name, with the common signature ``(p, q, edges, normalize_by=None)``."""
+"""The default histogram metrics by spec name, with the common signature ``(p, q, edges, normalize_by=None)``."""
+
+OPT_IN_METRICS: dict[str, Callable] = {"chi2": _with_edges(chi2)}
+"""Histogram metrics computed only on request, same signature: ``chi2`` (a test statistic, growing with
+the window size under drift)."""
+
+LAYOUT_METRICS: dict[str, Callable] = {**METRICS, **OPT_IN_METRICS}
+"""Every metric computed from drift-layout counts (:func:`compute`)."""
 
 TESTS: dict[str, Callable] = {"ks": two_sample.ks_statistic, "cvm": two_sample.cvm_statistic}
 """The two-sample tests by spec name, signature ``(window_cdf, n, epsilon, sample)``
 (:mod:`udfs.two_sample`): they read the window's CDF, not its histogram."""
 
-METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS)
+MISSING_RATE = "missing_rate"
+"""The metric of the share of missing values (:func:`missing_rate`), for features of every type."""
+
+METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE)
 """Every drift metric name a monitor spec may use: the single list."""
 
+NUMERIC_ONLY: tuple[str, ...] = ("wasserstein", *TESTS)
+"""The metrics that need ordered values (edges, a CDF): refused for a categorical feature."""
 
-def compute(metric: str, p, q, edges, normalize_by: Optional[float] = None):
-    """Histogram metric ``metric`` (a key of :data:`METRICS`) of window ``p`` against baseline ``q``."""
+CATEGORICAL_METRICS: tuple[str, ...] = tuple(name for name in METRIC_NAMES if name not in NUMERIC_ONLY)
+
+METRICS_BY_TYPE: dict[str, tuple[str, ...]] = {NUMERIC: METRIC_NAMES, CATEGORICAL: CATEGORICAL_METRICS}
+"""The metric names that apply to a feature (or output) of each type."""
+
+
+def compute(metric: str, p, q, edges=None, normalize_by: Optional[float] = None):
+    """Histogram metric ``metric`` (a key of :data:`LAYOUT_METRICS`) of window ``p`` against baseline ``q``;
+    ``edges`` (a numeric feature's) only Wasserstein needs."""
     if metric in TESTS:
         raise ValueError(f"{metric} is a two-sample test on the window's CDF: call udfs.drift.TESTS[{metric!r}]")
+    if metric == MISSING_RATE:
+        raise ValueError("missing_rate compares missing counts, not histograms: call udfs.drift.missing_rate")
     try:
-        function = METRICS[metric]
+        function = LAYOUT_METRICS[metric]
     except KeyError:
         raise ValueError(f"unknown drift metric {metric!r} (known: {', '.join(METRIC_NAMES)})") from None
+    if edges is None and metric == "wasserstein":
+        raise ValueError("wasserstein needs a numeric feature's edges (a categorical feature has none)")
     return function(p, q, edges, normalize_by)
