@@ -27,13 +27,14 @@ public final class DeadLetters implements Serializable {
         this.maxRawBytes = maxRawBytes;
     }
 
-    /** The {@code (kind, reason, payload)} record of a request (a {@link JobRows#REQUEST_FIELDS} row). */
+    /** The {@code (kind, reason, payload)} record of a request (a {@link JobRows#REQUEST_FIELDS} row, whose
+     * raw record is its UTF-8 bytes). */
     Row row(String reason, Row request) {
-        String raw = (String) request.getField(JobRows.RAW);
-        byte[] bytes = raw == null ? new byte[0] : raw.getBytes(StandardCharsets.UTF_8);
+        byte[] raw = (byte[]) request.getField(JobRows.RAW);
+        byte[] bytes = raw == null ? new byte[0] : raw;
         ObjectNode payload = JSON.createObjectNode();
         payload.put("reason", reason);
-        payload.put("raw", bytes.length <= maxRawBytes ? raw : cut(bytes, maxRawBytes));
+        payload.put("raw", cut(bytes, maxRawBytes));
         payload.put("raw_bytes", bytes.length);
         payload.put("raw_sha256", sha256(bytes));
         payload.put("truncated", bytes.length > maxRawBytes);
@@ -41,8 +42,11 @@ public final class DeadLetters implements Serializable {
         return Row.of(kind, reason, payload.toString());
     }
 
-    /** The longest prefix of {@code bytes} of at most {@code limit} bytes that ends on a character. */
+    /** The longest prefix of {@code bytes} of at most {@code limit} bytes that ends on a character, as text. */
     static String cut(byte[] bytes, int limit) {
+        if (bytes.length <= limit) {
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
         int end = limit;
         while (end > 0 && (bytes[end] & 0xC0) == 0x80) {  // a continuation byte: back to the character's start
             end--;
