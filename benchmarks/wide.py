@@ -1,7 +1,8 @@
 """`mmon bench --profile wide`: what the model's width costs, embedded and on Kafka.
 
 For each width (default 4, 32, 128, 512 and 1,000 features) a synthetic model: a seeded Gaussian
-training set of `TRAINING_ROWS` rows (feature j: mean and sd drawn from the seed), its baseline as
+training set of `TRAINING_ROWS` rows (feature j: mean and sd drawn from the seed; ten significant
+digits, so without ties, and the features share one calibration null), its baseline as
 `mmon baseline` makes it, and the staged stream of `benchmarks.iris_stream` drawn from it (normal /
 10 % outliers / drift / 10 % outliers / normal), whose drift stage moves only the first
 `DRIFTED_SHARE` of the features (the known subset). The monitor spec is the Iris example's (15 s
@@ -73,21 +74,23 @@ def instances_for(width: int) -> int:
     return n - n % len(iris_stream.STAGE_KINDS)
 
 
-def make_model(width: int, seed: int, work: Path, template: Path) -> Model:
-    """The width's training CSV, baseline, spec and stream under ``work/<width>``."""
+def make_model(width: int, seed: int, work: Path, template: Path, instances: Optional[int] = None,
+               span_s: float = SPAN_S) -> Model:
+    """The width's training CSV, baseline, spec and stream under ``work/<width>``: ``instances`` requests
+    (default `instances_for`) over ``span_s`` seconds of event time."""
     folder = work / f"w{width}"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, width])
     names = [f"f{j}" for j in range(width)]
     training = rng.normal(rng.uniform(-5, 5, width), rng.uniform(0.5, 3, width), (TRAINING_ROWS, width))
     csv_path = folder / "training.csv"
-    np.savetxt(csv_path, training, delimiter=",", header=",".join(names), comments="", fmt="%.6g")
+    np.savetxt(csv_path, training, delimiter=",", header=",".join(names), comments="", fmt="%.10g")
     Baseline.from_csv(csv_path).save(folder / "baseline.json")
     spec = _spec_document(template, width, folder / "baseline.json")
     spec_path = folder / "monitor.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    stage_size = instances_for(width) // len(iris_stream.STAGE_KINDS)
-    rates = tuple(stage_size * len(iris_stream.STAGE_KINDS) / SPAN_S for _ in iris_stream.STAGE_KINDS)
+    stage_size = (instances or instances_for(width)) // len(iris_stream.STAGE_KINDS)
+    rates = tuple(stage_size * len(iris_stream.STAGE_KINDS) / span_s for _ in iris_stream.STAGE_KINDS)
     stream = iris_stream.generate(seed=seed, stage_size=stage_size, rates=rates, training_csv=csv_path, label="",
                                   drifted=drifted_columns(width))
     stream_path = folder / "stream.jsonl"

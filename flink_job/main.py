@@ -64,23 +64,29 @@ def _generated_stream(work: Path, seed: Optional[int], stage_size: Optional[int]
 
 
 class Progress(threading.Thread):
-    """Prints the output files' line counts every few seconds while the job runs."""
+    """Prints the output files' line counts every few seconds while the job runs (reading only what each
+    file gained since the last look: a wide model's stats file grows by megabytes a window)."""
 
     def __init__(self, output: Path):
         super().__init__(daemon=True)
         self.output, self.stopped = output, threading.Event()
         self.started = time.monotonic()
+        self.counted: dict[Path, tuple[int, int]] = {}  # file -> (bytes read, lines in them)
 
     def run(self) -> None:
         while not self.stopped.wait(PROGRESS_EVERY_S):
-            counts = {path.stem: _count_lines(path) for path in sorted(self.output.glob("*.jsonl"))}
+            counts = {path.stem: self._count_lines(path) for path in sorted(self.output.glob("*.jsonl"))}
             seen = ", ".join(f"{kind} {n:,}" for kind, n in counts.items() if n)
             print(f"  {time.monotonic() - self.started:6.1f} s  {seen or 'reading, no window closed yet'}", flush=True)
 
-
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    def _count_lines(self, path: Path) -> int:
+        offset, lines = self.counted.get(path, (0, 0))
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                offset, lines = offset + len(chunk), lines + chunk.count(b"\n")
+        self.counted[path] = (offset, lines)
+        return lines
 
 
 ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators (JobRows.java)

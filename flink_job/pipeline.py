@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pyflink.common import Configuration, Row
+from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, parse, source, watermarks, windows
+from flink_job import drift, java_functions, parse, source, watermarks, windows
 from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,10 +154,6 @@ def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
     return source.file_source_ddl(spec, options.numbered_input, options.input_label)
 
 
-def _output_row(row: Row) -> Row:
-    return Row(row[0], row[1], row[2])
-
-
 def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline,
                    stats: DataStream) -> DataStream:
     """Drift rows from the stats rows by the pandas UDF, chained to the window operator (no exchange):
@@ -168,7 +164,8 @@ def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: B
     t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
     t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
     rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
-    return rows.map(_output_row, output_type=windows.OUTPUT_ROW).name("drift records")
+    as_output = java_functions.package().OutputRows(None, java_functions.int_array([1]), 2)
+    return java_functions.mapped(rows, as_output, windows.OUTPUT_ROW, "drift records")
 
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
@@ -182,7 +179,7 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
     sub_batches, records, whole_matrices = windows.route(requests, spec, baseline)
     stats = windows.feature_stats(sub_batches, spec, baseline)
-    outputs = [stats.map(windows.stats_output_row, output_type=windows.OUTPUT_ROW).name("stats records")]
+    outputs = [windows.stats_records(stats)]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
     if windows.matrices(spec):

@@ -158,9 +158,11 @@ class EmitStats(ProcessWindowFunction):
         return json.dumps(values, separators=(",", ":"), allow_nan=False)
 
 
-def stats_output_row(row: Row) -> Row:
-    """A `STATS_ROW` as an output ``(kind, k, payload)`` row (the test statistics go to the drift step only)."""
-    return Row(STATS_KIND, f"{row[0]}/{row[1]}", row[6])
+def stats_records(stats: DataStream) -> DataStream:
+    """The `STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows, in the JVM (the test statistics go
+    to the drift step only)."""
+    to_output = java_functions.package().OutputRows(STATS_KIND, java_functions.int_array([0, 1]), 6)
+    return java_functions.mapped(stats, to_output, OUTPUT_ROW, "stats records")
 
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:

@@ -14,6 +14,10 @@ import org.apache.flink.types.Row;
  * one inference-log record as {@code ROW<reason, request_id, time_ms, instances>} (see {@link RequestParser}).
  * The JSON is parsed once; the instances come back packed, row-major float64, as {@link RequestRouter} and
  * Python read them.
+ *
+ * <p>Not deterministic: the {@code future_time} check reads the wall clock (or the thread's latest accepted
+ * time). That is also what keeps the planner from calling it once per field the view selects from its
+ * result: a deterministic call was inlined into each of the four field accesses (four calls per record).
  */
 public class ParseRequest extends ScalarFunction {
 
@@ -27,6 +31,11 @@ public class ParseRequest extends ScalarFunction {
         ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
                 maxFutureSkewMs, wallClock);
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()));
+    }
+
+    @Override
+    public boolean isDeterministic() {
+        return false;
     }
 
     /** The instances row-major as little-endian float64 (numpy.frombuffer(b, "<f8") reads them). */
