@@ -177,11 +177,9 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live)):
         t_env.execute_sql(statement)
     requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
-    sub_batches, records, whole_matrices = windows.route(requests, spec, baseline)
+    sub_batches, records = windows.route(requests, spec, baseline)
     stats = windows.feature_stats(sub_batches, spec, baseline)
     outputs = [windows.stats_records(stats)]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
-    if windows.matrices(spec):
-        outputs.append(windows.covariance(whole_matrices, spec))
     return records.union(*outputs)

@@ -13,8 +13,10 @@ into Python once. A window fires when the watermark passes its end (the final wa
 input included) and emits one stats row per feature of its shard; when the spec asks for the two-sample
 tests (``ks``, ``cvm``), the row also carries their statistics, computed there from the window's CDF
 (exact values, or the KLL sketch with its rank error) against the baseline's training sample: the
-window's values exist nowhere else. Covariance/correlation, when enabled, come from whole-matrix
-sub-batches on a side output of the router, so neither stream needs a Python filter.
+window's values exist nowhere else. Covariance/correlation, when enabled, come from shard 0, whose
+sub-batches then carry every column: its state folds the whole matrix into a
+`udfs.stats.CovarianceAccumulator` and its own columns into their statistics, and it emits one more row
+per matrix (kind ``covariance``), so the matrix takes no second path into Python.
 """
 from __future__ import annotations
 
@@ -43,12 +45,13 @@ OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.ST
 SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed"],
                                 [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 STATS_ROW = Types.ROW_NAMED(
-    ["model", "feature", "window_start", "window_end", "count", "histogram", "payload", "tests"],
-    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.LONG()),
-     Types.STRING(), Types.STRING()])
-"""One feature's closed window: key columns, the drift-layout histogram, the stats record (JSON) and
-``tests``, a JSON object of two-sample statistic by test name (`two_sample_tests`; ``{}`` when none is
-configured, a null statistic for a column without values)."""
+    ["kind", "model", "feature", "window_start", "window_end", "count", "histogram", "payload", "tests"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(),
+     Types.BASIC_ARRAY(Types.LONG()), Types.STRING(), Types.STRING()])
+"""A closed window's record: one per feature (kind ``stats``: key columns, the drift-layout histogram, the
+stats record as JSON and ``tests``, a JSON object of two-sample statistic by test name, `two_sample_tests`;
+``{}`` when none is configured, a null statistic for a column without values), and one per enabled matrix
+(kind ``covariance``: ``feature`` names the matrix, no histogram)."""
 
 
 def shard_bounds(n_features: int, shards: int) -> list[int]:
@@ -67,10 +70,10 @@ def matrices(spec: MonitorSpec) -> tuple[str, ...]:
                                       ("correlation", spec.stats.correlation)) if on)
 
 
-def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream, DataStream]:
+def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
     """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router: returns the
-    sub-batches (`SUB_BATCH_ROW`), the alert and dead-letter rows (`OUTPUT_ROW`) and the whole-matrix
-    sub-batches (for covariance; empty unless enabled)."""
+    sub-batches (`SUB_BATCH_ROW`; shard 0's with every column when covariance is on) and the alert and
+    dead-letter rows (`OUTPUT_ROW`)."""
     package = java_functions.package()
     settings = package.RouterSettings(len(spec.input.features), int(spec.window.duration),
                                       java_functions.int_array(spec_shard_bounds(spec)), bool(matrices(spec)), FLUSH_VALUES,
@@ -79,8 +82,7 @@ def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[
     router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
     sub_batches = java_functions.transformed(requests, router, SUB_BATCH_ROW, "event time, outliers, sub-batches")
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
-    whole_matrices = java_functions.side_output(sub_batches, package.RequestRouter.WHOLE_MATRICES)
-    return sub_batches, records, whole_matrices
+    return sub_batches, records
 
 
 def two_sample_tests(spec: MonitorSpec) -> tuple[str, ...]:
@@ -93,18 +95,40 @@ def unpack(packed: bytes, count: int) -> np.ndarray:
     return np.frombuffer(packed, dtype="<f8").reshape(count, -1)
 
 
-class BlockStatsAggregate(AggregateFunction):
-    """Window state: one `BlockStats` per shard on its features' baseline edges, updated per sub-batch."""
+class ShardWindow:
+    """A (shard, window)'s state: a `BlockStats` of the shard's ``width`` columns, and for shard 0 with
+    covariance on (``matrix_width`` > 0) a `CovarianceAccumulator` of all of the sub-batch's columns."""
 
-    def __init__(self, edges_by_shard: list[list[list[float]]]):
-        self.edges_by_shard = edges_by_shard
+    def __init__(self, edges: list[list[float]], matrix_width: int = 0):
+        self.stats, self.width = BlockStats(edges), len(edges)
+        self.covariance = CovarianceAccumulator(matrix_width) if matrix_width else None
+
+    def update(self, matrix: np.ndarray) -> None:
+        if self.covariance is not None:
+            self.covariance.update(matrix)
+            matrix = matrix[:, :self.width]
+        self.stats.update(matrix)
+
+    def merge(self, other: "ShardWindow") -> None:
+        self.stats.merge(other.stats)
+        if self.covariance is not None:
+            self.covariance.merge(other.covariance)
+
+
+class BlockStatsAggregate(AggregateFunction):
+    """Window state: one `ShardWindow` per shard on its features' baseline edges, updated per sub-batch;
+    ``matrix_width``: the number of features when covariance is on (shard 0 then sees every column), else 0."""
+
+    def __init__(self, edges_by_shard: list[list[list[float]]], matrix_width: int = 0):
+        self.edges_by_shard, self.matrix_width = edges_by_shard, matrix_width
 
     def create_accumulator(self):
         return None
 
     def add(self, value, accumulator):
         if accumulator is None:
-            accumulator = BlockStats(self.edges_by_shard[value[0]])
+            shard = value[0]
+            accumulator = ShardWindow(self.edges_by_shard[shard], self.matrix_width if shard == 0 else 0)
         accumulator.update(unpack(value[3], value[2]))
         return accumulator
 
@@ -119,14 +143,17 @@ class BlockStatsAggregate(AggregateFunction):
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed (shard, window) -> one stats row per feature of the shard: key columns, the drift-layout
+    """A closed (shard, window) -> one `STATS_ROW` per feature of the shard: key columns, the drift-layout
     histogram, the JSON payload and the statistics of the two-sample ``tests`` against each feature's
-    training sample (``samples_by_shard``). Shard 0 counts the window's instances (every shard holds them all)."""
+    training sample (``samples_by_shard``); then, from shard 0, one per enabled matrix (`matrices`) of all
+    ``features``. Shard 0 counts the window's instances (every shard holds them all)."""
 
     def __init__(self, model: str, features_by_shard: list[tuple[str, ...]], statistics: tuple[str, ...],
-                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = ()):
+                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = (),
+                 matrices: tuple[str, ...] = (), features: tuple[str, ...] = ()):
         self.model, self.features_by_shard, self.statistics = model, features_by_shard, statistics
         self.tests, self.samples_by_shard = tests, samples_by_shard
+        self.matrices, self.features = matrices, features
         self.windows = self.instances = None
 
     def open(self, runtime_context):
@@ -135,8 +162,8 @@ class EmitStats(ProcessWindowFunction):
         self.instances = group.counter("instances_windowed")
 
     def process(self, shard, context, elements):
-        stats = next(iter(elements))
-        window = context.window()
+        state = next(iter(elements))
+        stats, window = state.stats, context.window()
         results = stats.results()
         if shard == 0:
             self.instances.inc(results[0]["count"])
@@ -145,8 +172,19 @@ class EmitStats(ProcessWindowFunction):
             record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
                       "count": result["count"], **{name: result[name] for name in self.statistics}}
             self.windows.inc()
-            yield Row(self.model, feature, window.start, window.end, result["count"], [int(c) for c in histogram],
-                      json.dumps(record, separators=(",", ":"), allow_nan=False), self._tests(stats, shard, j))
+            yield Row(STATS_KIND, self.model, feature, window.start, window.end, result["count"],
+                      [int(c) for c in histogram], _json(record), self._tests(stats, shard, j))
+        if state.covariance is not None:
+            yield from self._matrices(state.covariance.result(), window)
+
+    def _matrices(self, result: dict, window):
+        """One `STATS_ROW` of kind ``covariance`` per enabled matrix."""
+        for statistic in self.matrices:
+            record = {"model": self.model, "statistic": statistic, "window_start": window.start,
+                      "window_end": window.end, "count": result["count"], "features": list(self.features),
+                      "matrix": result[statistic]}
+            yield Row(COVARIANCE_KIND, self.model, statistic, window.start, window.end, result["count"], [],
+                      _json(record), "{}")
 
     def _tests(self, stats: BlockStats, shard: int, j: int) -> str:
         """``{test: statistic}`` of the shard's feature ``j`` as JSON; null for a column without values."""
@@ -155,72 +193,31 @@ class EmitStats(ProcessWindowFunction):
         cdf, sample = stats.cdf(j), self.samples_by_shard[shard][j]
         values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n else None
                   for name in self.tests}
-        return json.dumps(values, separators=(",", ":"), allow_nan=False)
+        return _json(values)
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
 def stats_records(stats: DataStream) -> DataStream:
     """The `STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows, in the JVM (the test statistics go
-    to the drift step only)."""
-    to_output = java_functions.package().OutputRows(STATS_KIND, java_functions.int_array([0, 1]), 6)
+    to the drift step only; a covariance row's key is ``model/covariance`` or ``model/correlation``)."""
+    to_output = java_functions.package().OutputRows(None, java_functions.int_array([1, 2]), 7)
     return java_functions.mapped(stats, to_output, OUTPUT_ROW, "stats records")
 
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Per-feature window statistics rows (`STATS_ROW`) from the router's sub-batches."""
+    """Window statistics rows (`STATS_ROW`, per feature and per enabled matrix) from the router's sub-batches."""
     bounds = spec_shard_bounds(spec)
     shards = [spec.input.features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
     edges = [[baseline.features[name].edges.tolist() for name in shard] for shard in shards]
     tests = two_sample_tests(spec)
     samples = [[baseline.features[name].sample for name in shard] for shard in shards] if tests else []
-    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples)
+    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), spec.input.features)
+    matrix_width = len(spec.input.features) if matrices(spec) else 0
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (sub_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
             .window(window)
-            .aggregate(BlockStatsAggregate(edges), emit, output_type=STATS_ROW).name("window stats per shard"))
-
-
-class CovarianceAggregate(AggregateFunction):
-    """Window state: one `CovarianceAccumulator`, updated with each whole-matrix sub-batch."""
-
-    def __init__(self, n_features: int):
-        self.n_features = n_features
-
-    def create_accumulator(self):
-        return CovarianceAccumulator(self.n_features)
-
-    def add(self, value, accumulator):
-        accumulator.update(unpack(value[3], value[2]))
-        return accumulator
-
-    def get_result(self, accumulator):
-        return accumulator
-
-    def merge(self, a, b):
-        a.merge(b)
-        return a
-
-
-class EmitCovariance(ProcessWindowFunction):
-    """A closed window -> a covariance and/or a correlation record ``(kind, key, payload)``."""
-
-    def __init__(self, model: str, features: tuple[str, ...], matrices: tuple[str, ...]):
-        self.model, self.features, self.matrices = model, features, matrices
-
-    def process(self, key, context, elements):
-        result = next(iter(elements)).result()
-        window = context.window()
-        for statistic in self.matrices:
-            record = {"model": self.model, "statistic": statistic, "window_start": window.start,
-                      "window_end": window.end, "count": result["count"], "features": list(self.features),
-                      "matrix": result[statistic]}
-            yield Row(COVARIANCE_KIND, f"{self.model}/{statistic}", json.dumps(record, separators=(",", ":"), allow_nan=False))
-
-
-def covariance(whole_matrices: DataStream, spec: MonitorSpec) -> DataStream:
-    """Covariance/correlation records (`OUTPUT_ROW`) from the whole-matrix sub-batches."""
-    window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    return (whole_matrices.key_by(lambda batch: batch[0], key_type=Types.INT())
-            .window(window)
-            .aggregate(CovarianceAggregate(len(spec.input.features)),
-                       EmitCovariance(spec.model.name, spec.input.features, matrices(spec)),
-                       output_type=OUTPUT_ROW).name("covariance window"))
+            .aggregate(BlockStatsAggregate(edges, matrix_width), emit, output_type=STATS_ROW)
+            .name("window stats per shard"))

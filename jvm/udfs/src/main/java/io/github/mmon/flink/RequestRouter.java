@@ -34,8 +34,10 @@ import org.apache.flink.util.OutputTag;
  * they reach {@code flushValues} values (bounded memory at any width); the buffers of open windows are
  * part of the checkpoint (operator state), so a restore resumes them.
  *
- * <p>Alerts and dead letters go to the side output {@link #RECORDS} as {@code (kind, k, payload)} rows,
- * whole-matrix sub-batches (covariance) to {@link #WHOLE_MATRICES}: no Python runs in this task.
+ * <p>Alerts and dead letters go to the side output {@link #RECORDS} as {@code (kind, k, payload)} rows: no
+ * Python runs in this task. When covariance is on ({@link RouterSettings#wholeMatrix}), shard 0's sub-batches
+ * carry every column: its window state folds the matrix into the covariance and its own columns into
+ * their statistics, so the matrix needs no second path into Python.
  * Counters (metric group {@code mmon}, and job accumulators of the same names for embedded runs) keep
  * the accounting: {@code records_read = requests_accepted + records dead-lettered}, and every accepted
  * instance is packed into exactly one window.
@@ -43,8 +45,6 @@ import org.apache.flink.util.OutputTag;
 public class RequestRouter extends AbstractStreamOperator<Row> implements OneInputStreamOperator<Row, Row> {
 
     public static final OutputTag<Row> RECORDS = new OutputTag<>("records", JobRows.RECORD) {};
-    /** Whole-matrix sub-batches (all columns), for covariance/correlation, when enabled. */
-    public static final OutputTag<Row> WHOLE_MATRICES = new OutputTag<>("whole-matrices", JobRows.SUB_BATCH) {};
 
     private final RouterSettings settings;
     private final OutlierRules rules;
@@ -157,17 +157,15 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         }
     }
 
-    /** One sub-batch per shard, stamped with the window's last millisecond. */
+    /** One sub-batch per shard (shard 0's with every column when covariance is on), stamped with the window's
+     * last millisecond. */
     private void emit(long windowStart, WindowBuffer buffer) {
         long timestamp = windowStart + settings.windowMs() - 1;
         int[] bounds = settings.shardBounds();
         for (int shard = 0; shard + 1 < bounds.length; shard++) {
-            byte[] columns = buffer.columns(bounds[shard], bounds[shard + 1]);
+            int to = shard == 0 && settings.wholeMatrix() ? settings.features() : bounds[shard + 1];
+            byte[] columns = buffer.columns(bounds[shard], to);
             output.collect(new StreamRecord<>(Row.of(shard, windowStart, buffer.instances(), columns), timestamp));
-        }
-        if (settings.wholeMatrix()) {
-            byte[] all = buffer.columns(0, settings.features());
-            output.collect(WHOLE_MATRICES, new StreamRecord<>(Row.of(0, windowStart, buffer.instances(), all), timestamp));
         }
     }
 
