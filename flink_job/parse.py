@@ -24,10 +24,12 @@ JAVA_FUNCTIONS = {PARSE_FUNCTION: "io.github.mmon.flink.ParseRequest",
                   TIME_FUNCTION: "io.github.mmon.flink.RequestTimeMs"}
 
 REQUESTS_VIEW = "mmon_requests"
-REQUEST_FIELDS = ("reason", "request_id", "request_time_ms", "instances", "raw", "source", watermarks.ROWTIME)
+POSITION_FIELDS = ("source_name", "source_partition", "source_position")
+REQUEST_FIELDS = ("reason", "request_id", "request_time_ms", "instances", "raw", *POSITION_FIELDS, watermarks.ROWTIME)
 """The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).
 ``raw`` is the record's UTF-8 bytes, kept for dead letters: turning every record into a Java string on
-its way out of SQL cost as much as parsing it, at 128 features."""
+its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS` are the source's
+columns of the same names (`flink_job.source`), the reference ``DeadLetters.java`` writes."""
 
 
 def sql_string(text: str) -> str:
@@ -58,7 +60,7 @@ def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:
     """One row of `REQUEST_FIELDS` per record; ``reason`` is NULL for a request that can be monitored."""
     parsed = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms", "instances": "instances"}
     columns = [f"r.parsed.{field} AS {name}" for name, field in parsed.items()]
-    columns += ["CAST(r.raw_payload AS BYTES) AS `raw`", "r.source_ref AS `source`", f"r.{watermarks.ROWTIME}"]
+    passed = [*POSITION_FIELDS, watermarks.ROWTIME]
+    columns += ["CAST(r.raw_payload AS BYTES) AS `raw`", *(f"r.{name}" for name in passed)]
     return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS SELECT {', '.join(columns)} FROM (SELECT raw_payload, "
-            f"source_ref, {watermarks.ROWTIME}, {call_sql(PARSE_FUNCTION, spec, live)} AS parsed "
-            f"FROM {source_table}) AS r")
+            f"{', '.join(passed)}, {call_sql(PARSE_FUNCTION, spec, live)} AS parsed FROM {source_table}) AS r")

@@ -1,9 +1,13 @@
 """Source step: the inference log as one raw STRING per record, read by the JVM.
 
 Two source tables with the same columns, so everything downstream is shared:
-``raw_payload`` (the message), ``source_ref`` (``file:LINE`` or ``topic/partition/offset``),
-``default_id`` / ``default_time_ms`` (the Kafka key and record timestamp, stand-ins for a message
-without id or time) and ``rowtime`` (the request time, with the watermark of `flink_job.watermarks`).
+``raw_payload`` (the message); where it was read, as `parse.POSITION_FIELDS`: ``source_name`` (a
+constant: the topic, or the input's label), ``source_partition`` (the Kafka partition; NULL for a file)
+and ``source_position`` (the Kafka offset, or the line number), numbers that the Java ``DeadLetters``
+writes as ``topic/partition/offset`` or ``label:LINE`` for a dead letter alone; ``default_id`` /
+``default_time_ms`` (the Kafka key and record timestamp, stand-ins for a message without id or time);
+and ``rowtime`` (the request time, with the watermark of `flink_job.watermarks`). No column formats or
+parses text per record, but for the message itself.
 
 Files: the filesystem connector cannot tell line numbers, so `number_lines` first copies the input
 with ``LINE<TAB>`` prefixed to each line (a Python pass of about a second per million lines), and the
@@ -20,9 +24,10 @@ from flink_job import parse, watermarks
 from flink_job.config import MonitorSpec
 
 SOURCE_TABLE = "mmon_source"
-LINE_TEXT, LINE_NUMBER = "mmon_line_text", "mmon_line_number"
-LINE_FUNCTIONS = {LINE_TEXT: "io.github.mmon.flink.NumberedLine$Text",
-                  LINE_NUMBER: "io.github.mmon.flink.NumberedLine$Number"}
+LINE_TEXT, LINE_NUMBER, EPOCH_MS = "mmon_line_text", "mmon_line_number", "mmon_epoch_ms"
+JAVA_FUNCTIONS = {LINE_TEXT: "io.github.mmon.flink.NumberedLine$Text",
+                  LINE_NUMBER: "io.github.mmon.flink.NumberedLine$Number",
+                  EPOCH_MS: "io.github.mmon.flink.EpochMillis"}
 _INLINED = ("raw_payload", "default_id", "default_time_ms")  # the time function's arguments, in order
 
 
@@ -36,8 +41,8 @@ def number_lines(src: Path, dst: Path) -> int:
 
 
 def register_functions(t_env: StreamTableEnvironment) -> None:
-    """Registers `LINE_FUNCTIONS` (their jar is in ``pipeline.jars``, see `flink_job.pipeline`)."""
-    for name, java_class in LINE_FUNCTIONS.items():
+    """Registers `JAVA_FUNCTIONS` (their jar is in ``pipeline.jars``, see `flink_job.pipeline`)."""
+    for name, java_class in JAVA_FUNCTIONS.items():
         t_env.create_java_temporary_system_function(name, java_class)
 
 
@@ -66,10 +71,12 @@ def _table_ddl(spec: MonitorSpec, declared: list[str], computed: Mapping[str, st
 
 
 def file_source_ddl(spec: MonitorSpec, numbered: Path, label: str) -> str:
-    """A bounded source over a file made by `number_lines`; ``label`` names it in ``source_ref``."""
+    """A bounded source over a file made by `number_lines`; ``label`` names it in dead letters."""
     computed = {
         "raw_payload": f"{LINE_TEXT}(line)",
-        "source_ref": f"CONCAT({parse.sql_string(label + ':')}, {LINE_NUMBER}(line))",
+        "source_name": parse.sql_string(label),
+        "source_partition": "CAST(NULL AS INT)",
+        "source_position": f"{LINE_NUMBER}(line)",
         "default_id": "CAST(NULL AS STRING)",
         "default_time_ms": "CAST(NULL AS BIGINT)",
     }
@@ -77,27 +84,22 @@ def file_source_ddl(spec: MonitorSpec, numbered: Path, label: str) -> str:
     return _table_ddl(spec, ["line STRING"], computed, options)
 
 
-def kafka_ms_sql(column: str) -> str:
-    """Epoch ms of a TIMESTAMP_LTZ(3) column (Flink has no direct cast; the session zone is UTC)."""
-    return (f"UNIX_TIMESTAMP(DATE_FORMAT({column}, 'yyyy-MM-dd HH:mm:ss')) * 1000 "
-            f"+ CAST(DATE_FORMAT({column}, 'SSS') AS BIGINT)")
-
-
 def kafka_source_ddl(spec: MonitorSpec, bootstrap: str) -> str:
     """An unbounded source on the inference topic: value and key as raw strings, the record's
-    timestamp/topic/partition/offset as metadata. A new consumer group starts from the earliest offset."""
+    timestamp, partition and offset as metadata (the topic is the one subscribed to: a constant). A new
+    consumer group starts from the earliest offset."""
+    topic = spec.kafka.topics.inference
     declared = ["raw_payload STRING", "kafka_key STRING",
                 "kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
-                "kafka_topic STRING METADATA FROM 'topic' VIRTUAL",
-                "kafka_partition INT METADATA FROM 'partition' VIRTUAL",
-                "kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL"]
+                "source_partition INT METADATA FROM 'partition' VIRTUAL",
+                "source_position BIGINT METADATA FROM 'offset' VIRTUAL"]
     computed = {
-        "source_ref": "CONCAT(kafka_topic, '/', CAST(kafka_partition AS STRING), '/', CAST(kafka_offset AS STRING))",
+        "source_name": parse.sql_string(topic),
         "default_id": "kafka_key",
-        "default_time_ms": kafka_ms_sql("kafka_ts"),
+        "default_time_ms": f"{EPOCH_MS}(kafka_ts)",
     }
     options = {
-        "connector": "kafka", "topic": spec.kafka.topics.inference,
+        "connector": "kafka", "topic": topic,
         "properties.bootstrap.servers": bootstrap, "properties.group.id": spec.kafka.group_id,
         "scan.startup.mode": "group-offsets", "properties.auto.offset.reset": "earliest",
         "key.format": "raw", "key.fields": "kafka_key", "value.format": "raw", "value.fields-include": "EXCEPT_KEY",

@@ -1,5 +1,5 @@
 """Session-wide real services: one Kafka broker and one Flink standalone cluster per test session; and
-one embedded `mmon run` whose outputs several test modules read.
+the embedded `mmon run`s whose outputs several test modules read.
 
 All start lazily (only when a test asks for them); the services listen on free 127.0.0.1 ports and fail
 loudly with a `make setup` hint when Java or the jars are missing: nothing is skipped silently.
@@ -37,8 +37,17 @@ def flink_cluster():
 
 @pytest.fixture(scope="session")
 def embedded_run(tmp_path_factory):
-    """The outputs of one embedded `mmon run` of a small staged stream (tests/embedded_run.py): a dict with
-    the output folder, the spec's path, the input's requests and bad lines, and every output file loaded."""
+    """The outputs of one embedded `mmon run` of a small staged Iris stream (tests/embedded_run.py): a dict
+    with the output folder, the spec and its path, the input's requests and bad lines, and every output
+    file loaded."""
     from embedded_run import run_job
 
     return run_job(tmp_path_factory.mktemp("job"))
+
+
+@pytest.fixture(scope="session")
+def wide_run(tmp_path_factory):
+    """The same for a 128-feature model at parallelism 2, its window state in 3 shards (tests/embedded_run.py)."""
+    from embedded_run import wide_job
+
+    return wide_job(tmp_path_factory.mktemp("wide-job"))

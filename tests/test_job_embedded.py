@@ -1,8 +1,11 @@
-"""The monitoring job end to end, embedded: one real Flink mini-cluster run on a small staged stream
-(plus malformed, late and multi-instance lines; tests/embedded_run.py), every output checked against
-numpy / udfs recomputed from the input. The spec adds the two-sample tests (ks, cvm) to the example's
-five histogram metrics."""
+"""The monitoring job end to end, embedded: real Flink mini-cluster runs on small staged streams (plus
+malformed, late and multi-instance lines; tests/embedded_run.py), every output checked against numpy /
+udfs recomputed from the input. Each check runs on two runs: the Iris example (4 features, parallelism 1)
+and a 128-feature model (parallelism 2, the window state in 3 shards). Both add the two-sample tests
+(ks, cvm) to the five histogram metrics and emit every drift value."""
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,14 +16,19 @@ from udfs import two_sample
 from udfs.calibration import TEST_THRESHOLDS
 from udfs.outliers import sigma_bounds
 
-from embedded_run import STAGE_SIZE, WINDOW_MS
+from window_checks import assert_stats_equal_numpy
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def run(embedded_run):
-    return embedded_run
+@pytest.fixture(scope="module", params=["embedded_run", "wide_run"], ids=["iris", "wide128"])
+def run(request):
+    """A session run, with its instances' rows by window (``windows``: window start -> matrix)."""
+    run = request.getfixturevalue(request.param)
+    rows_by_window: dict[int, list[list[float]]] = {}
+    for _, t, row in _instances(run):
+        rows_by_window.setdefault(t - t % run["window_ms"], []).append(row)
+    return {**run, "windows": {start: np.array(rows) for start, rows in rows_by_window.items()}}
 
 
 def _instances(run):
@@ -28,27 +36,19 @@ def _instances(run):
     return [(rid, t, row) for rid, t, rows in run["requests"] for row in rows]
 
 
-def _window_values(run, start: int, feature_index: int) -> np.ndarray:
-    return np.array([row[feature_index] for _, t, row in _instances(run) if start <= t < start + WINDOW_MS])
-
-
 def test_every_window_is_emitted_including_the_last(run):
     times = np.array([t for _, t, _ in _instances(run)])
-    expected = set(range(int(times.min()) // WINDOW_MS * WINDOW_MS, int(times.max()) + 1, WINDOW_MS))
-    for feature in run["features"]:
-        starts = [r["window_start"] for r in run["stats"] if r["feature"] == feature]
-        assert sorted(starts) == sorted(expected), feature  # each window once, the last one included
-    assert all(r["window_end"] - r["window_start"] == WINDOW_MS for r in run["stats"])
+    window_ms = run["window_ms"]
+    expected = set(range(int(times.min()) // window_ms * window_ms, int(times.max()) + 1, window_ms))
+    assert set(run["windows"]) == expected  # no gap in the stream: every window holds instances
+    starts = Counter((r["feature"], r["window_start"]) for r in run["stats"])
+    assert starts == {(f, w): 1 for f in run["features"] for w in expected}  # each once, the last one included
 
 
 def test_stats_equal_numpy_on_the_same_windows(run):
     for record in run["stats"]:
-        j = run["features"].index(record["feature"])
-        x = _window_values(run, record["window_start"], j)
-        assert record["count"] == len(x)
-        assert record["mean"] == pytest.approx(x.mean(), rel=1e-12)
-        assert record["stddev"] == pytest.approx(x.std(ddof=1), rel=1e-9)
-        assert (record["min"], record["max"]) == (x.min(), x.max())
+        x = run["windows"][record["window_start"]][:, run["features"].index(record["feature"])]
+        assert_stats_equal_numpy(record, x, run["window_ms"])
         edges = np.array(record["histogram"]["edges"])
         assert edges.tolist() == run["baseline"].features[record["feature"]].edges.tolist()
         inside = x[(x >= edges[0]) & (x < edges[-1])]
@@ -65,7 +65,7 @@ def test_stats_equal_numpy_on_the_same_windows(run):
 def test_every_violating_value_alerted_exactly_once(run):
     baseline, features = run["baseline"], run["features"]
     lower, upper = sigma_bounds([baseline.features[f].mean for f in features],
-                                [baseline.features[f].std for f in features], 3.0)
+                                [baseline.features[f].std for f in features], run["sigma"])
     expected = {}
     for rid, t, row in _instances(run):
         for j, value in enumerate(row):
@@ -73,7 +73,7 @@ def test_every_violating_value_alerted_exactly_once(run):
                 expected.setdefault((rid, features[j]), []).append((value, float(lower[j] if value < lower[j] else upper[j]), t))
     alerted = {}
     for alert in run["outliers"]:
-        assert alert["rule"] == "sigma" and alert["model"] == "iris"
+        assert alert["rule"] == "sigma" and alert["model"] == run["model"]
         alerted.setdefault((alert["request_id"], alert["feature"]), []).append(
             (alert["value"], alert["threshold"], alert["request_time"]))
         assert alert["detected_at"] >= 1_600_000_000_000
@@ -85,9 +85,8 @@ def test_every_violating_value_alerted_exactly_once(run):
 
 def test_drift_values_equal_udfs_drift_on_the_window_histograms(run):
     by_window = {(r["feature"], r["window_start"]): r for r in run["stats"]}
-    metrics = {*drift_math.METRICS, *drift_math.TESTS}  # the spec's: the five histogram metrics, ks and cvm
-    assert len(run["drift"]) == len(run["stats"]) * len(metrics)  # emit_all: every (window, metric)
-    assert {r["metric"] for r in run["drift"]} == metrics
+    assert len(run["drift"]) == len(run["stats"]) * len(run["metrics"])  # emit_all: every (window, metric)
+    assert {r["metric"] for r in run["drift"]} == run["metrics"]
     for record in (r for r in run["drift"] if r["metric"] in drift_math.METRICS):
         stats = by_window[(record["feature"], record["window_start"])]
         hist = stats["histogram"]
@@ -97,7 +96,7 @@ def test_drift_values_equal_udfs_drift_on_the_window_histograms(run):
         assert record["value"] == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
         assert record["drift"] == (record["value"] > record["threshold"])
         assert record["count"] == stats["count"]
-        assert record["window_end"] == record["window_start"] + WINDOW_MS
+        assert record["window_end"] == record["window_start"] + run["window_ms"]
 
 
 def test_two_sample_tests_equal_udfs_and_scipy_on_the_window_values(run):
@@ -108,8 +107,7 @@ def test_two_sample_tests_equal_udfs_and_scipy_on_the_window_values(run):
     records = [r for r in run["drift"] if r["metric"] in drift_math.TESTS]
     assert len(records) == 2 * len(run["stats"])
     for record in records:
-        j = run["features"].index(record["feature"])
-        x = _window_values(run, record["window_start"], j)
+        x = run["windows"][record["window_start"]][:, run["features"].index(record["feature"])]
         sample = run["baseline"].features[record["feature"]].sample
         expected = drift_math.TESTS[record["metric"]](two_sample.empirical_cdf(x), len(x), 0.0, sample)
         assert record["value"] == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
@@ -122,25 +120,22 @@ def test_two_sample_tests_equal_udfs_and_scipy_on_the_window_values(run):
 
 
 def test_drift_stage_windows_are_flagged(run):
+    """Every window holding mostly drift-stage requests is flagged by Wasserstein on a feature the stage moved."""
     stages_by_window = {}
-    for (rid, t, _), stage in zip(run["requests"], np.repeat(np.arange(1, 6), STAGE_SIZE)):
-        stages_by_window.setdefault(t // WINDOW_MS * WINDOW_MS, []).append(int(stage))
+    for (rid, t, _), stage in zip(run["requests"], run["stages"]):
+        stages_by_window.setdefault(t // run["window_ms"] * run["window_ms"], []).append(int(stage))
     mostly_drift = {w for w, stages in stages_by_window.items() if np.mean(np.array(stages) == 3) > 0.5}
     assert mostly_drift, "some window holds mostly drift-stage requests"
     flagged = {(r["feature"], r["window_start"]) for r in run["drift"] if r["metric"] == "wasserstein" and r["drift"]}
     for window in mostly_drift:
-        assert any((f, window) in flagged for f in run["features"]), window
+        assert any((f, window) in flagged for f in run["drifted"]), window
 
 
 def test_malformed_and_late_lines_dead_lettered_with_their_reasons(run):
-    dead = {r["source"]: r for r in run["dead"]}
-    label = [r for r in run["dead"]][0]["source"].rsplit(":", 1)[0]
-    for offset, (reason, line) in enumerate(run["bad"].items()):
-        record = dead[f"{label}:{run['first_bad_line'] + offset}"]
-        assert (record["reason"], record["raw"]) == (reason, line)
-        assert record["at"] >= 1_600_000_000_000
-    assert dead[f"{label}:{run['late_line']}"]["reason"] == "late"
-    assert len(run["dead"]) == len(run["bad"]) + 1
+    """Each extra line is dead-lettered once, with its reason, whole, and named ``input:LINE``."""
+    dead = {r["source"]: (r["reason"], r["raw"]) for r in run["dead"]}
+    assert dead == run["expected_dead"] and len(run["dead"]) == len(dead)
+    assert all(r["at"] >= 1_600_000_000_000 for r in run["dead"])
 
 
 def test_nothing_is_silently_dropped(run):
@@ -151,11 +146,12 @@ def test_nothing_is_silently_dropped(run):
     assert run["n_lines"] == len(run["requests"]) + len(run["dead"])
 
 
-def test_covariance_and_correlation_equal_numpy(run):
+def test_covariance_and_correlation_equal_numpy(embedded_run):
+    run = embedded_run
     assert {r["statistic"] for r in run["covariance"]} == {"covariance", "correlation"}
     for record in run["covariance"]:
         rows = np.array([row for _, t, row in _instances(run)
-                         if record["window_start"] <= t < record["window_start"] + WINDOW_MS])
+                         if record["window_start"] <= t < record["window_start"] + run["window_ms"]])
         expected = np.cov(rows.T) if record["statistic"] == "covariance" else np.corrcoef(rows.T)
         assert record["count"] == len(rows)
         assert np.allclose(np.array(record["matrix"], dtype=float), expected, rtol=1e-9, atol=1e-12)
@@ -167,7 +163,7 @@ def test_summary_printed_and_written(run):
     assert summary["instances"] == len(_instances(run))
     assert summary["outliers"] == len(run["outliers"])
     assert summary["late"] == 1 and summary["dead_letter"] == len(run["bad"]) + 1
-    assert summary["windows"] == len(run["stats"]) // len(run["features"])
+    assert summary["windows"] == len(run["stats"]) // len(run["features"]) == len(run["windows"])
     assert "mmon run: done." in run["stdout"]
 
 

@@ -29,6 +29,8 @@ WINDOW_MS = 5_000
 STAGE_SIZE = 100
 RATES = (40.0, 40.0, 40.0, 40.0, 40.0)
 DEADLINE_S = 300
+KEYED_ID = "keyed-1"  # a request without id or time: the job takes them from the Kafka key and record timestamp
+KEYED_ROW = [5.8, 3.0, 20.0, 1.3]  # petal_length far over the 3-sigma bound: alerted with its request time
 
 
 def _spec(tmp: Path, bootstrap: str, suffix: str) -> dict:
@@ -70,9 +72,13 @@ def kafka_run(kafka_broker, tmp_path_factory):
     stream = iris_stream.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES, start_ms=live_start_ms())
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
+    keyed_at = len(requests) // 2
+    requests.insert(keyed_at, (KEYED_ID, requests[keyed_at][1] + 1, KEYED_ROW))
     for rid, t, row in requests:
-        producer.send(topics["inference"], key=rid.encode(), value=formats.encode(formats.THESIS, rid, t, [row]).encode(),
-                      timestamp_ms=t)
+        value = formats.encode(formats.THESIS, rid, t, [row])
+        if rid == KEYED_ID:
+            value = json.dumps({"type": "request", "payload": {"instances": [row]}})
+        producer.send(topics["inference"], key=rid.encode(), value=value.encode(), timestamp_ms=t)
     bad = producer.send(topics["inference"], key=b"bad", value=b"{not json", timestamp_ms=requests[-1][1])
     # a request far ahead moves the watermark past every window of the stream (an unbounded source never ends)
     flush_time = requests[-1][1] + 3 * WINDOW_MS
@@ -107,7 +113,7 @@ def kafka_run(kafka_broker, tmp_path_factory):
         log.close()
     assert done(found), (tmp / "job.log").read_text()[-4000:]
     return {"found": found, "requests": requests, "spec": spec, "bad_offset": bad_offset, "topics": topics,
-            "last_window": last_window, "baseline": Baseline.load(spec["baseline"])}
+            "last_window": last_window, "baseline": Baseline.load(spec["baseline"]), "keyed": requests[keyed_at]}
 
 
 def test_stats_on_kafka_equal_numpy(kafka_run):
@@ -150,3 +156,11 @@ def test_dead_letter_on_kafka_names_topic_partition_offset(kafka_run):
     [record] = kafka_run["found"]["dead_letter"]
     assert record["reason"] == formats.BAD_JSON and record["raw"] == "{not json"
     assert record["source"] == f"{kafka_run['topics']['inference']}/0/{kafka_run['bad_offset']}"
+
+
+def test_request_without_id_or_time_takes_the_kafka_key_and_record_timestamp(kafka_run):
+    """The record timestamp reaches the request exactly, to the millisecond (``mmon_epoch_ms``); the
+    stats test finds the request in the window of that time."""
+    _, t, row = kafka_run["keyed"]
+    alerts = [a for a in kafka_run["found"]["outliers"] if a["request_id"] == KEYED_ID]
+    assert [(a["feature"], a["value"], a["request_time"]) for a in alerts] == [("petal_length", row[2], t)]

@@ -18,7 +18,7 @@ import pytest
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
 from benchmarks import iris_stream
-from flink_job import formats, parse, pipeline
+from flink_job import formats, parse, pipeline, source
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -115,6 +115,7 @@ def t_env() -> TableEnvironment:
     env.get_config().set("pipeline.jars", pipeline.UDFS_JAR.as_uri())
     env.get_config().set("parallelism.default", "1")
     parse.register_functions(env)
+    source.register_functions(env)
     return env
 
 
@@ -184,3 +185,30 @@ def test_kafka_time_mode_ignores_the_message_time(t_env, fmt):
     assert _actual(good) == (None, "a", 1_900_000_000_000, rows)
     assert _actual(bad) == (None, "a", 1_900_000_000_001, rows)
     assert _actual(missing_default) == (formats.BAD_TIME,)
+
+
+EPOCH_MS = (0, 1, -1, 999, -86_400_001, 1_800_000_000_123, 1_800_000_000_999, 32_503_680_000_007)
+LINES = {"1\t{\"a\": 1}": (1, '{"a": 1}'), "123456789012\tx\ty": (123_456_789_012, "x\ty"),
+         "no tab": (None, "no tab"), "\tx": (None, "x"), "": (None, ""), "12a\tx": (None, "x")}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/St_Johns"])
+def test_source_functions_epoch_ms_and_numbered_lines(t_env, zone):
+    """``mmon_epoch_ms`` gives back the epoch milliseconds a TIMESTAMP_LTZ(3) (the Kafka record time) was
+    made from, before 1970 and in a session zone half an hour off UTC included; ``mmon_line_number`` reads
+    `source.number_lines`' prefix as a number (NULL without one) and ``mmon_line_text`` what follows it."""
+    rows = [(i, ms, line) for i, (ms, line) in enumerate(zip(EPOCH_MS, [*LINES, *[""] * len(EPOCH_MS)]))]
+    config = t_env.get_config()
+    session_zone = config.get_local_timezone()
+    config.set_local_timezone(zone)
+    t_env.create_temporary_view("positions", t_env.from_elements(rows, ["i", "ms", "line"]))
+    query = (f"SELECT i, {source.EPOCH_MS}(TO_TIMESTAMP_LTZ(ms, 3)), {source.LINE_NUMBER}(line), "
+             f"{source.LINE_TEXT}(line) FROM positions")
+    try:
+        with t_env.sql_query(query).execute().collect() as results:
+            got = sorted((tuple(row) for row in results), key=lambda row: row[0])
+    finally:
+        t_env.drop_temporary_view("positions")
+        config.set_local_timezone(session_zone)
+    assert [row[1] for row in got] == list(EPOCH_MS)
+    assert [(row[2], row[3]) for row in got[:len(LINES)]] == list(LINES.values())

@@ -38,8 +38,17 @@ public final class DeadLetters implements Serializable {
         payload.put("raw_bytes", bytes.length);
         payload.put("raw_sha256", sha256(bytes));
         payload.put("truncated", bytes.length > maxRawBytes);
-        payload.put("source", (String) request.getField(JobRows.SOURCE));
+        payload.put("source", source(request));
         return Row.of(kind, reason, payload.toString());
+    }
+
+    /** Where the request was read: {@code topic/partition/offset} on Kafka, {@code label:LINE} for a file
+     * (a position without a partition). */
+    static String source(Row request) {
+        Object name = request.getField(JobRows.SOURCE_NAME);
+        Object partition = request.getField(JobRows.SOURCE_PARTITION);
+        Object position = request.getField(JobRows.SOURCE_POSITION);
+        return partition == null ? name + ":" + position : name + "/" + partition + "/" + position;
     }
 
     /** The longest prefix of {@code bytes} of at most {@code limit} bytes that ends on a character, as text. */

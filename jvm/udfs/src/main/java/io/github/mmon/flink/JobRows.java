@@ -10,14 +10,20 @@ import org.apache.flink.types.Row;
  */
 public final class JobRows {
 
-    /** A parsed request, as the parse step's view selects it (flink_job.parse.REQUEST_FIELDS). */
-    public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "raw", "source"};
+    /** A parsed request, as the parse step's view selects it (flink_job.parse.REQUEST_FIELDS). Where the
+     * record came from is numbers, made text only for a dead letter ({@link DeadLetters#source}): the
+     * source's name (a constant: the topic, or the input's label), the Kafka partition (NULL for a file) and
+     * the Kafka offset or the file's line number. */
+    public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "raw",
+        "source_name", "source_partition", "source_position"};
     static final int REASON = 0;
     static final int REQUEST_ID = 1;
     static final int REQUEST_TIME_MS = 2;
     static final int INSTANCES = 3;
     static final int RAW = 4;
-    static final int SOURCE = 5;
+    static final int SOURCE_NAME = 5;
+    static final int SOURCE_PARTITION = 6;
+    static final int SOURCE_POSITION = 7;
 
     /** An output record: kind (stats, outlier, drift, dead_letter, ...), Kafka key, JSON payload. */
     public static final String[] RECORD_FIELDS = {"kind", "k", "payload"};
