@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pyflink.common.typeinfo import TypeInformation
-from pyflink.datastream import DataStream
+from pyflink.common.typeinfo import TypeInformation, Types
+from pyflink.datastream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
 from py4j.java_collections import JavaArray
 
@@ -70,3 +70,20 @@ def transformed(stream: DataStream, operator, output_type: TypeInformation, name
 def side_output(stream: DataStream, j_tag) -> DataStream:
     """The side output of ``stream``'s Java operator tagged ``j_tag`` (a Java ``OutputTag``)."""
     return DataStream(stream._j_data_stream.getSideOutput(j_tag))
+
+
+def keyed(pairs: DataStream, key_type: TypeInformation, value_type: TypeInformation) -> KeyedStream:
+    """PyFlink's keyed stream of the values of ``pairs``, rows ``(key, value)`` made by a Java operator: the
+    form `DataStream.key_by` builds with a Python key selector (a Python operator in front of the keyed
+    one), here without that Python hop; Flink keys on ``Row(key)``, as PyFlink's ``KeyByKeySelector`` does."""
+    j_keyed = pairs._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, pairs)
+
+
+def subtask_of_key(key: int, max_parallelism: int, parallelism: int) -> int:
+    """The subtask that Flink sends ``Row(key)`` to (``KeyGroupRangeAssignment``, the runtime's own rule)."""
+    gateway = get_gateway()
+    row = gateway.jvm.org.apache.flink.types.Row(1)
+    row.setField(0, int(key))
+    return gateway.jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator(
+        row, max_parallelism, parallelism)

@@ -75,6 +75,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "python.execution-mode": "process",
         "pipeline.auto-watermark-interval": "50 ms",
         "parallelism.default": str(spec.job.parallelism),
+        "pipeline.max-parallelism": str(windows.MAX_PARALLELISM),
         **watermarks.idleness_options(spec.window),
     }
     settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in job_jars(options))

@@ -44,6 +44,8 @@ FLUSH_VALUES = 1 << 20  # a window buffer this full leaves early: 8 MB of float6
 OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
 SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed"],
                                 [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+KEYED_SUB_BATCH_ROW = Types.ROW([Types.INT(), SUB_BATCH_ROW])  # (shard key, sub-batch): see `shard_keys`
+MAX_PARALLELISM = 128  # fixed, so that the shard keys' subtasks do not move between runs (Flink's default here)
 STATS_ROW = Types.ROW_NAMED(
     ["kind", "model", "feature", "window_start", "window_end", "count", "histogram", "payload", "tests"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(),
@@ -59,6 +61,20 @@ def shard_bounds(n_features: int, shards: int) -> list[int]:
     return [n_features * s // shards for s in range(shards + 1)]
 
 
+def shard_keys(shards: int, parallelism: int) -> list[int]:
+    """A key per shard such that shard ``s`` lands on window subtask ``s % parallelism``: Flink places a key
+    by its hash, and the plain shard numbers crowd onto few subtasks (at parallelism 2, shards 0 and 1 both
+    go to subtask 0), leaving the others idle. The smallest such integers, found with Flink's own rule."""
+    keys: list[int] = []
+    candidate = 0
+    for shard in range(shards):
+        while java_functions.subtask_of_key(candidate, MAX_PARALLELISM, parallelism) != shard % parallelism:
+            candidate += 1
+        keys.append(candidate)
+        candidate += 1
+    return keys
+
+
 def spec_shard_bounds(spec: MonitorSpec) -> list[int]:
     """`shard_bounds` of the spec's features and shard count."""
     return shard_bounds(len(spec.input.features), shard_count(spec))
@@ -72,15 +88,16 @@ def matrices(spec: MonitorSpec) -> tuple[str, ...]:
 
 def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
     """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router: returns the
-    sub-batches (`SUB_BATCH_ROW`; shard 0's with every column when covariance is on) and the alert and
-    dead-letter rows (`OUTPUT_ROW`)."""
+    sub-batches with their shard keys (`KEYED_SUB_BATCH_ROW`; shard 0's with every column when covariance
+    is on) and the alert and dead-letter rows (`OUTPUT_ROW`)."""
     package = java_functions.package()
+    keys = shard_keys(shard_count(spec), spec.job.parallelism)
     settings = package.RouterSettings(len(spec.input.features), int(spec.window.duration),
-                                      java_functions.int_array(spec_shard_bounds(spec)), bool(matrices(spec)), FLUSH_VALUES,
-                                      parse.LATE)
+                                      java_functions.int_array(spec_shard_bounds(spec)), java_functions.int_array(keys),
+                                      bool(matrices(spec)), FLUSH_VALUES, parse.LATE)
     dead_letters = package.DeadLetters(DEAD_LETTER_KIND, spec.job.dead_letter_max_raw_bytes)
     router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
-    sub_batches = java_functions.transformed(requests, router, SUB_BATCH_ROW, "event time, outliers, sub-batches")
+    sub_batches = java_functions.transformed(requests, router, KEYED_SUB_BATCH_ROW, "event time, outliers, sub-batches")
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     return sub_batches, records
 
@@ -99,8 +116,8 @@ class ShardWindow:
     """A (shard, window)'s state: a `BlockStats` of the shard's ``width`` columns, and for shard 0 with
     covariance on (``matrix_width`` > 0) a `CovarianceAccumulator` of all of the sub-batch's columns."""
 
-    def __init__(self, edges: list[list[float]], matrix_width: int = 0):
-        self.stats, self.width = BlockStats(edges), len(edges)
+    def __init__(self, shard: int, edges: list[list[float]], matrix_width: int = 0):
+        self.shard, self.stats, self.width = shard, BlockStats(edges), len(edges)
         self.covariance = CovarianceAccumulator(matrix_width) if matrix_width else None
 
     def update(self, matrix: np.ndarray) -> None:
@@ -128,7 +145,7 @@ class BlockStatsAggregate(AggregateFunction):
     def add(self, value, accumulator):
         if accumulator is None:
             shard = value[0]
-            accumulator = ShardWindow(self.edges_by_shard[shard], self.matrix_width if shard == 0 else 0)
+            accumulator = ShardWindow(shard, self.edges_by_shard[shard], self.matrix_width if shard == 0 else 0)
         accumulator.update(unpack(value[3], value[2]))
         return accumulator
 
@@ -161,8 +178,9 @@ class EmitStats(ProcessWindowFunction):
         self.windows = group.counter("windows_emitted")
         self.instances = group.counter("instances_windowed")
 
-    def process(self, shard, context, elements):
+    def process(self, key, context, elements):
         state = next(iter(elements))
+        shard = state.shard
         stats, window = state.stats, context.window()
         results = stats.results()
         if shard == 0:
@@ -217,7 +235,7 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), spec.input.features)
     matrix_width = len(spec.input.features) if matrices(spec) else 0
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    return (sub_batches.key_by(lambda batch: batch[0], key_type=Types.INT())
+    return (java_functions.keyed(sub_batches, Types.INT(), SUB_BATCH_ROW)
             .window(window)
             .aggregate(BlockStatsAggregate(edges, matrix_width), emit, output_type=STATS_ROW)
             .name("window stats per shard"))

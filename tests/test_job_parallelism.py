@@ -49,3 +49,22 @@ def test_parallelism_1_and_2_give_the_same_summary(wide_run, serial_run):
     parallel, serial = ({k: v for k, v in run["summary"].items() if k not in NOT_COMPARED}
                         for run in (wide_run, serial_run))
     assert parallel == serial and serial["accounted"] is True
+
+
+@pytest.fixture(scope="module")
+def gateway_jvm():
+    """A JVM through PyFlink's gateway (a table environment starts it)."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+    TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+
+
+@pytest.mark.parametrize("parallelism,shards", [(2, 2), (2, 3), (4, 4), (4, 9), (8, 8)])
+def test_shard_keys_spread_the_shards_over_every_window_subtask(gateway_jvm, parallelism, shards):
+    from flink_job import java_functions, windows
+    keys = windows.shard_keys(shards, parallelism)
+    subtasks = [java_functions.subtask_of_key(k, windows.MAX_PARALLELISM, parallelism) for k in keys]
+    assert len(set(keys)) == shards
+    assert subtasks == [s % parallelism for s in range(shards)]  # every subtask busy, shards dealt round
+    plain = {java_functions.subtask_of_key(s, windows.MAX_PARALLELISM, parallelism) for s in range(shards)}
+    if (parallelism, shards) == (2, 2):
+        assert plain == {0}  # the plain shard numbers would have crowded onto one subtask

@@ -25,7 +25,9 @@ import org.apache.flink.util.OutputTag;
  * The event-time step of the job, in one operator chained to the parse step: every parsed request is
  * either dead-lettered (its parse reason, or {@code late}) or accepted; an accepted request's instances
  * are checked against the outlier bounds ({@link OutlierRules}) and appended to its window's buffer, which
- * leaves as sub-batches ({@code (shard, window_start, count, packed)}, one per shard of feature columns).
+ * leaves as sub-batches ({@code (shard, window_start, count, packed)}, one per shard of feature columns),
+ * each already paired with its shard's key ({@code (key, sub-batch)}, the form PyFlink's keyed streams
+ * take), so no Python key selector runs between this operator and the windows.
  *
  * <p>Why one operator: the late check and the window that the instances go to use the same watermark,
  * this operator's own. A buffer is emitted when the watermark passes its window's end, <em>before</em> the
@@ -165,7 +167,8 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         for (int shard = 0; shard + 1 < bounds.length; shard++) {
             int to = shard == 0 && settings.wholeMatrix() ? settings.features() : bounds[shard + 1];
             byte[] columns = buffer.columns(bounds[shard], to);
-            output.collect(new StreamRecord<>(Row.of(shard, windowStart, buffer.instances(), columns), timestamp));
+            Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns);
+            output.collect(new StreamRecord<>(Row.of(settings.shardKeys()[shard], subBatch), timestamp));
         }
     }
 

@@ -5,8 +5,9 @@ import java.io.Serializable;
 /**
  * What {@link RequestRouter} needs to know of the spec: the instance width, the window length, the shard
  * boundaries ({@code shardBounds[s]} to {@code shardBounds[s + 1]} are shard {@code s}'s columns), whether
- * shard 0 carries every column (covariance needs the whole matrix), the early-flush size and the reason of a late record.
+ * key each shard's sub-batches go under ({@code shardKeys[s]}, chosen so that the shards spread evenly over the
+ * window subtasks), whether shard 0 carries every column (covariance needs the whole matrix), the early-flush size and the reason of a late record.
  */
-public record RouterSettings(int features, long windowMs, int[] shardBounds, boolean wholeMatrix, int flushValues,
-                             String lateReason) implements Serializable {
+public record RouterSettings(int features, long windowMs, int[] shardBounds, int[] shardKeys, boolean wholeMatrix,
+                             int flushValues, String lateReason) implements Serializable {
 }
