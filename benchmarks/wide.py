@@ -113,6 +113,8 @@ def run_embedded(model: Model, out: Path) -> dict:
     """One embedded run of the model's stream; its rate, peak RSS and start-up time."""
     output = out / f"embedded-{model.width}"
     output.mkdir(parents=True, exist_ok=True)
+    for stale in output.glob("*.jsonl"):  # an earlier run's records would read as this one's start
+        stale.unlink()
     command = harness.mmon("run", "--config", str(model.spec_path), "--input", str(model.stream_path),
                            "--output", str(output))
     with ExitStack() as stack:
