@@ -10,6 +10,7 @@ from typing import Optional
 
 from flink_job.config import ConfigError, Duration, MonitorSpec, load_spec
 from flink_job.main import SPEC_FILE
+from report.findings import DEFAULT_MAX_FEATURES, SelectionError
 from report.outputs import OutputsError, RunOutputs, from_directory, from_kafka
 from udfs.baseline import Baseline, BaselineError
 
@@ -25,10 +26,13 @@ def _parser() -> argparse.ArgumentParser:
                     "monitor found: a summary (instances, windows, time range, which features drifted when and by "
                     "which metrics, outliers by feature, dead letters by reason, the accounting identity), each "
                     "drift metric's timeline against its threshold, every flagged window's histogram beside the "
-                    "baseline's, window statistics and outliers per window over time. Reads the output folder of "
-                    "`mmon run --output DIR`, or with --kafka the spec's output topics.",
+                    "baseline's, window statistics and outliers per window over time. The summary covers every "
+                    "feature; the detailed sections draw at most --max-features of them (the flagged ones first), "
+                    "or the ones --features names. Reads the output folder of `mmon run --output DIR`, or with "
+                    "--kafka the spec's output topics.",
         epilog="examples:  mmon report out/demo\n"
-               "           mmon report --kafka 127.0.0.1:9092 --config examples/iris/monitor.yaml --since 1h -o report.html",
+               "           mmon report --kafka 127.0.0.1:9092 --config examples/iris/monitor.yaml --since 1h -o report.html\n"
+               "           mmon report out/wide --features f3,f17 -o f3-f17.html",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", nargs="?", type=Path, help="output folder of an embedded run (`mmon run --output DIR`)")
     parser.add_argument("-o", "--output", type=Path,
@@ -41,7 +45,27 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --kafka: only records written in this last span, e.g. 1h, 30m (default: all records)")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                         help="with --kafka: give up when the topics are not read to their end in this time (default: 120)")
+    parser.add_argument("--max-features", type=_count, default=DEFAULT_MAX_FEATURES, metavar="N",
+                        help="draw at most N features in the detailed sections: the flagged ones, most flagged "
+                             f"windows first, then the others by outlier alerts (default: {DEFAULT_MAX_FEATURES}; "
+                             "0: every feature). The summary covers every feature whatever N")
+    parser.add_argument("--features", type=_names, metavar="F1,F2,...",
+                        help="draw exactly these features in the detailed sections, in this order (instead of "
+                             "--max-features)")
     return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
+    return int(text)
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no feature named: give F1,F2,...")
+    return names
 
 
 def _spec(args: argparse.Namespace) -> MonitorSpec:
@@ -78,7 +102,7 @@ def write_report(args: argparse.Namespace) -> Path:
     _check(args)
     spec = _spec(args)
     outputs = _outputs(args, spec)
-    html = render(outputs, spec, Baseline.load(spec.baseline).features)
+    html = render(outputs, spec, Baseline.load(spec.baseline).features, args.max_features, args.features)
     path = args.output or (Path("report.html") if args.kafka else args.directory / "report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
@@ -90,7 +114,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.monotonic()
     try:
         path = write_report(args)
-    except (UsageError, ConfigError, BaselineError, OutputsError) as err:
+    except (UsageError, ConfigError, BaselineError, OutputsError, SelectionError) as err:
         print(f"mmon report: {err}", file=sys.stderr)
         return 2
     size_mb = path.stat().st_size / 1e6

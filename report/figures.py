@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Mapping, Optional, Sequence
 
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -23,24 +24,30 @@ from report.findings import Episode, Findings
 from udfs.baseline import FeatureBaseline
 
 MAX_POINTS = 400
+LABELLED_ROWS = 100
+OVERVIEW_HEIGHT = 10.8  # inches of rows in the overview at most
+OVERVIEW_ROWS = 1_000  # image rows at most (~ its pixels at DPI)
 MAX_HISTOGRAMS = 24
 HISTOGRAM_COLUMNS = 6
+MAX_LINES = 10  # outliers per window: one line each up to this many features, a heatmap for more
 DPI = 96
 VALUE, THRESHOLD, FLAGGED, BASELINE = "#5b3f9e", "#222222", "#d62728", "#9e9e9e"
 
 
 @dataclass(frozen=True)
 class Plot:
-    """One encoded figure: ``src`` is a data URI for an ``<img>``."""
+    """One encoded figure: ``src`` is a data URI for an ``<img>``; ``features``: those it draws one by one
+    (a figure of several)."""
 
     src: str
     alt: str
+    features: tuple[str, ...] = ()
 
 
-def _encoded(fig: Figure, alt: str) -> Plot:
+def _encoded(fig: Figure, alt: str, features: Sequence[str] = ()) -> Plot:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return Plot("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), alt)
+    return Plot("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), alt, tuple(features))
 
 
 def _figure(width: float, height: float, left: float = 0.6, right: float = 0.15, top: float = 0.15,
@@ -52,12 +59,22 @@ def _figure(width: float, height: float, left: float = 0.6, right: float = 0.15,
     return fig
 
 
+def per_feature(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each of ``features`` -> its rows of ``frame`` (none: an empty frame), in one pass over the frame."""
+    groups = dict(tuple(frame[frame["feature"].isin(features)].groupby("feature")))
+    return {feature: groups.get(feature, frame.iloc[:0]) for feature in features}
+
+
 def _times(ms) -> np.ndarray:
     return np.asarray(ms, dtype="int64").astype("datetime64[ms]")
 
 
 def _time_axis(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+    for unit, whole in ((mdates.SECONDLY, 60), (mdates.MINUTELY, 60), (mdates.HOURLY, 24)):
+        # a last step of a whole minute, hour, day: for spans just short of 3 of those (e.g. 150-180 s),
+        # whose ticks the default steps cannot space (matplotlib warns and falls back to 30)
+        locator.intervald[unit] = [*locator.intervald[unit], whole]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
@@ -73,45 +90,95 @@ def _shade(ax: Axes, episodes: Sequence[Episode]) -> None:
         ax.axvspan(_times(episode.start_ms), _times(episode.end_ms), color=FLAGGED, alpha=0.12, lw=0)
 
 
-def overview(findings: Findings, window_starts: np.ndarray) -> Plot:
-    """Features (rows) by windows (columns), coloured by how many metrics flagged the window."""
-    first = int(window_starts.min())
-    n_windows = int((window_starts.max() - first) // findings.window_ms) + 1
-    grid = np.zeros((len(findings.features), n_windows))
-    for row, feature in enumerate(findings.features):
-        for start, metrics in findings.flagged.get(feature, {}).items():
-            grid[row, (start - first) // findings.window_ms] = len(metrics)
-    grid = pd.DataFrame(grid.T).groupby(buckets(n_windows)).max().to_numpy().T
-    fig = _figure(11, 0.45 * len(findings.features) + 0.9, left=1.3, right=1.2)
+def _heatmap(grid: np.ndarray, span: np.ndarray, height: float, cmap: str, vmax: Optional[float],
+             label: str, n_rows: Optional[int] = None) -> tuple[Figure, Axes]:
+    """``grid`` (rows by equal time steps over ``span``, two datetime64) as an image ``height`` inches
+    tall, spanning ``[0, n_rows]`` (default: its rows) on the y axis, so row ``i`` of ``n_rows`` rows spans
+    ``[i, i + 1]``, with a colour bar as tall."""
+    fig = _figure(11, height + 0.9, left=1.3, right=1.2)
     ax = fig.add_subplot()
-    left, right = mdates.date2num(_times([first, first + n_windows * findings.window_ms]))
-    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="Reds", vmin=0,
-                      vmax=max(len(findings.metrics), 1), extent=(left, right, len(findings.features), 0))
+    left, right = mdates.date2num(span)
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=vmax,
+                      extent=(left, right, n_rows or len(grid), 0))
     ax.xaxis_date()
     _time_axis(ax)
-    ax.set_yticks(np.arange(len(findings.features)) + 0.5, findings.features)
-    fig.colorbar(image, ax=ax, label="metrics flagging", pad=0.01, aspect=8)
+    fig.colorbar(image, ax=ax, label=label, pad=0.01, aspect=max(8.0, height / 0.25))
+    return fig, ax
+
+
+def overview(findings: Findings, window_starts: np.ndarray) -> Plot:
+    """Every feature (rows, in the order of `Findings.ranking`: the flagged ones first) by windows
+    (columns), coloured by how many metrics flagged the window. Up to `LABELLED_ROWS` features each row
+    is named; a wider model's rows are thinner, marked by rank, the flagged ones ruled off from the rest."""
+    features = [r.feature for r in findings.ranking]
+    n_rows = len(features)
+    first = int(window_starts.min())
+    n_windows = int((window_starts.max() - first) // findings.window_ms) + 1
+    # a cell per bucket of windows and, past OVERVIEW_ROWS features (more rows than pixels), per bucket of
+    # neighbouring ranks: the most metrics flagging any of them
+    row_of = dict(zip(features, buckets(n_rows, OVERVIEW_ROWS)))
+    column_of = buckets(n_windows)
+    grid = np.zeros((min(n_rows, OVERVIEW_ROWS), min(n_windows, MAX_POINTS)))
+    cells = [(row_of[feature], start, len(metrics))
+             for feature, by_start in findings.flagged.items() for start, metrics in by_start.items()]
+    if cells:
+        rows, starts, values = np.array(cells, dtype="int64").T
+        np.maximum.at(grid, (rows, column_of[(starts - first) // findings.window_ms]), values)
+    fig, ax = _heatmap(grid, _times([first, first + n_windows * findings.window_ms]),
+                       min(0.45 * n_rows, OVERVIEW_HEIGHT), "Reds", max(len(findings.metrics), 1), "metrics flagging",
+                       n_rows=n_rows)
+    if n_rows <= LABELLED_ROWS:
+        ax.set_yticks(np.arange(n_rows) + 0.5, features)
+        if n_rows > 24:
+            ax.tick_params(axis="y", labelsize=7)
+    else:
+        step = 100 if n_rows <= 1_000 else 1_000
+        ranks = [1, *range(step, n_rows + 1, step)]
+        ax.set_yticks(np.array(ranks) - 0.5, [f"#{r:,}" for r in ranks], fontsize=8)
+        ax.set_ylabel("features by rank", fontsize=8)
+        drifted = sum(1 for r in findings.ranking if r.flagged_windows)
+        if 0 < drifted < n_rows:
+            ax.axhline(drifted, color=THRESHOLD, lw=0.6, ls="--")
     return _encoded(fig, "drift at a glance: flagged windows per feature over time")
 
 
-def drift_timeline(rows: pd.DataFrame, feature: str, metric: str, complete: bool) -> Plot:
-    """One feature's values of one metric per window against the threshold, flagged windows in red.
-    Down-sampled to each bucket's largest value, flagged when any of its windows was."""
-    rows = rows.sort_values("window_start").reset_index(drop=True)
-    rows["flagged"] = rows["drift"].fillna(False).astype(bool)
-    groups = rows.groupby(buckets(len(rows)))
-    sampled = rows.loc[groups["value"].idxmax()].assign(flagged=groups["flagged"].any().to_numpy())
-    x = _times((sampled["window_start"] + sampled["window_end"]) // 2)
-    fig = _figure(3.6, 1.9, left=0.45, top=0.25)
-    ax = fig.add_subplot()
-    ax.plot(x, sampled["value"], color=VALUE, lw=1.0, marker="" if complete else ".", ls="-" if complete else "")
-    ax.plot(x, sampled["threshold"], color=THRESHOLD, lw=0.8, ls="--")
-    hit = sampled["flagged"].to_numpy()
-    ax.plot(x[hit], sampled["value"].to_numpy()[hit], "o", ms=3, color=FLAGGED)
-    ax.set_title(f"{feature} · {metric}", fontsize=9)
-    ax.tick_params(labelsize=7)
-    _time_axis(ax)
-    return _encoded(fig, f"{metric} of {feature} per window against its threshold")
+class Timelines:
+    """Each drift timeline: one feature's values of one metric per window against the threshold, flagged
+    windows in red, at the middle of each window, over the run's windows ``[first_ms, last_ms)`` (with
+    autoscaling's margins, so every timeline, complete or not, has the same time axis). Down-sampled to
+    each bucket's largest value, flagged when any of its windows was. One figure serves every timeline of
+    the page: its lines take each timeline's data in turn (a figure each built its axes anew, most of the
+    time)."""
+
+    def __init__(self, complete: bool, first_ms: int, last_ms: int, window_ms: int):
+        self.fig = _figure(3.6, 1.9, left=0.45, top=0.25)
+        self.ax = ax = self.fig.add_subplot()
+        ax.xaxis_date()
+        style = {"marker": "", "ls": "-"} if complete else {"marker": ".", "ls": ""}
+        self.value, = ax.plot([], [], color=VALUE, lw=1.0, **style)
+        self.threshold, = ax.plot([], [], color=THRESHOLD, lw=0.8, ls="--")
+        self.hits, = ax.plot([], [], "o", ms=3, color=FLAGGED)
+        lo, hi = mdates.date2num(_times([first_ms + window_ms // 2, last_ms - window_ms // 2]))
+        pad = (hi - lo) * ax.margins()[0]
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.tick_params(labelsize=7)
+        _time_axis(ax)
+
+    def draw(self, rows: pd.DataFrame, feature: str, metric: str) -> Plot:
+        rows = rows.sort_values("window_start").reset_index(drop=True)
+        rows["flagged"] = rows["drift"].fillna(False).astype(bool)
+        groups = rows.groupby(buckets(len(rows)))
+        sampled = rows.loc[groups["value"].idxmax()].assign(flagged=groups["flagged"].any().to_numpy())
+        x = _times((sampled["window_start"] + sampled["window_end"]) // 2)
+        value = sampled["value"].to_numpy(dtype=float)
+        hit = sampled["flagged"].to_numpy()
+        self.value.set_data(x, value)
+        self.threshold.set_data(x, sampled["threshold"].to_numpy(dtype=float))
+        self.hits.set_data(x[hit], value[hit])
+        self.ax.relim()
+        self.ax.autoscale_view(scalex=False)
+        self.ax.set_title(f"{feature} · {metric}", fontsize=9, y=1.0)  # y: no search for a free spot
+        return _encoded(self.fig, f"{metric} of {feature} per window against its threshold")
 
 
 def chosen_windows(starts: Sequence[int], limit: int = MAX_HISTOGRAMS) -> list[int]:
@@ -191,6 +258,7 @@ def flagged_histograms(feature: str, stats: pd.DataFrame, reference: Optional[Fe
     ax.set_xlim(0, columns)
     ax.set_ylim(-rows, 0)
     baseline = _density(reference.counts, reference.edges, reference.counts.sum()) if reference is not None else None
+    shapes = _Shapes()
     for index, start in enumerate(starts):
         window = _WindowHistogram.of(by_start.loc[start] if start in by_start.index else None)
         edges = window.edges if window is not None else reference.edges if reference is not None else None
@@ -199,39 +267,71 @@ def flagged_histograms(feature: str, stats: pd.DataFrame, reference: Optional[Fe
         drawn = [baseline] + ([window.inner, window.tails] if window is not None else [])
         panel = _Panel.at(index, columns, edges, max(d.max() for d in drawn if d is not None))
         if baseline is not None:
-            ax.stairs(panel.y(baseline), panel.x(reference.edges), baseline=panel.bottom, fill=True,
-                      color=BASELINE, alpha=0.5, lw=0)
+            shapes.baselines.append(_steps(panel.x(reference.edges), panel.y(baseline), panel.bottom))
         if window is not None:
-            _draw_window(ax, panel, window)
-        _frame(ax, panel, f"{pd.Timestamp(start, unit='ms'):%H:%M:%S} · {len(flagged.get(start, ()))} metrics", edges)
+            shapes.add_window(panel, window)
+        shapes.frames.append(Rectangle((panel.left, panel.bottom), _Panel.WIDTH, _Panel.HEIGHT * 1.08))
+        _titles(ax, panel, f"{pd.Timestamp(start, unit='ms'):%H:%M:%S} · {len(flagged.get(start, ()))} metrics", edges)
+    shapes.draw(ax)
     return _encoded(fig, f"histograms of {feature}'s flagged windows beside the baseline")
 
 
-def _draw_window(ax: Axes, panel: _Panel, window: _WindowHistogram) -> None:
-    ax.stairs(panel.y(window.inner), panel.x(window.edges), baseline=panel.bottom, color=FLAGGED, lw=1.1)
-    tail = _tail_width(window.edges)
-    left = panel.x([window.edges[0] - tail, window.edges[-1]])
-    ax.bar(left, panel.y(window.tails) - panel.bottom, bottom=panel.bottom, width=panel.x(tail) - panel.x(0),
-           align="edge", fill=False, hatch="////", edgecolor=FLAGGED, lw=0.6)
+def _steps(x_edges: np.ndarray, heights: np.ndarray, base: float) -> np.ndarray:
+    """The outline of a histogram of ``heights`` on ``x_edges`` standing on ``base``: up the first edge,
+    along each bin, down the last edge (as a step patch with a baseline draws it)."""
+    x = np.repeat(x_edges, 2)
+    y = np.concatenate([[base], np.repeat(heights, 2), [base]])
+    return np.column_stack([x, y])
 
 
-def _frame(ax: Axes, panel: _Panel, title: str, edges: np.ndarray) -> None:
-    """The panel's box, its title, and the values of the first and last bin edges under it."""
-    ax.add_patch(Rectangle((panel.left, panel.bottom), _Panel.WIDTH, _Panel.HEIGHT * 1.08, fill=False, lw=0.6))
+@dataclass
+class _Shapes:
+    """The shapes of every panel of a small-multiples grid, drawn as one collection per kind (an artist per
+    shape made the flagged windows the slowest part of the report)."""
+
+    baselines: list = field(default_factory=list)
+    windows: list = field(default_factory=list)
+    tails: list = field(default_factory=list)
+    frames: list = field(default_factory=list)
+
+    def add_window(self, panel: _Panel, window: _WindowHistogram) -> None:
+        self.windows.append(_steps(panel.x(window.edges), panel.y(window.inner), panel.bottom))
+        tail = _tail_width(window.edges)
+        width = panel.x(tail) - panel.x(0)
+        for left, top in zip(panel.x([window.edges[0] - tail, window.edges[-1]]), panel.y(window.tails)):
+            self.tails.append(Rectangle((left, panel.bottom), width, top - panel.bottom))
+
+    def draw(self, ax: Axes) -> None:
+        ax.add_collection(PolyCollection(self.baselines, facecolors=BASELINE, alpha=0.5, linewidths=0),
+                          autolim=False)
+        ax.add_collection(LineCollection(self.windows, colors=FLAGGED, linewidths=1.1), autolim=False)
+        ax.add_collection(PatchCollection(self.tails, facecolors="none", edgecolors=FLAGGED, hatch="////",
+                                          linewidths=0.6), autolim=False)
+        ax.add_collection(PatchCollection(self.frames, facecolors="none", edgecolors="black", linewidths=0.6),
+                          autolim=False)
+
+
+def _titles(ax: Axes, panel: _Panel, title: str, edges: np.ndarray) -> None:
+    """The panel's title above its box, and the values of the first and last bin edges under it."""
     ax.text(panel.left + _Panel.WIDTH / 2, panel.bottom + _Panel.HEIGHT * 1.12, title, ha="center", va="bottom",
             fontsize=7)
     for value in (edges[0], edges[-1]):
         ax.text(panel.x(value), panel.bottom - 0.03, f"{value:.3g}", ha="center", va="top", fontsize=6)
 
 
-def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, FeatureBaseline]) -> Plot:
-    """Per feature: the window mean with its p25-p75 band over the baseline's (grey); then the window
-    counts. Flagged episodes shaded. Buckets keep the mean of the means and the widest band."""
-    features = findings.features
+def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+                      features: Sequence[str]) -> Plot:
+    """Per feature of ``features``: the window mean with its p25-p75 band over the baseline's (grey); then
+    the window counts (of every feature). Flagged episodes shaded. Buckets keep the mean of the means and
+    the widest band."""
+    rows_of = per_feature(stats, features)
+    episodes_of: dict[str, list[Episode]] = {}
+    for episode in findings.episodes:
+        episodes_of.setdefault(episode.feature, []).append(episode)
     fig = _figure(11, 1.5 * len(features) + 1.6, left=0.9, top=0.1)
-    axes = fig.subplots(len(features) + 1, 1, sharex=True, squeeze=False, gridspec_kw={"hspace": 0.12})[:, 0]
+    axes = fig.subplots(len(features) + 1, 1, squeeze=False, gridspec_kw={"hspace": 0.12})[:, 0]
     for ax, feature in zip(axes, features):
-        rows = stats[stats["feature"] == feature].sort_values("window_start")
+        rows = rows_of[feature].sort_values("window_start")
         sampled = rows.groupby(buckets(len(rows))).agg(
             start=("window_start", "first"), end=("window_end", "last"),
             mean=("mean", "mean"), p25=("p25", "min"), p75=("p75", "max"))
@@ -241,12 +341,23 @@ def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping
             ax.axhline(baseline[feature].mean, color=BASELINE, lw=0.8, ls="--")
         ax.fill_between(x, sampled["p25"], sampled["p75"], color=VALUE, alpha=0.25, lw=0)
         ax.plot(x, sampled["mean"], color=VALUE, lw=1.0)
-        _shade(ax, [e for e in findings.episodes if e.feature == feature])
+        _shade(ax, episodes_of.get(feature, []))
         ax.set_ylabel(feature, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, labelbottom=False)
     _counts(axes[-1], stats)
-    _time_axis(axes[-1])
-    return _encoded(fig, "window mean and p25-p75 per feature over time, and window counts")
+    _same_time_axis(axes)
+    return _encoded(fig, "window mean and p25-p75 per feature over time, and window counts", features)
+
+
+def _same_time_axis(axes: Sequence[Axes]) -> None:
+    """One time range for all ``axes``, as sharing their x axis would give (the union of their data, with
+    the default margins) without its cost, which grows with the square of the number of axes."""
+    lo = min(ax.dataLim.x0 for ax in axes)
+    hi = max(ax.dataLim.x1 for ax in axes)
+    pad = (hi - lo) * axes[0].margins()[0]
+    for ax in axes:
+        ax.set_xlim(lo - pad, hi + pad)
+        _time_axis(ax)
 
 
 def _counts(ax: Axes, stats: pd.DataFrame) -> None:
@@ -260,24 +371,36 @@ def _counts(ax: Axes, stats: pd.DataFrame) -> None:
     ax.tick_params(labelsize=7)
 
 
-def outliers_per_window(outliers: pd.DataFrame, findings: Findings, window_starts: np.ndarray) -> Plot:
-    """Outlier alerts per window, one line per feature; a bucket of windows shows its mean per window."""
+def outliers_per_window(outliers: pd.DataFrame, findings: Findings, window_starts: np.ndarray,
+                        features: Sequence[str]) -> Plot:
+    """Outlier alerts per window of each of ``features``: a line each up to `MAX_LINES` features, a
+    heatmap (features by windows) for more. A bucket of windows shows its mean per window."""
     window = findings.window_ms
     first = int(window_starts.min())
     last = max(int(window_starts.max()), int(np.max(outliers["request_time"].to_numpy(), initial=first)))
     n_windows = (last - first) // window + 1
+    rows = pd.Categorical(outliers["feature"], categories=list(features)).codes.astype("int64")
+    columns = ((outliers["request_time"] - first) // window).to_numpy(dtype="int64")
+    kept = (rows >= 0) & (columns >= 0)  # alerts before the first window: out
+    counts = np.bincount(rows[kept] * n_windows + columns[kept], minlength=len(features) * n_windows)
+    bucket = buckets(n_windows)
+    per_window = pd.DataFrame(counts.reshape(len(features), n_windows).T).groupby(bucket).mean().to_numpy().T
+    edges = _times(first + np.append(np.flatnonzero(np.diff(bucket, prepend=-1)), n_windows) * window)
+    if len(features) > MAX_LINES:
+        return _outlier_heatmap(per_window, features, edges)
     fig = _figure(11, 2.6, left=0.9, top=0.1)
     ax = fig.add_subplot()
-    bucket = buckets(n_windows)
-    edges = _times(first + np.append(np.flatnonzero(np.diff(bucket, prepend=-1)), n_windows) * window)
-    columns = ((outliers["request_time"] - first) // window).astype(int)
-    for colour, feature in enumerate(findings.features):
-        of_feature = columns[(outliers["feature"] == feature) & (columns >= 0)]  # alerts before the first window: out
-        per_window = np.bincount(of_feature, minlength=n_windows)
-        ax.stairs(pd.Series(per_window).groupby(bucket).mean().to_numpy(), edges,
-                  color=f"C{colour % 10}", lw=1.0, label=feature)
+    for colour, (feature, line) in enumerate(zip(features, per_window)):
+        ax.stairs(line, edges, color=f"C{colour % 10}", lw=1.0, label=feature)
     ax.set_ylabel("outliers per window", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, ncol=min(len(findings.features), 6), loc="upper left")
+    ax.legend(fontsize=7, ncol=min(len(features), 6), loc="upper left")
     _time_axis(ax)
-    return _encoded(fig, "outlier alerts per window by feature")
+    return _encoded(fig, "outlier alerts per window by feature", features)
+
+
+def _outlier_heatmap(per_window: np.ndarray, features: Sequence[str], edges: np.ndarray) -> Plot:
+    fig, ax = _heatmap(per_window, edges[[0, -1]], 0.22 * len(features), "Purples", None, "outliers per window")
+    ax.set_yticks(np.arange(len(features)) + 0.5, features, fontsize=7)
+    ax.tick_params(labelsize=7)
+    return _encoded(fig, "outlier alerts per window by feature", features)

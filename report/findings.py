@@ -1,10 +1,13 @@
 """What a run found, as the page's summary states it: its size and time range, which features drifted
-when and by which metrics, outliers by feature, dead letters by reason, and the accounting identity.
-Everything is computed from the output records (`report.outputs.RunOutputs`) and the spec."""
+when and by which metrics, the features ranked by flagged windows and outliers, dead letters by reason,
+and the accounting identity. Everything is computed from the output records (`report.outputs.RunOutputs`)
+and the spec. `select` picks the features the page draws in detail.
+"""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -22,6 +25,22 @@ class Episode:
     end_ms: int
     windows: int
     metrics: dict[str, int]
+
+
+@dataclass(frozen=True)
+class FeatureRank:
+    """One feature's line of the ranking: how many windows any metric flagged, how many each metric
+    flagged, and its outlier alerts."""
+
+    feature: str
+    flagged_windows: int
+    by_metric: dict[str, int]
+    outliers: int
+
+    @property
+    def alerts(self) -> int:
+        """Drift alerts: (window, metric) pairs flagged."""
+        return sum(self.by_metric.values())
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,9 @@ class Findings:
     flagged: dict[str, dict[int, tuple[str, ...]]]
     """feature -> start of each flagged window -> the metrics that flagged it."""
     episodes: list[Episode]
+    ranking: list[FeatureRank]
+    """Every feature: the flagged ones first, most flagged windows (then most drift alerts) first; then the
+    others, most outlier alerts first; ties in the spec's order."""
     outliers: int
     outliers_by_feature: dict[str, int]
     dead_letters_by_reason: dict[str, int]
@@ -109,6 +131,20 @@ def _episode(feature: str, starts: list[int], by_start: dict[int, tuple[str, ...
     return Episode(feature, starts[0], starts[-1] + window, len(starts), {str(m): int(n) for m, n in counts.items()})
 
 
+def ranking(features: Sequence[str], metrics: Sequence[str], flagged: dict[str, dict[int, tuple[str, ...]]],
+            outliers: dict[str, int]) -> list[FeatureRank]:
+    """Every feature's `FeatureRank`, in the order `Findings.ranking` states."""
+    rows = []
+    for feature in features:
+        by_start = flagged.get(feature, {})
+        per_metric = Counter(m for ms in by_start.values() for m in ms)
+        rows.append(FeatureRank(feature, len(by_start), {m: per_metric.get(m, 0) for m in metrics},
+                                outliers.get(feature, 0)))
+    order = {feature: i for i, feature in enumerate(features)}
+    return sorted(rows, key=lambda r: (-r.flagged_windows, -r.alerts, 0 if r.flagged_windows else -r.outliers,
+                                       order[r.feature]))
+
+
 def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
     summary = outputs.summary or {}
     return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter),
@@ -126,12 +162,57 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     starts = pd.concat([stats["window_start"], drift["window_start"]])
     ends = pd.concat([stats["window_end"], drift["window_end"]])
     outlier_counts = outputs.outliers["feature"].value_counts()
+    metrics = _ordered(tuple(spec.drift.metrics), drift["metric"])
+    outliers_by_feature = {f: int(outlier_counts.get(f, 0)) for f in features}
     return Findings(
-        model=spec.model.name, features=features, metrics=_ordered(tuple(spec.drift.metrics), drift["metric"]),
+        model=spec.model.name, features=features, metrics=metrics,
         window_ms=window, windows=len(per_window), instances=instances,
         first_ms=int(starts.min()) if len(starts) else None, last_ms=int(ends.max()) if len(ends) else None,
         drift_alerts=int(drift["drift"].fillna(False).astype(bool).sum()), flagged=flagged,
-        episodes=episodes(flagged, window), outliers=len(outputs.outliers),
-        outliers_by_feature={f: int(outlier_counts.get(f, 0)) for f in features},
+        episodes=episodes(flagged, window), ranking=ranking(features, metrics, flagged, outliers_by_feature),
+        outliers=len(outputs.outliers), outliers_by_feature=outliers_by_feature,
         dead_letters_by_reason={str(r): int(n) for r, n in outputs.dead_letter["reason"].value_counts().items()},
         accounting=accounting(outputs, instances), timelines_complete=spec.drift.emit_all)
+
+
+class SelectionError(Exception):
+    """Features asked for that the run does not have; the message names them."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The features the page draws in detail, in that order, of the run's ``total``, and how they were
+    chosen: the first ``limit`` of the ranking (None: all of them), or ``explicit``ly named."""
+
+    features: tuple[str, ...]
+    total: int
+    limit: Optional[int]
+    explicit: bool
+
+    @property
+    def hidden(self) -> int:
+        """Features not drawn in detail."""
+        return self.total - len(self.features)
+
+
+DEFAULT_MAX_FEATURES = 20
+
+
+def select(findings: Findings, max_features: Optional[int] = DEFAULT_MAX_FEATURES,
+           features: Optional[Sequence[str]] = None) -> Selection:
+    """``features`` (each once, in the order given) when named; otherwise the first ``max_features`` of the
+    ranking (all of them when None or 0): the drifted features, most flagged windows first, then the
+    others by outlier alerts."""
+    total = len(findings.features)
+    if features is not None:
+        known = set(findings.features)
+        unknown = [f for f in features if f not in known]
+        if unknown:
+            raise SelectionError(f"no feature {', '.join(map(repr, unknown[:10]))}"
+                                 f"{f' (and {len(unknown) - 10} more)' if len(unknown) > 10 else ''} in this run; "
+                                 f"its features are {', '.join(findings.features[:10])}"
+                                 f"{', ...' if total > 10 else ''}")
+        return Selection(tuple(dict.fromkeys(features)), total, None, explicit=True)
+    limit = max_features or None
+    ranked = tuple(r.feature for r in findings.ranking)
+    return Selection(ranked[:limit], total, limit, explicit=False)

@@ -1,10 +1,17 @@
 """The page: the findings and the plots laid out by the Jinja2 template ``templates/report.html.j2``
-(inline CSS, images as data URIs: one file that opens offline in any browser)."""
+(inline CSS, images as data URIs: one file that opens offline in any browser).
+
+The summary covers every feature in compact form (the overview heatmap, the ranking table); the
+detailed sections draw only the selected features (`report.findings.select`), so a model of any width
+makes a page of bounded size and drawing time. Tables are capped too: the ranking lists every flagged
+feature and the next `TABLE_REST` (at most `TABLE_MAX` rows), the episodes table the `MAX_EPISODES`
+longest episodes; a line under each says what it leaves out.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import jinja2
 import numpy as np
@@ -12,11 +19,14 @@ import pandas as pd
 
 from flink_job.config import MonitorSpec
 from report import figures
-from report.findings import Findings, find
+from report.findings import DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, find, select
 from report.outputs import RunOutputs
 from udfs.baseline import FeatureBaseline
 
 TEMPLATE = "report.html.j2"
+TABLE_REST = 20
+TABLE_MAX = 500
+MAX_EPISODES = 50
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,35 @@ class FlaggedHistograms:
     shown: list[int]
     total: int
     plot: figures.Plot
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The summary's capped tables: the first ``ranked`` rows of the ranking, with the counts of the rest
+    (``rest`` features, ``rest_flagged`` of them flagged, ``rest_outliers`` outlier alerts), and the
+    ``episodes`` listed (in time order) of ``all_episodes``."""
+
+    ranked: list[FeatureRank]
+    rest: int
+    rest_flagged: int
+    rest_outliers: int
+    episodes: list[Episode]
+    all_episodes: int
+    single_window_episodes_left_out: int
+
+
+def tables(findings: Findings) -> Tables:
+    """Every flagged feature and the next `TABLE_REST` of the ranking (at most `TABLE_MAX`); the
+    `MAX_EPISODES` longest episodes (most windows, then most alerts, then earliest)."""
+    flagged = sum(1 for r in findings.ranking if r.flagged_windows)
+    ranked = findings.ranking[:min(flagged + TABLE_REST, TABLE_MAX)]
+    rest = findings.ranking[len(ranked):]
+    longest = sorted(findings.episodes, key=lambda e: (-e.windows, -sum(e.metrics.values()), e.start_ms, e.feature))
+    listed, left_out = longest[:MAX_EPISODES], longest[MAX_EPISODES:]
+    return Tables(ranked=ranked, rest=len(rest), rest_flagged=sum(1 for r in rest if r.flagged_windows),
+                  rest_outliers=sum(r.outliers for r in rest),
+                  episodes=sorted(listed, key=lambda e: (e.start_ms, e.feature)), all_episodes=len(findings.episodes),
+                  single_window_episodes_left_out=sum(1 for e in left_out if e.windows == 1))
 
 
 @dataclass(frozen=True)
@@ -64,37 +103,43 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, FeatureBaseline]) -> Plots:
-    """Every figure of the page; the outputs hold at least one window's statistics."""
+def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+          features: Sequence[str]) -> Plots:
+    """Every figure of the page, the detailed ones for ``features`` alone; the outputs hold at least one
+    window's statistics."""
     window_starts = np.concatenate([outputs.stats["window_start"], outputs.drift["window_start"]]).astype("int64")
-    drift = outputs.drift.groupby(["feature", "metric"])
-    timelines = [Timeline(feature, metric, figures.drift_timeline(drift.get_group((feature, metric)), feature,
-                                                                  metric, findings.timelines_complete))
-                 for feature in findings.features for metric in findings.metrics
-                 if (feature, metric) in drift.groups]
+    drift = outputs.drift[outputs.drift["feature"].isin(features)].groupby(["feature", "metric"])
+    drawer = figures.Timelines(findings.timelines_complete, findings.first_ms, findings.last_ms, findings.window_ms)
+    timelines = [Timeline(feature, metric, drawer.draw(drift.get_group((feature, metric)), feature, metric))
+                 for feature in features for metric in findings.metrics if (feature, metric) in drift.groups]
     return Plots(overview=figures.overview(findings, window_starts), timelines=timelines,
-                 histograms=_histograms(outputs.stats, findings, baseline),
-                 statistics=figures.window_statistics(outputs.stats, findings, baseline),
-                 outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts))
+                 histograms=_histograms(outputs.stats, findings, baseline, features),
+                 statistics=figures.window_statistics(outputs.stats, findings, baseline, features),
+                 outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts, features))
 
 
-def _histograms(stats: pd.DataFrame, findings: Findings,
-                baseline: Mapping[str, FeatureBaseline]) -> list[FlaggedHistograms]:
+def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+                features: Sequence[str]) -> list[FlaggedHistograms]:
     result = []
-    for feature in findings.features:
+    rows = figures.per_feature(stats, features)
+    for feature in features:
         flagged = findings.flagged.get(feature, {})
         if flagged:
             shown = figures.chosen_windows(list(flagged))
-            plot = figures.flagged_histograms(feature, stats[stats["feature"] == feature], baseline.get(feature),
-                                              flagged, shown)
+            plot = figures.flagged_histograms(feature, rows[feature], baseline.get(feature), flagged, shown)
             result.append(FlaggedHistograms(feature, shown, len(flagged), plot))
     return result
 
 
-def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, FeatureBaseline]) -> str:
-    """The report page of ``outputs`` (made with ``spec``) as HTML."""
+def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, FeatureBaseline],
+           max_features: Optional[int] = DEFAULT_MAX_FEATURES, features: Optional[Sequence[str]] = None) -> str:
+    """The report page of ``outputs`` (made with ``spec``) as HTML, the detailed sections drawn for the
+    features `report.findings.select` picks with ``max_features`` and ``features``."""
     findings = find(outputs, spec)
+    selection = select(findings, max_features, features)
     return _environment().get_template(TEMPLATE).render(
         findings=findings, outputs=outputs, spec=spec, generated_ms=int(time.time() * 1000),
-        plots=plots(outputs, findings, baseline) if len(outputs.stats) else None,
-        max_histograms=figures.MAX_HISTOGRAMS, max_points=figures.MAX_POINTS)
+        selection=selection, tables=tables(findings),
+        plots=plots(outputs, findings, baseline, selection.features) if len(outputs.stats) else None,
+        max_histograms=figures.MAX_HISTOGRAMS, max_points=figures.MAX_POINTS, max_lines=figures.MAX_LINES,
+        labelled_rows=figures.LABELLED_ROWS)

@@ -1,6 +1,8 @@
 """`mmon report`: the page of the session's embedded run (conftest `embedded_run`) checked against its
 output files, the same page made from Kafka topics, synthetic runs for the down-sampling and the
-flagged-only drift output, and the page opened in headless Chromium with networking disabled."""
+flagged-only drift output, a synthetic 300-feature run folder for the features drawn in detail
+(--max-features, --features) and the capped summary, and the page opened in headless Chromium with
+networking disabled."""
 from __future__ import annotations
 
 import json
@@ -19,10 +21,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from flink_job.config import parse_spec
+from flink_job.config import load_spec, parse_spec, spec_to_dict
 from report import figures, page
 from report.cli import main as report_main
-from report.outputs import FILES, RunOutputs, frames
+from report.findings import SelectionError, find, select
+from report.outputs import FILES, RunOutputs, frames, from_directory
+from udfs.baseline import Baseline, FeatureBaseline
 
 from embedded_run import WINDOW_MS
 
@@ -243,6 +247,156 @@ def test_outputs_without_windows_make_a_page_that_says_so():
     tags = _Tags(page.render(outputs, spec, {}))
     assert "no-windows" in tags.text_by_id
     assert _counts(tags) == {"instances": 0, "windows": 0, "drift_alerts": 0, "outliers": 0, "dead_letters": 0}
+
+
+WIDE_FEATURES, WIDE_WINDOWS, WIDE_WINDOW_MS, WIDE_START = 300, 10, 15_000, 1_800_000_000_000
+WIDE_METRICS = ("wasserstein", "js", "psi")
+
+
+@pytest.fixture(scope="module")
+def wide_folder(tmp_path_factory) -> dict:
+    """The output folder of a made-up 300-feature embedded run (the files' shapes as `mmon run` writes them,
+    drift.emit_all false): 25 drifted features, each flagged in a known number of random windows by a known
+    number of metrics, and a distinct outlier count per feature; with what the page must show."""
+    rng = np.random.default_rng(11)
+    out = tmp_path_factory.mktemp("wide-run")
+    features = [f"f{i}" for i in range(WIDE_FEATURES)]
+    drifted = {feature: (int(rng.integers(1, WIDE_WINDOWS + 1)), int(rng.integers(1, len(WIDE_METRICS) + 1)))
+               for feature in rng.choice(features, 25, replace=False)}  # feature -> (windows, metrics per window)
+    n_outliers = dict(zip(features, (int(n) for n in rng.permutation(WIDE_FEATURES))))
+    baseline = {f: FeatureBaseline.from_values(rng.normal(size=400), bins=8) for f in features}
+    Baseline(baseline, source="test").save(out / "baseline.json")
+    spec = parse_spec({"model": {"name": "wide"}, "input": {"features": features},
+                       "baseline": str(out / "baseline.json"), "window": {"duration": f"{WIDE_WINDOW_MS}ms"},
+                       "drift": {"emit_all": False, "metrics": {m: {} for m in WIDE_METRICS}}})
+    (out / "spec.json").write_text(json.dumps(spec_to_dict(spec), indent=2))
+    stats, drift, outliers, flagged = [], [], [], {}
+    for feature, (windows, metrics) in drifted.items():
+        flagged[feature] = sorted(int(w) for w in rng.choice(WIDE_WINDOWS, windows, replace=False))
+    for w in range(WIDE_WINDOWS):
+        window = {"model": "wide", "window_start": WIDE_START + w * WIDE_WINDOW_MS,
+                  "window_end": WIDE_START + (w + 1) * WIDE_WINDOW_MS}
+        for feature in features:
+            edges = baseline[feature].edges
+            counts = rng.multinomial(100, [1 / (len(edges) - 1)] * (len(edges) - 1)).tolist()
+            stats.append({**window, "feature": feature, "count": 100, "mean": 0.0, "stddev": 1.0, "min": -3.0,
+                          "max": 3.0, "p25": -0.7, "p50": 0.0, "p75": 0.7, "iqr": 1.4,
+                          "histogram": {"edges": edges.tolist(), "counts": counts, "underflow": 0, "overflow": 0}})
+        for feature, (_, metrics) in drifted.items():
+            if w in flagged[feature]:
+                drift += [{**window, "feature": feature, "metric": metric, "value": 0.5, "threshold": 0.2,
+                           "drift": True, "count": 100} for metric in WIDE_METRICS[:metrics]]
+    for feature, n in n_outliers.items():
+        for i in range(n):
+            outliers.append({"model": "wide", "request_id": f"req-{feature}-{i}", "feature": feature, "value": 9.0,
+                             "rule": "sigma", "threshold": 3.0,
+                             "request_time": WIDE_START + int(rng.integers(WIDE_WINDOWS * WIDE_WINDOW_MS))})
+    for name, records in (("stats", stats), ("drift", drift), ("outliers", outliers), ("dead_letter", [])):
+        (out / FILES[name]).write_text("".join(json.dumps(r) + "\n" for r in records))
+    instances = 100 * WIDE_WINDOWS
+    (out / "summary.json").write_text(json.dumps({
+        "instances": instances, "windows": WIDE_WINDOWS, "outliers": len(outliers), "drift_alerts": len(drift),
+        "late": 0, "dead_letter": 0, "records_read": instances, "requests_accepted": instances,
+        "instances_accepted": instances, "accounted": True}))
+    index = {f: i for i, f in enumerate(features)}
+    by_drift = sorted(drifted, key=lambda f: (-drifted[f][0], -drifted[f][0] * drifted[f][1], index[f]))
+    others = sorted(set(features) - set(drifted), key=lambda f: (-n_outliers[f], index[f]))
+    return {"dir": out, "features": features, "ranked": by_drift + others, "drifted": drifted, "flagged": flagged,
+            "outliers": n_outliers, "drift": drift}
+
+
+def _wide_report(wide_folder, tmp_path, *options: str) -> tuple[_Tags, str]:
+    path = tmp_path / "wide.html"
+    assert report_main([str(wide_folder["dir"]), "-o", str(path), *options]) == 0
+    html = path.read_text()
+    return _Tags(html), html
+
+
+def _drawn_in_detail(tags: _Tags) -> dict[str, list[str]]:
+    """Section -> the features it draws, in page order (each once)."""
+    [selection] = tags.having("data-shown", "p")
+    [statistics, outliers] = [a["data-features"].split() for a in tags.classed("features-plot")]
+    return {"selection": selection["data-shown"].split(),
+            "timelines": list(dict.fromkeys(a["data-feature"] for a in tags.classed("timeline"))),
+            "histograms": [a["data-feature"] for a in tags.classed("histograms")],
+            "statistics": statistics, "outliers": outliers}
+
+
+@pytest.mark.parametrize("options, shown", [((), 20), (("--max-features", "30"), 30)])
+def test_a_wide_run_draws_the_most_flagged_features_in_detail(wide_folder, tmp_path, capsys, options, shown):
+    """Drifted features first (most flagged windows, then most alerts), then the others by outlier count,
+    at most --max-features (default 20) of the 300; emit_all false: timelines and histograms exist for
+    the flagged features alone."""
+    tags, html = _wide_report(wide_folder, tmp_path, *options)
+    expected = wide_folder["ranked"][:shown]
+    flagged = [f for f in expected if f in wide_folder["drifted"]]
+    assert len(flagged) == min(shown, 25)
+    assert _drawn_in_detail(tags) == {"selection": expected, "timelines": flagged, "histograms": flagged,
+                                      "statistics": expected, "outliers": expected}
+    timelines = {(a["data-feature"], a["data-metric"]) for a in tags.classed("timeline")}
+    assert timelines == {(r["feature"], r["metric"]) for r in wide_folder["drift"] if r["feature"] in expected}
+    [selection] = tags.having("data-hidden", "p")
+    assert int(selection["data-hidden"]) == WIDE_FEATURES - shown
+    text = " ".join(tags.text_by_id["detail-selection"].split())
+    assert f"{WIDE_FEATURES - shown} features are not drawn in detail" in text and "--features" in text
+    assert f"--max-features {shown}" in text
+    assert len(html.encode()) < 5_000_000
+    assert "MB in" in capsys.readouterr().out
+
+
+def test_a_wide_summary_counts_every_feature(wide_folder, tmp_path):
+    """The counts equal the files'; the ranking lists every drifted feature and the next 20, the rest in
+    one line whose counts complete the files'; the episodes table lists the longest ones."""
+    tags, html = _wide_report(wide_folder, tmp_path)
+    summary = json.loads((wide_folder["dir"] / "summary.json").read_text())
+    counts = _counts(tags)
+    assert counts == {"instances": summary["instances"], "windows": WIDE_WINDOWS,
+                      "drift_alerts": len(wide_folder["drift"]), "outliers": sum(wide_folder["outliers"].values()),
+                      "dead_letters": 0}
+    rows = tags.classed("ranked")
+    listed = 25 + page.TABLE_REST
+    assert [a["data-feature"] for a in rows] == wide_folder["ranked"][:listed]
+    assert all(int(a["data-value"]) == wide_folder["outliers"][a["data-feature"]] for a in rows)
+    assert all(int(a["data-flagged"]) == len(wide_folder["flagged"].get(a["data-feature"], ())) for a in rows)
+    [rest] = tags.having("data-features", "p")
+    assert int(rest["data-features"]) == WIDE_FEATURES - listed and int(rest["data-flagged"]) == 0
+    assert int(rest["data-outliers"]) + sum(int(a["data-value"]) for a in rows) == counts["outliers"]
+    runs = [len(run) for windows in wide_folder["flagged"].values()
+            for run in np.split(np.array(windows), np.flatnonzero(np.diff(windows) > 1) + 1)]
+    episodes = tags.classed("episode")
+    assert len(episodes) == min(len(runs), page.MAX_EPISODES)
+    lengths = sorted(((int(a["data-end"]) - int(a["data-start"])) // WIDE_WINDOW_MS for a in episodes), reverse=True)
+    assert lengths == sorted(runs, reverse=True)[:len(episodes)]
+    if len(runs) > page.MAX_EPISODES:
+        [line] = tags.having("data-episodes", "p")
+        assert int(line["data-episodes"]) == len(runs)
+
+
+def test_the_features_option_draws_exactly_those(wide_folder, tmp_path, capsys):
+    drifted = sorted(wide_folder["drifted"], key=wide_folder["features"].index)
+    calm = [f for f in wide_folder["features"] if f not in wide_folder["drifted"]]
+    chosen = [calm[-1], drifted[0], calm[0], drifted[-1]]
+    tags, _ = _wide_report(wide_folder, tmp_path, "--features", ",".join(chosen), "--max-features", "1")
+    flagged = [f for f in chosen if f in wide_folder["drifted"]]
+    assert _drawn_in_detail(tags) == {"selection": chosen, "timelines": flagged, "histograms": flagged,
+                                      "statistics": chosen, "outliers": chosen}
+    text = " ".join(tags.text_by_id["detail-selection"].split())
+    assert f"chosen with --features: {', '.join(chosen)}" in text
+    assert f"{WIDE_FEATURES - 4} features are not drawn in detail" in text
+    assert report_main([str(wide_folder["dir"]), "-o", str(tmp_path / "x.html"), "--features", "f1,nope"]) == 2
+    assert "no feature 'nope' in this run" in capsys.readouterr().err
+
+
+def test_max_features_0_selects_every_feature_and_named_ones_are_kept_once(wide_folder):
+    spec = load_spec(wide_folder["dir"] / "spec.json")
+    findings = find(from_directory(wide_folder["dir"]), spec)
+    assert [r.feature for r in findings.ranking] == wide_folder["ranked"]
+    every = select(findings, 0)
+    assert list(every.features) == wide_folder["ranked"] and every.hidden == 0 and not every.explicit
+    named = select(findings, 5, ["f9", "f2", "f9"])
+    assert named.features == ("f9", "f2") and named.hidden == WIDE_FEATURES - 2 and named.explicit
+    with pytest.raises(SelectionError, match="no feature 'g1', 'g2' in this run"):
+        select(findings, 5, ["f1", "g1", "g2"])
 
 
 @pytest.mark.parametrize("argv, message", [
