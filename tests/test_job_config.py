@@ -17,7 +17,7 @@ import yaml
 from flink_job import config, drift
 from flink_job import main as run_main
 from flink_job import outliers, parse, watermarks, windows
-from flink_job.config import load_spec, shard_count
+from flink_job.config import ConfigError, load_spec, shard_count
 from udfs import drift as drift_math
 from udfs import two_sample
 from udfs.baseline import Baseline
@@ -201,3 +201,10 @@ def test_row_types_agree_with_the_java_side():
     assert arrays["SUB_BATCH_FIELDS"] == windows.SUB_BATCH_ROW.get_field_names()
     counters = re.findall(r'String (?:RECORDS_READ|REQUESTS_ACCEPTED|INSTANCES_ACCEPTED) = "([a-z_]+)"', java)
     assert counters == list(run_main.ACCOUNTING)
+
+
+def test_a_metric_the_job_cannot_compute_yet_is_refused_naming_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"drift\.metrics\.missing_rate: not available"):
+        load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(missing_rate={})))
+    chi2 = load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(chi2={})))
+    assert "chi2" in chi2.drift.metrics

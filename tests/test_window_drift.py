@@ -19,7 +19,8 @@ def baseline() -> Baseline:
 
 
 RULES = [MetricRule("wasserstein", None, 0.01, normalize=True), MetricRule("kl", None, 0.05), MetricRule("js", 0.02),
-         MetricRule("psi", None), MetricRule("hellinger", None), MetricRule("ks", None, 0.05), MetricRule("cvm", 0.3)]
+         MetricRule("psi", None), MetricRule("hellinger", None), MetricRule("chi2", None),
+         MetricRule("ks", None, 0.05), MetricRule("cvm", 0.3)]
 
 
 def test_rows_of_mixed_features_equal_one_feature_at_a_time(baseline):
