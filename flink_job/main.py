@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -124,12 +124,28 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
     return summary
 
 
-def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) -> int:
-    from udfs.baseline import Baseline
+def checked_baseline(spec: MonitorSpec) -> Baseline:
+    """The spec's baseline, holding every input feature as a numeric column; else `ConfigError` naming
+    the feature (categorical features are not monitored by the job yet)."""
+    from udfs.baseline import NUMERIC, Baseline, BaselineError
 
+    try:
+        baseline = Baseline.load(spec.baseline)
+    except BaselineError as err:
+        raise ConfigError(f"baseline: {err}") from None
+    for name in spec.input.features:
+        if name not in baseline.features:
+            raise ConfigError(f"input.features: {name!r} is not in the baseline {spec.baseline} "
+                              f"(it has: {', '.join(baseline.features)})")
+        if baseline.features[name].type != NUMERIC:
+            raise ConfigError(f"input.features: {name!r} is {baseline.features[name].type} in the baseline; the job "
+                              f"monitors numeric features only so far")
+    return baseline
+
+
+def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
     from flink_job import pipeline, sinks, source
 
-    baseline = Baseline.load(spec.baseline)
     output = args.output.resolve()  # the file sink may run in a TaskManager with another working directory
     output.mkdir(parents=True, exist_ok=True)
     for name in sinks.FILE_NAMES.values():
@@ -160,15 +176,13 @@ def run_embedded(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int)
     return 0
 
 
-def run_kafka(spec: MonitorSpec, args: argparse.Namespace, metrics_port: int) -> int:
-    from udfs.baseline import Baseline
-
+def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
     from flink_job import pipeline, sinks
 
     options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
                                   restore_from=args.restore_from)
     env, t_env = pipeline.create_environments(spec, options)
-    outputs = pipeline.build(t_env, spec, Baseline.load(spec.baseline), options)
+    outputs = pipeline.build(t_env, spec, baseline, options)
     t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(sinks.egress(outputs)))
     t_env.execute_sql(sinks.kafka_sink_ddl(spec, args.kafka))
     result = t_env.execute_sql(sinks.kafka_insert_sql(spec, "mmon_egress"))
@@ -193,6 +207,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not Path(spec.baseline).is_file():
         print(f"mmon run: baseline: no such file {spec.baseline}", file=sys.stderr)
         return 2
+    try:
+        baseline = checked_baseline(spec)
+    except ConfigError as err:
+        print(f"mmon run: {err}", file=sys.stderr)
+        return 2
     from flink_job import pipeline
 
     missing = [jar for jar in pipeline.job_jars(pipeline.RunOptions(bootstrap=args.kafka)) if not jar.is_file()]
@@ -202,8 +221,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     metrics_port = spec.job.metrics_port if args.metrics_port is None else args.metrics_port
     if args.kafka:
-        return run_kafka(spec, args, metrics_port)
-    return run_embedded(spec, args, metrics_port)
+        return run_kafka(spec, baseline, args, metrics_port)
+    return run_embedded(spec, baseline, args, metrics_port)
 
 
 if __name__ == "__main__":

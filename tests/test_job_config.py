@@ -208,3 +208,19 @@ def test_a_metric_the_job_cannot_compute_yet_is_refused_naming_the_field(tmp_pat
         load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(missing_rate={})))
     chi2 = load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(chi2={})))
     assert "chi2" in chi2.drift.metrics
+
+
+@pytest.mark.parametrize("feature,message", [
+    ("colour", r"input\.features: 'colour' is categorical in the baseline"),
+    ("weight", r"input\.features: 'weight' is not in the baseline"),
+])
+def test_mmon_run_refuses_features_the_baseline_cannot_serve(tmp_path, capsys, feature, message):
+    from flink_job import main as run_main
+    from udfs.baseline import Baseline
+    csv = tmp_path / "training.csv"
+    csv.write_text("size,colour\n" + "".join(f"{i % 7 + 0.5},{'red' if i % 3 else 'blue'}\n" for i in range(40)))
+    Baseline.from_csv(csv).save(tmp_path / "baseline.json")
+    config = _write_spec(tmp_path, lambda s: s.update(baseline=str(tmp_path / "baseline.json"))
+                         or s["input"].update(features=["size", feature]))
+    assert run_main.main(["--config", str(config)]) == 2
+    assert re.search(message, capsys.readouterr().err)
