@@ -141,8 +141,13 @@ def test_broker_sigkill_under_load_loses_nothing_and_the_logger_recovers_by_itse
               f"{replacements:.0f} producer replacements")
         assert {status for _, _, status in record.answers} <= {200, 503}
         status_of = {request_id.encode(): status for _, request_id, status in record.answers}
-        unacknowledged_in_kafka = [(key, status_of.get(key)) for key in set(keys) if status_of.get(key) != 200]
-        assert not unacknowledged_in_kafka, unacknowledged_in_kafka
+        # A 503 can still be in Kafka when its request was in flight as the broker died: the broker appended
+        # it and was killed before answering (no acknowledgement is not "not written"). Only those may be,
+        # at most one per sender; anything else in Kafka without a 200 is a bug.
+        in_flight_at_kill = {rid.encode() for sent, rid, status in record.answers if status == 503 and sent <= killed}
+        unacknowledged_in_kafka = {key for key in set(keys) if status_of.get(key) != 200}
+        assert unacknowledged_in_kafka <= in_flight_at_kill, sorted(unacknowledged_in_kafka - in_flight_at_kill)
+        assert len(unacknowledged_in_kafka) <= len(workers)
         assert set(rid.encode() for rid in acknowledged) <= set(keys), "acknowledged requests missing from Kafka"
         assert len(keys) == len(set(keys)), "a request written twice"
     finally:
