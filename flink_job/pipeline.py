@@ -18,7 +18,7 @@ from pyflink.table import StreamTableEnvironment
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, java_functions, parse, source, watermarks, windows
+from flink_job import drift, parse, source, watermarks, windows
 from flink_job.config import MonitorSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,8 +165,7 @@ def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: B
     t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
     t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
     rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
-    as_output = java_functions.package().OutputRows(None, java_functions.int_array([1]), 2)
-    return java_functions.mapped(rows, as_output, windows.OUTPUT_ROW, "drift records")
+    return windows.output_records(rows, windows.OUTPUT_ROW, ("k",), "drift records")
 
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:

@@ -21,9 +21,11 @@ per matrix (kind ``covariance``), so the matrix takes no second path into Python
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 import numpy as np
 from pyflink.common import Row, Types
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.common.time import Time
 from pyflink.datastream import DataStream
 from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
@@ -218,11 +220,19 @@ def _json(record: dict) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
+def output_records(rows: DataStream, row_type: TypeInformation, key_fields: Sequence[str], name: str) -> DataStream:
+    """``rows`` (of ``row_type``, with ``kind`` and ``payload`` fields) as `OUTPUT_ROW` rows keyed by the
+    ``key_fields`` joined with ``/``, by the Java map ``OutputRows`` (no Python worker on the way out)."""
+    names = row_type.get_field_names()
+    to_output = java_functions.package().OutputRows(
+        names.index("kind"), java_functions.int_array([names.index(field) for field in key_fields]), names.index("payload"))
+    return java_functions.mapped(rows, to_output, OUTPUT_ROW, name)
+
+
 def stats_records(stats: DataStream) -> DataStream:
-    """The `STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows, in the JVM (the test statistics go
-    to the drift step only; a covariance row's key is ``model/covariance`` or ``model/correlation``)."""
-    to_output = java_functions.package().OutputRows(None, java_functions.int_array([1, 2]), 7)
-    return java_functions.mapped(stats, to_output, OUTPUT_ROW, "stats records")
+    """The `STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows (the test statistics go to the
+    drift step only; a covariance row's key is ``model/covariance`` or ``model/correlation``)."""
+    return output_records(stats, STATS_ROW, ("model", "feature"), "stats records")
 
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:

@@ -30,10 +30,9 @@ public final class JobRows {
     public static final TypeInformation<Row> RECORD =
             Types.ROW_NAMED(RECORD_FIELDS, Types.STRING, Types.STRING, Types.STRING);
 
-    /** A sub-batch: a shard's columns of some instances of one window, row-major little-endian float64. */
+    /** A sub-batch, as {@link RequestRouter} builds it: a shard's columns of some instances of one window,
+     * row-major little-endian float64 (its type is flink_job.windows.SUB_BATCH_ROW). */
     public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed"};
-    public static final TypeInformation<Row> SUB_BATCH = Types.ROW_NAMED(SUB_BATCH_FIELDS,
-            Types.INT, Types.LONG, Types.INT, Types.PRIMITIVE_ARRAY(Types.BYTE));
 
     /** The router's accounting counters (metric group {@code mmon}, and job accumulators of the same names):
      * records read = requests accepted + records dead-lettered (flink_job.main.ACCOUNTING reads them). */
