@@ -139,9 +139,10 @@ def create_topics(bootstrap: str, names: Sequence[str], timeout_s: float = 30.0)
 
 
 @contextmanager
-def kafka_bootstrap(options: Options) -> Iterator[str]:
-    if options.kafka:
-        yield options.kafka
+def kafka_bootstrap(kafka: Optional[str]) -> Iterator[str]:
+    """``kafka`` when given, else a local broker started for the block."""
+    if kafka:
+        yield kafka
         return
     print("bench: starting a local Kafka broker ...", flush=True)
     with KafkaBroker() as broker:
@@ -513,7 +514,7 @@ def run(options: Options, command_line: str) -> dict:
     options.out.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
     stream = iris_stream.generate(seed=options.seed, stage_size=options.stage_size, rates=options.rates, start_ms=0)
-    with kafka_bootstrap(options) as bootstrap:
+    with kafka_bootstrap(options.kafka) as bootstrap:
         spec = bench_spec(options, bootstrap, run_id)
         spec_path = write_spec(spec, options.out / "monitor.yaml")
         create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(TopicsSpec)])

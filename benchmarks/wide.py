@@ -198,7 +198,7 @@ def run(widths: tuple[int, ...], seed: int, work: Path, kafka: Optional[str], wi
     """Every width embedded (and on Kafka), in order; the rows of figures and the targets."""
     rows = []
     with ExitStack() as stack:
-        bootstrap = stack.enter_context(harness.kafka_bootstrap(_broker_options(kafka, work))) if with_kafka else None
+        bootstrap = stack.enter_context(harness.kafka_bootstrap(kafka)) if with_kafka else None
         for width in widths:
             print(f"wide: {width} features: generating the model and its stream ...", flush=True)
             model = make_model(width, seed, work, template)
@@ -210,12 +210,6 @@ def run(widths: tuple[int, ...], seed: int, work: Path, kafka: Optional[str], wi
                 print(f"wide: {width} features on Kafka: {_describe(row['kafka'])}", flush=True)
             rows.append(row)
     return {"rows": rows, "targets": targets(rows)}
-
-
-def _broker_options(kafka: Optional[str], out: Path) -> harness.Options:
-    """Just enough of the harness's options for `harness.kafka_bootstrap`."""
-    return harness.Options(profile="max", stage_size=1, scale=1.0, seed=0, out=out, config=Path(), kafka=kafka,
-                           flink_cluster=False, concurrency=1, job_start_timeout_s=1.0, drain_timeout_s=1.0)
 
 
 def _describe(figures: dict) -> str:

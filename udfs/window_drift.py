@@ -61,7 +61,7 @@ class WindowDrift:
         statistics by test name (NaN for a window without values)."""
         features, counts = np.asarray(features, dtype=int), np.asarray(counts, dtype=float)
         values = {rule.name: np.full(len(features), np.nan) for rule in self.rules}
-        for length, rows in _rows_by_length(self.lengths[features]).items():
+        for length, rows in _rows_by_value(self.lengths[features]).items():
             observed = np.stack([np.asarray(histograms[i], dtype=float) for i in rows])
             for rule in self.rules:
                 if rule.name not in drift.TESTS:
@@ -85,7 +85,7 @@ class WindowDrift:
             return np.full(len(features), float(rule.threshold))
         if rule.name in TEST_THRESHOLDS:
             thresholds = np.empty(len(features))
-            for m, rows in _rows_by_length(self.sample_sizes[features]).items():
+            for m, rows in _rows_by_value(self.sample_sizes[features]).items():
                 thresholds[rows] = TEST_THRESHOLDS[rule.name](int(m), counts[rows], rule.false_alarm_rate)
             return thresholds
         return np.exp(_interpolate_rows(self.log_curves[rule.name][features], np.log(counts)))
@@ -102,8 +102,8 @@ def _by_length(rows: Sequence[np.ndarray], lengths: np.ndarray) -> dict[int, np.
     return matrices
 
 
-def _rows_by_length(lengths: np.ndarray) -> dict[int, np.ndarray]:
-    """Row indices grouped by value (histogram length, or sample size)."""
+def _rows_by_value(lengths: np.ndarray) -> dict[int, np.ndarray]:
+    """Row indices grouped by their value (a histogram length, or a sample size)."""
     return {int(value): np.flatnonzero(lengths == value) for value in np.unique(lengths)}
 
 
