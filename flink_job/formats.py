@@ -61,7 +61,8 @@ import time
 from calendar import timegm
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 THESIS = "thesis"
 KSERVE_V1 = "kserve-v1"
@@ -85,7 +86,9 @@ REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, 
 
 CLOUDEVENT_SOURCE = "mmon/iris"
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 OIP_INPUT_NAME = "input-0"
+OIP_OUTPUT_NAME = "output-0"
 NUMERIC_DATATYPES = frozenset({"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64",
                                "UINT8", "UINT16", "UINT32", "UINT64"})
 
@@ -99,7 +102,56 @@ MAX_TIME_MS = 2**63 - 1
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
 
-Instances = Sequence[Sequence[float]]
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+
+Value = Union[float, str, None]
+"""A decoded value: a numeric feature's float, a categorical feature's text, or None (missing)."""
+Row = Union[Sequence[Any], Mapping[str, Any]]
+Instances = Sequence[Row]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a record's values must be: the features (names in instance order, or None: unnamed, list
+    instances only) with their types (`FEATURE_TYPES`), and the model output, when responses are read
+    (`output_name` None: responses are ``not_request``)."""
+    features: Optional[tuple[str, ...]]
+    types: tuple[str, ...]
+    output_name: Optional[str] = None
+    output_type: str = CATEGORICAL
+
+    def __post_init__(self):
+        object.__setattr__(self, "types", tuple(self.types))
+        if self.features is not None:
+            object.__setattr__(self, "features", tuple(self.features))
+            if len(self.features) != len(self.types):
+                raise ValueError(f"{len(self.features)} feature names for {len(self.types)} types")
+            if len(set(self.features)) != len(self.features):
+                raise ValueError(f"feature names must be unique, got {list(self.features)}")
+        if not self.types:
+            raise ValueError("a schema needs at least one feature")
+        for kind in (*self.types, self.output_type):
+            if kind not in FEATURE_TYPES:
+                raise ValueError(f"unknown feature type {kind!r}; expected one of {', '.join(FEATURE_TYPES)}")
+
+    @classmethod
+    def numeric(cls, n_features: int, features: Optional[Sequence[str]] = None) -> "Schema":
+        """``n_features`` numeric features, unnamed unless ``features`` names them; no output."""
+        return cls(None if features is None else tuple(features), (NUMERIC,) * n_features)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "Schema":
+        """The schema of a `flink_job.config.MonitorSpec` (its ``input.features`` and ``output``)."""
+        features = spec.input.features
+        output = spec.output
+        return cls(tuple(f.name for f in features), tuple(f.type for f in features),
+                   None if output is None else output.name, CATEGORICAL if output is None else output.type)
+
+    @property
+    def width(self) -> int:
+        return len(self.types)
 
 
 class FormatError(ValueError):
@@ -158,44 +210,116 @@ def parse_rfc3339_ms(text: str) -> int:
 
 # -------------------------------------------------------------------------------------------- encode
 
-def _rows(instances: Instances) -> list[list[float]]:
-    """Values as JSON numbers: Python ints stay ints (``0``, not ``0.0``: readers take any JSON number),
-    everything else becomes a float."""
-    return [[v if type(v) is int else float(v) for v in row] for row in instances]
+def _value(value: Any) -> Value:
+    """A value as JSON: None (null) and strings as they are, Python ints stay ints (``0``, not ``0.0``:
+    readers take any JSON number), everything else becomes a float."""
+    if value is None or isinstance(value, str) or type(value) is int:
+        return value
+    return float(value)
 
 
-def _encode_thesis(request_id: str, time_ms: int, rows: list[list[float]]) -> dict:
+def _row(row: Row) -> Union[list, dict]:
+    if isinstance(row, Mapping):
+        return {str(name): _value(v) for name, v in row.items()}
+    return [_value(v) for v in row]
+
+
+def _column_datatype(values: Sequence[Value]) -> str:
+    return "BYTES" if any(isinstance(v, str) for v in values) else "FP64"
+
+
+def _encode_thesis(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
     return {"type": "request", "id": request_id, "time": time_ms, "payload": {"instances": rows}}
 
 
-def _encode_kserve_v1(request_id: str, time_ms: int, rows: list[list[float]]) -> dict:
+def _encode_kserve_v1(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
     return {"specversion": "1.0", "id": request_id, "source": CLOUDEVENT_SOURCE,
             "type": CLOUDEVENT_REQUEST_TYPE, "time": format_rfc3339_ms(time_ms),
             "datacontenttype": "application/json", "data": {"instances": rows}}
 
 
-def _encode_oip_v2(request_id: str, time_ms: int, rows: list[list[float]]) -> dict:
-    width = len(rows[0]) if rows else 0
-    tensor = {"name": OIP_INPUT_NAME, "shape": [len(rows), width], "datatype": "FP64",
-              "data": [v for row in rows for v in row]}
-    return {"id": request_id, "parameters": {"time": time_ms}, "inputs": [tensor]}
+def _feature_tensors(rows: list, schema: Optional[Schema]) -> list[dict]:
+    """One tensor per feature, shape [n]: the schema's features (BYTES for a categorical one, else FP64),
+    or without a schema the keys of object rows in first-seen order (BYTES when a value is a string)."""
+    if schema is not None and schema.features is not None:
+        names = schema.features
+        datatypes = ["BYTES" if t == CATEGORICAL else "FP64" for t in schema.types]
+    elif all(isinstance(row, dict) for row in rows):
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        datatypes = None
+    else:
+        raise ValueError("oip-v2: string values or object instances need feature names (a named schema, "
+                         "or every instance an object)")
+    columns = [[row.get(name) if isinstance(row, dict) else row[j] for row in rows] for j, name in enumerate(names)]
+    if datatypes is None:
+        datatypes = [_column_datatype(column) for column in columns]
+    return [{"name": name, "shape": [len(rows)], "datatype": datatype, "data": column}
+            for name, datatype, column in zip(names, datatypes, columns)]
+
+
+def _encode_oip_v2(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
+    named = schema is not None and schema.features is not None
+    if named or any(isinstance(row, dict) or any(isinstance(v, str) for v in row) for row in rows):
+        inputs = _feature_tensors(rows, schema)
+    else:
+        width = len(rows[0]) if rows else 0
+        inputs = [{"name": OIP_INPUT_NAME, "shape": [len(rows), width], "datatype": "FP64",
+                   "data": [v for row in rows for v in row]}]
+    return {"id": request_id, "parameters": {"time": time_ms}, "inputs": inputs}
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: json.dumps rebuilds it per call
 
-_ENCODERS: dict[str, Callable[[str, int, list[list[float]]], dict]] = {
+_ENCODERS: dict[str, Callable[[str, int, list, Optional[Schema]], dict]] = {
     THESIS: _encode_thesis, KSERVE_V1: _encode_kserve_v1, OIP_V2: _encode_oip_v2}
 
 
-def encode(format: str, request_id: str, time_ms: int, instances: Instances) -> str:
-    """One request as compact JSON in `format`. Floats are written with Python's shortest round-trip
-    repr, ints as ints, so the output is deterministic; round the values first if you want short numbers.
+def _known(format: str) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+
+
+def encode(format: str, request_id: str, time_ms: int, instances: Instances, *,
+           schema: Optional[Schema] = None) -> str:
+    """One request as compact JSON in `format`. Each instance is a list (feature order) or a mapping
+    (feature name -> value); values are numbers, strings or None (JSON null: a missing value). Floats are
+    written with Python's shortest round-trip repr, ints as ints, so the output is deterministic; round
+    the values first if you want short numbers.
+
+    oip-v2 writes one [n, k] FP64 tensor when every instance is a list of numbers (or None) and no named
+    `schema` is given; otherwise one tensor per feature (shape [n]): the named schema's features (BYTES
+    for a categorical one), or the instances' keys when every instance is a mapping (BYTES when the
+    column holds a string). String values in list instances need the named schema there.
+
+    Raises ValueError for an unknown format, a non-finite value, or an oip-v2 request it cannot name.
+    """
+    _known(format)
+    message = _ENCODERS[format](request_id, int(time_ms), [_row(row) for row in instances], schema)
+    return _JSON.encode(message)
+
+
+def encode_response(format: str, request_id: str, time_ms: int, predictions: Sequence[Any]) -> str:
+    """One response (the model's predictions for the request `request_id`, one per instance) as compact
+    JSON in `format`: thesis ``{"type":"response",...,"payload":{"predictions":[...]}}``, kserve-v1 a
+    CloudEvent of type `CLOUDEVENT_RESPONSE_TYPE` whose data is ``{"predictions":[...]}``, oip-v2
+    ``{"id":...,"parameters":{"time":...},"outputs":[<one tensor, shape [n]>]}`` (BYTES when a prediction
+    is a string, else FP64). Values as in `encode`.
 
     Raises ValueError for an unknown format or a non-finite value.
     """
-    if format not in _ENCODERS:
-        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    message = _ENCODERS[format](request_id, int(time_ms), _rows(instances))
+    _known(format)
+    values = [_value(v) for v in predictions]
+    time_ms = int(time_ms)
+    if format == THESIS:
+        message = {"type": "response", "id": request_id, "time": time_ms, "payload": {"predictions": values}}
+    elif format == KSERVE_V1:
+        message = {"specversion": "1.0", "id": request_id, "source": CLOUDEVENT_SOURCE,
+                   "type": CLOUDEVENT_RESPONSE_TYPE, "time": format_rfc3339_ms(time_ms),
+                   "datacontenttype": "application/json", "data": {"predictions": values}}
+    else:
+        tensor = {"name": OIP_OUTPUT_NAME, "shape": [len(values)], "datatype": _column_datatype(values),
+                  "data": values}
+        message = {"id": request_id, "parameters": {"time": time_ms}, "outputs": [tensor]}
     return _JSON.encode(message)
 
 
