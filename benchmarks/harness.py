@@ -350,7 +350,7 @@ def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path,
     """The HTTP replay at the stream's rates; returns the figures and the data behind them."""
     timing = WindowTiming(spec.window.duration, spec.window.watermark_delay)
     baseline = Baseline.load(spec.baseline)
-    features = spec.input.features
+    features = spec.input.names
     with ExitStack() as stack:
         collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics))
         job_sampler, job_failure = start_job(options, spec_path, spec, stack)

@@ -20,6 +20,7 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
 import yaml
 
 INPUT_FORMATS = ("thesis", "kserve-v1", "oip-v2")
+FEATURE_TYPES = ("numeric", "categorical")  # udfs.baseline.FEATURE_TYPES; tests/test_job_config.py checks they agree
 TIME_SOURCES = ("event", "kafka")
 # Every drift metric name: the five histogram metrics, then the two-sample tests, then the opt-in chi2 and
 # missing_rate. Kept here rather than imported from udfs.drift (the numeric core, which this module must
@@ -27,8 +28,7 @@ TIME_SOURCES = ("event", "kafka")
 HISTOGRAM_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 TWO_SAMPLE_TESTS = ("ks", "cvm")
 DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
-NOT_IN_THE_JOB_YET = {"missing_rate": "the job does not count missing values per window yet (they are still "
-                                      "dead-lettered as bad_instance)"}
+NUMERIC_ONLY_METRICS = ("wasserstein", "ks", "cvm")  # udfs.drift.NUMERIC_ONLY: they need an order of the values
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
 # Kafka client properties (a JSON object, name -> value) merged over kafka.properties at load: on Kubernetes
@@ -69,12 +69,47 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class FeatureSpec:
+    name: str = field(metadata={"doc": "Feature name: the key of an instance object, the position's name in an instance list."})
+    type: Literal["numeric", "categorical"] = field(
+        default="numeric", metadata={"doc": "numeric (JSON numbers) or categorical (strings, or integers taken as their text)."})
+
+    @classmethod
+    def parse(cls, value: Any, path: str) -> "FeatureSpec":
+        """A bare name (a numeric feature) or a mapping ``{name, type}``."""
+        if isinstance(value, str):
+            value = {"name": value}
+        return _build(cls, value, path)
+
+
+@dataclass(frozen=True)
 class InputSpec:
-    features: tuple[str, ...] = field(metadata={"doc": "Feature names, in the order of each instance vector."})
+    features: tuple[FeatureSpec, ...] = field(metadata={
+        "doc": "Features in the order of each instance list: a name (numeric) or {name, type: numeric | categorical}. "
+               "Instances may also be objects keyed by these names; null or an absent key is a missing value."})
     format: Literal["thesis", "kserve-v1", "oip-v2"] = field(
         default="thesis", metadata={"doc": "Inference-log format: thesis logger message, KServe v1 body, or Open Inference Protocol v2."})
     time: Literal["event", "kafka"] = field(
         default="event", metadata={"doc": "Request time: the event's own time field, or the Kafka record timestamp."})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(feature.name for feature in self.features)
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(feature.name for feature in self.features if feature.type == "categorical")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str = field(default="prediction", metadata={"doc": "The predictions' column name in the outputs (and in the baseline's output)."})
+    type: Literal["categorical", "numeric"] = field(
+        default="categorical", metadata={"doc": "categorical (class labels) or numeric (scores, regressions)."})
+    join_timeout: Duration = field(
+        default=Duration(30_000), metadata={"doc": "How long (event time) a request waits for its response, and a response for its "
+                                                   "request: then the request's predictions count as missing, the response is "
+                                                   "dead-lettered unmatched_response."})
 
 
 @dataclass(frozen=True)
@@ -91,7 +126,8 @@ class WindowSpec:
 @dataclass(frozen=True)
 class StatsSpec:
     statistics: tuple[str, ...] = field(default=STATISTICS, metadata={"doc": "Per-feature window statistics to emit."})
-    covariance: bool = field(default=False, metadata={"doc": "Also emit the sample covariance matrix per window."})
+    top_k: int = field(default=10, metadata={"doc": "Categorical features: the most frequent values listed per window."})
+    covariance: bool = field(default=False, metadata={"doc": "Also emit the sample covariance matrix per window (numeric features)."})
     correlation: bool = field(default=False, metadata={"doc": "Also emit the Pearson correlation matrix per window."})
 
 
@@ -99,6 +135,7 @@ class StatsSpec:
 class OutlierSpec:
     sigma: Optional[float] = field(default=3.0, metadata={"doc": "Flag values further than sigma baseline std from the baseline mean (null = off)."})
     range: bool = field(default=False, metadata={"doc": "Also flag values outside the baseline [min, max]."})
+    unseen: bool = field(default=True, metadata={"doc": "Flag a categorical value that the baseline never saw (rule unseen)."})
 
 
 @dataclass(frozen=True)
@@ -119,7 +156,9 @@ class DriftSpec:
                          "(Cramer-von Mises) of the window's values against the baseline's training sample "
                          "(their cost grows with that sample: ~0.2 ms per feature and window on Iris, ~7 ms "
                          "at 10,000 values), and chi2 (Pearson's statistic of the window's histogram against "
-                         "the baseline frequencies). missing_rate is refused until the job counts missing values."})
+                         "the baseline frequencies), and missing_rate (the window's share of missing values against the baseline's, "
+                         "every feature). wasserstein, ks and cvm need ordered values: a spec with a categorical column "
+                         "(feature or output) refuses them, and its default set is kl, js, psi, hellinger."})
     emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold."})
 
 
@@ -154,8 +193,8 @@ class JobSpec:
 
 
 def shard_count(spec: "MonitorSpec") -> int:
-    """The number of feature blocks the window state is split into (never more than the features)."""
-    return min(spec.job.shards or spec.job.parallelism, len(spec.input.features))
+    """The number of column blocks the window state is split into (never more than the columns)."""
+    return min(spec.job.shards or spec.job.parallelism, len(spec.columns))
 
 
 @dataclass(frozen=True)
@@ -163,12 +202,25 @@ class MonitorSpec:
     model: ModelSpec = field(metadata={"doc": "The monitored model."})
     input: InputSpec = field(metadata={"doc": "What the inference log looks like."})
     baseline: Path = field(metadata={"doc": "Baseline JSON from `mmon baseline`, relative to the spec file."})
+    output: Optional[OutputSpec] = field(
+        default=None, metadata={"doc": "The model's responses: joined to their requests by id, their predictions monitored as "
+                                       "one more column (null = responses are dead-lettered not_request)."})
     window: WindowSpec = field(default_factory=WindowSpec, metadata={"doc": "Event-time windowing."})
     stats: StatsSpec = field(default_factory=StatsSpec, metadata={"doc": "Window statistics."})
     outliers: OutlierSpec = field(default_factory=OutlierSpec, metadata={"doc": "Per-instance outlier rules."})
     drift: DriftSpec = field(default_factory=DriftSpec, metadata={"doc": "Window drift against the baseline."})
     kafka: KafkaSpec = field(default_factory=KafkaSpec, metadata={"doc": "Kafka connection and topics."})
     job: JobSpec = field(default_factory=JobSpec, metadata={"doc": "Flink job settings."})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The monitored columns: the features, then the output when there is one."""
+        return self.input.names + ((self.output.name,) if self.output else ())
+
+    @property
+    def column_types(self) -> tuple[str, ...]:
+        """`columns`' types."""
+        return tuple(f.type for f in self.input.features) + ((self.output.type,) if self.output else ())
 
 
 def load_spec(path: Union[str, Path]) -> MonitorSpec:
@@ -204,6 +256,9 @@ def with_env_kafka_properties(spec: MonitorSpec, environ: Mapping[str, str] = os
 def parse_spec(document: Any) -> MonitorSpec:
     """Validate a spec already parsed from YAML/JSON (also used for the ModelMonitor CRD's spec)."""
     spec = _build(MonitorSpec, document, "")
+    if "categorical" in spec.column_types and "metrics" not in ((document or {}).get("drift") or {}):
+        categorical_metrics = {name: DriftMetricSpec() for name in HISTOGRAM_METRICS if name not in NUMERIC_ONLY_METRICS}
+        spec = dataclasses.replace(spec, drift=dataclasses.replace(spec.drift, metrics=categorical_metrics))
     _check_semantics(spec)
     return spec
 
@@ -226,8 +281,9 @@ def spec_to_dict(spec: Any) -> Any:
 def _check_semantics(spec: MonitorSpec) -> None:
     if not spec.input.features:
         raise ConfigError("input.features: at least one feature is required")
-    if len(set(spec.input.features)) != len(spec.input.features):
-        raise ConfigError(f"input.features: names must be unique, got {list(spec.input.features)}")
+    if len(set(spec.columns)) != len(spec.columns):
+        where = "output.name" if spec.output and spec.output.name in spec.input.names else "input.features"
+        raise ConfigError(f"{where}: names must be unique, got {list(spec.columns)}")
     if spec.window.duration <= 0:
         raise ConfigError("window.duration: must be positive")
     for name in spec.stats.statistics:
@@ -238,12 +294,18 @@ def _check_semantics(spec: MonitorSpec) -> None:
     for name, metric in spec.drift.metrics.items():
         if name not in DRIFT_METRICS:
             raise ConfigError(f"drift.metrics.{name}: unknown metric (known: {', '.join(DRIFT_METRICS)})")
-        if name in NOT_IN_THE_JOB_YET:
-            raise ConfigError(f"drift.metrics.{name}: not available: {NOT_IN_THE_JOB_YET[name]}")
+        if name in NUMERIC_ONLY_METRICS and "categorical" in spec.column_types:
+            column = spec.columns[spec.column_types.index("categorical")]
+            raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
+                              "(use js, psi, hellinger, kl or chi2 for categorical features)")
         if metric.threshold != "auto" and metric.threshold < 0:
             raise ConfigError(f"drift.metrics.{name}.threshold: must be 'auto' or >= 0, got {metric.threshold}")
         if not 0 < metric.false_alarm_rate < 1:
             raise ConfigError(f"drift.metrics.{name}.false_alarm_rate: must be in (0, 1), got {metric.false_alarm_rate}")
+    if spec.stats.top_k < 1:
+        raise ConfigError(f"stats.top_k: must be >= 1, got {spec.stats.top_k}")
+    if spec.output and spec.output.join_timeout <= 0:
+        raise ConfigError("output.join_timeout: must be positive")
     if spec.job.parallelism < 1:
         raise ConfigError(f"job.parallelism: must be >= 1, got {spec.job.parallelism}")
     if not 0 <= spec.job.metrics_port <= 65535:
@@ -278,6 +340,8 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 def _convert(hint: Any, value: Any, path: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
+    if hint is FeatureSpec:
+        return FeatureSpec.parse(value, path)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
     if hint is Duration:

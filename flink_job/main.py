@@ -99,7 +99,7 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
     processing, excluding JVM start and job deployment. ``accounted`` is the identity that nothing was
     lost: every record read was monitored or dead-lettered, every accepted instance is in a window."""
     stats = [json.loads(line) for line in (output / "stats.jsonl").read_text().splitlines()]
-    first_feature = [r for r in stats if r["feature"] == spec.input.features[0]]
+    first_feature = [r for r in stats if r["feature"] == spec.input.names[0]]
     drift_rows = [json.loads(line) for line in (output / "drift.jsonl").read_text().splitlines()]
     dead = [json.loads(line) for line in (output / "dead_letter.jsonl").read_text().splitlines()]
     outlier_count = sum(1 for _ in (output / "outliers.jsonl").open())
@@ -125,21 +125,31 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
 
 
 def checked_baseline(spec: MonitorSpec) -> Baseline:
-    """The spec's baseline, holding every input feature as a numeric column; else `ConfigError` naming
-    the feature (categorical features are not monitored by the job yet)."""
-    from udfs.baseline import NUMERIC, Baseline, BaselineError
+    """The spec's baseline, holding every input feature with the spec's type, and the output when the spec
+    monitors one; else `ConfigError` naming the field."""
+    from udfs.baseline import Baseline, BaselineError
 
     try:
         baseline = Baseline.load(spec.baseline)
     except BaselineError as err:
         raise ConfigError(f"baseline: {err}") from None
-    for name in spec.input.features:
-        if name not in baseline.features:
-            raise ConfigError(f"input.features: {name!r} is not in the baseline {spec.baseline} "
+    for i, feature in enumerate(spec.input.features):
+        if feature.name not in baseline.features:
+            raise ConfigError(f"input.features: {feature.name!r} is not in the baseline {spec.baseline} "
                               f"(it has: {', '.join(baseline.features)})")
-        if baseline.features[name].type != NUMERIC:
-            raise ConfigError(f"input.features: {name!r} is {baseline.features[name].type} in the baseline; the job "
-                              f"monitors numeric features only so far")
+        if baseline.features[feature.name].type != feature.type:
+            raise ConfigError(f"input.features[{i}].type: {feature.name!r} is {feature.type} in the spec and "
+                              f"{baseline.features[feature.name].type} in the baseline {spec.baseline}")
+    if spec.output is not None:
+        if baseline.output is None:
+            raise ConfigError(f"output: the baseline {spec.baseline} has no output (make it with `mmon baseline "
+                              "--output-column COL`)")
+        if baseline.output.name != spec.output.name:
+            raise ConfigError(f"output.name: {spec.output.name!r}, but the baseline's output column is "
+                              f"{baseline.output.name!r}")
+        if baseline.output.feature.type != spec.output.type:
+            raise ConfigError(f"output.type: {spec.output.type} in the spec, {baseline.output.feature.type} in the "
+                              f"baseline {spec.baseline}")
     return baseline
 
 

@@ -154,7 +154,7 @@ def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
 
 def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     stats, drift = outputs.stats, outputs.drift
-    features = _ordered(spec.input.features, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
+    features = _ordered(spec.input.names, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
     window = window_ms(outputs, spec)
     per_window = stats.groupby("window_start")["count"].max()  # NaN is a missing value: a feature may count fewer
     instances = int(per_window.sum())

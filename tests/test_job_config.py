@@ -101,6 +101,8 @@ def test_shard_count_defaults_to_the_parallelism_and_never_exceeds_the_features(
     assert shard_count(two) == 2
     many = load_spec(_write_spec(tmp_path, lambda s: s["job"].update(shards=9)))
     assert shard_count(many) == len(many.input.features)
+    with_output = load_spec(_write_spec(tmp_path, lambda s: s["job"].update(shards=9) or s.update(output={"type": "numeric"})))
+    assert with_output.columns == (*with_output.input.names, "prediction") and shard_count(with_output) == 5
 
 
 def test_metric_names_are_the_numeric_cores_list_without_importing_it():
@@ -124,7 +126,7 @@ def test_drift_step_thresholds_the_window_steps_two_sample_statistics(tmp_path):
     spec = load_spec(_write_spec(tmp_path, lambda s: s["drift"].update(
         emit_all=True, metrics={"ks": {"false_alarm_rate": 0.05}, "cvm": {"threshold": 0.3}})))
     baseline = Baseline.load(spec.baseline)
-    feature = spec.input.features[0]
+    feature = spec.input.names[0]
     sample = baseline.features[feature].sample
     window = sample[::2] + 0.5
     tests = {"ks": float(two_sample.ks_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample)),
@@ -154,7 +156,7 @@ def test_outlier_bounds_come_from_the_baseline_per_feature(tmp_path):
     baseline = Baseline.load(spec.baseline)
     sigma, extremes = outliers.rules(spec, baseline)
     assert (sigma.name_below, sigma.name_above, extremes.name_below, extremes.name_above) == ("sigma", "sigma", "min", "max")
-    for j, name in enumerate(spec.input.features):
+    for j, name in enumerate(spec.input.names):
         feature = baseline.features[name]
         assert sigma.lower[j] == feature.mean - 2.5 * feature.std and sigma.upper[j] == feature.mean + 2.5 * feature.std
         assert (extremes.lower[j], extremes.upper[j]) == (feature.min, feature.max)
@@ -203,15 +205,27 @@ def test_row_types_agree_with_the_java_side():
     assert counters == list(run_main.ACCOUNTING)
 
 
-def test_a_metric_the_job_cannot_compute_yet_is_refused_naming_the_field(tmp_path):
-    with pytest.raises(ConfigError, match=r"drift\.metrics\.missing_rate: not available"):
-        load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(missing_rate={})))
-    chi2 = load_spec(_write_spec(tmp_path, lambda s: s["drift"]["metrics"].update(chi2={})))
-    assert "chi2" in chi2.drift.metrics
+def test_features_are_names_or_typed_entries_and_numeric_only_metrics_refuse_categorical_ones(tmp_path):
+    typed = load_spec(_write_spec(tmp_path, lambda s: s["input"].update(
+        features=["a", {"name": "b", "type": "categorical"}, {"name": "c"}])
+        or s["drift"].update(metrics={"js": {}, "chi2": {}, "missing_rate": {}})))
+    assert typed.input.names == ("a", "b", "c") and typed.input.categorical == ("b",)
+    assert [f.type for f in typed.input.features] == ["numeric", "categorical", "numeric"]
+    assert config.parse_spec(json.loads(json.dumps(config.spec_to_dict(typed)))) == typed
+    with pytest.raises(ConfigError, match=r"drift\.metrics\.wasserstein: applies to numeric features only, and 'b'"):
+        load_spec(_write_spec(tmp_path, lambda s: s["input"].update(features=["a", {"name": "b", "type": "categorical"}])))
+    with pytest.raises(ConfigError, match=r"drift\.metrics\.ks: .* 'prediction' is categorical"):
+        load_spec(_write_spec(tmp_path, lambda s: s.update(output={}) or s["drift"].update(metrics={"ks": {}})))
+    with pytest.raises(ConfigError, match=r"input\.features\[1\]\.type: must be one of numeric, categorical"):
+        load_spec(_write_spec(tmp_path, lambda s: s["input"].update(features=["a", {"name": "b", "type": "text"}])))
+    with pytest.raises(ConfigError, match=r"output\.name: names must be unique"):
+        load_spec(_write_spec(tmp_path, lambda s: s.update(output={"name": "sepal_length", "type": "numeric"})))
+    with pytest.raises(ConfigError, match=r"output\.join_timeout: must be positive"):
+        load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric", "join_timeout": 0})))
 
 
 @pytest.mark.parametrize("feature,message", [
-    ("colour", r"input\.features: 'colour' is categorical in the baseline"),
+    ("colour", r"input\.features\[1\]\.type: 'colour' is numeric in the spec and categorical in the baseline"),
     ("weight", r"input\.features: 'weight' is not in the baseline"),
 ])
 def test_mmon_run_refuses_features_the_baseline_cannot_serve(tmp_path, capsys, feature, message):
