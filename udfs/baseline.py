@@ -200,6 +200,12 @@ class CategoricalBaseline(_Missing):
         """The drift layout ``[c_1..c_K, other - other_unnamed, other_unnamed]`` (int64)."""
         return np.concatenate([self.counts, [self.other - self.other_unnamed, self.other_unnamed]]).astype(np.int64)
 
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every value the baseline names: ``categories``, then ``other_values``. The job codes a known value
+        by its index here (the parser in the JVM and the window step in Python share this order)."""
+        return self.categories + self.other_values
+
     def layout(self) -> CategoryLayout:
         """The slots a window's values fall in (`udfs.categorical.CategoryLayout`)."""
         return CategoryLayout(self.categories, self.other_values)
