@@ -235,6 +235,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """`mmon stream`: this generator, or the penguins one (`benchmarks.penguin_stream`) when ``--training`` is a
+    penguins training CSV."""
+    from benchmarks import penguin_stream
+
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--training", type=Path)
+    training = peek.parse_known_args(argv)[0].training
+    if training is not None and penguin_stream.is_penguin_training(training):
+        return penguin_stream.main(argv)
     args = _parser().parse_args(argv)
     began = time.perf_counter()
     try:

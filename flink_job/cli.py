@@ -8,7 +8,7 @@ import sys
 # name -> (module:function taking argv, one-line help)
 SUBCOMMANDS = {
     "baseline": ("udfs.baseline_cli:main", "build a baseline JSON from a training CSV"),
-    "stream": ("benchmarks.iris_stream:main", "generate the staged 250k-request Iris inference stream"),
+    "stream": ("benchmarks.iris_stream:main", "generate a staged inference stream (Iris; penguins with --training examples/penguins/training.csv)"),
     "run": ("flink_job.main:main", "run the monitoring job (embedded mini-cluster, or on Kafka)"),
     "logger": ("inference_logger.server:main", "HTTP inference logger: KServe CloudEvents in, Kafka out"),
     "report": ("report.cli:main", "a self-contained HTML report of a run's outputs (folder or Kafka topics)"),

@@ -1,0 +1,373 @@
+"""The staged penguins inference stream (issue 13): mixed-type instances with gaps and the model's responses.
+
+Five stages of `stage_size` requests, one instance each, the instance an object keyed by feature name (the
+KServe v1 body of a scikit-learn pipeline: ``{"instances": [{"island": "Biscoe", "bill_length_mm": 39.1, ...}]}``):
+
+1. ``normal``        training rows drawn with replacement, the measurements jittered by N(0, (0.05 σ_j)²)
+   (σ the training split's sample std); a cell missing in the drawn row is ``null`` in the instance, so
+   the stream has the training data's gaps at its rate;
+2. ``island_mix``    as normal, but ``island`` drawn independently of the row from `SHIFTED_ISLAND_MIX`
+   (Torgersen, the rarest island in training, becomes the most frequent), and exactly
+   round(`UNSEEN_SHARE` n) positions of the stage get `UNSEEN_ISLAND`, an island the baseline never saw;
+3. ``sex_missing``   as normal, but exactly round(`SEX_MISSING_SHARE` n) of the stage's instances lack
+   ``sex``: the drawn rows' own gaps (``null``) plus positions chosen among the rest, whose instances
+   leave the key out (an absent key is a missing value too);
+4. ``body_mass``     as normal, with ``body_mass_g`` raised by `BODY_MASS_SHIFT_SIGMAS` σ;
+5. ``normal``        as stage 1.
+
+Arrivals are a Poisson process at `rate` requests per second, the stages back to back from `start_ms`.
+Responses (``responses=True``): each request's prediction, by the example's own model
+(``examples/penguins/train.py``: `predict` on the instance as sent), logged ``1 + Exp(LATENCY_MS)`` ms
+after its request, except that
+
+- round(`EARLY_SHARE` N) responses (N = all requests) arrive *before* their request in the log (their
+  time stays after the request's: the logger delivered them first);
+- round(`NO_RESPONSE_SHARE` N) requests get no response (a missing prediction);
+- round(`ORPHAN_SHARE` N) responses answer no request at all (ids ``orphan-...``, a random class, at a
+  random time of the stream): the job dead-letters them ``unmatched_response``.
+
+Lines are in arrival order. Every random draw comes from one ``numpy.random.Generator(PCG64(seed))`` in a
+fixed order and the format is applied last, so one seed gives the same data in every format and one byte
+string per format.
+
+API: `generate` -> `PenguinStream` (its ``lines``, per-request arrays, `StageInfo` per stage with the
+columns it is built to flag); `write_jsonl`, `write_labels`; `is_penguin_training` (how ``mmon stream``
+picks this generator: a training CSV holding the example's feature columns).
+CLI: ``mmon stream --training examples/penguins/training.csv -o penguins.jsonl`` (``--help`` for the rest).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Optional, Sequence, Union
+
+import numpy as np
+
+from flink_job import formats
+
+ROOT = Path(__file__).resolve().parent.parent
+PENGUINS = ROOT / "examples" / "penguins"
+DEFAULT_TRAINING = PENGUINS / "training.csv"
+DEFAULT_MODEL = PENGUINS / "model.json"
+DEFAULT_FORMAT = formats.KSERVE_V1
+DEFAULT_STAGE_SIZE = 2_000
+DEFAULT_RATE = 20.0  # requests per second: 100 s a stage at the default size, about 6 windows of 15 s
+DEFAULT_SEED = 2025
+DEFAULT_START_MS = 1_800_000_000_000  # as benchmarks.iris_stream: a constant, so the default output is fixed
+OUTPUT = "prediction"  # the monitored output's name (examples/penguins/monitor.yaml: output.name)
+
+STAGE_KINDS = ("normal", "island_mix", "sex_missing", "body_mass", "normal")
+DECIMALS = 2
+JITTER_SIGMAS = 0.05
+SHIFTED_ISLAND_MIX = {"Biscoe": 0.2, "Dream": 0.25, "Torgersen": 0.55}  # training: 0.48, 0.36, 0.16
+UNSEEN_ISLAND = "Anvers"
+UNSEEN_SHARE = 0.01
+SEX_MISSING_SHARE = 0.40
+BODY_MASS_SHIFT_SIGMAS = 1.0
+LATENCY_MS = 20.0
+EARLY_SHARE = 0.01
+NO_RESPONSE_SHARE = 0.005
+ORPHAN_SHARE = 0.002
+
+# Which monitored columns each stage kind is built to move, and through which kind of check. The model's
+# prediction moves with its inputs; measured on the default stream (tests/test_penguin_stream.py checks
+# it): the heavier penguins of stage 4 are called Gentoo more often, the island and sex stages leave the
+# predicted species nearly as in training (the measurements carry the species).
+DRIFTED = {"normal": (), "island_mix": ("island",), "sex_missing": (), "body_mass": ("body_mass_g",)}
+MISSING_RATE_DRIFTED = {"normal": (), "island_mix": (), "sex_missing": ("sex",), "body_mass": ()}
+
+Row = dict  # feature name -> str | float | None; an absent key is a missing value
+
+
+@lru_cache(maxsize=1)
+def model_module() -> ModuleType:
+    """examples/penguins/train.py (the example ships it as a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("mmon_penguins_train", PENGUINS / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage: what it is, when it is, what it holds and what a monitor should flag in it."""
+
+    number: int  # 1..5
+    kind: str  # a STAGE_KINDS entry
+    first_ms: int  # its first request's time
+    end_ms: int  # one past its last request's time: the stage spans [first_ms, end_ms)
+    requests: int
+    drifted: tuple[str, ...]  # columns whose histogram metrics (js, psi, hellinger, chi2) it moves
+    missing_rate_drifted: tuple[str, ...]  # columns whose missing rate it moves
+    missing: dict  # feature -> instances of the stage missing it (null or absent)
+    unseen: int  # instances whose island the baseline never saw (each an `unseen` outlier)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every column some drift metric should flag in this stage's windows (none for a normal stage)."""
+        return tuple(dict.fromkeys(self.drifted + self.missing_rate_drifted))
+
+
+@dataclass(frozen=True)
+class PenguinStream:
+    """The requests in request-time order (arrays of length N), the log lines in arrival order."""
+
+    ids: np.ndarray  # str, "req-000000123"
+    time_ms: np.ndarray  # int64, non-decreasing
+    rows: tuple  # one Row per request, as sent
+    stage: np.ndarray  # int8, 1..5
+    predictions: tuple  # str: the model's answer to each request (also where no response is logged)
+    response_ms: np.ndarray  # int64 time of the request's response, -1: no response
+    early: np.ndarray  # bool: the response's line precedes its request's line
+    unseen: np.ndarray  # bool: the instance's island is UNSEEN_ISLAND
+    orphan_ids: tuple  # responses without a request
+    orphan_ms: np.ndarray  # int64, their times
+    orphan_predictions: tuple  # str, their (random) classes
+    lines: tuple  # str, no newline: requests and responses in arrival order
+    stages: tuple  # StageInfo per stage
+    feature_names: tuple[str, ...]
+    format: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def answered(self) -> np.ndarray:
+        """bool: the request has a response in the log."""
+        return self.response_ms >= 0
+
+
+@dataclass(frozen=True)
+class _Training:
+    islands: np.ndarray  # object: str or None
+    sexes: np.ndarray  # object: str or None
+    numbers: np.ndarray  # n x 4 float, NaN where missing
+    std: np.ndarray  # 4, sample std of the present values
+
+
+def _load_training(path: Path) -> _Training:
+    if not path.is_file():
+        raise ValueError(f"training CSV not found: {path}")
+    train = model_module()
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = [name for name in train.FEATURES if rows and name not in rows[0]]
+    if not rows or missing:
+        raise ValueError(f"{path}: not a penguins training CSV (columns {', '.join(missing) or 'and rows'} missing)")
+
+    def category(name):
+        return np.array([None if row[name].strip() in train.MISSING else row[name] for row in rows], dtype=object)
+
+    numbers = np.array([[np.nan if row[name].strip() in train.MISSING else float(row[name]) for name in train.NUMERIC]
+                        for row in rows], dtype=float)
+    return _Training(islands=category("island"), sexes=category("sex"), numbers=numbers,
+                     std=np.nanstd(numbers, axis=0, ddof=1))
+
+
+def is_penguin_training(path: Union[str, Path]) -> bool:
+    """True when the CSV's header holds every feature of the penguins model (how `mmon stream` chooses)."""
+    try:
+        with Path(path).open(newline="") as handle:
+            header = {name.strip() for name in next(csv.reader(handle), [])}
+    except OSError:
+        return False
+    return set(model_module().FEATURES) <= header
+
+
+def _stage_rows(rng: np.random.Generator, data: _Training, kind: str, n: int) -> tuple[list, np.ndarray]:
+    """The stage's rows (feature order, missing as None, an injected missing ``sex`` left out) and which
+    rows hold the unseen island."""
+    train = model_module()
+    picks = rng.integers(0, len(data.numbers), size=n)
+    numbers = data.numbers[picks] + rng.standard_normal((n, len(train.NUMERIC))) * (JITTER_SIGMAS * data.std)
+    islands, sexes = data.islands[picks].copy(), data.sexes[picks].copy()
+    unseen = np.zeros(n, dtype=bool)
+    absent_sex = np.zeros(n, dtype=bool)
+    if kind == "island_mix":
+        islands = rng.choice(np.array(list(SHIFTED_ISLAND_MIX), dtype=object), size=n, p=list(SHIFTED_ISLAND_MIX.values()))
+        unseen[rng.choice(n, size=int(round(UNSEEN_SHARE * n)), replace=False)] = True
+        islands[unseen] = UNSEEN_ISLAND
+    elif kind == "sex_missing":
+        present = np.flatnonzero(sexes != None)  # noqa: E711 (elementwise)
+        wanted = int(round(SEX_MISSING_SHARE * n)) - (n - len(present))
+        absent_sex[rng.choice(present, size=max(wanted, 0), replace=False)] = True
+    elif kind == "body_mass":
+        numbers[:, train.NUMERIC.index("body_mass_g")] += BODY_MASS_SHIFT_SIGMAS * data.std[train.NUMERIC.index("body_mass_g")]
+    numbers = np.round(numbers, DECIMALS)
+    rows = []
+    for i in range(n):
+        row = {"island": islands[i]}
+        row.update((name, None if np.isnan(value) else float(value)) for name, value in zip(train.NUMERIC, numbers[i]))
+        if not absent_sex[i]:
+            row["sex"] = sexes[i]
+        rows.append({name: row[name] for name in train.FEATURES if name in row})  # the CSV's order
+    return rows, unseen
+
+
+def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rate: float = DEFAULT_RATE,
+             start_ms: int = DEFAULT_START_MS, format: str = DEFAULT_FORMAT, responses: bool = True,
+             training_csv: Union[str, Path] = DEFAULT_TRAINING, model_json: Union[str, Path] = DEFAULT_MODEL
+             ) -> PenguinStream:
+    """The staged stream for ``seed``. Raises ValueError for bad arguments or an unreadable CSV."""
+    if stage_size < 1:
+        raise ValueError(f"stage size must be positive, got {stage_size}")
+    if not rate > 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    if format not in formats.FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(formats.FORMATS)}")
+    train = model_module()
+    data = _load_training(Path(training_csv))
+    model = train.load(Path(model_json))
+    rng = np.random.Generator(np.random.PCG64(seed))
+
+    rows, unseen, gaps = [], [], []
+    for kind in STAGE_KINDS:
+        stage_rows, stage_unseen = _stage_rows(rng, data, kind, stage_size)
+        rows += stage_rows
+        unseen.append(stage_unseen)
+        gaps.append(rng.exponential(1000.0 / rate, size=stage_size))
+    n = len(rows)
+    time_ms = int(start_ms) + np.floor(np.cumsum(np.concatenate(gaps))).astype(np.int64)
+    ids = np.array([f"req-{i:09d}" for i in range(n)])
+    stage = np.repeat(np.arange(1, len(STAGE_KINDS) + 1, dtype=np.int8), stage_size)
+    predictions = tuple(train.predict(model, rows))
+
+    latency = 1 + np.floor(rng.exponential(LATENCY_MS, size=n)).astype(np.int64)
+    order = rng.permutation(n)
+    n_early, n_silent = int(round(EARLY_SHARE * n)), int(round(NO_RESPONSE_SHARE * n))
+    early = np.zeros(n, dtype=bool)
+    early[order[:n_early]] = True
+    response_ms = time_ms + latency
+    response_ms[order[n_early:n_early + n_silent]] = -1
+    n_orphans = int(round(ORPHAN_SHARE * n))
+    orphan_ms = np.sort(rng.integers(int(time_ms[0]), int(time_ms[-1]) + 1, size=n_orphans))
+    orphan_classes = rng.choice(np.array(model["classes"], dtype=object), size=n_orphans)
+    orphan_ids = tuple(f"orphan-{i:06d}" for i in range(n_orphans))
+
+    schema = formats.Schema(features=tuple(train.FEATURES), types=tuple(
+        formats.CATEGORICAL if name in train.CATEGORICAL else formats.NUMERIC for name in train.FEATURES),
+        output_name=OUTPUT, output_type=formats.CATEGORICAL)
+    # (arrival ms, rank, sequence, line): an early response just before its request, others at their time
+    events = [(int(t), 1, i, formats.encode(format, request_id, int(t), [row], schema=schema))
+              for i, (request_id, t, row) in enumerate(zip(ids.tolist(), time_ms.tolist(), rows))]
+    if responses:
+        for i in np.flatnonzero(response_ms >= 0).tolist():
+            line = formats.encode_response(format, str(ids[i]), int(response_ms[i]), [predictions[i]])
+            events.append((int(time_ms[i]), 0, i, line) if early[i] else (int(response_ms[i]), 2, i, line))
+        events += [(int(t), 2, n + j, formats.encode_response(format, orphan_ids[j], int(t), [str(c)]))
+                   for j, (t, c) in enumerate(zip(orphan_ms.tolist(), orphan_classes.tolist()))]
+    events.sort(key=lambda event: event[:3])
+    orphan_predictions = tuple(str(c) for c in orphan_classes)
+    if not responses:
+        response_ms = np.full(n, -1, dtype=np.int64)
+        early, orphan_ids, orphan_ms, orphan_predictions = np.zeros(n, dtype=bool), (), orphan_ms[:0], ()
+
+    unseen = np.concatenate(unseen)
+    stages = tuple(_stage_info(number, kind, time_ms, rows, unseen, stage)
+                   for number, kind in enumerate(STAGE_KINDS, start=1))
+    return PenguinStream(ids=ids, time_ms=time_ms, rows=tuple(rows), stage=stage, predictions=predictions,
+                         response_ms=response_ms, early=early, unseen=unseen, orphan_ids=orphan_ids,
+                         orphan_ms=orphan_ms, orphan_predictions=orphan_predictions,
+                         lines=tuple(event[3] for event in events), stages=stages,
+                         feature_names=tuple(train.FEATURES), format=format)
+
+
+def _stage_info(number: int, kind: str, time_ms: np.ndarray, rows: Sequence[Row], unseen: np.ndarray,
+                stage: np.ndarray) -> StageInfo:
+    positions = np.flatnonzero(stage == number)
+    stage_rows = [rows[i] for i in positions.tolist()]
+    return StageInfo(
+        number=number, kind=kind, first_ms=int(time_ms[positions[0]]), end_ms=int(time_ms[positions[-1]]) + 1,
+        requests=len(positions), drifted=DRIFTED[kind], missing_rate_drifted=MISSING_RATE_DRIFTED[kind],
+        missing={name: sum(1 for row in stage_rows if row.get(name) is None) for name in model_module().FEATURES},
+        unseen=int(unseen[positions].sum()))
+
+
+def write_jsonl(stream: PenguinStream, path_or_file: Union[str, Path, IO[str]]) -> None:
+    """The stream's lines, one per line; '-' means stdout."""
+    text = "".join(line + "\n" for line in stream.lines)
+    if hasattr(path_or_file, "write"):
+        path_or_file.write(text)
+    elif str(path_or_file) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path_or_file).write_text(text, encoding="utf-8", newline="\n")
+
+
+LABEL_COLUMNS = ("id", "stage", "time_ms", "prediction", "response", "unseen")
+
+
+def write_labels(stream: PenguinStream, path: Union[str, Path]) -> None:
+    """CSV of every request and orphan response: ``id,stage,time_ms,prediction,response,unseen``; ``response``
+    is ``after`` (its line follows the request's), ``before``, ``none`` (never logged) or ``orphan`` (a
+    response without a request: stage 0, its own time)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(",".join(LABEL_COLUMNS) + "\n")
+        for i, request_id in enumerate(stream.ids.tolist()):
+            arrival = "none" if stream.response_ms[i] < 0 else "before" if stream.early[i] else "after"
+            handle.write(f"{request_id},{stream.stage[i]},{stream.time_ms[i]},{stream.predictions[i]},{arrival},"
+                         f"{int(stream.unseen[i])}\n")
+        for orphan, t, prediction in zip(stream.orphan_ids, stream.orphan_ms.tolist(), stream.orphan_predictions):
+            handle.write(f"{orphan},0,{t},{prediction},orphan,0\n")
+
+
+def labels_path_for(output: Union[str, Path]) -> Path:
+    return Path(f"{output}.labels.csv")
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmon stream",
+        description="Generate the staged penguins inference stream (normal / island mix shifted / sex missing in "
+                    "40%% / body mass +1 sd / normal) as JSON lines, the model's responses interleaved, plus a "
+                    "labels CSV beside it. Chosen when --training is a penguins training CSV.")
+    parser.add_argument("-o", "--output", default="penguins_stream.jsonl",
+                        help="JSON-lines output file, '-' for stdout (default: %(default)s)")
+    parser.add_argument("--format", choices=formats.FORMATS, default=DEFAULT_FORMAT,
+                        help="wire format of each line (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    parser.add_argument("--stage-size", type=int, default=DEFAULT_STAGE_SIZE,
+                        help="requests per stage (default: %(default)s)")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+                        help="Poisson arrival rate in requests/s, every stage (default: %(default)s)")
+    parser.add_argument("--start", type=int, default=DEFAULT_START_MS,
+                        help="start epoch in milliseconds (default: %(default)s, a fixed constant)")
+    parser.add_argument("--training", type=Path, default=DEFAULT_TRAINING,
+                        help="training CSV the instances are drawn from (default: examples/penguins/training.csv)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help="the classifier's parameters (default: examples/penguins/model.json)")
+    parser.add_argument("--responses", action=argparse.BooleanOptionalAction, default=True,
+                        help="interleave the model's responses (default: on)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="labels CSV path (default: <output>.labels.csv; none when writing to stdout)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    began = time.perf_counter()
+    try:
+        stream = generate(seed=args.seed, stage_size=args.stage_size, rate=args.rate, start_ms=args.start,
+                          format=args.format, responses=args.responses, training_csv=args.training,
+                          model_json=args.model)
+        write_jsonl(stream, args.output)
+        labels = args.labels or (None if args.output == "-" else labels_path_for(args.output))
+        if labels is not None:
+            write_labels(stream, labels)
+    except (ValueError, OSError) as exc:
+        print(f"mmon stream: error: {exc}", file=sys.stderr)
+        return 1
+    span_s = (stream.time_ms[-1] - stream.time_ms[0]) / 1000.0
+    print(f"mmon stream: {len(stream)} penguin requests, {len(stream.lines) - len(stream)} responses "
+          f"({args.format}, seed {args.seed}) spanning {span_s:.0f} s -> {args.output}"
+          + (f", labels -> {labels}" if labels else "") + f" in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+    return 0
