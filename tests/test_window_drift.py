@@ -66,3 +66,42 @@ def test_thresholds_clamp_beyond_the_calibration_grid(baseline):
     histograms = [np.ones(len(baseline.features["a"].edges) + 1)] * 4
     thresholds = math.evaluate(features, counts, histograms, {})["hellinger"][1]
     np.testing.assert_allclose(thresholds, curves["hellinger"].of("a", counts), rtol=1e-12)
+
+
+CATEGORICAL_RULES = [MetricRule("kl", None, 0.05), MetricRule("js", 0.02), MetricRule("psi", None),
+                     MetricRule("hellinger", None), MetricRule("chi2", None), MetricRule("missing_rate", None, 0.05)]
+
+
+def test_categorical_columns_and_missing_rates_equal_one_column_at_a_time():
+    from udfs.baseline import CategoricalBaseline, OutputBaseline
+    from udfs.calibration import missing_rate_thresholds
+
+    rng = np.random.default_rng(5)
+    colours = rng.choice(["red", "green", "blue", "teal", None], 300, p=[0.4, 0.3, 0.2, 0.05, 0.05])
+    size = rng.normal(3, 1, 300)
+    size[:12] = np.nan
+    baseline = Baseline({"colour": CategoricalBaseline.from_values(colours, max_categories=3),
+                         "size": FeatureBaseline.from_values(size, bins=6)},
+                        output=OutputBaseline("label", CategoricalBaseline.from_values(rng.choice(["x", "y"], 300))))
+    names = ["colour", "size", "label"]
+    rules = CATEGORICAL_RULES
+    curves = {rule.name: threshold_curves(baseline, rule.name, rule.false_alarm_rate)
+              for rule in rules if rule.threshold is None and rule.name in drift.LAYOUT_METRICS}
+    math = WindowDrift(baseline, names, rules, curves)
+    features = rng.integers(0, 3, 30)
+    histograms = [rng.integers(0, 20, len(baseline.columns[names[f]].histogram_counts())) for f in features]
+    counts = np.array([h.sum() for h in histograms])
+    missing = rng.integers(0, 15, 30)
+    results = math.evaluate(features, counts, histograms, {}, missing)
+    for i, f in enumerate(features):
+        column = baseline.columns[names[f]]
+        reference = column.histogram_counts()
+        for rule in rules:
+            values, thresholds = results[rule.name]
+            if rule.name == "missing_rate":
+                assert values[i] == pytest.approx(drift.missing_rate(missing[i], counts[i] + missing[i], column.missing_rate))
+                assert thresholds[i] == missing_rate_thresholds(column, counts[i] + missing[i], 0.05)
+                continue
+            assert values[i] == pytest.approx(drift.compute(rule.name, histograms[i], reference), rel=1e-12)
+            expected = rule.threshold if rule.threshold is not None else curves[rule.name].of(names[f], [counts[i]])[0]
+            assert thresholds[i] == pytest.approx(expected, rel=1e-12)

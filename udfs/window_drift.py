@@ -10,6 +10,9 @@ Values are those of `udfs.drift` (Wasserstein as ``cdf_gaps(p, q) . diff(support
 per row with its feature's edges); thresholds are the fixed number, or for ``auto`` the feature's
 `udfs.calibration.ThresholdCurves` read at the window's size (the same log-log interpolation on
 `udfs.calibration.GRID`), or for the two-sample tests their own null at the training-sample size.
+Categorical columns take part like numeric ones (their histograms are the category layout); ``missing_rate``
+compares each row's missing share with its column's baseline rate, its ``auto`` threshold exact per window
+size (`udfs.calibration.missing_rate_thresholds`).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import numpy as np
 
 from udfs import drift
 from udfs.baseline import Baseline
-from udfs.calibration import GRID, TEST_THRESHOLDS, ThresholdCurves
+from udfs.baseline import NUMERIC
+from udfs.calibration import GRID, TEST_THRESHOLDS, ThresholdCurves, missing_rate_thresholds
 
 _LOG_GRID = np.log(GRID)
 
@@ -37,40 +41,62 @@ class MetricRule:
 
 
 class WindowDrift:
-    """The drift metrics of ``rules`` for windows of ``features`` against ``baseline``; ``curves`` holds
-    the calibrated curves of every ``auto`` histogram metric (`udfs.calibration.threshold_curves`)."""
+    """The drift metrics of ``rules`` for windows of ``features`` (columns of either type: features or the
+    output, :attr:`udfs.baseline.Baseline.columns`) against ``baseline``; ``curves`` holds the calibrated
+    curves of every ``auto`` histogram metric (`udfs.calibration.threshold_curves`)."""
 
     def __init__(self, baseline: Baseline, features: Sequence[str], rules: Sequence[MetricRule],
                  curves: Mapping[str, ThresholdCurves]):
         self.rules = tuple(rules)
         self.index = {name: i for i, name in enumerate(features)}
-        references = [baseline.features[name].histogram_counts().astype(float) for name in features]
+        self.columns = [baseline.columns[name] for name in features]
+        references = [column.histogram_counts().astype(float) for column in self.columns]
         self.lengths = np.array([len(r) for r in references])
         self.references = _by_length(references, self.lengths)
-        self.spacings = _by_length([np.diff(drift.support_points(baseline.features[name].edges)) for name in features],
-                                   self.lengths - 1)
-        self.std = np.array([baseline.features[name].std for name in features])
-        self.sample_sizes = np.array([len(baseline.features[name].sample) for name in features])
-        self.log_curves = {metric: np.log(np.stack([curve.values[name] for name in features]))
+        self.spacings = _by_length([np.diff(drift.support_points(c.edges)) if c.type == NUMERIC else np.zeros(len(r) - 1)
+                                    for c, r in zip(self.columns, references)], self.lengths - 1)
+        self.std = np.array([c.std if c.type == NUMERIC else 1.0 for c in self.columns])
+        self.sample_sizes = np.array([len(c.sample) if c.type == NUMERIC else 0 for c in self.columns])
+        self.missing_rates = np.array([c.missing_rate for c in self.columns])
+        self.log_curves = {metric: np.log(np.stack([curve.values.get(name, np.ones(len(GRID))) for name in features]))
                            for metric, curve in curves.items()}
 
     def evaluate(self, features: np.ndarray, counts: np.ndarray, histograms: Sequence[np.ndarray],
-                 tests: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                 tests: Mapping[str, np.ndarray], missing: Optional[np.ndarray] = None
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per metric, ``(values, thresholds)`` of each row: ``features`` the rows' feature indices (`index`),
-        ``counts`` their window sizes, ``histograms`` their drift-layout counts, ``tests`` the two-sample
-        statistics by test name (NaN for a window without values)."""
+        ``counts`` their window sizes (present values), ``histograms`` their drift-layout counts, ``tests``
+        the two-sample statistics by test name (NaN for a window without values), ``missing`` their missing
+        values (``missing_rate`` only)."""
         features, counts = np.asarray(features, dtype=int), np.asarray(counts, dtype=float)
         values = {rule.name: np.full(len(features), np.nan) for rule in self.rules}
         for length, rows in _rows_by_value(self.lengths[features]).items():
             observed = np.stack([np.asarray(histograms[i], dtype=float) for i in rows])
             for rule in self.rules:
-                if rule.name not in drift.TESTS:
+                if rule.name in drift.LAYOUT_METRICS:
                     values[rule.name][rows] = self._histogram_metric(rule, length, features[rows], observed)
         for rule in self.rules:
             if rule.name in drift.TESTS:
                 values[rule.name] = np.asarray(tests[rule.name], dtype=float)
-        return {rule.name: (values[rule.name], self._thresholds(rule, features, np.maximum(counts, 1)))
-                for rule in self.rules}
+        results = {}
+        for rule in self.rules:
+            if rule.name == drift.MISSING_RATE:
+                results[rule.name] = self._missing_rate(rule, features, counts, np.asarray(missing, dtype=float))
+            else:
+                results[rule.name] = (values[rule.name], self._thresholds(rule, features, np.maximum(counts, 1)))
+        return results
+
+    def _missing_rate(self, rule: MetricRule, features: np.ndarray, counts: np.ndarray,
+                      missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``missing_rate`` of each row, and its threshold: fixed, or exact per column and window total."""
+        totals = counts + missing
+        values = np.asarray(drift.missing_rate(missing, totals, self.missing_rates[features]), dtype=float)
+        if rule.threshold is not None:
+            return values, np.full(len(features), float(rule.threshold))
+        thresholds = np.empty(len(features))
+        for feature, rows in _rows_by_value(features).items():
+            thresholds[rows] = missing_rate_thresholds(self.columns[feature], totals[rows], rule.false_alarm_rate)
+        return values, thresholds
 
     def _histogram_metric(self, rule: MetricRule, length: int, features: np.ndarray,
                           observed: np.ndarray) -> np.ndarray:
