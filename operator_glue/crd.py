@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from flink_job.config import Duration, MonitorSpec, _DURATION
+from flink_job.config import Duration, FeatureSpec, MonitorSpec, _DURATION
 
 GROUP = "monitoring.mmon.dev"
 VERSION = "v1"
@@ -82,6 +82,17 @@ def schema_for(hint: Any, description: str = "") -> dict:
     return schema
 
 
+def _feature_schema() -> dict:
+    """An ``input.features`` entry: a name (a numeric feature) or ``{name, type}``. A structural schema cannot
+    type a string-or-object node, so the node is kept as is and parse_spec in the reconciler reports a bad
+    entry (as for the number-or-'auto' threshold). Nor can a CEL rule check it: the API server (v1.34) builds
+    no CEL declarations for an untyped node or an array of them, and refuses the CRD."""
+    properties = _object_schema(FeatureSpec)["properties"]
+    return {"x-kubernetes-preserve-unknown-fields": True,
+            "description": f"A name (numeric) or {{name, type}}. name: {properties['name']['description']} "
+                           f"type: {properties['type']['description']}"}
+
+
 def _schema_without_description(hint: Any) -> dict:
     origin, args = get_origin(hint), get_args(hint)
     if dataclasses.is_dataclass(hint):
@@ -95,6 +106,8 @@ def _schema_without_description(hint: Any) -> dict:
         return {"type": "string", "enum": list(args)}
     if origin is Union:
         return _union_schema(args)
+    if origin is tuple and args[0] is FeatureSpec:
+        return {"type": "array", "items": _feature_schema(), "minItems": 1}
     if origin is tuple:
         return {"type": "array", "items": schema_for(args[0])}
     if origin in (collections.abc.Mapping, dict):

@@ -218,6 +218,22 @@ def test_the_api_server_rejects_a_misspelt_field(dyn, kind, path, misspelt):
     assert f'unknown field "{".".join(map(str, path)).replace(".0", "[0]")}.{misspelt}"' in json.loads(raised.value.body)["message"]
 
 
+def test_the_api_server_stores_features_as_names_or_name_and_type_and_the_output(dyn):
+    """Issue 13's fields: a feature entry is a name or {name, type} (kept as sent: no structural type fits
+    both), the output, stats.top_k and outliers.unseen, under strict field validation."""
+    from operator_glue.manifests import model_monitor
+
+    body = model_monitor(load_spec(ROOT / "examples" / "penguins" / "monitor.yaml"),
+                         DeploySettings(name="penguins", namespace=NAMESPACE))[0].body
+    body["spec"]["input"]["features"][1] = "bill_length_mm"
+    stored = resource_api(dyn, body["apiVersion"], body["kind"]).create(
+        body=body, namespace=NAMESPACE, dry_run="All", query_params=[("fieldValidation", "Strict")]).to_dict()
+    assert stored["spec"]["input"]["features"][:2] == [{"name": "island", "type": "categorical"}, "bill_length_mm"]
+    assert stored["spec"]["output"] == body["spec"]["output"]
+    assert (stored["spec"]["stats"]["top_k"], stored["spec"]["outliers"]["unseen"]) == (5, True)
+    assert parse_spec(stored["spec"]).input.categorical == ("island", "sex")
+
+
 # --- the controller ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,13 @@ def test_checked_in_crd_is_generated_from_the_monitor_spec():
     assert spec_props["outliers"]["properties"]["sigma"]["nullable"] is True
     assert spec_props["model"]["properties"]["name"]["description"] == "Model name; the key of every output record."
     assert "Secret <name>-kafka" in spec_props["kafka"]["properties"]["properties"]["description"]
+    features = spec_props["input"]["properties"]["features"]
+    assert features["type"] == "array" and features["items"]["x-kubernetes-preserve-unknown-fields"] is True
+    output = spec_props["output"]
+    assert output["nullable"] is True and output["properties"]["type"]["enum"] == ["categorical", "numeric"]
+    assert output["properties"]["join_timeout"]["x-kubernetes-int-or-string"] is True
+    assert spec_props["stats"]["properties"]["top_k"]["type"] == "integer"
+    assert spec_props["outliers"]["properties"]["unseen"]["type"] == "boolean"
 
 
 def test_the_official_1_15_crd_is_the_one_that_knows_flink_2_2():
@@ -302,6 +309,65 @@ def test_a_threshold_is_left_to_parse_spec(model_monitor_validator, iris_model_m
     assert errors(model_monitor_validator, iris_model_monitor) == []
     with pytest.raises(ConfigError, match="drift.metrics.kl.threshold"):
         parse_spec(iris_model_monitor["spec"])
+
+
+PENGUINS = ROOT / "examples" / "penguins" / "monitor.yaml"
+
+
+@pytest.fixture()
+def penguins_model_monitor() -> dict:
+    spec = load_spec(PENGUINS)
+    return model_monitor(spec, DeploySettings(name="penguins"))[0].body
+
+
+def test_the_penguins_spec_as_a_model_monitor_is_valid_for_schema_and_parse_spec(model_monitor_validator,
+                                                                                  penguins_model_monitor):
+    """Categorical features, the output, stats.top_k and outliers.unseen: the issue 13 fields."""
+    assert errors(model_monitor_validator, penguins_model_monitor) == []
+    spec, local = parse_spec(penguins_model_monitor["spec"]), load_spec(PENGUINS)
+    assert (spec.input.features, spec.output, spec.stats.top_k, spec.outliers.unseen) == \
+        (local.input.features, local.output, local.stats.top_k, local.outliers.unseen)
+    assert spec.input.categorical == ("island", "sex") and spec.output.join_timeout == 10_000
+
+
+@pytest.mark.parametrize("features", [
+    ["island", "body_mass_g"],
+    [{"name": "island", "type": "categorical"}, "body_mass_g", {"name": "sex"}],
+])
+def test_features_as_names_or_name_and_type_pass_the_schema_and_parse_spec(model_monitor_validator,
+                                                                            penguins_model_monitor, features):
+    penguins_model_monitor["spec"]["input"]["features"] = features
+    penguins_model_monitor["spec"]["drift"]["metrics"] = {"js": {"threshold": "auto"}}
+    assert errors(model_monitor_validator, penguins_model_monitor) == []
+    assert parse_spec(penguins_model_monitor["spec"]).input.names == tuple(
+        f if isinstance(f, str) else f["name"] for f in features)
+
+
+@pytest.mark.parametrize("path, value", [
+    (["output", "type"], "text"),
+    (["output", "join_timeout"], "half a minute"),
+    (["output", "name"], ""),
+    (["output", "joint_timeout"], "10s"),
+    (["stats", "top_k"], "ten"),
+    (["outliers", "unseen"], "yes"),
+    (["input", "features"], []),
+])
+def test_bad_issue_13_fields_fail_the_schema_and_parse_spec(model_monitor_validator, penguins_model_monitor, path, value):
+    set_path(penguins_model_monitor["spec"], path, value)
+    assert errors(model_monitor_validator, penguins_model_monitor) != []
+    with pytest.raises(ConfigError):
+        parse_spec(penguins_model_monitor["spec"])
+
+
+@pytest.mark.parametrize("feature", ["", {"name": "island", "type": "text"}, {"type": "numeric"},
+                                     {"name": "island", "typo": 1}, 3, ["island"]])
+def test_a_bad_feature_entry_is_left_to_parse_spec(model_monitor_validator, penguins_model_monitor, feature):
+    """string-or-object has no structural schema type (nor, in v1.34, a CEL rule): the reconciler reports
+    parse_spec's error, naming the entry."""
+    penguins_model_monitor["spec"]["input"]["features"][0] = feature
+    assert errors(model_monitor_validator, penguins_model_monitor) == []
+    with pytest.raises(ConfigError, match=r"input\.features"):
+        parse_spec(penguins_model_monitor["spec"])
 
 
 def set_path(document: dict, path: list, value) -> None:
