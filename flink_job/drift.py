@@ -39,7 +39,7 @@ def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurve
     tests need none: their null is known in closed form)."""
     return {metric: threshold_curves(baseline, metric, config.false_alarm_rate, normalize=config.normalize)
             for metric, config in spec.drift.metrics.items()
-            if config.threshold == "auto" and metric not in drift_math.TESTS}
+            if config.threshold == "auto" and metric in drift_math.LAYOUT_METRICS}
 
 
 def metric_rules(spec: MonitorSpec) -> list[MetricRule]:
@@ -50,7 +50,7 @@ def metric_rules(spec: MonitorSpec) -> list[MetricRule]:
 
 def window_drift(spec: MonitorSpec, baseline: Baseline) -> WindowDrift:
     """The drift math for the spec's features and metrics, calibrated (`calibrate`)."""
-    return WindowDrift(baseline, spec.input.features, metric_rules(spec), calibrate(spec, baseline))
+    return WindowDrift(baseline, spec.columns, metric_rules(spec), calibrate(spec, baseline))
 
 
 def _test_statistics(tests: pd.Series, names: list[str]) -> dict[str, np.ndarray]:
@@ -61,36 +61,42 @@ def _test_statistics(tests: pd.Series, names: list[str]) -> dict[str, np.ndarray
 
 
 def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, window_start: pd.Series,
-                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series, tests: pd.Series) -> list[list[str]]:
+                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series, tests: pd.Series,
+                  missing: pd.Series = None) -> list[list[str]]:
     """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``math`` from
-    `window_drift`, ``tests`` the stats rows' two-sample statistics (JSON objects)."""
+    `window_drift`, ``tests`` the stats rows' two-sample statistics (JSON objects), ``missing`` their
+    missing values (``missing_rate``; none when omitted)."""
     out: list[list[str]] = [[] for _ in range(len(features))]
     names = features.tolist()
     starts, ends, sizes = window_start.tolist(), window_end.tolist(), [int(c) for c in counts]
     indices = np.array([math.index[name] for name in names], dtype=int)
     test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
-    results = math.evaluate(indices, np.array(sizes), histograms.tolist(), _test_statistics(tests, test_names))
+    absent = np.zeros(len(names)) if missing is None else missing.to_numpy(dtype=float)
+    results = math.evaluate(indices, np.array(sizes), histograms.tolist(), _test_statistics(tests, test_names), absent)
     for metric, (values, thresholds) in results.items():
         over = values > thresholds
         rows = range(len(names)) if spec.drift.emit_all else np.flatnonzero(over)
         for i in rows:
-            out[i].append(json.dumps({
-                "model": spec.model.name, "feature": names[i], "window_start": int(starts[i]),
-                "window_end": int(ends[i]), "metric": metric, "value": float(values[i]),
-                "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": sizes[i]}, separators=(",", ":")))
+            record = {"model": spec.model.name, "feature": names[i], "window_start": int(starts[i]),
+                      "window_end": int(ends[i]), "metric": metric,
+                      "value": None if np.isnan(values[i]) else float(values[i]),  # a window without values
+                      "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": sizes[i]}
+            if metric == drift_math.MISSING_RATE:
+                record["missing"] = int(absent[i])
+            out[i].append(json.dumps(record, separators=(",", ":"), allow_nan=False))
     return out
 
 
 class DriftRecords(ScalarFunction):
-    """``(feature, window_start, window_end, count, histogram, tests) -> ARRAY<STRING>`` on pandas Series."""
+    """``(feature, window_start, window_end, count, missing, histogram, tests) -> ARRAY<STRING>`` on pandas Series."""
 
     def __init__(self, spec: MonitorSpec, baseline: Baseline):
         self.spec = spec
         self.math = window_drift(spec, baseline)
 
-    def eval(self, features, window_start, window_end, counts, histograms, tests):
+    def eval(self, features, window_start, window_end, counts, missing, histograms, tests):
         return pd.Series(drift_records(self.spec, self.math, features, window_start, window_end, counts, histograms,
-                                       tests))
+                                       tests, missing))
 
 
 def drift_udf(spec: MonitorSpec, baseline: Baseline):
@@ -102,5 +108,5 @@ def drift_sql(stats_table: str, model: str) -> str:
     """(kind, key, payload) drift rows from the window-statistics table's per-feature rows."""
     key = f"CONCAT({sql_string(model + '/')}, feature, '/', JSON_VALUE(d.payload, '$.metric'))"
     return (f"SELECT '{KIND}' AS kind, {key} AS k, d.payload FROM ("
-            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, histogram, tests) AS records "
+            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, missing, histogram, tests) AS records "
             f"FROM {stats_table} WHERE kind = {sql_string(STATS_KIND)}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")

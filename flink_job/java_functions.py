@@ -51,6 +51,15 @@ def int_array(values) -> JavaArray:
     return array
 
 
+def boolean_array(values) -> JavaArray:
+    """A Java ``boolean[]`` of ``values``."""
+    gateway = get_gateway()
+    array = gateway.new_array(gateway.jvm.boolean, len(values))
+    for i, value in enumerate(values):
+        array[i] = bool(value)
+    return array
+
+
 def double_matrix(rows) -> JavaArray:
     """A Java ``double[][]`` of equally long ``rows``."""
     gateway = get_gateway()
@@ -65,6 +74,14 @@ def double_matrix(rows) -> JavaArray:
 def transformed(stream: DataStream, operator, output_type: TypeInformation, name: str) -> DataStream:
     """``stream`` through the Java one-input stream operator ``operator``."""
     return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator))
+
+
+def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str) -> DataStream:
+    """``stream`` keyed in the JVM by ``j_key_selector`` (a Java ``KeySelector`` of a string key) through the
+    Java keyed one-input operator ``operator``, rows of the same type out."""
+    j_stream = stream._j_data_stream
+    j_string = Types.STRING().get_java_type_info()
+    return DataStream(j_stream.keyBy(j_key_selector, j_string).transform(name, j_stream.getType(), operator))
 
 
 def side_output(stream: DataStream, j_tag) -> DataStream:

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmon run",
         description="Run the monitoring job. Embedded (default): reads a JSON-lines inference log (--input, "
-                    "or the staged Iris stream generated from --seed/--stage-size), writes stats.jsonl, "
+                    "or the staged stream generated from --seed/--stage-size: Iris, or penguins for the penguins example), writes stats.jsonl, "
                     "outliers.jsonl, drift.jsonl, dead_letter.jsonl and covariance.jsonl into --output, and "
                     "prints a summary when the input is consumed. With --kafka: reads the spec's inference "
                     "topic and writes its output topics, unbounded, with checkpointing.")
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka at host:port (overrides kafka.bootstrap_servers)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the generated default stream (default: the generator's)")
     parser.add_argument("--stage-size", type=int, default=None,
-                        help="requests per stage of the generated default stream (default: 50,000; 5 stages)")
+                        help="requests per stage of the generated default stream (default: the generator's: Iris 50,000, penguins 2,000; 5 stages)")
     parser.add_argument("--rate-scale", type=float, default=1.0,
                         help="multiply the generated stream's request rates (shorter event time, same shape)")
     parser.add_argument("--metrics-port", type=int, default=None,
@@ -50,14 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _generated_stream(work: Path, seed: Optional[int], stage_size: Optional[int], rate_scale: float) -> Path:
-    from benchmarks import iris_stream
+def _generated_stream(work: Path, spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace) -> Path:
+    """The default input: the staged penguins stream when the baseline was made from the penguins example's
+    training data (`benchmarks.penguin_stream.is_penguin_training`), else the staged Iris stream."""
+    from benchmarks import iris_stream, penguin_stream
 
-    kwargs = {"seed": seed, "stage_size": stage_size}
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    kwargs["rates"] = tuple(r * rate_scale for r in iris_stream.DEFAULT_RATES)
-    stream = iris_stream.generate(**kwargs)
+    kwargs = {k: v for k, v in {"seed": args.seed, "stage_size": args.stage_size}.items() if v is not None}
     path = work / "stream.jsonl"
+    if penguin_stream.is_penguin_training(spec.baseline.parent / baseline.source):
+        stream = penguin_stream.generate(**kwargs, rate=penguin_stream.DEFAULT_RATE * args.rate_scale,
+                                         format=spec.input.format)
+        penguin_stream.write_jsonl(stream, path)
+        print(f"mmon run: generated the staged penguins stream: {len(stream):,} requests and their responses",
+              flush=True)
+        return path
+    kwargs["rates"] = tuple(r * args.rate_scale for r in iris_stream.DEFAULT_RATES)
+    stream = iris_stream.generate(**kwargs)
     iris_stream.write_jsonl(stream, path)
     print(f"mmon run: generated the staged Iris stream: {len(stream):,} requests", flush=True)
     return path
@@ -90,6 +98,7 @@ class Progress(threading.Thread):
 
 
 ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators (JobRows.java)
+RESPONSES_JOINED = "responses_joined"  # the response join's (ResponseJoin.java): joined responses never reach the router
 
 
 def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict) -> dict:
@@ -104,7 +113,7 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
     dead = [json.loads(line) for line in (output / "dead_letter.jsonl").read_text().splitlines()]
     outlier_count = sum(1 for _ in (output / "outliers.jsonl").open())
     summary = {
-        "instances": sum(r["count"] for r in first_feature),
+        "instances": sum(r["count"] + r.get("missing", 0) for r in first_feature),
         "windows": len(first_feature),
         "outliers": outlier_count,
         "drift_alerts": sum(1 for r in drift_rows if r["drift"]),
@@ -113,13 +122,14 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
         "job_seconds": round(job_seconds, 3),
         "instances_per_s": None,
         **{name: int(counted.get(name, 0)) for name in ACCOUNTING},
+        **({RESPONSES_JOINED: int(counted.get(RESPONSES_JOINED, 0))} if spec.output else {}),
     }
     summary["accounted"] = (summary["records_read"] == summary["requests_accepted"] + summary["dead_letter"]
                             and summary["instances_accepted"] == summary["instances"])
     if len(first_feature) > 1:
         first_feature.sort(key=lambda r: r["emitted_at"])
         span_s = (first_feature[-1]["emitted_at"] - first_feature[0]["emitted_at"]) / 1000
-        after_first = summary["instances"] - first_feature[0]["count"]
+        after_first = summary["instances"] - first_feature[0]["count"] - first_feature[0].get("missing", 0)
         summary["instances_per_s"] = round(after_first / span_s) if span_s > 0 else None
     return summary
 
@@ -162,7 +172,7 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
         (output / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmon-run-") as tmp:
         work = Path(tmp)
-        raw = args.input or _generated_stream(work, args.seed, args.stage_size, args.rate_scale)
+        raw = args.input or _generated_stream(work, spec, baseline, args)
         numbered = work / "numbered.txt"
         lines = source.number_lines(raw, numbered)
         label = str(args.input) if args.input else "generated"
@@ -178,7 +188,8 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
             result = env.execute("mmon " + spec.model.name)
         finally:
             progress.stopped.set()
-        counted = {name: result.get_accumulator_result(name) for name in ACCOUNTING}
+        counted = {name: result.get_accumulator_result(name)
+                   for name in ACCOUNTING + ((RESPONSES_JOINED,) if spec.output else ())}
         summary = summarize(output, spec, time.monotonic() - progress.started, counted)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
     (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")

@@ -4,8 +4,10 @@ Every accepted instance is checked on arrival by the Java ``OutlierRules`` insid
 `flink_job.windows` (no window, no Python, one loop over the instance per rule whatever the width);
 each violating value becomes one alert ``(model, request_id, feature, value, rule, threshold,
 request_time)``: rule ``sigma`` (outside ``mean +- k std`` of the baseline; threshold = the bound
-crossed) and, with ``outliers.range``, ``min`` / ``max`` (outside the baseline's range). The egress
-step adds ``detected_at``.
+crossed) and, with ``outliers.range``, ``min`` / ``max`` (outside the baseline's range), both for numeric
+features only; with ``outliers.unseen`` (the default), rule ``unseen`` for a categorical value (of a feature,
+or the prediction) that the baseline never saw, its text as the value and no threshold. The egress step adds
+``detected_at``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from udfs.baseline import Baseline
+from udfs.baseline import CATEGORICAL, NUMERIC, Baseline
 from udfs.outliers import sigma_bounds
 
 from flink_job import java_functions
@@ -33,18 +35,31 @@ class Rule:
     upper: np.ndarray
 
 
+UNSEEN = "unseen"
+
+
 def rules(spec: MonitorSpec, baseline: Baseline) -> list[Rule]:
-    """The configured rules, bounds from the baseline, in feature order."""
-    features = [baseline.features[name] for name in spec.input.features]
+    """The configured numeric rules, bounds from the baseline, per column (`MonitorSpec.columns`: the
+    features, then the output); a categorical column's and the output's bounds are infinite."""
+    checked = [f.type == NUMERIC for f in spec.input.features] + ([False] if spec.output else [])
+    columns = [baseline.columns[name] if on else None for name, on in zip(spec.columns, checked)]
+
+    def per_column(value) -> np.ndarray:
+        return np.array([value(c) if c is not None else np.nan for c in columns], dtype=float)
+
     found = []
     if spec.outliers.sigma is not None:
-        lower, upper = sigma_bounds(np.array([f.mean for f in features]), np.array([f.std for f in features]),
-                                    spec.outliers.sigma)
-        found.append(Rule("sigma", "sigma", np.asarray(lower, float), np.asarray(upper, float)))
+        lower, upper = sigma_bounds(per_column(lambda c: c.mean), per_column(lambda c: c.std), spec.outliers.sigma)
+        found.append(Rule("sigma", "sigma", np.nan_to_num(lower, nan=-np.inf), np.nan_to_num(upper, nan=np.inf)))
     if spec.outliers.range:
-        found.append(Rule("min", "max", np.array([f.min for f in features], float),
-                          np.array([f.max for f in features], float)))
+        found.append(Rule("min", "max", np.nan_to_num(per_column(lambda c: c.min), nan=-np.inf),
+                          np.nan_to_num(per_column(lambda c: c.max), nan=np.inf)))
     return found
+
+
+def unseen_columns(spec: MonitorSpec) -> list[bool]:
+    """Per column, whether an unseen category value there is alerted (`UNSEEN`)."""
+    return [spec.outliers.unseen and kind == CATEGORICAL for kind in spec.column_types]
 
 
 def java_rules(spec: MonitorSpec, baseline: Baseline):
@@ -53,5 +68,6 @@ def java_rules(spec: MonitorSpec, baseline: Baseline):
     strings = java_functions.string_array
     doubles = java_functions.double_matrix
     return java_functions.package().OutlierRules(
-        KIND, spec.model.name, strings(spec.input.features), strings([r.name_below for r in found]),
-        strings([r.name_above for r in found]), doubles([r.lower for r in found]), doubles([r.upper for r in found]))
+        KIND, spec.model.name, strings(spec.columns), strings([r.name_below for r in found]),
+        strings([r.name_above for r in found]), doubles([r.lower for r in found]), doubles([r.upper for r in found]),
+        java_functions.boolean_array(unseen_columns(spec)), UNSEEN)

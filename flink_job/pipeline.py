@@ -171,7 +171,7 @@ def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: B
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
     """The whole dataflow; returns the (kind, k, payload) output stream, to be stamped by
     `flink_job.sinks.egress`."""
-    parse.register_functions(t_env)
+    parse.register_functions(t_env, parse.java_schema(spec, baseline))
     source.register_functions(t_env)
     live = options.bootstrap is not None
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live)):

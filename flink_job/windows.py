@@ -1,5 +1,11 @@
 """Event time, outliers and windows: the parsed requests through the Java router into keyed windows.
 
+When the spec has an ``output``, the parsed records first pass the Java ``ResponseJoin``, keyed by request
+id: each request leaves with its predictions appended as its last column (NaN, missing, when no response
+came within ``output.join_timeout``), so from here on the output is one more column (`MonitorSpec.columns`).
+A column is numeric (float64 values, NaN missing) or categorical (codes: the index of a value in its
+baseline's `CategoricalBaseline.vocabulary`, or ``-(1 + j)`` for the window's unseen value ``labels[j]``).
+
 The Java ``RequestRouter`` (``jvm/udfs``), chained to the parse step, dead-letters rejected and late
 requests, checks every accepted instance against the outlier rules (`flink_job.outliers`) and appends
 it to its tumbling window's buffer. A buffer leaves as *sub-batches*, one per shard of features (the
@@ -8,8 +14,9 @@ watermark itself, so a window never receives them late) or when it holds `FLUSH_
 open windows' buffers are part of the router's checkpointed state. Alerts and dead letters leave on the router's side output as output rows.
 
 Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
-window): one vectorised pass over the sub-batch's matrix, whatever the width; each sub-batch crosses
-into Python once. A window fires when the watermark passes its end (the final watermark of a bounded
+window) for its numeric columns (one vectorised pass over the sub-batch's matrix, whatever the width) and
+one `udfs.categorical.CategoricalStats` per categorical column (one ``bincount`` of its codes); each
+sub-batch crosses into Python once. A window fires when the watermark passes its end (the final watermark of a bounded
 input included) and emits one stats row per feature of its shard; when the spec asks for the two-sample
 tests (``ks``, ``cvm``), the row also carries their statistics, computed there from the window's CDF
 (exact values, or the KLL sketch with its rank error) against the baseline's training sample: the
@@ -21,7 +28,8 @@ per matrix (kind ``covariance``), so the matrix takes no second path into Python
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 from pyflink.common import Row, Types
@@ -31,11 +39,12 @@ from pyflink.datastream import DataStream
 from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
 from pyflink.datastream.window import TumblingEventTimeWindows
 
-from udfs.baseline import Baseline
+from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, ColumnBaseline
+from udfs.categorical import CategoricalStats, CategoryLayout
 from udfs.drift import TESTS
 from udfs.stats import BlockStats, CovarianceAccumulator
 
-from flink_job import java_functions, metrics, outliers, parse
+from flink_job import formats, java_functions, metrics, outliers, parse
 from flink_job.config import TWO_SAMPLE_TESTS, MonitorSpec, shard_count
 
 STATS_KIND = "stats"
@@ -44,18 +53,22 @@ DEAD_LETTER_KIND = "dead_letter"
 FLUSH_VALUES = 1 << 20  # a window buffer this full leaves early: 8 MB of float64, whatever the width
 
 OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
-SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed"],
-                                [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed", "labels"],
+                                [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
+                                 Types.BASIC_ARRAY(Types.STRING())])
+"""A sub-batch: a shard's columns of ``count`` instances of one window (``packed``, row-major float64) and the
+window's ``labels``, the unseen category values that negative codes in its categorical columns index."""
 KEYED_SUB_BATCH_ROW = Types.ROW([Types.INT(), SUB_BATCH_ROW])  # (shard key, sub-batch): see `shard_keys`
 MAX_PARALLELISM = 128  # fixed, so that the shard keys' subtasks do not move between runs (Flink's default here)
 STATS_ROW = Types.ROW_NAMED(
-    ["kind", "model", "feature", "window_start", "window_end", "count", "histogram", "payload", "tests"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(),
+    ["kind", "model", "feature", "window_start", "window_end", "count", "missing", "histogram", "payload", "tests"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG(),
      Types.BASIC_ARRAY(Types.LONG()), Types.STRING(), Types.STRING()])
-"""A closed window's record: one per feature (kind ``stats``: key columns, the drift-layout histogram, the
-stats record as JSON and ``tests``, a JSON object of two-sample statistic by test name, `two_sample_tests`;
-``{}`` when none is configured, a null statistic for a column without values), and one per enabled matrix
-(kind ``covariance``: ``feature`` names the matrix, no histogram)."""
+"""A closed window's record: one per column (kind ``stats``: key columns, the present values' ``count`` and
+the ``missing`` ones, the drift-layout histogram, the stats record as JSON and ``tests``, a JSON object of
+two-sample statistic by test name, `two_sample_tests`; ``{}`` when none is configured, a null statistic for
+a column without values), and one per enabled matrix (kind ``covariance``: ``feature`` names the matrix, no
+histogram)."""
 
 
 def shard_bounds(n_features: int, shards: int) -> list[int]:
@@ -78,8 +91,8 @@ def shard_keys(shards: int, parallelism: int) -> list[int]:
 
 
 def spec_shard_bounds(spec: MonitorSpec) -> list[int]:
-    """`shard_bounds` of the spec's features and shard count."""
-    return shard_bounds(len(spec.input.features), shard_count(spec))
+    """`shard_bounds` of the spec's columns (features, then the output) and shard count."""
+    return shard_bounds(len(spec.columns), shard_count(spec))
 
 
 def matrices(spec: MonitorSpec) -> tuple[str, ...]:
@@ -88,20 +101,39 @@ def matrices(spec: MonitorSpec) -> tuple[str, ...]:
                                       ("correlation", spec.stats.correlation)) if on)
 
 
+def matrix_features(spec: MonitorSpec) -> tuple[str, ...]:
+    """The features the matrices cover: the numeric inputs."""
+    return tuple(f.name for f in spec.input.features if f.type == NUMERIC)
+
+
 def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
-    """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router: returns the
-    sub-batches with their shard keys (`KEYED_SUB_BATCH_ROW`; shard 0's with every column when covariance
-    is on) and the alert and dead-letter rows (`OUTPUT_ROW`)."""
+    """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router (after the response join,
+    when the spec has an output): returns the sub-batches with their shard keys (`KEYED_SUB_BATCH_ROW`;
+    shard 0's with every column when covariance is on) and the alert and dead-letter rows (`OUTPUT_ROW`)."""
     package = java_functions.package()
     keys = shard_keys(shard_count(spec), spec.job.parallelism)
-    settings = package.RouterSettings(len(spec.input.features), int(spec.window.duration),
+    categorical = java_functions.boolean_array([kind == CATEGORICAL for kind in spec.column_types])
+    settings = package.RouterSettings(len(spec.columns), categorical, int(spec.window.duration),
                                       java_functions.int_array(spec_shard_bounds(spec)), java_functions.int_array(keys),
                                       bool(matrices(spec)), FLUSH_VALUES, parse.LATE)
     dead_letters = package.DeadLetters(DEAD_LETTER_KIND, spec.job.dead_letter_max_raw_bytes)
     router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
+    if spec.output is not None:
+        requests = joined_responses(requests, spec)
     sub_batches = java_functions.transformed(requests, router, KEYED_SUB_BATCH_ROW, "event time, outliers, sub-batches")
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     return sub_batches, records
+
+
+def joined_responses(requests: DataStream, spec: MonitorSpec) -> DataStream:
+    """The parsed records keyed by request id through the Java ``ResponseJoin``: each request leaves with its
+    predictions as its last column (missing when no response came within ``output.join_timeout``)."""
+    package = java_functions.package()
+    row_type = requests._j_data_stream.getType()
+    join = package.ResponseJoin(row_type, len(spec.input.features), spec.output.type == CATEGORICAL,
+                                int(spec.output.join_timeout), formats.UNMATCHED_RESPONSE,
+                                formats.WRONG_PREDICTION_COUNT)
+    return java_functions.keyed_transformed(requests, package.ResponseJoin.ByRequestId(), join, "response join")
 
 
 def two_sample_tests(spec: MonitorSpec) -> tuple[str, ...]:
@@ -114,41 +146,93 @@ def unpack(packed: bytes, count: int) -> np.ndarray:
     return np.frombuffer(packed, dtype="<f8").reshape(count, -1)
 
 
+@dataclass(frozen=True)
+class ShardColumns:
+    """What a shard's window state needs of its columns' baselines: the numeric columns' positions (in the
+    shard) and edges, the categorical ones' positions, vocabularies (`CategoricalBaseline.vocabulary`, the
+    order of the parser's codes) and layouts."""
+
+    names: tuple[str, ...]
+    numeric: tuple[int, ...]
+    edges: tuple[list[float], ...]
+    categorical: tuple[int, ...]
+    vocabularies: tuple[np.ndarray, ...]
+    layouts: tuple[CategoryLayout, ...]
+
+    @classmethod
+    def of(cls, names: Sequence[str], columns: Mapping[str, ColumnBaseline]) -> "ShardColumns":
+        numeric = tuple(j for j, name in enumerate(names) if columns[name].type == NUMERIC)
+        categorical = tuple(j for j, name in enumerate(names) if columns[name].type == CATEGORICAL)
+        return cls(tuple(names), numeric, tuple(columns[names[j]].edges.tolist() for j in numeric), categorical,
+                   tuple(np.array(columns[names[j]].vocabulary, dtype=object) for j in categorical),
+                   tuple(columns[names[j]].layout() for j in categorical))
+
+    def codes(self, column: np.ndarray, vocabulary_size: int) -> np.ndarray:
+        """A categorical column's float codes as `CategoricalStats.update` codes into vocabulary + labels:
+        ``k >= 0`` stays, ``-(1 + j)`` becomes ``vocabulary_size + j``, NaN (missing) -1."""
+        missing = np.isnan(column)
+        codes = np.where(column >= 0, column, vocabulary_size - 1 - column)
+        codes[missing] = -1
+        return codes.astype(np.int32)
+
+
 class ShardWindow:
-    """A (shard, window)'s state: a `BlockStats` of the shard's ``width`` columns, and for shard 0 with
-    covariance on (``matrix_width`` > 0) a `CovarianceAccumulator` of all of the sub-batch's columns."""
+    """A (shard, window)'s state: a `BlockStats` of the shard's numeric columns, a `CategoricalStats` per
+    categorical column, and for shard 0 with covariance on a `CovarianceAccumulator` of the numeric features
+    (``matrix_columns``: their positions in the sub-batch, which then holds every column)."""
 
-    def __init__(self, shard: int, edges: list[list[float]], matrix_width: int = 0):
-        self.shard, self.stats, self.width = shard, BlockStats(edges), len(edges)
-        self.covariance = CovarianceAccumulator(matrix_width) if matrix_width else None
+    def __init__(self, shard: int, columns: ShardColumns, top_k: int, matrix_columns: Sequence[int] = ()):
+        self.shard, self.width = shard, len(columns.names)
+        self.stats = BlockStats(columns.edges) if columns.numeric else None
+        self.categories = [CategoricalStats(layout, top_k=top_k) for layout in columns.layouts]
+        self.matrix_columns = list(matrix_columns)
+        self.covariance = CovarianceAccumulator(len(matrix_columns)) if matrix_columns else None
 
-    def update(self, matrix: np.ndarray) -> None:
+    def update(self, matrix: np.ndarray, labels: Sequence[str], columns: ShardColumns) -> None:
         if self.covariance is not None:
-            self.covariance.update(matrix)
-            matrix = matrix[:, :self.width]
-        self.stats.update(matrix)
+            self.covariance.update(matrix[:, self.matrix_columns])
+        if self.stats is not None:
+            self.stats.update(matrix[:, list(columns.numeric)] if columns.categorical else matrix[:, :self.width])
+        for stats, j, vocabulary in zip(self.categories, columns.categorical, columns.vocabularies):
+            dictionary = np.concatenate([vocabulary, np.array(labels, dtype=object)]) if labels else vocabulary
+            stats.update(dictionary, columns.codes(matrix[:, j], len(vocabulary)))
 
     def merge(self, other: "ShardWindow") -> None:
-        self.stats.merge(other.stats)
+        if self.stats is not None:
+            self.stats.merge(other.stats)
+        for mine, theirs in zip(self.categories, other.categories):
+            mine.merge(theirs)
         if self.covariance is not None:
             self.covariance.merge(other.covariance)
 
+    def results(self, columns: ShardColumns) -> list[tuple[dict, np.ndarray]]:
+        """Per column of the shard, in order: its JSON-ready statistics and its drift-layout histogram."""
+        found: list = [None] * self.width
+        if self.stats is not None:
+            for j, result, histogram in zip(columns.numeric, self.stats.results(), self.stats.histogram_counts()):
+                found[j] = (result, histogram)
+        for j, stats in zip(columns.categorical, self.categories):
+            found[j] = (stats.result(), stats.histogram_counts())
+        return found
+
 
 class BlockStatsAggregate(AggregateFunction):
-    """Window state: one `ShardWindow` per shard on its features' baseline edges, updated per sub-batch;
-    ``matrix_width``: the number of features when covariance is on (shard 0 then sees every column), else 0."""
+    """Window state: one `ShardWindow` per shard on its columns' baselines (``columns_by_shard``), updated
+    per sub-batch; ``matrix_columns``: the numeric features' positions when covariance is on (shard 0 then
+    sees every column), else empty."""
 
-    def __init__(self, edges_by_shard: list[list[list[float]]], matrix_width: int = 0):
-        self.edges_by_shard, self.matrix_width = edges_by_shard, matrix_width
+    def __init__(self, columns_by_shard: list[ShardColumns], top_k: int, matrix_columns: Sequence[int] = ()):
+        self.columns_by_shard, self.top_k, self.matrix_columns = columns_by_shard, top_k, list(matrix_columns)
 
     def create_accumulator(self):
         return None
 
     def add(self, value, accumulator):
+        shard = value[0]
         if accumulator is None:
-            shard = value[0]
-            accumulator = ShardWindow(shard, self.edges_by_shard[shard], self.matrix_width if shard == 0 else 0)
-        accumulator.update(unpack(value[3], value[2]))
+            accumulator = ShardWindow(shard, self.columns_by_shard[shard], self.top_k,
+                                      self.matrix_columns if shard == 0 else ())
+        accumulator.update(unpack(value[3], value[2]), value[4], self.columns_by_shard[shard])
         return accumulator
 
     def get_result(self, accumulator):
@@ -162,15 +246,16 @@ class BlockStatsAggregate(AggregateFunction):
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed (shard, window) -> one `STATS_ROW` per feature of the shard: key columns, the drift-layout
-    histogram, the JSON payload and the statistics of the two-sample ``tests`` against each feature's
-    training sample (``samples_by_shard``); then, from shard 0, one per enabled matrix (`matrices`) of all
-    ``features``. Shard 0 counts the window's instances (every shard holds them all)."""
+    """A closed (shard, window) -> one `STATS_ROW` per column of the shard: key columns, counts, the
+    drift-layout histogram, the JSON payload and the statistics of the two-sample ``tests`` against each
+    numeric feature's training sample (``samples_by_shard``, by column position); then, from shard 0, one
+    per enabled matrix (`matrices`) of the numeric ``features``. Shard 0 counts the window's instances (every
+    shard holds them all: a column's present and missing values)."""
 
-    def __init__(self, model: str, features_by_shard: list[tuple[str, ...]], statistics: tuple[str, ...],
-                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = (),
+    def __init__(self, model: str, columns_by_shard: list[ShardColumns], statistics: tuple[str, ...],
+                 tests: tuple[str, ...] = (), samples_by_shard: list[dict[int, np.ndarray]] = (),
                  matrices: tuple[str, ...] = (), features: tuple[str, ...] = ()):
-        self.model, self.features_by_shard, self.statistics = model, features_by_shard, statistics
+        self.model, self.columns_by_shard, self.statistics = model, columns_by_shard, statistics
         self.tests, self.samples_by_shard = tests, samples_by_shard
         self.matrices, self.features = matrices, features
         self.windows = self.instances = None
@@ -182,20 +267,27 @@ class EmitStats(ProcessWindowFunction):
 
     def process(self, key, context, elements):
         state = next(iter(elements))
-        shard = state.shard
-        stats, window = state.stats, context.window()
-        results = stats.results()
+        shard, window = state.shard, context.window()
+        columns = self.columns_by_shard[shard]
+        results = state.results(columns)
         if shard == 0:
-            self.instances.inc(results[0]["count"])
-        for j, (feature, result, histogram) in enumerate(zip(self.features_by_shard[shard], results,
-                                                             stats.histogram_counts())):
+            first = results[0][0]
+            self.instances.inc(first["count"] + first["missing"] + first.get("rejected", 0))
+        numeric = set(columns.numeric)
+        for j, (feature, (result, histogram)) in enumerate(zip(columns.names, results)):
             record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
-                      "count": result["count"], **{name: result[name] for name in self.statistics}}
+                      **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
-            yield Row(STATS_KIND, self.model, feature, window.start, window.end, result["count"],
-                      [int(c) for c in histogram], _json(record), self._tests(stats, shard, j))
+            tests = self._tests(state.stats, shard, columns.numeric.index(j)) if j in numeric else "{}"
+            yield Row(STATS_KIND, self.model, feature, window.start, window.end, result["count"], result["missing"],
+                      [int(c) for c in histogram], _json(record), tests)
         if state.covariance is not None:
             yield from self._matrices(state.covariance.result(), window)
+
+    def _numeric(self, result: dict) -> dict:
+        """A numeric column's record fields: ``count``, ``missing``, then the configured statistics."""
+        return {"count": result["count"], "missing": result["missing"],
+                **{name: result[name] for name in self.statistics if name not in ("count", "missing")}}
 
     def _matrices(self, result: dict, window):
         """One `STATS_ROW` of kind ``covariance`` per enabled matrix."""
@@ -203,17 +295,22 @@ class EmitStats(ProcessWindowFunction):
             record = {"model": self.model, "statistic": statistic, "window_start": window.start,
                       "window_end": window.end, "count": result["count"], "features": list(self.features),
                       "matrix": result[statistic]}
-            yield Row(COVARIANCE_KIND, self.model, statistic, window.start, window.end, result["count"], [],
+            yield Row(COVARIANCE_KIND, self.model, statistic, window.start, window.end, result["count"], 0, [],
                       _json(record), "{}")
 
     def _tests(self, stats: BlockStats, shard: int, j: int) -> str:
-        """``{test: statistic}`` of the shard's feature ``j`` as JSON; null for a column without values."""
+        """``{test: statistic}`` of the shard's numeric column ``j`` as JSON; null for a column without values."""
         if not self.tests:
             return "{}"
         cdf, sample = stats.cdf(j), self.samples_by_shard[shard][j]
         values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n else None
                   for name in self.tests}
         return _json(values)
+
+
+def _categorical(result: dict) -> dict:
+    """A categorical column's record fields (`CategoricalStats.result`), ``type`` first."""
+    return {"type": CATEGORICAL, **result}
 
 
 def _json(record: dict) -> str:
@@ -236,16 +333,17 @@ def stats_records(stats: DataStream) -> DataStream:
 
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Window statistics rows (`STATS_ROW`, per feature and per enabled matrix) from the router's sub-batches."""
+    """Window statistics rows (`STATS_ROW`, per column and per enabled matrix) from the router's sub-batches."""
     bounds = spec_shard_bounds(spec)
-    shards = [spec.input.features[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
-    edges = [[baseline.features[name].edges.tolist() for name in shard] for shard in shards]
+    columns = baseline.columns
+    shards = [ShardColumns.of(spec.columns[lo:hi], columns) for lo, hi in zip(bounds, bounds[1:])]
     tests = two_sample_tests(spec)
-    samples = [[baseline.features[name].sample for name in shard] for shard in shards] if tests else []
-    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), spec.input.features)
-    matrix_width = len(spec.input.features) if matrices(spec) else 0
+    samples = [[columns[shard.names[j]].sample for j in shard.numeric] for shard in shards] if tests else []
+    matrix = matrix_features(spec) if matrices(spec) else ()
+    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), matrix)
+    matrix_columns = [spec.columns.index(name) for name in matrix]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (java_functions.keyed(sub_batches, Types.INT(), SUB_BATCH_ROW)
             .window(window)
-            .aggregate(BlockStatsAggregate(edges, matrix_width), emit, output_type=STATS_ROW)
+            .aggregate(BlockStatsAggregate(shards, spec.stats.top_k, matrix_columns), emit, output_type=STATS_ROW)
             .name("window stats per shard"))

@@ -164,3 +164,81 @@ def test_request_without_id_or_time_takes_the_kafka_key_and_record_timestamp(kaf
     _, t, row = kafka_run["keyed"]
     alerts = [a for a in kafka_run["found"]["outliers"] if a["request_id"] == KEYED_ID]
     assert [(a["feature"], a["value"], a["request_time"]) for a in alerts] == [("petal_length", row[2], t)]
+
+
+PENGUINS = REPO / "examples" / "penguins" / "monitor.yaml"
+PENGUIN_STAGE_SIZE = 300
+PENGUIN_RATE = 40.0
+
+
+@pytest.fixture(scope="module")
+def kafka_penguins(kafka_broker, tmp_path_factory):
+    """The penguins example on Kafka (thesis format): requests and responses in one topic, some responses
+    before their requests, some requests never answered, some responses answering nothing."""
+    from benchmarks import penguin_stream
+
+    tmp = tmp_path_factory.mktemp("kafka-penguins")
+    suffix = uuid.uuid4().hex[:8]
+    spec = yaml.safe_load(PENGUINS.read_text())
+    spec["baseline"] = str(PENGUINS.parent / spec["baseline"])
+    spec["input"]["format"] = formats.THESIS
+    spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s", idle_timeout="0ms")
+    spec["output"]["join_timeout"] = "2s"
+    spec["kafka"].update(bootstrap_servers=kafka_broker.bootstrap, group_id=f"mmon-test-{suffix}")
+    topics = {name: f"{name}-{suffix}" for name in ("inference", "stats", "outliers", "drift", "dead_letter")}
+    spec["kafka"]["topics"] = topics
+    spec["job"].update(metrics_port=0, checkpoint_interval="2s")
+    (tmp / "monitor.yaml").write_text(yaml.safe_dump(spec))
+    kafka_broker.create_topics(list(topics.values()), partitions=1)
+
+    stream = penguin_stream.generate(seed=3, stage_size=PENGUIN_STAGE_SIZE, rate=PENGUIN_RATE,
+                                     start_ms=live_start_ms(), format=formats.THESIS)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
+    for line in stream.lines:
+        message = json.loads(line)
+        producer.send(topics["inference"], key=message["id"].encode(), value=line.encode(), timestamp_ms=message["time"])
+    last = int(stream.time_ms.max())
+    flush_time = last + 3 * WINDOW_MS + 2_000  # past every window and every join timeout of the stream
+    producer.send(topics["inference"], key=b"flush", timestamp_ms=flush_time,
+                  value=formats.encode(formats.THESIS, "flush", flush_time, [stream.rows[0]]).encode())
+    producer.flush()
+    producer.close()
+
+    log = open(tmp / "job.log", "w")
+    job = subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+                            "--kafka", kafka_broker.bootstrap], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    last_window = last // WINDOW_MS * WINDOW_MS
+    columns = (*stream.feature_names, "prediction")
+
+    def done(found):
+        return (sum(1 for r in found["stats"] if r.get("window_start") == last_window) == len(columns)
+                and len(found["dead_letter"]) >= len(stream.orphan_ids))
+
+    try:
+        found = _consume_until(kafka_broker.bootstrap, topics, done, time.monotonic() + DEADLINE_S)
+    finally:
+        stop_group(job)
+        log.close()
+    assert done(found), (tmp / "job.log").read_text()[-4000:]
+    return {"found": found, "stream": stream, "baseline": Baseline.load(spec["baseline"])}
+
+
+def test_penguins_on_kafka_join_every_response_and_count_categories_per_window(kafka_penguins):
+    stream, found = kafka_penguins["stream"], kafka_penguins["found"]
+    assert stream.early.sum() >= 1 and (~stream.answered).sum() >= 1  # responses before, and never
+    window = stream.time_ms - stream.time_ms % WINDOW_MS
+    predictions = np.array([p if answered else None for p, answered in zip(stream.predictions, stream.answered)],
+                           dtype=object)
+    islands = np.array([row.get("island") for row in stream.rows], dtype=object)
+    for record in (r for r in found["stats"] if r["feature"] in ("prediction", "island")):
+        values = (predictions if record["feature"] == "prediction" else islands)[window == record["window_start"]]
+        present = [v for v in values if v is not None]
+        assert record["count"] == len(present) and record["missing"] == len(values) - len(present)
+        counts = {v: present.count(v) for v in set(present)}
+        assert dict(zip(record["histogram"]["categories"], record["histogram"]["counts"])) == {
+            c: counts.get(c, 0) for c in record["histogram"]["categories"]}
+    reasons = sorted(d["reason"] for d in found["dead_letter"])
+    assert reasons == [formats.UNMATCHED_RESPONSE] * len(stream.orphan_ids)
+    unseen = sorted(o["request_id"] for o in found["outliers"] if o["rule"] == "unseen")
+    assert unseen == sorted(stream.ids[stream.unseen].tolist())

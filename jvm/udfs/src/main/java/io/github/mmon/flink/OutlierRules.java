@@ -15,7 +15,9 @@ import org.apache.flink.types.Row;
  * below {@code lower[r][j]} (reported as {@code belowName[r]}) or above {@code upper[r][j]}
  * ({@code aboveName[r]}). The bounds come from {@code udfs.outliers} (Python) at build time; a rule that
  * does not apply to a feature has infinite bounds. One pass over the instance per rule, no per-feature
- * expression, so the cost and the plan do not grow with the width beyond the loop itself.
+ * expression, so the cost and the plan do not grow with the width beyond the loop itself. A column with
+ * {@code unseen[j]} set holds category codes: a negative code is a value the baseline never saw, reported
+ * once per instance as rule {@code unseenName} with the value's text (NaN, a missing value, never is).
  */
 public final class OutlierRules implements Serializable {
 
@@ -28,9 +30,11 @@ public final class OutlierRules implements Serializable {
     private final String[] aboveName;
     private final double[][] lower;
     private final double[][] upper;
+    private final boolean[] unseen;
+    private final String unseenName;
 
     public OutlierRules(String kind, String model, String[] features, String[] belowName, String[] aboveName,
-                        double[][] lower, double[][] upper) {
+                        double[][] lower, double[][] upper, boolean[] unseen, String unseenName) {
         this.kind = kind;
         this.model = model;
         this.features = features;
@@ -38,12 +42,17 @@ public final class OutlierRules implements Serializable {
         this.aboveName = aboveName;
         this.lower = lower;
         this.upper = upper;
+        this.unseen = unseen;
+        this.unseenName = unseenName;
     }
 
     /** Emits one {@code (kind, model/feature, payload)} alert per violated (rule, feature) of each instance. */
-    void check(Row request, byte[] packed, int instances, Consumer<Row> alerts) {
+    void check(Row request, byte[] packed, int instances, String[] labels, Consumer<Row> alerts) {
         DoubleBuffer values = ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
         int width = features.length;
+        if (labels != null && labels.length > 0) {
+            checkUnseen(request, values, instances, labels, alerts);
+        }
         for (int i = 0; i < instances; i++) {
             for (int r = 0; r < lower.length; r++) {
                 for (int j = 0; j < width; j++) {
@@ -58,15 +67,37 @@ public final class OutlierRules implements Serializable {
         }
     }
 
+    /** Unseen values exist only where a record has labels: the check costs nothing on other records. */
+    private void checkUnseen(Row request, DoubleBuffer values, int instances, String[] labels, Consumer<Row> alerts) {
+        int width = features.length;
+        for (int i = 0; i < instances; i++) {
+            for (int j = 0; j < width; j++) {
+                double value = values.get(i * width + j);
+                if (unseen[j] && value < 0) {
+                    ObjectNode payload = payload(request, j, unseenName);
+                    payload.put("value", labels[(int) (-1 - value)]);
+                    payload.putNull("threshold");
+                    alerts.accept(Row.of(kind, model + "/" + features[j], payload.toString()));
+                }
+            }
+        }
+    }
+
     private Row alert(Row request, int feature, double value, String rule, double threshold) {
+        ObjectNode payload = payload(request, feature, rule);
+        payload.put("value", value);
+        payload.put("threshold", threshold);
+        return Row.of(kind, model + "/" + features[feature], payload.toString());
+    }
+
+    /** An alert's fields in the order every alert has them; {@code value} and {@code threshold} follow. */
+    private ObjectNode payload(Row request, int feature, String rule) {
         ObjectNode payload = JSON.createObjectNode();
         payload.put("model", model);
         payload.put("request_id", (String) request.getField(JobRows.REQUEST_ID));
         payload.put("feature", features[feature]);
-        payload.put("value", value);
         payload.put("rule", rule);
-        payload.put("threshold", threshold);
         payload.put("request_time", (Long) request.getField(JobRows.REQUEST_TIME_MS));
-        return Row.of(kind, model + "/" + features[feature], payload.toString());
+        return payload;
     }
 }

@@ -2,6 +2,9 @@ package io.github.mmon.flink;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.TreeMap;
@@ -107,13 +110,14 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
 
     private void accept(Row request, long time) {
         byte[] packed = (byte[]) request.getField(JobRows.INSTANCES);
+        String[] labels = (String[]) request.getField(JobRows.LABELS);
         int n = packed.length / (Double.BYTES * settings.features());
         requestsAccepted.add(1);
         instancesAccepted.add(n);
-        rules.check(request, packed, n, alert -> output.collect(RECORDS, new StreamRecord<>(alert, time)));
+        rules.check(request, packed, n, labels, alert -> output.collect(RECORDS, new StreamRecord<>(alert, time)));
         long start = time - Math.floorMod(time, settings.windowMs());
         WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new WindowBuffer(settings));
-        buffer.append(packed);
+        buffer.append(packed, labels);
         if (buffer.values() >= settings.flushValues()) {
             emit(start, buffers.remove(start));
         }
@@ -167,56 +171,107 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         for (int shard = 0; shard + 1 < bounds.length; shard++) {
             int to = shard == 0 && settings.wholeMatrix() ? settings.features() : bounds[shard + 1];
             byte[] columns = buffer.columns(bounds[shard], to);
-            Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns);
+            Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns, buffer.labels());
             output.collect(new StreamRecord<>(Row.of(settings.shardKeys()[shard], subBatch), timestamp));
         }
     }
 
-    /** A window's instances so far, row-major float64. */
+    /** A window's instances so far, row-major float64, and the unseen category values its codes index
+     * (a negative code {@code -(1 + j)} in a categorical column is {@code labels.get(j)}: the records'
+     * own labels renumbered into the window's, each value once). */
     static final class WindowBuffer {
         private final int features;
+        private final boolean[] categorical;
         private double[] values;
         private int size;
+        private final ArrayList<String> labels = new ArrayList<>();
+        private final HashMap<String, Integer> labelIndex = new HashMap<>();
 
         WindowBuffer(RouterSettings settings) {
             this.features = settings.features();
+            this.categorical = settings.categorical();
             this.values = new double[Math.max(features, 1) * 64];
         }
 
-        void append(byte[] packed) {
+        void append(byte[] packed, String[] recordLabels) {
             int n = packed.length / Double.BYTES;
             if (size + n > values.length) {
                 values = java.util.Arrays.copyOf(values, Math.max(values.length * 2, size + n));
             }
             ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(values, size, n);
+            if (recordLabels != null && recordLabels.length > 0) {
+                renumber(size, size + n, recordLabels);
+            }
             size += n;
+        }
+
+        /** The record's label codes in {@code values[from, to)} as codes into this window's labels. */
+        private void renumber(int from, int to, String[] recordLabels) {
+            int[] windowCode = new int[recordLabels.length];
+            for (int j = 0; j < recordLabels.length; j++) {
+                windowCode[j] = labelIndex.computeIfAbsent(recordLabels[j], label -> {
+                    labels.add(label);
+                    return labels.size() - 1;
+                });
+            }
+            for (int k = from; k < to; k++) {
+                double value = values[k];
+                if (value < 0 && categorical[k % features]) {
+                    values[k] = -1 - windowCode[(int) (-1 - value)];
+                }
+            }
         }
 
         int values() {
             return size;
         }
 
-        /** This buffer's state entry: the window start, then the values, little-endian. */
+        String[] labels() {
+            return labels.toArray(new String[0]);
+        }
+
+        /** This buffer's state entry: the window start, the values, then the labels (count, then each
+         * as a length and its UTF-8 bytes), little-endian. */
         byte[] toState(long windowStart) {
-            ByteBuffer out = ByteBuffer.allocate(Long.BYTES + size * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            byte[][] encoded = new byte[labels.size()][];
+            int labelBytes = 0;
+            for (int j = 0; j < encoded.length; j++) {
+                encoded[j] = labels.get(j).getBytes(StandardCharsets.UTF_8);
+                labelBytes += Integer.BYTES + encoded[j].length;
+            }
+            ByteBuffer out = ByteBuffer.allocate(Long.BYTES + Integer.BYTES + size * Double.BYTES + Integer.BYTES
+                    + labelBytes).order(ByteOrder.LITTLE_ENDIAN);
             out.putLong(windowStart);
+            out.putInt(size);
             out.asDoubleBuffer().put(values, 0, size);
+            out.position(out.position() + size * Double.BYTES);
+            out.putInt(encoded.length);
+            for (byte[] label : encoded) {
+                out.putInt(label.length);
+                out.put(label);
+            }
             return out.array();
         }
 
-        /** Restores a {@link #toState} entry into this (empty) buffer; returns its window start. */
+        /** Restores a {@link #toState} entry into this buffer; returns its window start. */
         long fromState(byte[] state) {
             ByteBuffer in = ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN);
             long start = in.getLong();
-            byte[] packed = new byte[state.length - Long.BYTES];
+            byte[] packed = new byte[in.getInt() * Double.BYTES];
             in.get(packed);
-            append(packed);
+            String[] stateLabels = new String[in.getInt()];
+            for (int j = 0; j < stateLabels.length; j++) {
+                byte[] label = new byte[in.getInt()];
+                in.get(label);
+                stateLabels[j] = new String(label, StandardCharsets.UTF_8);
+            }
+            append(packed, stateLabels);
             return start;
         }
 
         /** This buffer with {@code other}'s values appended (two entries of one window after a rescale). */
         WindowBuffer absorb(WindowBuffer other) {
-            append(other.columns(0, features));
+            append(other.columns(0, features), other.labels());
             return this;
         }
 
