@@ -8,9 +8,17 @@ Three envelopes (CloudEvents HTTP binding 1.0) around two bodies:
 - plain: no CloudEvents at all; the id is ``X-Request-Id`` (else the body's own ``id``, else a new UUID).
 
 The inference body is a KServe v1 request (``{"instances": [...]}``) or an Open Inference Protocol v2
-request (``{"inputs": [...]}``). Validation is `flink_job.formats.decode`, so the logger rejects exactly
-what the job would dead-letter, with the same reasons. The request time is ``ce-time``, else the OIP
+request (``{"inputs": [...]}``). Validation is `flink_job.formats.decode` with the monitor spec's
+`flink_job.formats.Schema` (feature names and types, the output), so the logger rejects exactly what the
+job would dead-letter, with the same reasons. The request time is ``ce-time``, else the OIP
 ``parameters.time``, else the time the logger received the request.
+
+Responses. KServe's logger in mode ``all`` also sends each response, as a CloudEvent of type
+``org.kubeflow.serving.inference.response`` with the request's id and the response body as data
+(KServe v1 ``{"predictions": [...]}`` or OIP v2 ``{"outputs": [...]}``). When the spec has an ``output``
+they are decoded as responses (a `Response`, written to Kafka for the job to join to its request);
+without one a response event is `Ignored` (acknowledged, not written), and a plain body holding only
+predictions is rejected as a request without instances.
 
 This module knows neither HTTP servers nor Kafka: it maps (content type, headers, body) to a result.
 """
@@ -47,8 +55,17 @@ class Rejected(Exception):
 @dataclass(frozen=True)
 class Checks:
     """What the monitor spec adds to the format's own validation."""
-    n_features: Optional[int] = None  # required instance width; None: the instances merely agree
+    schema: Optional[formats.Schema] = None  # features and output; None: unnamed numeric features that merely agree
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
+
+    @property
+    def n_features(self) -> Optional[int]:
+        """The required instance width, None without a spec."""
+        return None if self.schema is None else self.schema.width
+
+    @property
+    def reads_responses(self) -> bool:
+        return self.schema is not None and self.schema.output_name is not None
 
 
 @dataclass(frozen=True)
@@ -61,14 +78,23 @@ class Inference:
 
 
 @dataclass(frozen=True)
+class Response:
+    """One model response (the spec has an output): the predictions for the request ``request_id``."""
+    request_id: str
+    time_ms: int
+    predictions: list
+    attributes: dict
+
+
+@dataclass(frozen=True)
 class Ignored:
-    """A well-formed event that is not an inference request (a logged response): acknowledged, not written."""
+    """A logged response while the spec has no output: acknowledged, not written."""
     request_id: str
     event_type: str
 
 
 def parse(content_type: str, headers: Mapping[str, str], body: bytes | bytearray, received_ms: int,
-          checks: Checks = Checks()) -> Inference | Ignored:
+          checks: Checks = Checks()) -> Inference | Response | Ignored:
     """Classify and validate one logger request; raises `Rejected` with the status and reason to answer."""
     headers = {name.lower(): value for name, value in headers.items()}
     media_type = content_type.split(";")[0].strip().lower()
@@ -115,7 +141,7 @@ def _binary_attributes(headers: Mapping[str, str]) -> dict:
     return attributes if "specversion" in attributes else {}
 
 
-def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Ignored:
+def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Response | Ignored:
     data = event.get("data")
     if not isinstance(data, dict):
         raise Rejected(400, formats.BAD_ENVELOPE, "structured event without an object 'data'")
@@ -124,7 +150,7 @@ def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Ig
     return _with_attributes(attributes, data, received_ms, checks)
 
 
-def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks: Checks) -> Inference | Ignored:
+def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks: Checks) -> Inference | Response | Ignored:
     if attributes.get("specversion") != "1.0":
         raise Rejected(400, formats.BAD_ENVELOPE, f"specversion {attributes.get('specversion')!r}, expected '1.0'")
     for name, value in attributes.items():
@@ -133,7 +159,8 @@ def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks:
     if not request_id:
         raise Rejected(400, formats.BAD_ID, "CloudEvent without an id")
     event_type = attributes.get("type", "")
-    if event_type.endswith(RESPONSE_TYPE_SUFFIX):
+    response = event_type.endswith(RESPONSE_TYPE_SUFFIX)
+    if response and not checks.reads_responses:
         return Ignored(request_id, event_type)
     event_time_ms = None
     if "time" in attributes:
@@ -141,7 +168,13 @@ def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks:
             event_time_ms = formats.parse_rfc3339_ms(attributes["time"])
         except ValueError as err:
             raise Rejected(400, formats.BAD_TIME, str(err)) from None
-    return _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms)
+    parsed = _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms)
+    if response and not isinstance(parsed, Response):
+        raise Rejected(400, formats.BAD_ENVELOPE, f"event type {event_type} but the body is a request "
+                                                  "(instances or inputs, no predictions or outputs)")
+    if not response and isinstance(parsed, Response):
+        raise Rejected(400, formats.BAD_ENVELOPE, f"event type {event_type or 'none'} but the body is a response")
+    return parsed
 
 
 def _body_id(body_obj: dict) -> Optional[str]:
@@ -150,21 +183,25 @@ def _body_id(body_obj: dict) -> Optional[str]:
 
 
 def _inference(body_obj: dict, request_id: str, received_ms: int, attributes: dict, checks: Checks,
-               event_time_ms: Optional[int] = None) -> Inference:
-    """Validate a KServe v1 or OIP v2 body with the job's own decoder.
+               event_time_ms: Optional[int] = None) -> Inference | Response:
+    """Validate a KServe v1 or OIP v2 body (a request; with an output in the spec, possibly a response) with
+    the job's own decoder.
 
     The envelope's id wins over the body's; the time is the event's, else the body's own (OIP
     ``parameters.time``), else the receive time.
     """
-    body_format = formats.OIP_V2 if "inputs" in body_obj else formats.KSERVE_V1
+    oip = "inputs" in body_obj or (checks.reads_responses and "outputs" in body_obj)
     try:
-        parsed = formats.decode_object(body_format, body_obj, default_id=request_id, default_time_ms=received_ms,
-                                       n_features=checks.n_features)
+        parsed = formats.decode_object(formats.OIP_V2 if oip else formats.KSERVE_V1, body_obj, default_id=request_id,
+                                       default_time_ms=received_ms, schema=checks.schema)
     except formats.FormatError as err:
         raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
     time_ms = event_time_ms if event_time_ms is not None else parsed.time_ms
     _check_time(time_ms, received_ms, checks.max_future_skew_ms)
-    return Inference(_utf8(request_id, formats.BAD_ID, "the id"), time_ms, parsed.instances, attributes)
+    request_id = _utf8(request_id, formats.BAD_ID, "the id")
+    if isinstance(parsed, formats.ParsedResponse):
+        return Response(request_id, time_ms, parsed.predictions, attributes)
+    return Inference(request_id, time_ms, parsed.instances, attributes)
 
 
 def _check_time(time_ms: int, received_ms: int, max_future_skew_ms: int) -> None:

@@ -4,8 +4,10 @@ POST (any path) a KServe logger CloudEvent (binary or structured mode) or a plai
 body; the logger writes one Kafka record per request and answers 200 only after the broker acknowledged
 it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`flink_job.formats.encode`), key
 the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
-CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``) are acknowledged with
-200 and not written. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
+CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
+``all``): with a spec whose ``output`` is set (``--config``) they are validated and written the same way
+(value `flink_job.formats.encode_response`, key the request's id, so a response lands in its request's
+partition); otherwise acknowledged with 200 and not written. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
 producer's ``max_request_size``); Kafka unavailable or the logger full: 503 with ``Retry-After``.
 
 Bounded by construction: a request is admitted only while fewer than ``max_in_flight`` requests and
@@ -90,6 +92,8 @@ class LoggerMetrics:
         self.produced_bytes = Counter("mmon_logger_produced_bytes", "Kafka record value bytes acknowledged",
                                       registry=self.registry)
         self.instances = Counter("mmon_logger_instances", "Instances written to Kafka", registry=self.registry)
+        self.predictions = Counter("mmon_logger_predictions", "Predictions (of logged responses) written to Kafka",
+                                   registry=self.registry)
         self.produce_latency = Histogram(
             "mmon_logger_produce_latency_seconds", "From handing a record to the producer to the broker's ack",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
@@ -115,13 +119,19 @@ class Record:
     value: bytes
     timestamp_ms: int
     headers: list
-    instances: int
+    instances: int  # instances of a request, 0 for a response
+    predictions: int = 0  # predictions of a response
+
+
+def _compact(value):
+    """A decoded float with an integral value as an int: a body of ``0`` values would otherwise double in
+    size as ``0.0``. Below 1e16 an int's digits are never longer than the float's repr. Categorical values
+    (str) and missing ones (None) stay as they are."""
+    return int(value) if isinstance(value, float) and value.is_integer() and -1e16 < value < 1e16 else value
 
 
 def _integral_as_int(instances: list) -> list:
-    """The decoder's floats with integral values as ints: a body of ``0`` values would otherwise double
-    in size as ``0.0``. Below 1e16 an int's digits are never longer than the float's repr."""
-    return [[int(v) if v.is_integer() and -1e16 < v < 1e16 else v for v in row] for row in instances]
+    return [[_compact(v) for v in row] for row in instances]
 
 
 class Admission:
@@ -221,9 +231,13 @@ class InferenceLogger:
         parsed = ingest.parse(content_type, headers, body, received_ms, self.config.checks)
         if isinstance(parsed, ingest.Ignored):
             return parsed
-        value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
-                               _integral_as_int(parsed.instances)).encode()
         headers = [(f"ce_{name}", str(attr).encode()) for name, attr in parsed.attributes.items()]
+        if isinstance(parsed, ingest.Response):
+            value = formats.encode_response(self.config.format, parsed.request_id, parsed.time_ms,
+                                            [_compact(v) for v in parsed.predictions]).encode()
+            return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, 0, len(parsed.predictions))
+        value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
+                               _integral_as_int(parsed.instances), schema=self.config.checks.schema).encode()
         return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, len(parsed.instances))
 
     async def _write(self, record: Record) -> web.Response:
@@ -239,6 +253,7 @@ class InferenceLogger:
         self.metrics.requests.labels("ok").inc()
         self.metrics.produced_bytes.inc(len(record.value))
         self.metrics.instances.inc(record.instances)
+        self.metrics.predictions.inc(record.predictions)
         return web.json_response({"id": record.key.decode(), "topic": metadata.topic,
                                   "partition": metadata.partition, "offset": metadata.offset})
 
@@ -312,9 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default=defaults.format,
                         help="Kafka record value format, as the job's input.format (default %(default)s)")
     parser.add_argument("--config", type=Path, metavar="MONITOR_YAML",
-                        help="monitor spec: reject (400) instances whose width is not the number of input.features, "
-                             "and times more than window.max_future_skew ahead (default without a spec: "
-                             f"{ingest.DEFAULT_MAX_FUTURE_SKEW_MS // 60_000} min)")
+                        help="monitor spec: validate instances against input.features (names, types, width), "
+                             "reject (400) times more than window.max_future_skew ahead (default without a spec: "
+                             f"{ingest.DEFAULT_MAX_FUTURE_SKEW_MS // 60_000} min), and with output set write the "
+                             "logged responses too (else they are acknowledged and not written)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
                         help="larger request bodies get 413 (default %(default)s)")
     parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight,
@@ -388,7 +404,7 @@ def _checks(spec_path: Optional[Path]) -> ingest.Checks:
         return ingest.Checks()
     spec = spec_config.load_spec(spec_path)
     skew = getattr(spec.window, "max_future_skew", ingest.DEFAULT_MAX_FUTURE_SKEW_MS)
-    return ingest.Checks(n_features=len(spec.input.features), max_future_skew_ms=int(skew))
+    return ingest.Checks(schema=formats.Schema.from_spec(spec), max_future_skew_ms=int(skew))
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -272,3 +273,129 @@ def test_parser_ignores_header_case_and_lets_the_envelope_id_and_time_win():
     assert timed.time_ms == CE_TIME_MS
     received = parse("application/json", {}, b'{"instances": [[1, 2]]}', received_ms=RECEIVED_MS)
     assert received.time_ms == RECEIVED_MS and uuid.UUID(received.request_id)
+
+
+# --- responses (issue 13): a spec with an output makes the logger write them -----------------------------
+
+PENGUINS_SPEC = Path(__file__).resolve().parents[1] / "examples" / "penguins" / "monitor.yaml"
+PENGUIN = {"island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 15.0, "flipper_length_mm": 217,
+           "body_mass_g": None, "sex": "male", "colour": "black"}  # an extra key is ignored
+PENGUIN_ROW = ["Biscoe", 47.5, 15, 217, None, "male"]  # as the logger writes it: feature order, integral as ints
+RESPONSE_HEADERS = {  # what KServe's logger worker sends for a response in mode `all` (binary encoding)
+    "Ce-Specversion": "1.0", "Ce-Time": CE_TIME, "Ce-Source": "http://localhost:9081/",
+    "Ce-Type": "org.kubeflow.serving.inference.response", "Ce-Inferenceservicename": "penguins",
+    "Ce-Namespace": "default", "Ce-Component": "predictor", "Ce-Endpoint": "", "Ce-Metadata": "{}"}
+
+
+@pytest.fixture(scope="module")
+def penguin_logger(kafka_broker, topic):
+    process = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--config", str(PENGUINS_SPEC))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def penguin_schema():
+    from flink_job.config import load_spec
+    return formats.Schema.from_spec(load_spec(PENGUINS_SPEC))
+
+
+def test_with_an_output_a_binary_response_event_is_written_under_its_request_id(penguin_logger, read_record,
+                                                                                 penguin_schema):
+    request_id = f"resp-{uuid.uuid4()}"
+    record = written(penguin_logger, read_record, {"predictions": ["Gentoo"]}, **RESPONSE_HEADERS, **{"Ce-Id": request_id})
+    assert record.key == request_id.encode() and record.timestamp == CE_TIME_MS
+    assert record.value.decode() == formats.encode_response(formats.THESIS, request_id, CE_TIME_MS, ["Gentoo"])
+    assert formats.decode(formats.THESIS, record.value, schema=penguin_schema) == \
+        formats.ParsedResponse(request_id, CE_TIME_MS, ["Gentoo"])
+    assert dict(record.headers)["ce_type"] == b"org.kubeflow.serving.inference.response"
+
+
+def test_with_an_output_a_structured_oip_v2_response_and_its_request_are_written(penguin_logger, read_record,
+                                                                                penguin_schema):
+    request_id = f"oip-{uuid.uuid4()}"
+    request = written(penguin_logger, read_record, json.loads(formats.encode(
+        formats.OIP_V2, request_id, 1_700_000_000_000, [PENGUIN], schema=penguin_schema)))
+    assert formats.decode(formats.THESIS, request.value, schema=penguin_schema) == \
+        (request_id, 1_700_000_000_000, [["Biscoe", 47.5, 15.0, 217.0, None, "male"]])
+    event = {"specversion": "1.0", "id": request_id, "source": "http://penguins.default", "time": CE_TIME,
+             "type": "org.kubeflow.serving.inference.response", "datacontenttype": "application/json",
+             "data": {"outputs": [{"name": "output-0", "shape": [2, 1], "datatype": "BYTES", "data": ["Adelie", None]}]}}
+    response = written(penguin_logger, read_record, event, "application/cloudevents+json")
+    assert (response.key, request.key) == (request_id.encode(), request_id.encode())
+    assert response.partition == request.partition  # keyed by the request's id: the join sees them in order
+    assert formats.decode(formats.THESIS, response.value, schema=penguin_schema) == \
+        formats.ParsedResponse(request_id, CE_TIME_MS, ["Adelie", None])
+
+
+def test_with_an_output_requests_are_checked_against_the_named_typed_features(penguin_logger, read_record):
+    request_id = f"obj-{uuid.uuid4()}"
+    record = written(penguin_logger, read_record, {"instances": [PENGUIN, {"island": 3}]}, **{"X-Request-Id": request_id})
+    assert json.loads(record.value)["payload"]["instances"] == [PENGUIN_ROW, ["3", None, None, None, None, None]]
+    status, text = penguin_logger.post_json({"instances": [{**PENGUIN, "body_mass_g": "heavy"}]})
+    assert status == 400 and text.startswith("bad_instance"), text
+
+
+def test_a_plain_predictions_body_is_a_response_with_the_header_id_and_receive_time(penguin_logger, read_record):
+    request_id = f"plain-{uuid.uuid4()}"
+    before = time.time() * 1000
+    record = written(penguin_logger, read_record, {"predictions": ["Chinstrap", 2]}, **{"X-Request-Id": request_id})
+    message = json.loads(record.value)
+    assert (message["type"], message["id"], message["payload"]) == ("response", request_id,
+                                                                    {"predictions": ["Chinstrap", "2"]})
+    assert before - 1 <= message["time"] == record.timestamp <= time.time() * 1000 + 1
+
+
+BAD_RESPONSES = [
+    ("no_instances", {"predictions": []}, RESPONSE_HEADERS),
+    ("no_instances", {"predictions": "Adelie"}, RESPONSE_HEADERS),
+    ("no_instances", {"scores": [0.3]}, RESPONSE_HEADERS),
+    ("bad_instance", {"predictions": [True]}, RESPONSE_HEADERS),
+    ("bad_instance", {"predictions": [1.5]}, RESPONSE_HEADERS),  # a categorical output takes integral numbers only
+    ("bad_envelope", {"instances": [PENGUIN]}, RESPONSE_HEADERS),  # a response event carrying a request
+    ("bad_envelope", {"predictions": ["Adelie"]}, {**RESPONSE_HEADERS, "Ce-Type": "org.kubeflow.serving.inference.request"}),
+    ("bad_time", {"predictions": ["Adelie"]}, {**RESPONSE_HEADERS, "Ce-Time": "later"}),
+]
+
+
+@pytest.mark.parametrize("reason,body,headers", BAD_RESPONSES, ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_RESPONSES)])
+def test_bad_responses_get_400_with_the_decoders_reason_and_write_nothing(penguin_logger, kafka_broker, topic,
+                                                                         reason, body, headers):
+    offset = end_offset(kafka_broker, topic)
+    status, text = penguin_logger.post_json(body, **headers, **{"Ce-Id": "bad-response"})
+    assert status == 400 and text.startswith(reason) and text.count("\n") == 1, text
+    assert end_offset(kafka_broker, topic) == offset
+
+
+def test_responses_are_counted_as_predictions(penguin_logger):
+    before = penguin_logger.samples()
+    assert penguin_logger.post_json({"predictions": ["Adelie", "Gentoo", None]}, **RESPONSE_HEADERS,
+                                    **{"Ce-Id": "counted"})[0] == 200
+    after = penguin_logger.samples()
+    assert after["mmon_logger_predictions_total"] - before.get("mmon_logger_predictions_total", 0) == 3
+    assert after["mmon_logger_instances_total"] == before["mmon_logger_instances_total"]
+
+
+def test_kserve_v1_output_format_writes_a_response_cloudevent(kafka_broker, topic, read_record):
+    logger = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--format", "kserve-v1",
+                    "--config", str(PENGUINS_SPEC))
+    try:
+        record = written(logger, read_record, {"predictions": ["Adelie"]}, **RESPONSE_HEADERS, **{"Ce-Id": "v1-resp"})
+    finally:
+        logger.stop()
+    assert record.value.decode() == formats.encode_response(formats.KSERVE_V1, "v1-resp", CE_TIME_MS, ["Adelie"])
+
+
+def test_parser_returns_a_response_only_when_the_schema_has_an_output(penguin_schema):
+    from inference_logger.ingest import Checks, Ignored, Rejected, Response, parse
+    headers = {"ce-specversion": "1.0", "ce-id": "r1", "ce-type": "org.kubeflow.serving.inference.response",
+               "ce-time": CE_TIME}
+    body = b'{"predictions": ["Adelie", 0]}'
+    assert parse("application/json", headers, body, RECEIVED_MS, Checks(schema=penguin_schema)) == \
+        Response("r1", CE_TIME_MS, ["Adelie", "0"], {name[3:]: value for name, value in headers.items()})
+    assert parse("application/json", headers, body, RECEIVED_MS) == Ignored("r1", headers["ce-type"])
+    no_output = formats.Schema(penguin_schema.features, penguin_schema.types)
+    assert parse("application/json", headers, body, RECEIVED_MS, Checks(schema=no_output)) == \
+        Ignored("r1", headers["ce-type"])
+    with pytest.raises(Rejected, match="no_instances"):
+        parse("application/json", {}, body, RECEIVED_MS, Checks(schema=no_output))  # a plain body: not a request
