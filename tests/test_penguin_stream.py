@@ -173,3 +173,22 @@ def test_stage_flags_are_what_the_drift_core_raises_at_the_monitors_thresholds(s
                 stages.add(info.number)
                 assert flagged, where
                 assert (name in info.missing_rate_drifted) == (drift.MISSING_RATE in flagged), where
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_every_line_decodes_with_the_monitors_schema_to_the_stream_data(fmt):
+    """formats.decode (the job's reference parser) with the schema of examples/penguins/monitor.yaml."""
+    stream = ps.generate(stage_size=SMALL, format=fmt)
+    schema = formats.Schema.from_spec(load_spec(ps.PENGUINS / "monitor.yaml"))
+    rows = {request_id: row for request_id, row in zip(stream.ids.tolist(), stream.rows)}
+    predictions = dict(zip(stream.ids.tolist(), stream.predictions)) | dict(zip(stream.orphan_ids, stream.orphan_predictions))
+    seen = Counter()
+    for line in stream.lines:
+        parsed = formats.decode(fmt, line, schema=schema)
+        if isinstance(parsed, formats.ParsedResponse):
+            assert parsed.predictions == [predictions[parsed.request_id]]
+            seen["response"] += 1
+        else:
+            assert parsed.instances == [[rows[parsed.request_id].get(name) for name in stream.feature_names]]
+            seen["request"] += 1
+    assert seen == {"request": len(stream), "response": int(stream.answered.sum()) + len(stream.orphan_ids)}
