@@ -1,4 +1,4 @@
-"""The three inference-log wire formats, defined once: encoders and the pure-Python reference decoder.
+"""The inference-log wire formats, defined once: encoders and the pure-Python reference decoder.
 
 The stream generator writes them, the inference logger reads and re-writes them, and the Flink job
 parses them on the Java side (jvm/udfs, a port of `decode`); the job's tests hold it to `decode` here.
@@ -19,11 +19,43 @@ Formats (every encoder writes compact JSON, keys in this order, no spaces):
 
   A plain KServe v1 body ``{"instances":[...]}`` (no ``specversion`` key) is valid input too; its id
   and time then come from ``default_id`` / ``default_time_ms`` (the Kafka key and record timestamp).
-- ``oip-v2``: an Open Inference Protocol request with one FP64 tensor of shape [n, k], data flattened
-  row-major, and the request time in ``parameters.time``::
+- ``oip-v2``: an Open Inference Protocol request, the request time in ``parameters.time``, and either
+  one tensor of shape [n, k] with a numeric datatype, data flattened row-major::
 
       {"id":"<id>","parameters":{"time":<epoch ms>},"inputs":[{"name":"input-0","shape":[n,k],
        "datatype":"FP64","data":[...]}]}
+
+  or one tensor per feature, named like the feature, of shape [n] or [n, 1] (datatype ``BYTES`` for a
+  categorical feature, a numeric one for a numeric feature; every tensor the same n; tensors of other
+  names are ignored; a feature without a tensor is missing in every instance)::
+
+      {"id":"<id>","parameters":{"time":<epoch ms>},"inputs":[{"name":"age","shape":[n],"datatype":"FP64",
+       "data":[...]},{"name":"country","shape":[n],"datatype":"BYTES","data":["se",...]}]}
+
+  ``inputs`` is read per feature as soon as one tensor is named like a feature of a named `Schema`.
+
+Values. What a record must hold is a `Schema`: the features (names in instance order, each
+``numeric`` or ``categorical``) and, optionally, the model output. An instance is a list of one value
+per feature, in order, or (with a named schema) an object keyed by feature name: other keys are
+ignored and a missing key is a missing value. A numeric feature's value is a JSON number (decoded to a
+float); a categorical feature's is a JSON string, or an integral JSON number taken as its decimal
+integer text (``1``, ``1.0`` and ``1e0`` are all ``"1"``, ``-0.0`` is ``"0"``); ``null`` is a missing
+value (``None``) in either. In the single [n, k] oip-v2 tensor the columns follow the same rules.
+Without a schema (``decode(fmt, raw)``) every feature is numeric and unnamed, instances are lists that
+merely agree in length; ``n_features=k`` is ``Schema.numeric(k)``, k unnamed numeric features.
+
+Responses (read only when the schema has an output; without one a response is ``not_request`` in
+thesis and kserve-v1, and ``bad_envelope`` in oip-v2, whose responses carry no ``inputs``), one
+prediction per instance of the request with the same id, each value checked as a one-feature instance
+of the output's type (`encode_response` writes them)::
+
+    thesis     {"type":"response","id":"<id>","time":<epoch ms>,"payload":{"predictions":[...]}}
+    kserve-v1  a CloudEvent of type org.kubeflow.serving.inference.response, data {"predictions":[...]}
+               (a plain body with "predictions" and no "instances" is a response too, id and time
+               from the defaults)
+    oip-v2     {"id":"<id>","parameters":{"time":<epoch ms>},"outputs":[{"name":"output-0","shape":[n],
+               "datatype":"BYTES","data":[...]}]}  (exactly one tensor, shape [n] or [n, 1]; an object
+               with "outputs" and no "inputs"; a numeric datatype, or BYTES for a categorical output)
 
 Decoding checks run in this order; the first that fails raises `FormatError` with its reason, and the
 reasons are exactly the dead-letter reasons of the job and the logger:
@@ -31,26 +63,40 @@ reasons are exactly the dead-letter reasons of the job and the logger:
 1. ``bad_json``      not UTF-8, not JSON, or the top level is not an object.
 2. ``bad_envelope``  the object lacks the format's structure: thesis without an object ``payload``;
    a CloudEvent whose ``specversion`` is not "1.0" or whose ``data`` is not an object; an OIP request
-   whose ``inputs`` is not a list of exactly one tensor object, or ``parameters`` not an object.
+   whose ``inputs`` is not a non-empty list of tensor objects, that is neither exactly one tensor nor
+   holds tensors named like the features (two of the same feature's name included), an OIP response
+   whose ``outputs`` is not a list of exactly one tensor object, or ``parameters`` not an object.
 3. ``not_request``   thesis message whose ``type`` is not "request", or CloudEvent whose ``type`` is not
-   ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored).
+   ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored),
+   unless it is a response and the schema has an output.
 4. ``bad_id``        the id is missing (and no ``default_id``), not a string, or empty.
 5. ``bad_time``      the time is missing (and no ``default_time_ms``), of the wrong type (thesis/OIP:
    a JSON number, not a boolean; CloudEvent: an RFC 3339 string), not finite, not positive, or
    beyond `MAX_TIME_MS`.
-6. ``bad_datatype``  (oip-v2) ``datatype`` is not a numeric tensor type (`NUMERIC_DATATYPES`).
-7. ``bad_shape``     (oip-v2) ``shape`` is not ``[n, k]`` of positive integers, or ``data`` does not hold
-   n * k values.
-8. ``no_instances``  ``instances`` (thesis, kserve-v1) is missing, not a list, or empty.
-9. ``bad_instance``  an instance is not a list, or a value in it is not a JSON number (strings, booleans,
-   null and nested lists are rejected).
-10. ``wrong_feature_count``  an instance is empty, the instances disagree in length, or their length is
-    not ``n_features`` when that is given.
-11. ``non_finite``   a value is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
+6. ``bad_datatype``  (oip-v2) the single tensor's ``datatype`` is not a numeric tensor type
+   (`NUMERIC_DATATYPES`); a feature's tensor's is not BYTES (categorical) or numeric (numeric), in
+   feature order; the output tensor's is neither numeric nor (categorical output) BYTES.
+7. ``bad_shape``     (oip-v2) the single tensor's ``shape`` is not ``[n, k]`` of positive integers, or
+   ``data`` does not hold n * k values; a feature's or the output's tensor's shape is not [n] or
+   [n, 1] of positive integers, or its ``data`` does not hold n values (feature tensors in feature
+   order), or the feature tensors disagree on n.
+8. ``no_instances``  ``instances`` (thesis, kserve-v1) or ``predictions`` is missing, not a list, or empty.
+9. ``bad_instance``  an instance is not a list (nor, with a named schema, an object), or a value in it
+   has the wrong JSON type for its feature: not a number (numeric), not a string or a number
+   (categorical; booleans, lists and objects never fit), or a finite number that is not integral
+   (categorical); a prediction likewise for the output.
+10. ``wrong_feature_count``  a list instance is empty, the list instances disagree in length, or their
+    length is not the schema's number of features (the single oip-v2 tensor's k likewise).
+11. ``non_finite``   a number is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
     turns ``1e999`` into inf; none of them may reach the statistics), or an integer beyond a double.
+    Checks 9 and 11 run instance by instance (each prediction an instance): all of an instance's value
+    types, then its numbers' finiteness, then the next instance.
 12. ``future_time``  (checked by the job and the logger, not by `decode`) the request time is more than
     ``window.max_future_skew`` ahead of the wall clock: such a record is dead-lettered and never moves
     the watermark.
+13. ``unmatched_response``  (the job) a response with no request of its id within ``output.join_timeout``.
+14. ``wrong_prediction_count``  (the job) a response whose number of predictions is not its request's
+    number of instances.
 """
 from __future__ import annotations
 
@@ -81,8 +127,11 @@ BAD_INSTANCE = "bad_instance"
 WRONG_FEATURE_COUNT = "wrong_feature_count"
 NON_FINITE = "non_finite"
 FUTURE_TIME = "future_time"
+UNMATCHED_RESPONSE = "unmatched_response"
+WRONG_PREDICTION_COUNT = "wrong_prediction_count"
 REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
-           NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME)
+           NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
+           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT)
 
 CLOUDEVENT_SOURCE = "mmon/iris"
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -165,7 +214,17 @@ class FormatError(ValueError):
 class ParsedRequest(NamedTuple):
     request_id: str
     time_ms: int
-    instances: list[list[float]]
+    instances: list[list[Value]]
+
+
+class ParsedResponse(NamedTuple):
+    """A model response: the predictions for the request ``request_id``, one per instance."""
+    request_id: str
+    time_ms: int
+    predictions: list[Value]
+
+
+Parsed = Union[ParsedRequest, ParsedResponse]
 
 
 # ---------------------------------------------------------------------------------------------- time
@@ -378,98 +437,206 @@ def _cloudevent_time(value: Any, default_time_ms: Optional[int]) -> int:
     return time_ms
 
 
-def _check_values(row: list) -> list[float]:
-    if not all(_is_number(v) for v in row):
-        raise FormatError(BAD_INSTANCE, "a value is not a number")
-    try:
-        values = [float(v) for v in row]
-    except OverflowError:  # an integer literal beyond the largest double
-        raise FormatError(NON_FINITE, "integer too large for a double") from None
-    if not all(math.isfinite(v) for v in values):
-        raise FormatError(NON_FINITE, "NaN or infinite value")
+def _check_values(row: Sequence[Any], types: Sequence[str]) -> list[Value]:
+    """One instance's values (``None`` for a missing key), checked against their columns' types: first
+    every value's JSON type (``bad_instance``), then every number's finiteness (``non_finite``)."""
+    for value, kind in zip(row, types):
+        if value is None:
+            continue
+        if kind == NUMERIC:
+            fits = _is_number(value)
+        else:  # categorical: text, or an integral number (a non-finite one fails the next check)
+            fits = isinstance(value, str) or (_is_number(value) and not (
+                isinstance(value, float) and math.isfinite(value) and not value.is_integer()))
+        if not fits:
+            raise FormatError(BAD_INSTANCE, f"{value!r} is not a {kind} value")
+    values: list[Value] = []
+    for value, kind in zip(row, types):
+        if value is None or isinstance(value, str):
+            values.append(value)
+            continue
+        try:
+            number = float(value)
+        except OverflowError:  # an integer literal beyond the largest double
+            raise FormatError(NON_FINITE, "integer too large for a double") from None
+        if not math.isfinite(number):
+            raise FormatError(NON_FINITE, "NaN or infinite value")
+        values.append(number if kind == NUMERIC else str(value) if type(value) is int else str(int(number)))
     return values
 
 
-def _check_instances(instances: Any, n_features: Optional[int]) -> list[list[float]]:
+def _named(schema: Optional[Schema]) -> bool:
+    return schema is not None and schema.features is not None
+
+
+def _check_instances(instances: Any, schema: Optional[Schema]) -> list[list[Value]]:
     if not isinstance(instances, list) or not instances:
         raise FormatError(NO_INSTANCES, "instances missing, not a list, or empty")
-    if not all(isinstance(row, list) for row in instances):
-        raise FormatError(BAD_INSTANCE, "an instance is not a list")
-    width = n_features if n_features is not None else len(instances[0])
-    if width < 1 or any(len(row) != width for row in instances):
-        raise FormatError(WRONG_FEATURE_COUNT, f"instance lengths {sorted({len(r) for r in instances})}"
-                                               f", expected {width}")
-    return [_check_values(row) for row in instances]
+    named = _named(schema)
+    if not all(isinstance(row, list) or (named and isinstance(row, dict)) for row in instances):
+        raise FormatError(BAD_INSTANCE, "an instance is not a list" + (" or an object" if named else ""))
+    width = schema.width if schema is not None else len(instances[0])
+    lengths = {len(row) for row in instances if isinstance(row, list)}
+    if width < 1 or lengths - {width}:
+        raise FormatError(WRONG_FEATURE_COUNT, f"instance lengths {sorted(lengths)}, expected {width}")
+    types = schema.types if schema is not None else (NUMERIC,) * width
+    return [_check_values([row.get(name) for name in schema.features] if isinstance(row, dict) else row, types)
+            for row in instances]
 
 
-def _decode_thesis(obj: dict, default_id, default_time_ms, n_features) -> ParsedRequest:
+def _check_predictions(predictions: Any, schema: Schema) -> list[Value]:
+    """A response's predictions: a non-empty list, each value checked as an instance of one value."""
+    if not isinstance(predictions, list) or not predictions:
+        raise FormatError(NO_INSTANCES, "predictions missing, not a list, or empty")
+    return [_check_values([value], (schema.output_type,))[0] for value in predictions]
+
+
+def _reads_responses(schema: Optional[Schema]) -> bool:
+    return schema is not None and schema.output_name is not None
+
+
+def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     payload = _object(obj.get("payload"), "payload")
-    if obj.get("type") != "request":
+    response = obj.get("type") == "response" and _reads_responses(schema)
+    if obj.get("type") != "request" and not response:
         raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(obj.get("time"), default_time_ms)
-    return ParsedRequest(request_id, time_ms, _check_instances(payload.get("instances"), n_features))
+    if response:
+        return ParsedResponse(request_id, time_ms, _check_predictions(payload.get("predictions"), schema))
+    return ParsedRequest(request_id, time_ms, _check_instances(payload.get("instances"), schema))
 
 
-def _decode_kserve_v1(obj: dict, default_id, default_time_ms, n_features) -> ParsedRequest:
+def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     if "specversion" not in obj:  # a plain KServe v1 body
         body = obj
+        response = _reads_responses(schema) and "predictions" in obj and "instances" not in obj
         request_id = _request_id(None, default_id)
         time_ms = _numeric_time(None, default_time_ms)
     else:
         if obj["specversion"] != "1.0":
             raise FormatError(BAD_ENVELOPE, f"specversion {obj['specversion']!r}")
         body = _object(obj.get("data"), "data")
-        if obj.get("type") != CLOUDEVENT_REQUEST_TYPE:
+        response = obj.get("type") == CLOUDEVENT_RESPONSE_TYPE and _reads_responses(schema)
+        if obj.get("type") != CLOUDEVENT_REQUEST_TYPE and not response:
             raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
         request_id = _request_id(obj.get("id"), default_id)
         time_ms = _cloudevent_time(obj.get("time"), default_time_ms)
-    return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), n_features))
+    if response:
+        return ParsedResponse(request_id, time_ms, _check_predictions(body.get("predictions"), schema))
+    return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), schema))
 
 
-def _oip_rows(tensor: dict, n_features: Optional[int]) -> list[list[float]]:
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _vector_length(tensor: dict) -> int:
+    """n of a tensor of shape [n] or [n, 1] whose data holds n values; else ``bad_shape``."""
+    shape, data = tensor.get("shape"), tensor.get("data")
+    if (not isinstance(shape, list) or len(shape) not in (1, 2) or not all(_positive_int(d) for d in shape)
+            or shape[1:] not in ([], [1])):
+        raise FormatError(BAD_SHAPE, f"shape {shape!r} is not [n] or [n, 1]")
+    if not isinstance(data, list) or len(data) != shape[0]:
+        raise FormatError(BAD_SHAPE, f"data does not hold {shape[0]} values")
+    return shape[0]
+
+
+def _oip_rows(tensor: dict, schema: Optional[Schema]) -> list[list[Value]]:
+    """The single [n, k] tensor of a request: a numeric datatype, the columns checked as the features."""
     if not isinstance(tensor.get("datatype"), str) or tensor["datatype"] not in NUMERIC_DATATYPES:
         raise FormatError(BAD_DATATYPE, f"datatype {tensor.get('datatype')!r}")
     shape, data = tensor.get("shape"), tensor.get("data")
-    if (not isinstance(shape, list) or len(shape) != 2
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+    if not isinstance(shape, list) or len(shape) != 2 or not all(_positive_int(d) for d in shape):
         raise FormatError(BAD_SHAPE, f"shape {shape!r} is not [n, k]")
     n, width = shape
     if not isinstance(data, list) or len(data) != n * width:
         raise FormatError(BAD_SHAPE, f"data does not hold {n} x {width} values")
-    return _check_instances([data[i * width:(i + 1) * width] for i in range(n)], n_features)
+    return _check_instances([data[i * width:(i + 1) * width] for i in range(n)], schema)
 
 
-def _decode_oip_v2(obj: dict, default_id, default_time_ms, n_features) -> ParsedRequest:
-    inputs = obj.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        raise FormatError(BAD_ENVELOPE, "inputs is not a list of exactly one tensor")
-    tensor = _object(inputs[0], "inputs[0]")
+def _feature_rows(tensors: dict[int, dict], schema: Schema) -> list[list[Value]]:
+    """One tensor per feature (`tensors`: feature index -> tensor): datatypes, then shapes, in feature
+    order; a feature without a tensor is missing in every instance."""
+    for j, tensor in sorted(tensors.items()):
+        datatype = tensor.get("datatype")
+        fits = (datatype == "BYTES") if schema.types[j] == CATEGORICAL else (
+            isinstance(datatype, str) and datatype in NUMERIC_DATATYPES)
+        if not fits:
+            raise FormatError(BAD_DATATYPE, f"datatype {datatype!r} of {schema.types[j]} feature "
+                                            f"{schema.features[j]!r}")
+    lengths = {_vector_length(tensor) for _, tensor in sorted(tensors.items())}
+    if len(lengths) != 1:
+        raise FormatError(BAD_SHAPE, f"feature tensors of different lengths {sorted(lengths)}")
+    n = lengths.pop()
+    rows = [[tensors[j]["data"][i] if j in tensors else None for j in range(schema.width)] for i in range(n)]
+    return [_check_values(row, schema.types) for row in rows]
+
+
+def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
+    response = _reads_responses(schema) and "inputs" not in obj and "outputs" in obj
+    tensors = obj.get("outputs" if response else "inputs")
+    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
+        raise FormatError(BAD_ENVELOPE, f"{'outputs' if response else 'inputs'} is not a list of tensor objects")
+    by_feature: dict[int, dict] = {}
+    if not response and _named(schema):
+        index = {name: j for j, name in enumerate(schema.features)}
+        for tensor in tensors:
+            name = tensor.get("name")
+            if isinstance(name, str) and name in index:
+                if index[name] in by_feature:
+                    raise FormatError(BAD_ENVELOPE, f"two tensors named {name!r}")
+                by_feature[index[name]] = tensor
+    if not by_feature and len(tensors) != 1:
+        raise FormatError(BAD_ENVELOPE, f"{'outputs' if response else 'inputs'} is not exactly one tensor"
+                                        + ("" if response else " or tensors named like the features"))
     parameters = _object(obj.get("parameters", {}), "parameters")
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(parameters.get("time"), default_time_ms)
-    return ParsedRequest(request_id, time_ms, _oip_rows(tensor, n_features))
+    if response:
+        tensor = tensors[0]
+        datatype = tensor.get("datatype")
+        if not isinstance(datatype, str) or not (datatype in NUMERIC_DATATYPES or (
+                datatype == "BYTES" and schema.output_type == CATEGORICAL)):
+            raise FormatError(BAD_DATATYPE, f"datatype {datatype!r} of the {schema.output_type} output")
+        _vector_length(tensor)
+        return ParsedResponse(request_id, time_ms, _check_predictions(tensor["data"], schema))
+    if by_feature:
+        return ParsedRequest(request_id, time_ms, _feature_rows(by_feature, schema))
+    return ParsedRequest(request_id, time_ms, _oip_rows(tensors[0], schema))
 
 
 _DECODERS = {THESIS: _decode_thesis, KSERVE_V1: _decode_kserve_v1, OIP_V2: _decode_oip_v2}
 
 
+def _schema(schema: Optional[Schema], n_features: Optional[int]) -> Optional[Schema]:
+    if n_features is None:
+        return schema
+    if schema is not None:
+        raise ValueError("give either schema or n_features, not both")
+    return Schema.numeric(n_features)
+
+
 def decode(format: str, raw: Union[str, bytes], *, default_id: Optional[str] = None,
-           default_time_ms: Optional[int] = None, n_features: Optional[int] = None) -> ParsedRequest:
-    """Parse one message of `format` into (request_id, time_ms, instances).
+           default_time_ms: Optional[int] = None, schema: Optional[Schema] = None,
+           n_features: Optional[int] = None) -> Parsed:
+    """Parse one message of `format` into a `ParsedRequest` (request_id, time_ms, instances) or, when
+    `schema` has an output, possibly a `ParsedResponse` (request_id, time_ms, predictions).
 
     `default_id` / `default_time_ms` stand in when the message carries no id / time (e.g. the Kafka
-    key and record timestamp). `n_features`, when given, is the required instance length; otherwise
-    all instances must merely agree. Raises `FormatError` (see the module docstring for the reasons
-    and the order they are checked in), or ValueError for an unknown format.
+    key and record timestamp). `schema` gives the features (names and types) and the output;
+    ``n_features=n`` is short for ``schema=Schema.numeric(n)`` (n unnamed numeric features); with
+    neither, the features are numeric and unnamed, and the instances must merely agree in length.
+    Raises `FormatError` (see the module docstring for the reasons and the order they are checked in),
+    or ValueError for an unknown format.
     """
     return decode_object(format, _load_object(raw), default_id=default_id, default_time_ms=default_time_ms,
-                         n_features=n_features)
+                         schema=schema, n_features=n_features)
 
 
 def decode_object(format: str, obj: dict, *, default_id: Optional[str] = None,
-                  default_time_ms: Optional[int] = None, n_features: Optional[int] = None) -> ParsedRequest:
+                  default_time_ms: Optional[int] = None, schema: Optional[Schema] = None,
+                  n_features: Optional[int] = None) -> Parsed:
     """`decode` on a message already parsed from JSON into a dict (the checks after ``bad_json``)."""
-    if format not in _DECODERS:
-        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    return _DECODERS[format](obj, default_id, default_time_ms, n_features)
+    _known(format)
+    return _DECODERS[format](obj, default_id, default_time_ms, _schema(schema, n_features))

@@ -1,35 +1,75 @@
-"""Parse step: every inference-log format into (reason, request id, request time, instances), in the JVM.
+"""Parse step: every inference-log format into (reason, request id, request time, values), in the JVM.
 
 ``mmon_parse`` is the Java SQL function ``io.github.mmon.flink.ParseRequest`` (``jvm/udfs``, built by
 ``make setup``): a port of `flink_job.formats.decode`, the reference, with its checks in its order and
 its dead-letter reasons (the job's tests hold the two to each other line by line), plus the
-``future_time`` check. It parses each record's JSON once and returns
-``ROW<reason, request_id, time_ms, instances BYTES>`` (the instances packed row-major as float64);
-``reason`` is NULL for a request that can be monitored. The source's rowtime column calls
-``mmon_request_time_ms`` on the same record (NULL for a dead-lettered one, so no rejected time moves
-the watermark); the Java side memoises the last record per thread, so that is not a second parse.
-The step's output is the view `REQUESTS_VIEW`, one row of `REQUEST_FIELDS` per record.
+``future_time`` check. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
+names and types, each categorical feature's vocabulary from the baseline, and the output) and registered
+as that instance (`register_functions`). It parses each record's JSON once and returns
+``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN>``: the
+values packed row-major as float64 (n x k for a request; n x 1, the predictions, for a response, read
+only when the spec has an output), a numeric value as is, a missing one NaN, a categorical one its index
+in the feature's vocabulary or else ``-(1 + j)`` for ``labels[j]``. ``reason`` is NULL for a record that
+can be monitored. The source's rowtime column calls ``mmon_request_time_ms`` on the same record (NULL
+for a dead-lettered one, so no rejected time moves the watermark); the Java side memoises the last
+record per thread, so that is not a second parse. The step's output is the view `REQUESTS_VIEW`, one row
+of `REQUEST_FIELDS` per record.
 """
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pyflink.table import StreamTableEnvironment
 
-from flink_job import watermarks
+from flink_job import java_functions, watermarks
 from flink_job.config import MonitorSpec
 
 LATE = "late"
 PARSE_FUNCTION = "mmon_parse"
 TIME_FUNCTION = "mmon_request_time_ms"
-JAVA_FUNCTIONS = {PARSE_FUNCTION: "io.github.mmon.flink.ParseRequest",
-                  TIME_FUNCTION: "io.github.mmon.flink.RequestTimeMs"}
+JAVA_FUNCTIONS = {PARSE_FUNCTION: "ParseRequest", TIME_FUNCTION: "RequestTimeMs"}
+"""The SQL functions, by their classes in ``io.github.mmon.flink``, each constructed with the schema."""
 
 REQUESTS_VIEW = "mmon_requests"
 POSITION_FIELDS = ("source_name", "source_partition", "source_position")
-REQUEST_FIELDS = ("reason", "request_id", "request_time_ms", "instances", "raw", *POSITION_FIELDS, watermarks.ROWTIME)
+PARSED_FIELDS = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms",
+                 "instances": "instances", "labels": "labels", "response": "response"}
+"""The view's fields taken from ``mmon_parse``'s result, by the result's field names."""
+REQUEST_FIELDS = (*PARSED_FIELDS, "raw", *POSITION_FIELDS, watermarks.ROWTIME)
 """The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).
 ``raw`` is the record's UTF-8 bytes, kept for dead letters: turning every record into a Java string on
 its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS` are the source's
 columns of the same names (`flink_job.source`), the reference ``DeadLetters.java`` writes."""
+
+
+def _vocabulary(baseline: Any, name: str) -> list[str]:
+    """A categorical column's baseline categories, then its other values (the codes 0, 1, ...)."""
+    if not hasattr(baseline, "categories"):
+        raise ValueError(f"{name!r} is categorical but its baseline is not (no categories)")
+    return [*baseline.categories, *baseline.other_values]
+
+
+def schema_json(spec: MonitorSpec, baseline: Any) -> str:
+    """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads."""
+    features = spec.input.features
+    vocabularies = [_vocabulary(baseline.features[f.name], f.name) if f.type == "categorical" else []
+                    for f in features]
+    output = spec.output
+    content = {"names": [f.name for f in features], "types": [f.type for f in features], "vocabularies": vocabularies}
+    if output is not None:
+        output_baseline = baseline.output.feature if baseline.output is not None else None
+        content.update(output_name=output.name, output_type=output.type,
+                       output_vocabulary=(_vocabulary(output_baseline, output.name)
+                                          if output.type == "categorical" and output_baseline is not None else []))
+    return json.dumps(content)
+
+
+def java_schema(spec: MonitorSpec, baseline: Any):
+    """The Java ``FeatureSchema`` of `spec` (``input.features``, ``output``) with the vocabularies of
+    `baseline` (a `udfs.baseline.Baseline`): each categorical feature's categories then other values, and
+    the output's likewise (empty when the baseline has no output: every prediction is then a label)."""
+    return java_functions.package().FeatureSchema.fromJson(schema_json(spec, baseline))
 
 
 def sql_string(text: str) -> str:
@@ -37,10 +77,14 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def register_functions(t_env: StreamTableEnvironment) -> None:
-    """Registers the Java functions (their jar is in ``pipeline.jars``, see `flink_job.pipeline`)."""
+def register_functions(t_env: StreamTableEnvironment, schema) -> None:
+    """Registers `JAVA_FUNCTIONS`, each an instance constructed with ``schema`` (a Java ``FeatureSchema``,
+    see `java_schema`), replacing earlier registrations of the names (their jar is in ``pipeline.jars``,
+    see `flink_job.pipeline`)."""
+    package = java_functions.package()
     for name, java_class in JAVA_FUNCTIONS.items():
-        t_env.create_java_temporary_system_function(name, java_class)
+        t_env._j_tenv.dropTemporarySystemFunction(name)
+        t_env._j_tenv.createTemporarySystemFunction(name, getattr(package, java_class)(schema))
 
 
 def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_payload", default_id: str = "default_id",
@@ -51,15 +95,13 @@ def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_paylo
     clock for ``future_time``; a replayed file's against the latest request time accepted before it
     (a file's times may lie anywhere, even after today)."""
     message_time = "TRUE" if spec.input.time == "event" else "FALSE"
-    return (f"{function}({raw}, {sql_string(spec.input.format)}, {len(spec.input.features)}, {message_time}, "
-            f"{default_id}, {default_time_ms}, CAST({int(spec.window.max_future_skew)} AS BIGINT), "
-            f"{'TRUE' if live else 'FALSE'})")
+    return (f"{function}({raw}, {sql_string(spec.input.format)}, {message_time}, {default_id}, {default_time_ms}, "
+            f"CAST({int(spec.window.max_future_skew)} AS BIGINT), {'TRUE' if live else 'FALSE'})")
 
 
 def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:
-    """One row of `REQUEST_FIELDS` per record; ``reason`` is NULL for a request that can be monitored."""
-    parsed = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms", "instances": "instances"}
-    columns = [f"r.parsed.{field} AS {name}" for name, field in parsed.items()]
+    """One row of `REQUEST_FIELDS` per record; ``reason`` is NULL for a record that can be monitored."""
+    columns = [f"r.parsed.{field} AS {name}" for name, field in PARSED_FIELDS.items()]
     passed = [*POSITION_FIELDS, watermarks.ROWTIME]
     columns += ["CAST(r.raw_payload AS BYTES) AS `raw`", *(f"r.{name}" for name in passed)]
     return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS SELECT {', '.join(columns)} FROM (SELECT raw_payload, "

@@ -1,8 +1,10 @@
 """The wire formats: exact encodings, round trips, and every dead-letter reason."""
 import json
+import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -139,7 +141,7 @@ BAD = [
     ("kserve-v1", _event(data={"instances": {"a": 1}}), "no_instances"),
     ("thesis", _thesis(payload={"instances": [1.0, 2.0]}), "bad_instance"),
     ("thesis", _thesis(payload={"instances": [[1.0, "2"]]}), "bad_instance"),
-    ("thesis", _thesis(payload={"instances": [[1.0, None]]}), "bad_instance"),
+    ("thesis", _thesis(payload={"instances": [[1.0, {}]]}), "bad_instance"),
     ("thesis", _thesis(payload={"instances": [[1.0, False]]}), "bad_instance"),
     ("oip-v2", _oip({"data": [1.0, [2.0]]}), "bad_instance"),
     ("thesis", _thesis(payload={"instances": [[]]}), "wrong_feature_count"),
@@ -167,7 +169,7 @@ def test_feature_count_is_enforced_when_given():
 
 
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 12
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 14
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
 
 
@@ -179,3 +181,216 @@ def test_the_java_parser_uses_the_same_reasons():
     assert {name: value for name, value in constants.items() if value in formats.REASONS} == {
         name: getattr(formats, name) for name in constants if getattr(formats, name, None) in formats.REASONS}
     assert set(formats.REASONS) <= set(constants.values())
+
+
+# ------------------------------------------------------------------ issue 13: named, categorical, missing, responses
+
+MIXED = formats.Schema(("age", "color", "income", "size"), ("numeric", "categorical", "numeric", "categorical"),
+                       "prediction", "categorical")
+
+
+def test_reasons_end_with_the_job_level_ones_in_order():
+    assert formats.REASONS[-3:] == ("future_time", "unmatched_response", "wrong_prediction_count")
+
+
+def test_schema_checks_and_shorthands():
+    assert formats.Schema.numeric(3) == formats.Schema(None, ("numeric",) * 3)
+    spec = SimpleNamespace(input=SimpleNamespace(features=(SimpleNamespace(name="a", type="numeric"),
+                                                           SimpleNamespace(name="b", type="categorical"))),
+                           output=SimpleNamespace(name="p", type="numeric"))
+    assert formats.Schema.from_spec(spec) == formats.Schema(("a", "b"), ("numeric", "categorical"), "p", "numeric")
+    spec.output = None
+    assert formats.Schema.from_spec(spec).output_name is None
+    for bad in [(("a",), ("numeric", "numeric")), (("a", "a"), ("numeric", "numeric")), (("a",), ("text",)), ((), ())]:
+        with pytest.raises(ValueError):
+            formats.Schema(*bad)
+    with pytest.raises(ValueError, match="either"):
+        decode("thesis", encode("thesis", "r", T_MS, ROWS), schema=formats.Schema.numeric(4), n_features=4)
+
+
+def test_named_instances_take_values_by_name():
+    raw = encode("thesis", "r", T_MS, [{"color": "red", "age": 31, "size": 2, "extra": "ignored"},
+                                       [40.5, "blue", None, "XL"]])
+    assert decode("thesis", raw, schema=MIXED).instances == [[31.0, "red", None, "2"], [40.5, "blue", None, "XL"]]
+    for schema in (None, formats.Schema.numeric(4)):  # unnamed: lists only, as before
+        with pytest.raises(FormatError) as caught:
+            decode("thesis", encode("thesis", "r", T_MS, [{"a": 1}]), schema=schema)
+        assert caught.value.reason == formats.BAD_INSTANCE
+
+
+def test_null_is_a_missing_value_in_either_type():
+    assert decode("thesis", encode("thesis", "r", T_MS, [[1.0, None]]), n_features=2).instances == [[1.0, None]]
+    assert decode("kserve-v1", encode("kserve-v1", "r", T_MS, [[None, None, None, None]]),
+                  schema=MIXED).instances == [[None, None, None, None]]
+    assert decode("oip-v2", encode("oip-v2", "r", T_MS, [[None, 2.0]])).instances == [[None, 2.0]]
+
+
+@pytest.mark.parametrize("value,text", [("red", "red"), ("", ""), (1, "1"), (1.0, "1"), (-3, "-3"), (1e2, "100"),
+                                        (-0.0, "0"), (2**70, str(2**70)), (1e20, "100000000000000000000")])
+def test_categorical_values_are_text_integral_numbers_included(value, text):
+    raw = json.dumps({"type": "request", "id": "r", "time": T_MS, "payload": {"instances": [[1, value, 2, "s"]]}})
+    assert decode("thesis", raw, schema=MIXED).instances == [[1.0, text, 2.0, "s"]]
+
+
+@pytest.mark.parametrize("row,reason", [
+    ([1, 1.5, 2, "s"], "bad_instance"),       # a fractional number in a categorical feature
+    ([1, True, 2, "s"], "bad_instance"),
+    ([1, ["red"], 2, "s"], "bad_instance"),
+    ([1, {"v": "red"}, 2, "s"], "bad_instance"),
+    (["1", "red", 2, "s"], "bad_instance"),   # text in a numeric feature
+    ([False, "red", 2, "s"], "bad_instance"),
+    ([1, math.inf, 2, "s"], "non_finite"),    # a categorical number must be finite too
+    ([1, math.nan, 2, "s"], "non_finite"),
+    ([math.nan, 1.5, 2, "s"], "bad_instance"),  # every value's type, then finiteness
+    ([1, "red", 2], "wrong_feature_count"),
+])
+def test_value_types_are_checked_per_feature(row, reason):
+    raw = json.dumps({"type": "request", "id": "r", "time": T_MS, "payload": {"instances": [row]}})
+    with pytest.raises(FormatError) as caught:
+        decode("thesis", raw, schema=MIXED)
+    assert caught.value.reason == reason
+
+
+def test_oip_per_feature_tensors():
+    raw = encode("oip-v2", "r", T_MS, [[30, "red", 1.5, "M"], {"age": 40, "color": None, "size": 3}], schema=MIXED)
+    request = json.loads(raw)
+    assert [t["name"] for t in request["inputs"]] == list(MIXED.features)
+    assert [t["datatype"] for t in request["inputs"]] == ["FP64", "BYTES", "FP64", "BYTES"]
+    assert request["inputs"][0] == {"name": "age", "shape": [2], "datatype": "FP64", "data": [30, 40]}
+    assert decode("oip-v2", raw, schema=MIXED).instances == [[30.0, "red", 1.5, "M"], [40.0, None, None, "3"]]
+
+    def with_inputs(inputs):
+        return json.dumps({"id": "r", "parameters": {"time": T_MS}, "inputs": inputs})
+    age = {"name": "age", "shape": [2, 1], "datatype": "INT32", "data": [1, 2]}
+    color = {"name": "color", "shape": [2], "datatype": "BYTES", "data": ["a", 7]}
+    other = {"name": "unknown", "shape": [5], "datatype": "BOOL", "data": "ignored"}
+    assert decode("oip-v2", with_inputs([other, color, age]), schema=MIXED).instances == [
+        [1.0, "a", None, None], [2.0, "7", None, None]]  # features without a tensor are missing
+    for inputs, reason in [
+            ([age, {**color, "datatype": "FP64"}], "bad_datatype"),
+            ([{**age, "datatype": "BYTES"}, color], "bad_datatype"),
+            ([age, {**color, "shape": [3], "data": ["a", "b", "c"]}], "bad_shape"),
+            ([age, {**color, "shape": [2, 2]}], "bad_shape"),
+            ([age, {**color, "shape": [2], "data": ["a"]}], "bad_shape"),
+            ([age, color, {**age, "data": [3, 4]}], "bad_envelope"),  # a feature twice
+            ([other, {**other, "name": "input-1"}], "bad_envelope"),  # neither one tensor nor named ones
+            ([age, "tensor"], "bad_envelope"),
+            ([age, {**color, "data": ["a", 1.5]}], "bad_instance"),
+            ([{**age, "data": [1, "2"]}], "bad_instance")]:
+        with pytest.raises(FormatError) as caught:
+            decode("oip-v2", with_inputs(inputs), schema=MIXED)
+        assert caught.value.reason == reason, inputs
+
+
+def test_oip_single_tensor_with_categorical_columns():
+    raw = encode("oip-v2", "r", T_MS, [[30, 1, 1.5, 2.0], [31, None, 2, -1]])
+    assert json.loads(raw)["inputs"][0]["shape"] == [2, 4]
+    assert decode("oip-v2", raw, schema=MIXED).instances == [[30.0, "1", 1.5, "2"], [31.0, None, 2.0, "-1"]]
+    with pytest.raises(FormatError) as caught:
+        decode("oip-v2", _oip({"datatype": "BYTES", "data": ["a", "b"]}), schema=formats.Schema(
+            ("x", "y"), ("categorical", "categorical")))
+    assert caught.value.reason == formats.BAD_DATATYPE  # BYTES only in per-feature tensors
+    with pytest.raises(ValueError, match="feature names"):
+        encode("oip-v2", "r", T_MS, [[1, "red"]])  # text in list instances needs the names
+
+
+def test_response_encodings_are_exact():
+    assert formats.encode_response("thesis", "r1", T_MS, ["setosa", None, 2]) == (
+        '{"type":"response","id":"r1","time":1763767500123,"payload":{"predictions":["setosa",null,2]}}')
+    assert json.loads(formats.encode_response("kserve-v1", "r1", T_MS, [0.5])) == {
+        "specversion": "1.0", "id": "r1", "source": "mmon/iris", "type": formats.CLOUDEVENT_RESPONSE_TYPE,
+        "time": "2025-11-21T23:25:00.123Z", "datacontenttype": "application/json", "data": {"predictions": [0.5]}}
+    assert formats.CLOUDEVENT_RESPONSE_TYPE == "org.kubeflow.serving.inference.response"
+    assert json.loads(formats.encode_response("oip-v2", "r1", T_MS, ["a", "b"])) == {
+        "id": "r1", "parameters": {"time": T_MS},
+        "outputs": [{"name": "output-0", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}]}
+    assert json.loads(formats.encode_response("oip-v2", "r1", T_MS, [1, None]))["outputs"][0]["datatype"] == "FP64"
+    with pytest.raises(ValueError):
+        formats.encode_response("oip-v2", "r1", T_MS, [math.nan])
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_responses_decode_only_with_an_output(fmt):
+    raw = formats.encode_response(fmt, "r1", T_MS, ["setosa", None, 1])
+    assert decode(fmt, raw, schema=MIXED) == formats.ParsedResponse("r1", T_MS, ["setosa", None, "1"])
+    numeric_output = formats.Schema(MIXED.features, MIXED.types, "score", "numeric")
+    assert decode(fmt, formats.encode_response(fmt, "r1", T_MS, [0.25, None, 3]), schema=numeric_output) == (
+        "r1", T_MS, [0.25, None, 3.0])
+    for schema in (None, formats.Schema.numeric(4), formats.Schema(MIXED.features, MIXED.types)):
+        with pytest.raises(FormatError) as caught:  # as before issue 13
+            decode(fmt, raw, schema=schema)
+        assert caught.value.reason == ("bad_envelope" if fmt == "oip-v2" else "not_request")
+
+
+def test_a_plain_kserve_body_with_predictions_is_a_response():
+    assert decode("kserve-v1", '{"predictions":["a"]}', default_id="k", default_time_ms=5, schema=MIXED) == (
+        formats.ParsedResponse("k", 5, ["a"]))
+    both = decode("kserve-v1", '{"predictions":["a"],"instances":[[1,"a",2,"b"]]}', default_id="k",
+                  default_time_ms=5, schema=MIXED)
+    assert isinstance(both, formats.ParsedRequest)
+
+
+def _response(fmt, predictions, **tensor):
+    message = json.loads(formats.encode_response(fmt, "r", T_MS, ["x"]))
+    if fmt == "oip-v2":
+        message["outputs"][0].update({"data": predictions, "shape": [len(predictions) if isinstance(predictions, list)
+                                                                      else 1], **tensor})
+    else:
+        (message["payload"] if fmt == "thesis" else message["data"])["predictions"] = predictions
+    return json.dumps(message, allow_nan=True)
+
+
+@pytest.mark.parametrize("fmt,raw,reason", [
+    ("thesis", _response("thesis", []), "no_instances"),
+    ("thesis", _response("thesis", "setosa"), "no_instances"),
+    ("kserve-v1", _response("kserve-v1", None), "no_instances"),
+    ("kserve-v1", _response("kserve-v1", [0.5]), "bad_instance"),
+    ("thesis", _response("thesis", [["a"]]), "bad_instance"),
+    ("thesis", _response("thesis", [math.inf]), "non_finite"),
+    ("oip-v2", _response("oip-v2", [1, 2], datatype="BOOL"), "bad_datatype"),
+    ("oip-v2", _response("oip-v2", [1, 2], shape=[2, 2]), "bad_shape"),
+    ("oip-v2", _response("oip-v2", [1, 2], shape=[3]), "bad_shape"),
+    ("oip-v2", _response("oip-v2", [True]), "bad_instance"),
+    ("oip-v2", json.dumps({"id": "r", "outputs": [{}, {}]}), "bad_envelope"),
+])
+def test_bad_responses(fmt, raw, reason):
+    with pytest.raises(FormatError) as caught:
+        decode(fmt, raw, schema=MIXED)
+    assert caught.value.reason == reason
+
+
+def test_a_numeric_output_takes_numbers_only():
+    numeric_output = formats.Schema(MIXED.features, MIXED.types, "score", "numeric")
+    for raw, reason in [(_response("thesis", ["a"]), "bad_instance"),
+                        (_response("oip-v2", ["a"], datatype="BYTES"), "bad_datatype")]:
+        with pytest.raises(FormatError) as caught:
+            decode("oip-v2" if "outputs" in raw else "thesis", raw, schema=numeric_output)
+        assert caught.value.reason == reason
+
+
+def _normalised(value, kind):
+    """What decode gives for an encoded value of a feature of `kind`."""
+    if value is None:
+        return None
+    if kind == "numeric":
+        return float(value)
+    return value if isinstance(value, str) else str(int(value))
+
+
+numeric_value = st.one_of(st.none(), finite, st.integers(-10**6, 10**6))
+categorical_value = st.one_of(st.none(), st.text(max_size=8), st.integers(-10**20, 10**20),
+                              st.integers(-10**6, 10**6).map(float))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fmt=st.sampled_from(formats.FORMATS), data=st.data(),
+       rows=st.lists(st.tuples(numeric_value, categorical_value, numeric_value, categorical_value,
+                               st.booleans()), min_size=1, max_size=4))
+def test_named_categorical_and_missing_values_round_trip(fmt, data, rows):
+    instances = [dict(zip(MIXED.features, row[:4])) if row[4] else list(row[:4]) for row in rows]
+    raw = encode(fmt, "r", T_MS, instances, schema=MIXED if fmt == "oip-v2" else None)
+    expected = [[_normalised(v, kind) for v, kind in zip(row[:4], MIXED.types)] for row in rows]
+    assert decode(fmt, raw, schema=MIXED) == ("r", T_MS, expected)
+    predictions = data.draw(st.lists(categorical_value, min_size=1, max_size=4))
+    response = decode(fmt, formats.encode_response(fmt, "r", T_MS, predictions), schema=MIXED)
+    assert response == formats.ParsedResponse("r", T_MS, [_normalised(v, "categorical") for v in predictions])

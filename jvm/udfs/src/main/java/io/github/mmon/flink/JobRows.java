@@ -10,20 +10,24 @@ import org.apache.flink.types.Row;
  */
 public final class JobRows {
 
-    /** A parsed request, as the parse step's view selects it (flink_job.parse.REQUEST_FIELDS). Where the
-     * record came from is numbers, made text only for a dead letter ({@link DeadLetters#source}): the
-     * source's name (a constant: the topic, or the input's label), the Kafka partition (NULL for a file) and
-     * the Kafka offset or the file's line number. */
-    public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "raw",
-        "source_name", "source_partition", "source_position"};
+    /** A parsed request, as the parse step's view selects it (flink_job.parse.REQUEST_FIELDS): the parse
+     * function's fields ({@link ParseRequest}: instances packed float64, labels the categorical values outside
+     * the vocabularies, response true for a model response, whose instances are its predictions, n x 1),
+     * then the record. Where the record came from is numbers, made text only for a dead letter
+     * ({@link DeadLetters#source}): the source's name (a constant: the topic, or the input's label), the Kafka
+     * partition (NULL for a file) and the Kafka offset or the file's line number. */
+    public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "labels",
+        "response", "raw", "source_name", "source_partition", "source_position"};
     static final int REASON = 0;
     static final int REQUEST_ID = 1;
     static final int REQUEST_TIME_MS = 2;
     static final int INSTANCES = 3;
-    static final int RAW = 4;
-    static final int SOURCE_NAME = 5;
-    static final int SOURCE_PARTITION = 6;
-    static final int SOURCE_POSITION = 7;
+    static final int LABELS = 4;
+    static final int RESPONSE = 5;
+    static final int RAW = 6;
+    static final int SOURCE_NAME = 7;
+    static final int SOURCE_PARTITION = 8;
+    static final int SOURCE_POSITION = 9;
 
     /** An output record: kind (stats, outlier, drift, dead_letter, ...), Kafka key, JSON payload. */
     public static final String[] RECORD_FIELDS = {"kind", "k", "payload"};
@@ -32,7 +36,7 @@ public final class JobRows {
 
     /** A sub-batch, as {@link RequestRouter} builds it: a shard's columns of some instances of one window,
      * row-major little-endian float64 (its type is flink_job.windows.SUB_BATCH_ROW). */
-    public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed"};
+    public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed", "labels"};
 
     /** The router's accounting counters (metric group {@code mmon}, and job accumulators of the same names):
      * records read = requests accepted + records dead-lettered (flink_job.main.ACCOUNTING reads them). */

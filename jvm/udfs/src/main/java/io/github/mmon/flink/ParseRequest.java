@@ -10,10 +10,12 @@ import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 /**
- * {@code mmon_parse(raw, format, n_features, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock)}:
- * one inference-log record as {@code ROW<reason, request_id, time_ms, instances>} (see {@link RequestParser}).
- * The JSON is parsed once; the instances come back packed, row-major float64, as {@link RequestRouter} and
- * Python read them.
+ * {@code mmon_parse(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock)}:
+ * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response>} (see
+ * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
+ * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
+ * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels
+ * (the categorical values outside the vocabularies, coded {@code -(1 + j)}).
  *
  * <p>Not deterministic: the {@code future_time} check reads the wall clock (or the thread's latest accepted
  * time). That is also what keeps the planner from calling it once per field the view selects from its
@@ -22,15 +24,23 @@ import org.apache.flink.types.Row;
 public class ParseRequest extends ScalarFunction {
 
     public static final String RESULT_TYPE =
-            "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances BYTES>";
+            "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances BYTES, labels ARRAY<STRING>, "
+                    + "response BOOLEAN>";
+
+    private final FeatureSchema schema;
+
+    public ParseRequest(FeatureSchema schema) {
+        this.schema = schema;
+    }
 
     public @DataTypeHint(RESULT_TYPE) Row eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class)
-                                               StringData raw, String format, Integer nFeatures,
-                                               Boolean messageTime, String defaultId, Long defaultTimeMs,
-                                               Long maxFutureSkewMs, Boolean wallClock) {
-        ParsedRequest parsed = RequestParser.parse(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
+                                               StringData raw, String format, Boolean messageTime,
+                                               String defaultId, Long defaultTimeMs, Long maxFutureSkewMs,
+                                               Boolean wallClock) {
+        ParsedRequest parsed = RequestParser.parse(raw, schema, format, messageTime, defaultId, defaultTimeMs,
                 maxFutureSkewMs, wallClock);
-        return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()));
+        return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()),
+                parsed.labels(), parsed.response());
     }
 
     @Override

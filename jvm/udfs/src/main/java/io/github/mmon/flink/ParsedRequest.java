@@ -1,17 +1,25 @@
 package io.github.mmon.flink;
 
 /**
- * One decoded record: {@code reason} is null for a request that can be monitored, else its dead-letter
- * reason. {@code timeMs} is the request time when it was read before a check failed (else the default
- * time, possibly null), so even a rejected record has an event time to carry.
+ * One decoded record: {@code reason} is null for a request (or response) that can be monitored, else its
+ * dead-letter reason. {@code timeMs} is the request time when it was read before a check failed (else the
+ * default time, possibly null), so even a rejected record has an event time to carry.
+ *
+ * <p>{@code instances} (null when rejected) holds the values, n x k for a request, n x 1 for a response (its
+ * predictions), coded as {@link RequestParser} says: numeric as is, missing NaN, categorical its index in the
+ * {@link FeatureSchema} vocabulary or else {@code -(1 + j)} for {@code labels[j]}. {@code labels} is empty when
+ * every value was in the vocabularies (null when rejected). {@code response} is true for an accepted response
+ * (false for every rejected record).
  */
-public record ParsedRequest(String reason, String requestId, Long timeMs, double[][] instances) {
+public record ParsedRequest(String reason, String requestId, Long timeMs, double[][] instances, String[] labels,
+                            boolean response) {
 
-    static ParsedRequest accepted(String requestId, long timeMs, double[][] instances) {
-        return new ParsedRequest(null, requestId, timeMs, instances);
+    static ParsedRequest accepted(String requestId, long timeMs, double[][] instances, String[] labels,
+                                  boolean response) {
+        return new ParsedRequest(null, requestId, timeMs, instances, labels, response);
     }
 
     static ParsedRequest rejected(String reason, String requestId, Long timeMs) {
-        return new ParsedRequest(reason, requestId, timeMs, null);
+        return new ParsedRequest(reason, requestId, timeMs, null, null, false);
     }
 }

@@ -2,7 +2,11 @@ package io.github.mmon.flink;
 
 import java.io.IOException;
 import java.time.DateTimeException;
+import java.math.BigDecimal;
 import java.time.LocalDate;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -20,8 +24,14 @@ import org.apache.flink.table.data.binary.BinaryStringData;
 
 /**
  * The inference-log decoder of {@code flink_job/formats.py} in Java: the same three formats, the same
- * checks in the same order, the same dead-letter reasons. The Python module is the reference; the job's
- * tests hold this class to it line by line.
+ * checks in the same order, the same dead-letter reasons, the same values (read by a {@link FeatureSchema}:
+ * named and list instances, categorical values, missing values, OIP per-feature tensors, responses). The
+ * Python module is the reference; the job's tests hold this class to it line by line.
+ *
+ * <p>Values come out as a float64 matrix: a numeric value as is, a missing one NaN, a categorical one its
+ * code in the schema's vocabulary or else {@code -(1 + j)}, j indexing the record's labels (each unseen value
+ * once, in first-seen order, instance by instance). A list instance of an all-numeric schema takes a path
+ * of its own, without an allocation per value: the hot path of wide models.
  *
  * <p>Each record is parsed once into a tree (Jackson, as Flink ships it, reading NaN and Infinity tokens as
  * Python's reader does), straight from its UTF-8 bytes, with Jackson's fast (and correctly rounded)
@@ -47,8 +57,12 @@ public final class RequestParser {
     static final String WRONG_FEATURE_COUNT = "wrong_feature_count";
     static final String NON_FINITE = "non_finite";
     static final String FUTURE_TIME = "future_time";
+    static final String UNMATCHED_RESPONSE = "unmatched_response";
+    static final String WRONG_PREDICTION_COUNT = "wrong_prediction_count";
 
     static final String CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request";
+    static final String CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response";
+    static final String BYTES = "BYTES";
     static final Set<String> NUMERIC_DATATYPES = Set.of("FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
             "INT64", "UINT8", "UINT16", "UINT32", "UINT64");
     /** Epoch times below this are seconds, at or above it milliseconds (formats.SECONDS_THRESHOLD). */
@@ -82,11 +96,11 @@ public final class RequestParser {
         }
     }
 
-    private record Cached(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
+    private record Cached(StringData raw, FeatureSchema schema, String format, boolean messageTime, String defaultId,
                           Long defaultTimeMs, Long maxFutureSkewMs, boolean wallClock, ParsedRequest parsed) {
-        boolean matches(StringData raw, String format, int nFeatures, boolean messageTime, String defaultId,
+        boolean matches(StringData raw, FeatureSchema schema, String format, boolean messageTime, String defaultId,
                         Long defaultTimeMs, Long maxFutureSkewMs, boolean wallClock) {
-            return this.raw.equals(raw) && this.format.equals(format) && this.nFeatures == nFeatures
+            return this.schema == schema && this.raw.equals(raw) && this.format.equals(format)
                     && this.messageTime == messageTime && Objects.equals(this.defaultId, defaultId)
                     && Objects.equals(this.defaultTimeMs, defaultTimeMs)
                     && Objects.equals(this.maxFutureSkewMs, maxFutureSkewMs) && this.wallClock == wallClock;
@@ -98,6 +112,8 @@ public final class RequestParser {
      * string, compared byte-wise with the last one and decoded to text only when it differs; a NULL record
      * is empty text, a NULL flag false), memoised per thread for the record just before.
      *
+     * @param schema      the features and the output (compared by identity with the last record's: see
+     *                    {@link FeatureSchema}'s canonical instances)
      * @param messageTime false when the request time is the Kafka record timestamp ({@code input.time: kafka}):
      *                    the message's own time field is then neither read nor checked
      * @param maxFutureSkewMs a request time more than this ahead of "now" is {@code future_time} (NULL: no
@@ -106,33 +122,33 @@ public final class RequestParser {
      *                        on this thread (a replayed file, whose times may lie anywhere; its first
      *                        request sets the clock)
      */
-    public static ParsedRequest parse(StringData raw, String format, Integer nFeatures, Boolean messageTime,
+    public static ParsedRequest parse(StringData raw, FeatureSchema schema, String format, Boolean messageTime,
                                       String defaultId, Long defaultTimeMs, Long maxFutureSkewMs, Boolean wallClock) {
-        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, format, nFeatures.intValue(),
+        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, schema, format,
                 Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs, maxFutureSkewMs,
                 Boolean.TRUE.equals(wallClock));
     }
 
-    private static ParsedRequest memoised(StringData raw, String format, int nFeatures, boolean messageTime,
+    private static ParsedRequest memoised(StringData raw, FeatureSchema schema, String format, boolean messageTime,
                                           String defaultId, Long defaultTimeMs, Long maxFutureSkewMs,
                                           boolean wallClock) {
         Cached last = LAST.get();
-        if (last != null && last.matches(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs,
+        if (last != null && last.matches(raw, schema, format, messageTime, defaultId, defaultTimeMs,
                 maxFutureSkewMs, wallClock)) {
             return last.parsed;
         }
-        ParsedRequest parsed = decode(raw, format, nFeatures, messageTime, defaultId, defaultTimeMs);
+        ParsedRequest parsed = decode(raw, schema, format, messageTime, defaultId, defaultTimeMs);
         if (maxFutureSkewMs != null) {
             parsed = notInTheFuture(parsed, wallClock ? System.currentTimeMillis() : LATEST.get()[0], maxFutureSkewMs);
         }
         // a copy: the record's bytes may belong to a buffer that is reused for the next one
         StringData kept = ((BinaryStringData) raw).copy();
-        LAST.set(new Cached(kept, format, nFeatures, messageTime, defaultId, defaultTimeMs, maxFutureSkewMs, wallClock,
+        LAST.set(new Cached(kept, schema, format, messageTime, defaultId, defaultTimeMs, maxFutureSkewMs, wallClock,
                 parsed));
         return parsed;
     }
 
-    /** An accepted request more than {@code skewMs} after {@code nowMs} becomes {@code future_time}; one that
+    /** An accepted request (or response) more than {@code skewMs} after {@code nowMs} becomes {@code future_time}; one that
      * stays accepted advances this thread's latest accepted time. */
     static ParsedRequest notInTheFuture(ParsedRequest parsed, long nowMs, long skewMs) {
         if (parsed.reason() != null) {
@@ -160,7 +176,7 @@ public final class RequestParser {
         }
     }
 
-    static ParsedRequest decode(StringData raw, String format, int nFeatures, boolean messageTime,
+    static ParsedRequest decode(StringData raw, FeatureSchema schema, String format, boolean messageTime,
                                 String defaultId, Long defaultTimeMs) {
         Decoding state = new Decoding(messageTime, defaultId, defaultTimeMs);
         String requestId = null;
@@ -168,28 +184,52 @@ public final class RequestParser {
             JsonNode obj = loadObject(raw);
             Request request;
             switch (format) {
-                case THESIS -> request = thesis(obj, state);
-                case KSERVE_V1 -> request = kserveV1(obj, state);
-                case OIP_V2 -> request = oipV2(obj, state);
+                case THESIS -> request = thesis(obj, schema, state);
+                case KSERVE_V1 -> request = kserveV1(obj, schema, state);
+                case OIP_V2 -> request = oipV2(obj, schema, state);
                 default -> throw new IllegalArgumentException("unknown format " + format);
             }
             requestId = request.id;
-            double[][] instances = request.rows(nFeatures);
-            return ParsedRequest.accepted(requestId, state.timeMs, instances);
+            Labels labels = new Labels();
+            double[][] values = request.values.check(labels);
+            return ParsedRequest.accepted(requestId, state.timeMs, values, labels.array(), request.response);
         } catch (Rejected rejected) {
             return ParsedRequest.rejected(rejected.reason, requestId,
                     state.timeMs != null ? state.timeMs : defaultTimeMs);
         }
     }
 
-    /** An id and time already checked, and the instances still to check (they are checked last). */
-    private interface Rows {
-        double[][] check(int nFeatures) throws Rejected;
+    /** An id and time already checked, and the values still to check (they are checked last). */
+    private interface Values {
+        double[][] check(Labels labels) throws Rejected;
     }
 
-    private record Request(String id, Rows instances) {
-        double[][] rows(int nFeatures) throws Rejected {
-            return instances.check(nFeatures);
+    private record Request(String id, boolean response, Values values) {
+    }
+
+    /** The record's categorical values outside the vocabularies, each once, in first-seen order. */
+    private static final class Labels {
+        private static final String[] NONE = new String[0];
+        private ArrayList<String> list;
+        private Map<String, Integer> index;
+
+        /** {@code -(1 + j)}, j the value's index among the labels (added when new). */
+        double code(String value) {
+            if (list == null) {
+                list = new ArrayList<>();
+                index = new HashMap<>();
+            }
+            Integer j = index.get(value);
+            if (j == null) {
+                j = list.size();
+                list.add(value);
+                index.put(value, j);
+            }
+            return -(1.0 + j);
+        }
+
+        String[] array() {
+            return list == null ? NONE : list.toArray(NONE);
         }
     }
 
@@ -338,48 +378,91 @@ public final class RequestParser {
         return epochSeconds * 1000 + millis;
     }
 
-    private static Request thesis(JsonNode obj, Decoding state) throws Rejected {
+    private static Request thesis(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
         JsonNode payload = object(get(obj, "payload"));
-        if (!isText(get(obj, "type"), "request")) {
+        JsonNode type = get(obj, "type");
+        boolean response = schema.hasOutput() && isText(type, "response");
+        if (!response && !isText(type, "request")) {
             throw new Rejected(NOT_REQUEST);
         }
         String id = requestId(get(obj, "id"), state);
         numericTime(get(obj, "time"), state);
-        JsonNode instances = get(payload, "instances");
-        return new Request(id, n -> checkInstances(instances, n));
+        return body(id, response, payload, schema);
     }
 
-    private static Request kserveV1(JsonNode obj, Decoding state) throws Rejected {
+    /** The instances (a request) or predictions (a response) of a thesis payload or a KServe v1 body. */
+    private static Request body(String id, boolean response, JsonNode body, FeatureSchema schema) {
+        if (response) {
+            return new Request(id, true, labels -> checkPredictions(get(body, "predictions"), schema, labels));
+        }
+        return new Request(id, false, labels -> checkInstances(get(body, "instances"), schema, labels));
+    }
+
+    private static Request kserveV1(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
         if (!obj.has("specversion")) {  // a plain KServe v1 body: id and time from the defaults
+            boolean response = schema.hasOutput() && obj.has("predictions") && !obj.has("instances");
             String id = requestId(null, state);
             cloudEventTime(null, state);
-            return new Request(id, n -> checkInstances(get(obj, "instances"), n));
+            return body(id, response, obj, schema);
         }
         if (!isText(obj.get("specversion"), "1.0")) {
             throw new Rejected(BAD_ENVELOPE);
         }
-        JsonNode body = object(get(obj, "data"));
-        if (!isText(get(obj, "type"), CLOUDEVENT_REQUEST_TYPE)) {
+        JsonNode data = object(get(obj, "data"));
+        JsonNode type = get(obj, "type");
+        boolean response = schema.hasOutput() && isText(type, CLOUDEVENT_RESPONSE_TYPE);
+        if (!response && !isText(type, CLOUDEVENT_REQUEST_TYPE)) {
             throw new Rejected(NOT_REQUEST);
         }
         String id = requestId(get(obj, "id"), state);
         cloudEventTime(get(obj, "time"), state);
-        return new Request(id, n -> checkInstances(get(body, "instances"), n));
+        return body(id, response, data, schema);
     }
 
-    private static Request oipV2(JsonNode obj, Decoding state) throws Rejected {
-        JsonNode inputs = get(obj, "inputs");
-        if (inputs == null || !inputs.isArray() || inputs.size() != 1) {
+    private static Request oipV2(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
+        boolean response = schema.hasOutput() && !obj.has("inputs") && obj.has("outputs");
+        JsonNode tensors = get(obj, response ? "outputs" : "inputs");
+        if (tensors == null || !tensors.isArray() || tensors.isEmpty()) {
             throw new Rejected(BAD_ENVELOPE);
         }
-        JsonNode tensor = object(inputs.get(0));
+        for (JsonNode tensor : tensors) {
+            object(tensor);
+        }
+        JsonNode[] byFeature = null;  // a tensor per feature, when any is named like one
+        if (!response) {
+            for (JsonNode tensor : tensors) {
+                JsonNode name = get(tensor, "name");
+                int j = name != null && name.isTextual() ? schema.feature(name.textValue()) : -1;
+                if (j >= 0) {
+                    if (byFeature == null) {
+                        byFeature = new JsonNode[schema.width()];
+                    }
+                    if (byFeature[j] != null) {
+                        throw new Rejected(BAD_ENVELOPE);
+                    }
+                    byFeature[j] = tensor;
+                }
+            }
+        }
+        if (byFeature == null && tensors.size() != 1) {
+            throw new Rejected(BAD_ENVELOPE);
+        }
         JsonNode parameters = obj.has("parameters") ? object(obj.get("parameters")) : null;
         String id = requestId(get(obj, "id"), state);
         numericTime(parameters == null ? null : get(parameters, "time"), state);
-        return new Request(id, n -> oipRows(tensor, n));
+        JsonNode tensor = tensors.get(0);
+        if (response) {
+            return new Request(id, true, labels -> outputTensor(tensor, schema, labels));
+        }
+        JsonNode[] features = byFeature;
+        if (features != null) {
+            return new Request(id, false, labels -> featureRows(features, schema, labels));
+        }
+        return new Request(id, false, labels -> oipRows(tensor, schema, labels));
     }
 
-    private static double[][] oipRows(JsonNode tensor, int nFeatures) throws Rejected {
+    /** The single [n, k] tensor of a request: a numeric datatype, its columns checked as the features. */
+    private static double[][] oipRows(JsonNode tensor, FeatureSchema schema, Labels labels) throws Rejected {
         JsonNode datatype = get(tensor, "datatype");
         if (datatype == null || !datatype.isTextual() || !NUMERIC_DATATYPES.contains(datatype.textValue())) {
             throw new Rejected(BAD_DATATYPE);
@@ -395,14 +478,81 @@ public final class RequestParser {
         if (data == null || !data.isArray() || Math.multiplyHigh(rows, width) != 0 || data.size() != rows * width) {
             throw new Rejected(BAD_SHAPE);
         }
-        if (width != nFeatures) {  // the Python rows are slices of `width` values: all of the wrong length
+        if (width != schema.width()) {  // the Python rows are slices of `width` values: all of the wrong length
             throw new Rejected(WRONG_FEATURE_COUNT);
         }
+        FeatureSchema.Columns columns = schema.features();
         double[][] out = new double[(int) rows][];
         for (int i = 0; i < rows; i++) {
-            out[i] = checkValues(data, i * (int) width, (int) width);
+            out[i] = columns.allNumeric ? checkNumbers(data, i * (int) width, (int) width)
+                    : checkRow(slice(data, i * (int) width, (int) width), columns, labels);
         }
         return out;
+    }
+
+    /** One tensor per feature (null: the feature is missing): datatypes, then shapes, then the values. */
+    private static double[][] featureRows(JsonNode[] tensors, FeatureSchema schema, Labels labels) throws Rejected {
+        FeatureSchema.Columns columns = schema.features();
+        for (int j = 0; j < tensors.length; j++) {
+            if (tensors[j] != null) {
+                JsonNode datatype = get(tensors[j], "datatype");
+                boolean fits = columns.categorical[j] ? isText(datatype, BYTES)
+                        : datatype != null && datatype.isTextual() && NUMERIC_DATATYPES.contains(datatype.textValue());
+                if (!fits) {
+                    throw new Rejected(BAD_DATATYPE);
+                }
+            }
+        }
+        long n = -1;
+        for (JsonNode tensor : tensors) {
+            if (tensor != null) {
+                long length = vectorLength(tensor);
+                if (n >= 0 && length != n) {
+                    throw new Rejected(BAD_SHAPE);
+                }
+                n = length;
+            }
+        }
+        JsonNode[] data = new JsonNode[tensors.length];
+        for (int j = 0; j < tensors.length; j++) {
+            data[j] = tensors[j] == null ? null : get(tensors[j], "data");
+        }
+        double[][] out = new double[(int) n][];
+        JsonNode[] row = new JsonNode[tensors.length];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < row.length; j++) {
+                row[j] = data[j] == null ? null : data[j].get(i);
+            }
+            out[i] = checkRow(row, columns, labels);
+        }
+        return out;
+    }
+
+    /** The one output tensor of a response: a numeric datatype (or BYTES, categorical output), [n] or [n, 1]. */
+    private static double[][] outputTensor(JsonNode tensor, FeatureSchema schema, Labels labels) throws Rejected {
+        JsonNode datatype = get(tensor, "datatype");
+        FeatureSchema.Columns output = schema.output();
+        if (datatype == null || !datatype.isTextual() || !(NUMERIC_DATATYPES.contains(datatype.textValue())
+                || (output.categorical[0] && datatype.textValue().equals(BYTES)))) {
+            throw new Rejected(BAD_DATATYPE);
+        }
+        vectorLength(tensor);
+        return checkPredictions(get(tensor, "data"), schema, labels);
+    }
+
+    /** n of a tensor of shape [n] or [n, 1] whose data holds n values; else bad_shape. */
+    private static long vectorLength(JsonNode tensor) throws Rejected {
+        JsonNode shape = get(tensor, "shape");
+        JsonNode data = get(tensor, "data");
+        if (shape == null || !shape.isArray() || shape.isEmpty() || shape.size() > 2 || !positiveInt(shape.get(0))
+                || (shape.size() == 2 && !(positiveInt(shape.get(1)) && shape.get(1).longValue() == 1))) {
+            throw new Rejected(BAD_SHAPE);
+        }
+        long n = shape.get(0).longValue();
+        if (data == null || !data.isArray() || data.size() != n) {
+            throw new Rejected(BAD_SHAPE);
+        }
+        return n;
     }
 
     /** A positive JSON integer within a long (a larger one could not match the data's length either). */
@@ -410,42 +560,151 @@ public final class RequestParser {
         return d.isIntegralNumber() && d.canConvertToLong() && d.longValue() > 0;
     }
 
-    /** formats._check_instances: a non-empty list of lists of n numbers, checked row by row. */
-    private static double[][] checkInstances(JsonNode instances, int nFeatures) throws Rejected {
+    /** formats._check_instances: a non-empty list of instances (lists of k values, or objects), row by row. */
+    private static double[][] checkInstances(JsonNode instances, FeatureSchema schema, Labels labels)
+            throws Rejected {
         if (instances == null || !instances.isArray() || instances.isEmpty()) {
             throw new Rejected(NO_INSTANCES);
         }
         for (JsonNode row : instances) {
-            if (!row.isArray()) {
+            if (!row.isArray() && !row.isObject()) {
                 throw new Rejected(BAD_INSTANCE);
             }
         }
+        int width = schema.width();
         for (JsonNode row : instances) {
-            if (nFeatures < 1 || row.size() != nFeatures) {
+            if (row.isArray() && row.size() != width) {
                 throw new Rejected(WRONG_FEATURE_COUNT);
             }
         }
+        FeatureSchema.Columns columns = schema.features();
         double[][] out = new double[instances.size()][];
         for (int i = 0; i < out.length; i++) {
-            out[i] = checkValues(instances.get(i), 0, nFeatures);
+            JsonNode row = instances.get(i);
+            if (row.isArray()) {
+                out[i] = columns.allNumeric ? checkNumbers(row, 0, width) : checkRow(slice(row, 0, width), columns,
+                        labels);
+            } else {
+                JsonNode[] values = new JsonNode[width];
+                for (int j = 0; j < width; j++) {
+                    values[j] = row.get(schema.name(j));
+                }
+                out[i] = checkRow(values, columns, labels);
+            }
         }
         return out;
     }
 
-    /** formats._check_values on {@code width} values from {@code start}: numbers first, then finiteness. */
-    private static double[] checkValues(JsonNode values, int start, int width) throws Rejected {
+    /** formats._check_predictions: a non-empty list, each value an instance of the output's one column. */
+    private static double[][] checkPredictions(JsonNode predictions, FeatureSchema schema, Labels labels)
+            throws Rejected {
+        if (predictions == null || !predictions.isArray() || predictions.isEmpty()) {
+            throw new Rejected(NO_INSTANCES);
+        }
+        FeatureSchema.Columns output = schema.output();
+        double[][] out = new double[predictions.size()][];
+        JsonNode[] value = new JsonNode[1];
+        for (int i = 0; i < out.length; i++) {
+            value[0] = predictions.get(i);
+            out[i] = checkRow(value, output, labels);
+        }
+        return out;
+    }
+
+    private static JsonNode[] slice(JsonNode values, int start, int width) {
+        JsonNode[] row = new JsonNode[width];
         for (int j = 0; j < width; j++) {
-            if (!values.get(start + j).isNumber()) {
-                throw new Rejected(BAD_INSTANCE);
+            row[j] = values.get(start + j);
+        }
+        return row;
+    }
+
+    /**
+     * formats._check_values on {@code width} numeric values from {@code start} (the all-numeric hot path, no
+     * allocation but the row): numbers (or null) first, then finiteness; null is NaN.
+     */
+    private static double[] checkNumbers(JsonNode values, int start, int width) throws Rejected {
+        boolean nulls = false;
+        for (int j = 0; j < width; j++) {
+            JsonNode value = values.get(start + j);
+            if (!value.isNumber()) {
+                if (!value.isNull()) {
+                    throw new Rejected(BAD_INSTANCE);
+                }
+                nulls = true;
             }
         }
         double[] row = new double[width];
         for (int j = 0; j < width; j++) {
-            row[j] = values.get(start + j).doubleValue();
+            JsonNode value = values.get(start + j);
+            if (nulls && value.isNull()) {
+                row[j] = Double.NaN;
+                continue;
+            }
+            row[j] = value.doubleValue();
             if (!Double.isFinite(row[j])) {
                 throw new Rejected(NON_FINITE);
             }
         }
         return row;
+    }
+
+    /** A value of the right JSON type for its column (Java null or JSON null: missing, fits either). */
+    private static boolean fits(JsonNode value, boolean categorical) {
+        if (value == null || value.isNull()) {
+            return true;
+        }
+        if (!categorical) {
+            return value.isNumber();
+        }
+        if (value.isTextual() || value.isIntegralNumber()) {
+            return true;
+        }
+        if (!value.isNumber()) {
+            return false;
+        }
+        double d = value.doubleValue();  // a non-finite number fails the next check, a fractional one this one
+        return !Double.isFinite(d) || d == Math.rint(d);
+    }
+
+    /** formats._check_values on one instance of {@code columns}: JSON types first, then finiteness; coded. */
+    private static double[] checkRow(JsonNode[] row, FeatureSchema.Columns columns, Labels labels) throws Rejected {
+        for (int j = 0; j < row.length; j++) {
+            if (!fits(row[j], columns.categorical[j])) {
+                throw new Rejected(BAD_INSTANCE);
+            }
+        }
+        double[] out = new double[row.length];
+        for (int j = 0; j < row.length; j++) {
+            JsonNode value = row[j];
+            if (value == null || value.isNull()) {
+                out[j] = Double.NaN;
+            } else if (value.isTextual()) {
+                out[j] = code(columns, j, value.textValue(), labels);
+            } else {
+                double d = value.doubleValue();
+                if (!Double.isFinite(d)) {
+                    throw new Rejected(NON_FINITE);
+                }
+                out[j] = columns.categorical[j] ? code(columns, j, integerText(value, d), labels) : d;
+            }
+        }
+        return out;
+    }
+
+    private static double code(FeatureSchema.Columns columns, int j, String value, Labels labels) {
+        int code = columns.code(j, value);
+        return code >= 0 ? code : labels.code(value);
+    }
+
+    /** An integral finite number as its decimal integer text (Python's {@code str(int(v))}). */
+    private static String integerText(JsonNode value, double d) {
+        if (value.isIntegralNumber()) {
+            return value.asText();  // int, long and big-integer nodes write their exact decimal digits
+        }
+        if (Math.abs(d) < 0x1p62) {
+            return Long.toString((long) d);  // -0.0 is "0"
+        }
+        return new BigDecimal(d).toBigInteger().toString();
     }
 }
