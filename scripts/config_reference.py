@@ -18,17 +18,49 @@ def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        path, hint = f"{prefix}{f.name}", hints[f.name]
+        path, hint, doc = f"{prefix}{f.name}", hints[f.name], cell(f.metadata.get("doc", ""))
         if dataclasses.is_dataclass(hint):
             out += rows(hint, path + ".")
             continue
+        section = optional_section(hint)
+        if section is not None:
+            out.append((path, "optional section: the fields below", "absent", doc))
+            out += rows(section, path + ".")
+            continue
+        item = get_args(hint)[0] if get_origin(hint) is tuple else None
+        if dataclasses.is_dataclass(item):
+            out.append((path, f"list of {entry_text(item)}", default_text(f), doc))
+            out += rows(item, path + "[].")
+            continue
         value_type = get_args(hint)[1] if get_origin(hint) is collections.abc.Mapping else None
         if dataclasses.is_dataclass(value_type):
-            out.append((path, "map of name to the fields below", default_text(f), f.metadata.get("doc", "")))
+            out.append((path, "map of name to the fields below", default_text(f), doc))
             out += rows(value_type, path + ".<name>.")
             continue
-        out.append((path, type_name(hint), default_text(f), f.metadata.get("doc", "")))
+        out.append((path, type_name(hint), default_text(f), doc))
     return out
+
+
+def optional_section(hint: Any) -> Any:
+    """The dataclass of an ``Optional[<dataclass>]`` field (a section that may be left out), else None."""
+    if get_origin(hint) is not typing.Union:
+        return None
+    args = [a for a in get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in get_args(hint) and dataclasses.is_dataclass(args[0]) else None
+
+
+def entry_text(cls: type) -> str:
+    """How a list entry of dataclass ``cls`` is written: its one required field bare, or an object of its
+    fields (`FeatureSpec.parse`: a feature is a name or {name, type})."""
+    fields = dataclasses.fields(cls)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    braces = "{" + ", ".join(f.name for f in fields) + "}"
+    return f"{required[0]} or {braces}" if len(required) == 1 else braces
+
+
+def cell(text: str) -> str:
+    """Text safe inside a markdown table cell: a bare ``|`` would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def type_name(hint: Any) -> str:

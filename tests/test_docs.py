@@ -20,5 +20,24 @@ def test_readme_config_reference_is_current():
 def test_reference_lists_every_leaf_field():
     reference = runpy.run_path(str(ROOT / "scripts" / "config_reference.py"))
     paths = [row[0] for row in reference["rows"](reference["MonitorSpec"])]
-    for expected in ("window.duration", "drift.metrics.<name>.threshold", "kafka.topics.dead_letter", "job.metrics_port"):
+    for expected in ("window.duration", "drift.metrics.<name>.threshold", "kafka.topics.dead_letter", "job.metrics_port",
+                     "input.features", "input.features[].name", "input.features[].type", "output",
+                     "output.name", "output.type", "output.join_timeout", "stats.top_k", "outliers.unseen"):
         assert expected in paths
+
+
+def test_reference_renders_lists_of_entries_and_optional_sections():
+    reference = runpy.run_path(str(ROOT / "scripts" / "config_reference.py"))
+    by_path = {row[0]: row for row in reference["rows"](reference["MonitorSpec"])}
+    assert by_path["input.features"][1] == "list of name or {name, type}"
+    assert by_path["input.features[].type"][1] == "`numeric` \\| `categorical`"
+    assert by_path["output"][1:3] == ("optional section: the fields below", "absent")
+    assert by_path["output.join_timeout"][2] == "`30s`"
+
+
+def test_reference_rows_have_four_cells():
+    """A bare | in a doc string would split its cell: every row of the table has exactly four."""
+    table = subprocess.run([sys.executable, str(ROOT / "scripts" / "config_reference.py")],
+                           check=True, capture_output=True, text=True).stdout.strip().splitlines()
+    for line in table:
+        assert len(re.split(r"(?<!\\)\|", line.strip().strip("|"))) == 4, line
