@@ -20,6 +20,7 @@ from flink_job import outliers, parse, watermarks, windows
 from flink_job.config import ConfigError, load_spec, shard_count
 from udfs import drift as drift_math
 from udfs import two_sample
+from udfs import baseline as baseline_types
 from udfs.baseline import Baseline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
@@ -109,6 +110,8 @@ def test_metric_names_are_the_numeric_cores_list_without_importing_it():
     assert config.DRIFT_METRICS == drift_math.METRIC_NAMES
     assert config.HISTOGRAM_METRICS == tuple(drift_math.METRICS)
     assert config.TWO_SAMPLE_TESTS == tuple(drift_math.TESTS)
+    assert config.NUMERIC_ONLY_METRICS == drift_math.NUMERIC_ONLY
+    assert config.FEATURE_TYPES == baseline_types.FEATURE_TYPES
     probe = "import json, sys, flink_job.config; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert not {"numpy", "scipy", "udfs", "pyflink"} & set(loaded)

@@ -127,8 +127,8 @@ KSERVE_CASES = (
     Case("no_instances_missing", formats.NO_INSTANCES, lambda rid, t: _ce_data(rid, t, {"inputs": [OK_ROW]})),
     Case("bad_instance_string", formats.BAD_INSTANCE,
          lambda rid, t: _ce_data(rid, t, {"instances": [[5.1, "3.5", 1.4, 0.2]]})),
-    Case("bad_instance_null", formats.BAD_INSTANCE,
-         lambda rid, t: _ce_data(rid, t, {"instances": [OK_ROW, [5.1, None, 1.4, 0.2]]})),
+    Case("bad_instance_bool", formats.BAD_INSTANCE,  # (a null is a missing value: tests/test_job_penguins.py)
+         lambda rid, t: _ce_data(rid, t, {"instances": [OK_ROW, [5.1, True, 1.4, 0.2]]})),
     Case("bad_instance_flat", formats.BAD_INSTANCE, lambda rid, t: _ce_data(rid, t, {"instances": OK_ROW})),
     Case("wrong_feature_count_three", formats.WRONG_FEATURE_COUNT,
          lambda rid, t: _ce(rid, t, rows=[[5.1, 3.5, 1.4]])),
