@@ -204,7 +204,8 @@ class MonitorSpec:
     baseline: Path = field(metadata={"doc": "Baseline JSON from `mmon baseline`, relative to the spec file."})
     output: Optional[OutputSpec] = field(
         default=None, metadata={"doc": "The model's responses: joined to their requests by id, their predictions monitored as "
-                                       "one more column (null = responses are dead-lettered not_request)."})
+                                       "one more column (null: responses are not read; they are dead-lettered not_request, an OIP v2 "
+                                       "response bad_envelope)."})
     window: WindowSpec = field(default_factory=WindowSpec, metadata={"doc": "Event-time windowing."})
     stats: StatsSpec = field(default_factory=StatsSpec, metadata={"doc": "Window statistics."})
     outliers: OutlierSpec = field(default_factory=OutlierSpec, metadata={"doc": "Per-instance outlier rules."})
