@@ -44,10 +44,11 @@ columns of the same names (`flink_job.source`), the reference ``DeadLetters.java
 
 
 def _vocabulary(baseline: Any, name: str) -> list[str]:
-    """A categorical column's baseline categories, then its other values (the codes 0, 1, ...)."""
-    if not hasattr(baseline, "categories"):
-        raise ValueError(f"{name!r} is categorical but its baseline is not (no categories)")
-    return [*baseline.categories, *baseline.other_values]
+    """A categorical column's baseline categories, then its other values (the codes 0, 1, ...:
+    `udfs.baseline.CategoricalBaseline.vocabulary`)."""
+    if not hasattr(baseline, "vocabulary"):
+        raise ValueError(f"{name!r} is categorical but its baseline is not (no vocabulary)")
+    return list(baseline.vocabulary)
 
 
 def schema_json(spec: MonitorSpec, baseline: Any) -> str:
