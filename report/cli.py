@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
                     "monitor found: a summary (instances, windows, time range, which features drifted when and by "
                     "which metrics, outliers by feature, dead letters by reason, the accounting identity), each "
                     "drift metric's timeline against its threshold, every flagged window's histogram beside the "
-                    "baseline's, window statistics and outliers per window over time. The summary covers every "
+                    "baseline's (a categorical column's: its category shares), window statistics (missing shares "
+                    "included) and outliers per window over time. The summary covers every "
                     "feature; the detailed sections draw at most --max-features of them (the flagged ones first), "
                     "or the ones --features names. Reads the output folder of `mmon run --output DIR`, or with "
                     "--kafka the spec's output topics.",
@@ -102,7 +103,7 @@ def write_report(args: argparse.Namespace) -> Path:
     _check(args)
     spec = _spec(args)
     outputs = _outputs(args, spec)
-    html = render(outputs, spec, Baseline.load(spec.baseline).features, args.max_features, args.features)
+    html = render(outputs, spec, Baseline.load(spec.baseline).columns, args.max_features, args.features)
     path = args.output or (Path("report.html") if args.kafka else args.directory / "report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

@@ -3,7 +3,8 @@
 Time axes are UTC. A long run is down-sampled to at most `MAX_POINTS` buckets of consecutive windows,
 each keeping what must not disappear (a drift value's maximum and whether any window was flagged, the
 widest p25-p75 band), so the page stays a few MB whatever the run's length. The flagged windows'
-histograms are drawn for at most `MAX_HISTOGRAMS` windows per feature, evenly spread over the flagged ones.
+histograms (a categorical column's: its category shares) are drawn for at most `MAX_HISTOGRAMS` windows
+per feature, evenly spread over the flagged ones.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from matplotlib.collections import LineCollection, PatchCollection, PolyCollecti
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from report.findings import Episode, Findings
-from udfs.baseline import FeatureBaseline
+from report.findings import Episode, Findings, record_instances
+from udfs.baseline import CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 MAX_POINTS = 400
 LABELLED_ROWS = 100
@@ -30,6 +31,9 @@ OVERVIEW_ROWS = 1_000  # image rows at most (~ its pixels at DPI)
 MAX_HISTOGRAMS = 24
 HISTOGRAM_COLUMNS = 6
 MAX_LINES = 10  # outliers per window: one line each up to this many features, a heatmap for more
+TOP_CATEGORIES = 5  # a categorical column's statistics over time: the shares of this many of its categories
+LABELLED_SLOTS = 6  # category bars: each panel names its bars up to this many (the caption always does)
+OTHER, UNSEEN = "other", "unseen"
 DPI = 96
 VALUE, THRESHOLD, FLAGGED, BASELINE = "#5b3f9e", "#222222", "#d62728", "#9e9e9e"
 
@@ -319,19 +323,172 @@ def _titles(ax: Axes, panel: _Panel, title: str, edges: np.ndarray) -> None:
         ax.text(panel.x(value), panel.bottom - 0.03, f"{value:.3g}", ha="center", va="top", fontsize=6)
 
 
-def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+def is_categorical(rows: pd.DataFrame, reference: Optional[ColumnBaseline]) -> bool:
+    """Whether a column is categorical: its baseline says so, or (none) its window records do."""
+    if reference is not None:
+        return isinstance(reference, CategoricalBaseline)
+    return "type" in rows and bool((rows["type"] == "categorical").any())
+
+
+@dataclass(frozen=True)
+class CategoryShares:
+    """One window of a categorical column beside the baseline: the share of its present values in each
+    slot of ``labels`` (the baseline's categories, then `OTHER`, then `UNSEEN`), the baseline's share in the
+    same slots (the drift metrics' layout, `CategoricalBaseline.histogram_counts`: the baseline's "unseen"
+    slot holds its rare values it did not name, the slot a window's unseen values are compared with), and
+    the window's missing share (of all its instances)."""
+
+    labels: tuple[str, ...]
+    window: Optional[np.ndarray]
+    baseline: Optional[np.ndarray]
+    missing: Optional[float]
+
+    @classmethod
+    def of(cls, record: Optional[pd.Series], reference: Optional[CategoricalBaseline]) -> Optional["CategoryShares"]:
+        histogram = (record["histogram"] if record is not None else None) or {}
+        if "categories" in histogram:
+            categories = tuple(histogram["categories"])
+        elif reference is not None:
+            categories = reference.categories
+        else:
+            return None
+        window = missing = None
+        if "categories" in histogram:
+            counts = np.array([*histogram["counts"], histogram.get("other", 0), histogram.get("unseen", 0)], dtype=float)
+            window = counts / max(counts.sum(), 1)
+            absent = _number(record.get("missing"))
+            missing = absent / max(counts.sum() + absent, 1)
+        baseline = None
+        if reference is not None:
+            named = dict(zip(reference.categories, reference.counts.tolist()))
+            slots = [named.get(c, 0) for c in categories] + [reference.other - reference.other_unnamed,
+                                                              reference.other_unnamed]
+            baseline = np.array(slots, dtype=float) / max(reference.count, 1)
+        return cls(categories + (OTHER, UNSEEN), window, baseline, missing)
+
+
+def _number(value) -> float:
+    """A record's count that may be absent (None or NaN): 0."""
+    return 0.0 if value is None or pd.isna(value) else float(value)
+
+
+@dataclass(frozen=True)
+class CategoryPanel:
+    """One window's bars in a grid cell (as `_Panel` places it): per slot, the baseline's bar (grey, left
+    half) and the window's (red, right half), heights scaled to the panel's largest share."""
+
+    start: int
+    shares: CategoryShares
+    left: float
+    bottom: float
+    per_share: float
+
+    def slot(self, i: int) -> float:
+        return self.left + _Panel.WIDTH * i / len(self.shares.labels)
+
+    def bars(self, values: Optional[np.ndarray], offset: float) -> list[np.ndarray]:
+        """Rectangles (4 corners each) of ``values``, in each slot's half ``offset`` (0 left, 1 right)."""
+        if values is None:
+            return []
+        width = _Panel.WIDTH / len(values)
+        x0 = self.slot(0) + width * (0.1 + 0.4 * offset) + width * np.arange(len(values))
+        x1, y0, y1 = x0 + 0.4 * width, self.bottom, self.bottom + values * self.per_share
+        return [np.array([[a, y0], [a, c], [b, c], [b, y0]]) for a, b, c in zip(x0, x1, y1)]
+
+
+def category_panels(stats: pd.DataFrame, reference: Optional[CategoricalBaseline],
+                    starts: Sequence[int]) -> list[Optional[CategoryPanel]]:
+    """The panels of ``starts`` (in `flagged_histograms`' grid; None: a window with neither its record nor
+    a baseline)."""
+    by_start = stats.set_index("window_start")
+    columns = min(HISTOGRAM_COLUMNS, len(starts))
+    panels: list[Optional[CategoryPanel]] = []
+    for index, start in enumerate(starts):
+        shares = CategoryShares.of(by_start.loc[start] if start in by_start.index else None, reference)
+        if shares is None:
+            panels.append(None)
+            continue
+        peak = max(float(v.max()) for v in (shares.window, shares.baseline) if v is not None)
+        panels.append(CategoryPanel(start, shares, left=index % columns + (1 - _Panel.WIDTH) / 2,
+                                    bottom=-(index // columns) - 0.8, per_share=_Panel.HEIGHT / max(peak, 1e-12)))
+    return panels
+
+
+def flagged_categories(feature: str, stats: pd.DataFrame, reference: Optional[CategoricalBaseline],
+                       flagged: Mapping[int, tuple[str, ...]], starts: Sequence[int]) -> Plot:
+    """`flagged_histograms` of a categorical column: per window of ``starts``, each slot's share of the
+    window's present values (red) beside the baseline's (grey), slots as `CategoryShares` orders them;
+    titled with the window's start, how many metrics flagged it and its missing share when it has
+    missing values."""
+    return _encoded(category_figure(stats, reference, flagged, starts),
+                    f"category shares of {feature}'s flagged windows beside the baseline's")
+
+
+def category_figure(stats: pd.DataFrame, reference: Optional[CategoricalBaseline],
+                    flagged: Mapping[int, tuple[str, ...]], starts: Sequence[int]) -> Figure:
+    """`flagged_categories`' figure: one borderless axes whose collections are the baseline's bars, the
+    windows' bars and the panels' frames, in that order (a collection per kind, not an artist per bar)."""
+    panels = category_panels(stats, reference, starts)
+    columns = min(HISTOGRAM_COLUMNS, len(starts))
+    rows = -(-len(starts) // columns)
+    fig = Figure(figsize=(1.85 * columns, 1.3 * rows))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, columns)
+    ax.set_ylim(-rows, 0)
+    baselines, windows, frames = [], [], []
+    for panel in panels:
+        if panel is None:
+            continue
+        shares = panel.shares
+        baselines += panel.bars(shares.baseline, 0)
+        windows += panel.bars(shares.window, 1)
+        frames.append(Rectangle((panel.left, panel.bottom), _Panel.WIDTH, _Panel.HEIGHT * 1.08))
+        title = f"{pd.Timestamp(panel.start, unit='ms'):%H:%M:%S} · {len(flagged.get(panel.start, ()))} metrics"
+        if shares.missing:
+            title += f" · {shares.missing:.0%} missing"
+        ax.text(panel.left + _Panel.WIDTH / 2, panel.bottom + _Panel.HEIGHT * 1.12, title, ha="center",
+                va="bottom", fontsize=7 if not shares.missing else 6)
+        slots = len(shares.labels)
+        if slots <= LABELLED_SLOTS:
+            for i, label in enumerate(shares.labels):
+                ax.text(panel.slot(i + 0.5), panel.bottom - 0.03, label[:8], ha="center", va="top", fontsize=5.5)
+    ax.add_collection(PolyCollection(baselines, facecolors=BASELINE, alpha=0.7, linewidths=0), autolim=False)
+    ax.add_collection(PolyCollection(windows, facecolors=FLAGGED, linewidths=0), autolim=False)
+    ax.add_collection(PatchCollection(frames, facecolors="none", edgecolors="black", linewidths=0.6), autolim=False)
+    return fig
+
+
+def missing_columns(stats: pd.DataFrame, baseline: Mapping[str, ColumnBaseline], features: Sequence[str]) -> list[str]:
+    """Those of ``features`` with missing values: in a window record or in the baseline."""
+    seen = set(stats[pd.to_numeric(stats["missing"]).fillna(0) > 0]["feature"])
+    return [f for f in features if f in seen or (f in baseline and baseline[f].missing > 0)]
+
+
+def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, ColumnBaseline],
                       features: Sequence[str]) -> Plot:
-    """Per feature of ``features``: the window mean with its p25-p75 band over the baseline's (grey); then
-    the window counts (of every feature). Flagged episodes shaded. Buckets keep the mean of the means and
-    the widest band."""
+    """Per feature of ``features``: a numeric one's window mean with its p25-p75 band over the baseline's
+    (grey); a categorical one's shares of its first `TOP_CATEGORIES` categories (and of unseen values
+    when there were any) over the baseline's (dashed, same colours). Then the missing share of each
+    column with missing values (`missing_columns`; none: no such row), and the window counts. Flagged
+    episodes shaded. Buckets keep the mean of the means, the widest band, and shares of their summed
+    counts."""
     rows_of = per_feature(stats, features)
     episodes_of: dict[str, list[Episode]] = {}
     for episode in findings.episodes:
         episodes_of.setdefault(episode.feature, []).append(episode)
-    fig = _figure(11, 1.5 * len(features) + 1.6, left=0.9, top=0.1)
-    axes = fig.subplots(len(features) + 1, 1, squeeze=False, gridspec_kw={"hspace": 0.12})[:, 0]
+    missing = missing_columns(stats, baseline, features)
+    n_axes = len(features) + bool(missing) + 1
+    fig = _figure(11, 1.5 * (n_axes - 1) + 1.6, left=0.9, top=0.1)
+    axes = fig.subplots(n_axes, 1, squeeze=False, gridspec_kw={"hspace": 0.12})[:, 0]
     for ax, feature in zip(axes, features):
         rows = rows_of[feature].sort_values("window_start")
+        if is_categorical(rows, baseline.get(feature)):
+            _category_shares(ax, rows, baseline.get(feature))
+            _shade(ax, episodes_of.get(feature, []))
+            ax.set_ylabel(feature, fontsize=8)
+            ax.tick_params(labelsize=7, labelbottom=False)
+            continue
         sampled = rows.groupby(buckets(len(rows))).agg(
             start=("window_start", "first"), end=("window_end", "last"),
             mean=("mean", "mean"), p25=("p25", "min"), p75=("p75", "max"))
@@ -344,9 +501,74 @@ def window_statistics(stats: pd.DataFrame, findings: Findings, baseline: Mapping
         _shade(ax, episodes_of.get(feature, []))
         ax.set_ylabel(feature, fontsize=8)
         ax.tick_params(labelsize=7, labelbottom=False)
+    if missing:
+        _missing_shares(axes[-2], rows_of, baseline, missing)
     _counts(axes[-1], stats)
     _same_time_axis(axes)
-    return _encoded(fig, "window mean and p25-p75 per feature over time, and window counts", features)
+    return _encoded(fig, "window mean and p25-p75 (numeric) or category shares (categorical) per feature over "
+                         "time, missing shares, and window counts", features)
+
+
+def category_share_lines(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """A categorical column's shares over time: each bucket's start and end, and slot name -> its share of
+    the bucket's present values, for the first `TOP_CATEGORIES` categories of its records and `UNSEEN`
+    when any window had unseen values."""
+    histograms = [h if isinstance(h, dict) else {} for h in rows["histogram"]]
+    categories = next((h["categories"] for h in histograms if "categories" in h), [])[:TOP_CATEGORIES]
+    counts = pd.DataFrame([h.get("counts", [])[:len(categories)] for h in histograms], columns=categories,
+                          index=rows.index, dtype=float).fillna(0)
+    counts[UNSEEN] = [float(h.get("unseen", 0)) for h in histograms]
+    if not counts[UNSEEN].any():
+        counts = counts.drop(columns=UNSEEN)
+    counts["_present"] = rows["count"].fillna(0).astype(float)
+    counts["_start"], counts["_end"] = rows["window_start"], rows["window_end"]
+    grouped = counts.groupby(buckets(len(rows)))
+    sums = grouped.sum()
+    present = sums.pop("_present").to_numpy()
+    starts, ends = grouped["_start"].first().to_numpy(), grouped["_end"].last().to_numpy()
+    shares = {str(name): np.divide(sums[name].to_numpy(), present, out=np.full(len(present), np.nan),
+                                   where=present > 0)
+              for name in counts.columns if not str(name).startswith("_")}
+    return starts, ends, shares
+
+
+def _category_shares(ax: Axes, rows: pd.DataFrame, reference: Optional[CategoricalBaseline]) -> None:
+    starts, ends, shares = category_share_lines(rows)
+    x = _times((starts + ends) // 2)
+    base = CategoryShares.of(None, reference) if reference is not None else None
+    base_share = dict(zip(base.labels, base.baseline)) if base is not None else {}
+    for colour, (name, line) in enumerate(shares.items()):
+        ax.plot(x, line, color=f"C{colour % 10}", lw=1.0, label=name)
+        if name in base_share:
+            ax.axhline(base_share[name], color=f"C{colour % 10}", lw=0.7, ls="--", alpha=0.7)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6, ncol=min(len(shares), 6), loc="upper left", frameon=False)
+
+
+def missing_share_lines(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column's missing share per bucket of windows: their starts, ends and missing / (present + missing)."""
+    rows = rows.sort_values("window_start")
+    absent = pd.to_numeric(rows["missing"]).fillna(0).astype(float)
+    frame = pd.DataFrame({"missing": absent, "total": absent + rows["count"].fillna(0).astype(float),
+                          "start": rows["window_start"], "end": rows["window_end"]})
+    grouped = frame.groupby(buckets(len(frame)))
+    sums = grouped[["missing", "total"]].sum()
+    share = np.divide(sums["missing"].to_numpy(), sums["total"].to_numpy(), out=np.full(len(sums), np.nan),
+                      where=sums["total"].to_numpy() > 0)
+    return grouped["start"].first().to_numpy(), grouped["end"].last().to_numpy(), share
+
+
+def _missing_shares(ax: Axes, rows_of: Mapping[str, pd.DataFrame], baseline: Mapping[str, ColumnBaseline],
+                    columns: Sequence[str]) -> None:
+    for colour, column in enumerate(columns):
+        starts, ends, share = missing_share_lines(rows_of[column])
+        ax.plot(_times((starts + ends) // 2), share, color=f"C{colour % 10}", lw=1.0, label=column)
+        if column in baseline:
+            ax.axhline(baseline[column].missing_rate, color=f"C{colour % 10}", lw=0.7, ls="--", alpha=0.7)
+    ax.set_ylabel("missing share", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=7, labelbottom=False)
+    ax.legend(fontsize=6, ncol=min(len(columns), 6), loc="upper left", frameon=False)
 
 
 def _same_time_axis(axes: Sequence[Axes]) -> None:
@@ -361,7 +583,8 @@ def _same_time_axis(axes: Sequence[Axes]) -> None:
 
 
 def _counts(ax: Axes, stats: pd.DataFrame) -> None:
-    per_window = stats.groupby("window_start").agg(end=("window_end", "first"), count=("count", "max")).reset_index()
+    per_window = (stats.assign(instances=record_instances(stats)).groupby("window_start")
+                  .agg(end=("window_end", "first"), count=("instances", "max")).reset_index())
     sampled = per_window.groupby(buckets(len(per_window))).agg(
         start=("window_start", "first"), end=("end", "last"), count=("count", "mean"))
     edges = _times(np.append(sampled["start"].to_numpy(), sampled["end"].to_numpy()[-1]))

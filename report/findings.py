@@ -47,13 +47,15 @@ class FeatureRank:
 class Accounting:
     """The identity that nothing was lost: records read = requests accepted + dead-lettered, and
     instances accepted = instances in windows. The read and accepted counts are the job's accumulators,
-    in an embedded run's summary.json; the output topics alone hold only the other two (None here)."""
+    in an embedded run's summary.json; the output topics alone hold only the other two (None here). With
+    an ``output``, the summary also counts the responses joined to their requests (not records read)."""
 
     in_windows: int
     dead_lettered: int
     records_read: Optional[int] = None
     requests_accepted: Optional[int] = None
     instances_accepted: Optional[int] = None
+    responses_joined: Optional[int] = None
 
     @property
     def balanced(self) -> Optional[bool]:
@@ -103,6 +105,12 @@ def window_ms(outputs: RunOutputs, spec: MonitorSpec) -> int:
     return int(spec.window.duration)
 
 
+def record_instances(stats: pd.DataFrame) -> pd.Series:
+    """Each window record's instances: its column's present values and its missing ones (records written
+    before missing values were counted have none: 0)."""
+    return stats["count"] + pd.to_numeric(stats["missing"]).fillna(0)
+
+
 def flagged_windows(drift: pd.DataFrame) -> dict[str, dict[int, tuple[str, ...]]]:
     """feature -> flagged window start -> the metrics that flagged it, in time order."""
     hits = drift[drift["drift"].fillna(False).astype(bool)].sort_values(["feature", "window_start", "metric"])
@@ -149,14 +157,15 @@ def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
     summary = outputs.summary or {}
     return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter),
                       records_read=summary.get("records_read"), requests_accepted=summary.get("requests_accepted"),
-                      instances_accepted=summary.get("instances_accepted"))
+                      instances_accepted=summary.get("instances_accepted"),
+                      responses_joined=summary.get("responses_joined"))
 
 
 def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     stats, drift = outputs.stats, outputs.drift
-    features = _ordered(spec.input.names, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
+    features = _ordered(spec.columns, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
     window = window_ms(outputs, spec)
-    per_window = stats.groupby("window_start")["count"].max()  # NaN is a missing value: a feature may count fewer
+    per_window = record_instances(stats).groupby(stats["window_start"]).max()
     instances = int(per_window.sum())
     flagged = flagged_windows(drift)
     starts = pd.concat([stats["window_start"], drift["window_start"]])

@@ -20,7 +20,8 @@ from flink_job.config import MonitorSpec
 from flink_job.main import SUMMARY_FILE
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "stats": ("feature", "window_start", "window_end", "count", "mean", "p25", "p50", "p75", "histogram"),
+    "stats": ("feature", "window_start", "window_end", "type", "count", "missing", "mean", "p25", "p50", "p75",
+              "histogram"),
     "drift": ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count"),
     "outliers": ("feature", "request_time", "rule"),
     "dead_letter": ("reason",),

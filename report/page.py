@@ -21,7 +21,7 @@ from flink_job.config import MonitorSpec
 from report import figures
 from report.findings import DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, find, select
 from report.outputs import RunOutputs
-from udfs.baseline import FeatureBaseline
+from udfs.baseline import ColumnBaseline
 
 TEMPLATE = "report.html.j2"
 TABLE_REST = 20
@@ -38,12 +38,14 @@ class Timeline:
 
 @dataclass(frozen=True)
 class FlaggedHistograms:
-    """A feature's flagged windows drawn beside the baseline: ``shown`` of its ``total`` flagged windows."""
+    """A feature's flagged windows drawn beside the baseline: ``shown`` of its ``total`` flagged windows;
+    a categorical column's as category shares, ``categories`` naming its bars (numeric: empty)."""
 
     feature: str
     shown: list[int]
     total: int
     plot: figures.Plot
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Plots:
     histograms: list[FlaggedHistograms]
     statistics: figures.Plot
     outliers: figures.Plot
+    missing: list[str]
+    """The features drawn in detail that have missing values (the statistics' missing-share row)."""
 
 
 def utc(ms: Optional[int]) -> str:
@@ -103,7 +107,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, ColumnBaseline],
           features: Sequence[str]) -> Plots:
     """Every figure of the page, the detailed ones for ``features`` alone; the outputs hold at least one
     window's statistics."""
@@ -115,10 +119,11 @@ def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, Featur
     return Plots(overview=figures.overview(findings, window_starts), timelines=timelines,
                  histograms=_histograms(outputs.stats, findings, baseline, features),
                  statistics=figures.window_statistics(outputs.stats, findings, baseline, features),
-                 outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts, features))
+                 outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts, features),
+                 missing=figures.missing_columns(outputs.stats, baseline, features))
 
 
-def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, FeatureBaseline],
+def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, ColumnBaseline],
                 features: Sequence[str]) -> list[FlaggedHistograms]:
     result = []
     rows = figures.per_feature(stats, features)
@@ -126,12 +131,19 @@ def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, 
         flagged = findings.flagged.get(feature, {})
         if flagged:
             shown = figures.chosen_windows(list(flagged))
-            plot = figures.flagged_histograms(feature, rows[feature], baseline.get(feature), flagged, shown)
-            result.append(FlaggedHistograms(feature, shown, len(flagged), plot))
+            reference = baseline.get(feature)
+            if figures.is_categorical(rows[feature], reference):
+                plot = figures.flagged_categories(feature, rows[feature], reference, flagged, shown)
+                labels = next((p.shares.labels for p in figures.category_panels(rows[feature], reference, shown)
+                               if p is not None), ())
+                result.append(FlaggedHistograms(feature, shown, len(flagged), plot, labels))
+            else:
+                plot = figures.flagged_histograms(feature, rows[feature], reference, flagged, shown)
+                result.append(FlaggedHistograms(feature, shown, len(flagged), plot))
     return result
 
 
-def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, FeatureBaseline],
+def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, ColumnBaseline],
            max_features: Optional[int] = DEFAULT_MAX_FEATURES, features: Optional[Sequence[str]] = None) -> str:
     """The report page of ``outputs`` (made with ``spec``) as HTML, the detailed sections drawn for the
     features `report.findings.select` picks with ``max_features`` and ``features``."""

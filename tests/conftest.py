@@ -51,3 +51,13 @@ def wide_run(tmp_path_factory):
     from embedded_run import wide_job
 
     return wide_job(tmp_path_factory.mktemp("wide-job"))
+
+
+@pytest.fixture(scope="session")
+def penguins_run(tmp_path_factory):
+    """The penguins example run over the staged penguins stream (tests/embedded_run.py): the same dict,
+    with ``stream`` (the generated `benchmarks.penguin_stream`) and ``expected`` (per instance: its window,
+    features, the joined prediction and stage)."""
+    from embedded_run import penguins_job
+
+    return penguins_job(tmp_path_factory.mktemp("penguins"))

@@ -7,7 +7,9 @@ its outputs loaded:
   report tests (test_report.py);
 - `wide_job` (fixture ``wide_run``): a seeded synthetic 128-feature Gaussian model (`benchmarks.wide`)
   whose drift stage moves its first 13 features, at parallelism 2 with the window state in 3 shards
-  (test_job_embedded.py, and test_job_parallelism.py against the same input at parallelism 1).
+  (test_job_embedded.py, and test_job_parallelism.py against the same input at parallelism 1);
+- `penguins_job` (fixture ``penguins_run``): the penguins example (categorical features, missing values,
+  the model's predictions) over the staged penguins stream, as it is (test_job_penguins.py, test_report.py).
 """
 from __future__ import annotations
 
@@ -17,16 +19,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
-from benchmarks import iris_stream, wide
+from benchmarks import iris_stream, penguin_stream, wide
 from flink_job import formats
 from flink_job.config import Duration
 from udfs.baseline import Baseline
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "iris" / "monitor.yaml"
+PENGUINS_EXAMPLE = REPO / "examples" / "penguins" / "monitor.yaml"
+PENGUINS_STAGE_SIZE = 1_500  # 75 s a stage at 20 requests/s: five 15 s windows, three or four wholly inside it
+PENGUINS_SEED = 31
+PENGUINS_WINDOW_MS = 15_000  # the example's window
 WINDOW_MS = 5_000
 DELAY_MS = 1_000
 RATES = (32.0, 61.0, 30.0, 61.0, 32.0)  # requests/s per stage: the drift stage spans whole windows
@@ -131,3 +138,22 @@ def wide_job(tmp: Path) -> dict:
     spec["job"].update(WIDE_JOB)
     drifted = tuple(spec["input"]["features"][j] for j in wide.drifted_columns(WIDE_FEATURES))
     return staged_run(tmp, spec, model.stream, drifted)
+
+
+def penguins_job(tmp: Path) -> dict:
+    """The penguins example's run over `benchmarks.penguin_stream` (seed `PENGUINS_SEED`, stages of
+    `PENGUINS_STAGE_SIZE`), in the example's input format; adds ``stream`` and ``expected`` (one row per
+    instance: its window, every feature as sent, None where missing, and the prediction the join must give
+    it, None where no response came)."""
+    spec = yaml.safe_load(PENGUINS_EXAMPLE.read_text())
+    spec["baseline"] = str(PENGUINS_EXAMPLE.parent / spec["baseline"])
+    spec["job"]["metrics_port"] = 0
+    stream = penguin_stream.generate(seed=PENGUINS_SEED, stage_size=PENGUINS_STAGE_SIZE, format=spec["input"]["format"])
+    input_path = tmp / "penguins.jsonl"
+    penguin_stream.write_jsonl(stream, input_path)
+    run = run_mmon(spec, input_path, tmp)
+    frame = pd.DataFrame([{name: row.get(name) for name in stream.feature_names} for row in stream.rows])
+    frame["prediction"] = [p if answered else None for p, answered in zip(stream.predictions, stream.answered)]
+    frame["window_start"] = stream.time_ms - stream.time_ms % PENGUINS_WINDOW_MS
+    frame["stage"] = stream.stage
+    return {**run, "stream": stream, "expected": frame}

@@ -1,6 +1,7 @@
 """The penguins example end to end, embedded: categorical features, missing values and the model's predictions.
 
-One `mmon run` of examples/penguins/monitor.yaml over the staged penguins stream (`benchmarks.penguin_stream`:
+One `mmon run` of examples/penguins/monitor.yaml (the session's ``penguins_run``, conftest.py) over the
+staged penguins stream (`benchmarks.penguin_stream`:
 normal / island mix shifted / sex missing in 40 % / body mass +1 sd / normal; instances as objects keyed by
 name, with nulls and absent keys; the responses interleaved, some before their requests, some never, some
 answering no request). Every figure is recomputed here from the stream with pandas and `udfs`: per window,
@@ -10,71 +11,37 @@ alerted once each; the orphan responses dead-lettered ``unmatched_response``; th
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from benchmarks import penguin_stream
-from embedded_run import run_mmon
 from flink_job import formats
 from udfs import drift as drift_math
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "penguins" / "monitor.yaml"
-STAGE_SIZE = 1_500  # 75 s a stage at 20 requests/s: five 15 s windows, three or four wholly inside it
-SEED = 31
 CATEGORICAL = ("island", "sex")
-
-
-@pytest.fixture(scope="module")
-def penguins(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("penguins")
-    spec = yaml.safe_load(EXAMPLE.read_text())
-    spec["baseline"] = str(EXAMPLE.parent / spec["baseline"])
-    spec["job"]["metrics_port"] = 0
-    stream = penguin_stream.generate(seed=SEED, stage_size=STAGE_SIZE, format=spec["input"]["format"])
-    input_path = tmp / "penguins.jsonl"
-    penguin_stream.write_jsonl(stream, input_path)
-    run = run_mmon(spec, input_path, tmp)
-    return {**run, "stream": stream, "expected": _expected_columns(stream, spec)}
-
-
-def _expected_columns(stream: penguin_stream.PenguinStream, spec: dict) -> pd.DataFrame:
-    """One row per instance: its window, every feature as sent (None where missing) and the prediction the
-    join must give it (None where no response came)."""
-    window_ms = 15_000
-    frame = pd.DataFrame([{name: row.get(name) for name in stream.feature_names} for row in stream.rows])
-    frame["prediction"] = [p if answered else None for p, answered in zip(stream.predictions, stream.answered)]
-    frame["window_start"] = stream.time_ms - stream.time_ms % window_ms
-    frame["stage"] = stream.stage
-    return frame
 
 
 def _stats(run: dict, feature: str) -> dict[int, dict]:
     return {r["window_start"]: r for r in run["stats"] if r["feature"] == feature}
 
 
-def test_run_prints_its_summary_and_accounts_for_every_record(penguins):
-    summary, stream = penguins["summary"], penguins["stream"]
-    assert "mmon run: done." in penguins["stdout"]
+def test_run_prints_its_summary_and_accounts_for_every_record(penguins_run):
+    summary, stream = penguins_run["summary"], penguins_run["stream"]
+    assert "mmon run: done." in penguins_run["stdout"]
     assert summary["accounted"], summary
     assert summary["requests_accepted"] == len(stream) and summary["instances"] == len(stream)
     assert summary["responses_joined"] == int(stream.answered.sum())
-    dead = pd.Series([d["reason"] for d in penguins["dead"]]).value_counts().to_dict()
+    dead = pd.Series([d["reason"] for d in penguins_run["dead"]]).value_counts().to_dict()
     assert dead == {formats.UNMATCHED_RESPONSE: len(stream.orphan_ids)}
     assert summary["records_read"] + summary["responses_joined"] == len(stream.lines)
 
 
-def test_categorical_counts_equal_pandas_value_counts_per_window(penguins):
-    expected = penguins["expected"]
+def test_categorical_counts_equal_pandas_value_counts_per_window(penguins_run):
+    expected = penguins_run["expected"]
     for feature in (*CATEGORICAL, "prediction"):
-        stats = _stats(penguins, feature)
+        stats = _stats(penguins_run, feature)
         assert set(stats) == set(expected["window_start"])
         for start, window in expected.groupby("window_start"):
             record = stats[start]
@@ -83,7 +50,7 @@ def test_categorical_counts_equal_pandas_value_counts_per_window(penguins):
             assert record["distinct"] == len(counts) and record["exact"] is True
             top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]
             assert record["top"] == [[value, int(n)] for value, n in top]
-            baseline = penguins["baseline"].columns[feature]
+            baseline = penguins_run["baseline"].columns[feature]
             histogram = record["histogram"]
             assert histogram["categories"] == list(baseline.categories)
             assert histogram["counts"] == [int(counts.get(c, 0)) for c in baseline.categories]
@@ -91,10 +58,10 @@ def test_categorical_counts_equal_pandas_value_counts_per_window(penguins):
             assert histogram["unseen"] == record["unseen"] == unseen
 
 
-def test_missing_counts_are_exact_for_numeric_columns_too(penguins):
-    expected = penguins["expected"]
+def test_missing_counts_are_exact_for_numeric_columns_too(penguins_run):
+    expected = penguins_run["expected"]
     for feature in ("bill_length_mm", "body_mass_g"):
-        stats = _stats(penguins, feature)
+        stats = _stats(penguins_run, feature)
         for start, window in expected.groupby("window_start"):
             values = window[feature].astype(float)
             assert stats[start]["missing"] == int(values.isna().sum())
@@ -102,12 +69,12 @@ def test_missing_counts_are_exact_for_numeric_columns_too(penguins):
             assert stats[start]["mean"] == pytest.approx(values.mean(), rel=1e-9)
 
 
-def test_categorical_drift_equals_udfs_drift_on_the_window_histograms(penguins):
-    baseline = penguins["baseline"]
+def test_categorical_drift_equals_udfs_drift_on_the_window_histograms(penguins_run):
+    baseline = penguins_run["baseline"]
     checked = 0
-    for record in penguins["drift"]:
+    for record in penguins_run["drift"]:
         column = baseline.columns[record["feature"]]
-        stats = _stats(penguins, record["feature"])[record["window_start"]]
+        stats = _stats(penguins_run, record["feature"])[record["window_start"]]
         if record["metric"] == "missing_rate":
             total = stats["count"] + stats["missing"]
             assert record["value"] == pytest.approx(drift_math.missing_rate(stats["missing"], total, column.missing_rate))
@@ -134,21 +101,21 @@ def _windows_inside(run: dict, kinds) -> set[int]:
     return set(inside[inside].index)
 
 
-def test_the_shifted_island_mix_is_flagged_in_its_stage_and_not_elsewhere(penguins):
+def test_the_shifted_island_mix_is_flagged_in_its_stage_and_not_elsewhere(penguins_run):
     histogram_metrics = ("js", "psi", "hellinger", "chi2")
-    flagged = _flagged_windows(penguins, "island", histogram_metrics)
-    shifted = _windows_inside(penguins, ("island_mix",))
-    others = _windows_inside(penguins, ("normal", "sex_missing", "body_mass"))
+    flagged = _flagged_windows(penguins_run, "island", histogram_metrics)
+    shifted = _windows_inside(penguins_run, ("island_mix",))
+    others = _windows_inside(penguins_run, ("normal", "sex_missing", "body_mass"))
     assert len(shifted) >= 3 and shifted <= flagged
     assert not flagged & others
-    missing_flags = _flagged_windows(penguins, "sex", ("missing_rate",))
-    assert _windows_inside(penguins, ("sex_missing",)) <= missing_flags
-    assert not missing_flags & _windows_inside(penguins, ("normal", "island_mix", "body_mass"))
+    missing_flags = _flagged_windows(penguins_run, "sex", ("missing_rate",))
+    assert _windows_inside(penguins_run, ("sex_missing",)) <= missing_flags
+    assert not missing_flags & _windows_inside(penguins_run, ("normal", "island_mix", "body_mass"))
 
 
-def test_every_unseen_island_is_alerted_once(penguins):
-    stream = penguins["stream"]
-    unseen = [o for o in penguins["outliers"] if o["rule"] == "unseen"]
+def test_every_unseen_island_is_alerted_once(penguins_run):
+    stream = penguins_run["stream"]
+    unseen = [o for o in penguins_run["outliers"] if o["rule"] == "unseen"]
     expected_ids = sorted(stream.ids[stream.unseen].tolist())
     assert sorted(o["request_id"] for o in unseen) == expected_ids
     assert {(o["feature"], o["value"]) for o in unseen} == {("island", penguin_stream.UNSEEN_ISLAND)}

@@ -1,6 +1,7 @@
 """`mmon report`: the page of the session's embedded run (conftest `embedded_run`) checked against its
-output files, the same page made from Kafka topics, synthetic runs for the down-sampling and the
-flagged-only drift output, a synthetic 300-feature run folder for the features drawn in detail
+output files, the same page made from Kafka topics, the page of the penguins run (conftest `penguins_run`:
+categorical features, missing values, the model's predictions) against its files, synthetic runs for the
+down-sampling and the flagged-only drift output, a synthetic 300-feature run folder for the features drawn in detail
 (--max-features, --features) and the capped summary, and the page opened in headless Chromium with
 networking disabled."""
 from __future__ import annotations
@@ -444,3 +445,111 @@ def test_the_page_in_headless_chromium(report, tmp_path):
     assert pixels.shape == (2400, 1280)
     assert (pixels < 200).mean() > 0.03  # text, tables and plots, not a blank page
     assert len(np.unique(pixels)) > 50
+
+
+
+@pytest.fixture(scope="module")
+def penguins_report(penguins_run, tmp_path_factory):
+    """`mmon report` of the session's penguins run (conftest `penguins_run`): categorical features, missing
+    values and the model's predictions."""
+    path = tmp_path_factory.mktemp("penguins-report") / "report.html"
+    proc = _mmon_report(str(penguins_run["output"]), "-o", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    html = path.read_text()
+    return {"path": path, "html": html, "tags": _Tags(html)}
+
+
+def _window_records(run: dict, feature: str) -> dict[int, dict]:
+    return {r["window_start"]: r for r in run["stats"] if r["feature"] == feature}
+
+
+@flink
+def test_a_penguins_page_draws_every_column_and_its_flagged_windows(penguins_report, penguins_run):
+    """Categorical columns and the prediction column: their timelines (missing_rate included), their
+    flagged windows (drift.jsonl's) as category bars, the missing-share row, the joined responses."""
+    tags, summary = penguins_report["tags"], penguins_run["summary"]
+    spec = load_spec(penguins_run["output"] / "spec.json")
+    baseline = penguins_run["baseline"].columns
+    assert _counts(tags) == {"instances": summary["instances"], "windows": summary["windows"],
+                             "drift_alerts": summary["drift_alerts"], "outliers": summary["outliers"],
+                             "dead_letters": summary["dead_letter"]}
+    timelines = {(a["data-feature"], a["data-metric"]) for a in tags.classed("timeline")}
+    assert timelines == {(r["feature"], r["metric"]) for r in penguins_run["drift"]}
+    assert len(timelines) == len(spec.columns) * len(spec.drift.metrics) == 7 * 5
+    assert {f for f, m in timelines if m == "missing_rate"} == set(spec.columns)
+    expected = _flagged_in_drift_file(penguins_run["drift"])
+    assert {f for f, _ in expected} == {"island", "sex", "body_mass_g"}  # the three stages that change a column
+    drawn = {(a["data-feature"], int(start)) for a in tags.classed("histograms") for start in a["data-windows"].split()}
+    assert drawn == expected
+    assert [a["data-categories"].split("\t") for a in tags.classed("categories")] == [
+        [*baseline[f].categories, "other", "unseen"] for f in ("island", "sex")]  # body_mass_g: a histogram
+    [statistics, _] = tags.classed("features-plot")
+    assert statistics["data-features"].split() == [r.feature for r in find(from_directory(penguins_run["output"]),
+                                                                           spec).ranking]
+    with_missing = {r["feature"] for r in penguins_run["stats"] if r["missing"]} | {
+        f for f, b in baseline.items() if b.missing}
+    assert {"sex", "prediction"} <= with_missing
+    assert statistics["data-missing"].split() == [f for f in statistics["data-features"].split() if f in with_missing]
+    [joined] = tags.having("data-value", "span")
+    assert int(joined["data-value"]) == summary["responses_joined"] == int(penguins_run["stream"].answered.sum())
+    assert f"Responses joined to their requests: {summary['responses_joined']:,}" in " ".join(
+        tags.text_by_id["accounting"].split())
+    assert tags.having("data-balanced")[0]["data-balanced"] == "true"
+
+
+@flink
+@pytest.mark.parametrize("feature", ["island", "sex"])
+def test_category_bars_are_the_window_and_baseline_shares(penguins_run, feature):
+    """The bars drawn for each flagged window: the shares of stats.jsonl's histogram (categories, other,
+    unseen) of the window's present values, beside the baseline's in the drift layout."""
+    outputs = from_directory(penguins_run["output"])
+    flagged = find(outputs, load_spec(penguins_run["output"] / "spec.json")).flagged[feature]
+    starts = figures.chosen_windows(list(flagged))
+    reference = penguins_run["baseline"].columns[feature]
+    fig = figures.category_figure(figures.per_feature(outputs.stats, [feature])[feature], reference, flagged, starts)
+    baseline_bars, window_bars, frames = fig.axes[0].collections
+    slots = len(reference.categories) + 2
+    assert len(window_bars.get_paths()) == len(baseline_bars.get_paths()) == slots * len(starts)
+    assert len(frames.get_paths()) == len(starts)
+    records = _window_records(penguins_run, feature)
+    baseline_share = np.array([*reference.counts, reference.other - reference.other_unnamed,
+                               reference.other_unnamed]) / reference.count
+    unseen = 0
+    for index, start in enumerate(starts):
+        histogram = records[start]["histogram"]
+        counts = np.array([*histogram["counts"], histogram["other"], histogram["unseen"]], dtype=float)
+        share = counts / records[start]["count"]
+        unseen += histogram["unseen"]
+        heights = [np.ptp(path.vertices[:4, 1]) for path in window_bars.get_paths()[index * slots:(index + 1) * slots]]
+        base = [np.ptp(path.vertices[:4, 1]) for path in baseline_bars.get_paths()[index * slots:(index + 1) * slots]]
+        scale = figures._Panel.HEIGHT / max(share.max(), baseline_share.max())  # the panel's largest share
+        np.testing.assert_allclose(np.array(heights) / scale, share, atol=1e-12)
+        np.testing.assert_allclose(np.array(base) / scale, baseline_share, atol=1e-12)
+    if feature == "island":  # the shifted stage's unseen island, drawn in its flagged windows
+        assert unseen > 0
+    else:  # sex is flagged by missing_rate: its shares stay near the baseline's
+        assert all(records[s]["missing"] / (records[s]["missing"] + records[s]["count"]) > 0.25 for s in starts)
+
+
+@flink
+def test_categorical_statistics_are_the_shares_over_time(penguins_run):
+    """The statistics over time: island's share of each category per window (34 windows: no bucketing),
+    and each column's missing share, from stats.jsonl."""
+    outputs = from_directory(penguins_run["output"])
+    rows_of = figures.per_feature(outputs.stats, ["island", "sex", "body_mass_g"])
+    records = _window_records(penguins_run, "island")
+    starts, ends, shares = figures.category_share_lines(rows_of["island"].sort_values("window_start"))
+    assert starts.tolist() == sorted(records) and len(starts) == penguins_run["summary"]["windows"] < figures.MAX_POINTS
+    categories = penguins_run["baseline"].columns["island"].categories
+    assert list(shares) == [*categories[:figures.TOP_CATEGORIES], "unseen"]
+    for i, start in enumerate(starts):
+        histogram, count = records[start]["histogram"], records[start]["count"]
+        for name, line in shares.items():
+            n = histogram["unseen"] if name == "unseen" else histogram["counts"][categories.index(name)]
+            assert line[i] == pytest.approx(n / count)
+    for feature in ("sex", "body_mass_g"):
+        records = _window_records(penguins_run, feature)
+        starts, _, missing = figures.missing_share_lines(rows_of[feature])
+        expected = [records[s]["missing"] / (records[s]["missing"] + records[s]["count"]) for s in starts]
+        np.testing.assert_allclose(missing, expected, rtol=1e-12)
+    assert max(missing_share for missing_share in figures.missing_share_lines(rows_of["sex"])[2]) > 0.3
