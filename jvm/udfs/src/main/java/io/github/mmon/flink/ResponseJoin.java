@@ -4,7 +4,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.util.Arrays;
-import java.util.Map;
 import java.util.TreeMap;
 
 import org.apache.flink.api.common.accumulators.LongCounter;
