@@ -199,6 +199,17 @@ def labels_path_for(output: Union[str, Path]) -> Path:
     return Path(f"{output}.labels.csv")
 
 
+def write_files(stream, output, labels: Optional[Path], write_stream, write_stream_labels) -> Optional[Path]:
+    """``mmon stream``'s files: the stream by ``write_stream(stream, output)`` (``-``: stdout), then its labels
+    by ``write_stream_labels(stream, path)`` at ``labels`` or beside the output (none for stdout); returns
+    the labels' path."""
+    write_stream(stream, output)
+    labels = labels or (None if output == "-" else labels_path_for(output))
+    if labels is not None:
+        write_stream_labels(stream, labels)
+    return labels
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -249,10 +260,8 @@ def main(argv: list[str]) -> int:
     try:
         stream = generate(seed=args.seed, stage_size=args.stage_size, rates=args.rates, start_ms=args.start,
                           training_csv=args.training, label=args.label)
-        write_jsonl(stream, args.output, args.format)
-        labels = args.labels or (None if args.output == "-" else labels_path_for(args.output))
-        if labels is not None:
-            write_labels(stream, labels)
+        labels = write_files(stream, args.output, args.labels,
+                             lambda s, out: write_jsonl(s, out, args.format), write_labels)
     except (ValueError, OSError) as exc:
         print(f"mmon stream: error: {exc}", file=sys.stderr)
         return 1

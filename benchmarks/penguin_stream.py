@@ -50,6 +50,7 @@ from typing import IO, Optional, Sequence, Union
 
 import numpy as np
 
+from benchmarks import iris_stream
 from flink_job import formats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,10 +319,6 @@ def write_labels(stream: PenguinStream, path: Union[str, Path]) -> None:
             handle.write(f"{orphan},0,{t},{prediction},orphan,0\n")
 
 
-def labels_path_for(output: Union[str, Path]) -> Path:
-    return Path(f"{output}.labels.csv")
-
-
 # ----------------------------------------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
@@ -359,10 +356,7 @@ def main(argv: list[str]) -> int:
         stream = generate(seed=args.seed, stage_size=args.stage_size, rate=args.rate, start_ms=args.start,
                           format=args.format, responses=args.responses, training_csv=args.training,
                           model_json=args.model)
-        write_jsonl(stream, args.output)
-        labels = args.labels or (None if args.output == "-" else labels_path_for(args.output))
-        if labels is not None:
-            write_labels(stream, labels)
+        labels = iris_stream.write_files(stream, args.output, args.labels, write_jsonl, write_labels)
     except (ValueError, OSError) as exc:
         print(f"mmon stream: error: {exc}", file=sys.stderr)
         return 1

@@ -33,31 +33,28 @@ def mapped(stream: DataStream, function, output_type: TypeInformation, name: str
     return DataStream(j_stream.name(name))
 
 
+def _array(java_type: str, values, convert) -> JavaArray:
+    """A Java array of the primitive or class ``java_type`` (a name under ``gateway.jvm``) of ``values``."""
+    gateway = get_gateway()
+    array = gateway.new_array(getattr(gateway.jvm, java_type), len(values))
+    for i, value in enumerate(values):
+        array[i] = convert(value)
+    return array
+
+
 def string_array(values) -> JavaArray:
     """A Java ``String[]`` of ``values``."""
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.String, len(values))
-    for i, value in enumerate(values):
-        array[i] = value
-    return array
+    return _array("String", values, str)
 
 
 def int_array(values) -> JavaArray:
     """A Java ``int[]`` of ``values``."""
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.int, len(values))
-    for i, value in enumerate(values):
-        array[i] = int(value)
-    return array
+    return _array("int", values, int)
 
 
 def boolean_array(values) -> JavaArray:
     """A Java ``boolean[]`` of ``values``."""
-    gateway = get_gateway()
-    array = gateway.new_array(gateway.jvm.boolean, len(values))
-    for i, value in enumerate(values):
-        array[i] = bool(value)
-    return array
+    return _array("boolean", values, bool)
 
 
 def double_matrix(rows) -> JavaArray:

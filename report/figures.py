@@ -254,13 +254,7 @@ def flagged_histograms(feature: str, stats: pd.DataFrame, reference: Optional[Fe
     below and above the bins, one average bin wide) over the baseline's (grey), as densities on the
     baseline's bins, titled with the window's start and how many metrics flagged it."""
     by_start = stats.set_index("window_start")
-    columns = min(HISTOGRAM_COLUMNS, len(starts))
-    rows = -(-len(starts) // columns)
-    fig = Figure(figsize=(1.85 * columns, 1.3 * rows))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    ax.set_xlim(0, columns)
-    ax.set_ylim(-rows, 0)
+    fig, ax, columns = _small_multiples(len(starts))
     baseline = _density(reference.counts, reference.edges, reference.counts.sum()) if reference is not None else None
     shapes = _Shapes()
     for index, start in enumerate(starts):
@@ -278,6 +272,19 @@ def flagged_histograms(feature: str, stats: pd.DataFrame, reference: Optional[Fe
         _titles(ax, panel, f"{pd.Timestamp(start, unit='ms'):%H:%M:%S} · {len(flagged.get(start, ()))} metrics", edges)
     shapes.draw(ax)
     return _encoded(fig, f"histograms of {feature}'s flagged windows beside the baseline")
+
+
+def _small_multiples(panels: int) -> tuple[Figure, object, int]:
+    """A figure for ``panels`` small multiples, :data:`HISTOGRAM_COLUMNS` a row: one borderless axes whose
+    unit is a panel cell (x from 0 to the columns, y from minus the rows to 0), and the number of columns."""
+    columns = min(HISTOGRAM_COLUMNS, panels)
+    rows = -(-panels // columns)
+    fig = Figure(figsize=(1.85 * columns, 1.3 * rows))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, columns)
+    ax.set_ylim(-rows, 0)
+    return fig, ax, columns
 
 
 def _steps(x_edges: np.ndarray, heights: np.ndarray, base: float) -> np.ndarray:
@@ -429,13 +436,7 @@ def category_figure(stats: pd.DataFrame, reference: Optional[CategoricalBaseline
     """`flagged_categories`' figure: one borderless axes whose collections are the baseline's bars, the
     windows' bars and the panels' frames, in that order (a collection per kind, not an artist per bar)."""
     panels = category_panels(stats, reference, starts)
-    columns = min(HISTOGRAM_COLUMNS, len(starts))
-    rows = -(-len(starts) // columns)
-    fig = Figure(figsize=(1.85 * columns, 1.3 * rows))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    ax.set_xlim(0, columns)
-    ax.set_ylim(-rows, 0)
+    fig, ax, _ = _small_multiples(len(starts))
     baselines, windows, frames = [], [], []
     for panel in panels:
         if panel is None:
