@@ -234,7 +234,7 @@ def _actual(row, case: int = NUMERIC_CASE) -> tuple:
     schema, vocabularies = CASES[case].schema, CASES[case].vocabularies
     columns = (schema.output_type,) if result.response else schema.types
     vocabularies = vocabularies[-1:] if result.response else vocabularies[:-1]
-    labels = list(result.labels)
+    labels = list(result.labels or ())
     matrix = np.frombuffer(bytes(result.instances), dtype="<f8").reshape(-1, len(columns))
     values = []
     for row_values in matrix.tolist():
@@ -322,7 +322,7 @@ def test_java_parser_agrees_with_the_reference_decoder(t_env, fmt):
             # the rowtime column's time is the parse step's; none for a dead-lettered record
             assert result.rowtime_ms == (result.time_ms if result.reason is None else None)
             if result.reason is None:  # labels: each value outside the vocabularies once, in first-seen order
-                assert list(result.labels) == _first_unseen(got[4], case, got[3])
+                assert list(result.labels or ()) == _first_unseen(got[4], case, got[3])
             else:
                 assert result.instances is None and result.labels is None and result.response is False
         kinds = {(got[3], bool(_result(row, c).labels)) for row, got in zip(rows, actual) if got[0] is None}

@@ -14,7 +14,7 @@ import org.apache.flink.types.Row;
  * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response>} (see
  * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
  * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
- * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels
+ * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels (NULL when it has none)
  * (the categorical values outside the vocabularies, coded {@code -(1 + j)}).
  *
  * <p>Not deterministic: the {@code future_time} check reads the wall clock (or the thread's latest accepted
@@ -39,8 +39,9 @@ public class ParseRequest extends ScalarFunction {
                                                Boolean wallClock) {
         ParsedRequest parsed = RequestParser.parse(raw, schema, format, messageTime, defaultId, defaultTimeMs,
                 maxFutureSkewMs, wallClock);
+        String[] labels = parsed.labels();  // none (the usual case) as NULL: an empty array costs a conversion
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()),
-                parsed.labels(), parsed.response());
+                labels == null || labels.length == 0 ? null : labels, parsed.response());
     }
 
     @Override
