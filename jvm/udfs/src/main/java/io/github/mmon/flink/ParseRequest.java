@@ -14,8 +14,8 @@ import org.apache.flink.types.Row;
  * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response>} (see
  * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
  * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
- * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels (NULL when it has none)
- * (the categorical values outside the vocabularies, coded {@code -(1 + j)}).
+ * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels
+ * (the categorical values outside the vocabularies, coded {@code -(1 + j)}; NULL when it has none).
  *
  * <p>Not deterministic: the {@code future_time} check reads the wall clock (or the thread's latest accepted
  * time). That is also what keeps the planner from calling it once per field the view selects from its
