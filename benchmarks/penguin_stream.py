@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Optional, Sequence, Union
+from typing import IO, Sequence, Union
 
 import numpy as np
 

@@ -19,6 +19,9 @@ if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the rep
 
 from flink_job.config import ConfigError, MonitorSpec, load_spec, spec_to_dict  # noqa: E402
 
+if TYPE_CHECKING:  # the numeric core loads numpy and scipy: imported where a run needs it, not for --help
+    from udfs.baseline import Baseline
+
 PROGRESS_EVERY_S = 2.0
 SUMMARY_FILE = "summary.json"
 SPEC_FILE = "spec.json"  # the resolved spec (absolute baseline path): `mmon report DIR` needs nothing else
