@@ -20,7 +20,8 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
 import yaml
 
 INPUT_FORMATS = ("thesis", "kserve-v1", "oip-v2")
-FEATURE_TYPES = ("numeric", "categorical")  # udfs.baseline.FEATURE_TYPES; tests/test_job_config.py checks they agree
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)  # udfs.baseline.FEATURE_TYPES; tests/test_job_config.py checks they agree
 TIME_SOURCES = ("event", "kafka")
 # Every drift metric name: the five histogram metrics, then the two-sample tests, then the opt-in chi2 and
 # missing_rate. Kept here rather than imported from udfs.drift (the numeric core, which this module must
@@ -98,7 +99,7 @@ class InputSpec:
 
     @property
     def categorical(self) -> tuple[str, ...]:
-        return tuple(feature.name for feature in self.features if feature.type == "categorical")
+        return tuple(feature.name for feature in self.features if feature.type == CATEGORICAL)
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def with_env_kafka_properties(spec: MonitorSpec, environ: Mapping[str, str] = os
 def parse_spec(document: Any) -> MonitorSpec:
     """Validate a spec already parsed from YAML/JSON (also used for the ModelMonitor CRD's spec)."""
     spec = _build(MonitorSpec, document, "")
-    if "categorical" in spec.column_types and "metrics" not in ((document or {}).get("drift") or {}):
+    if CATEGORICAL in spec.column_types and "metrics" not in ((document or {}).get("drift") or {}):
         categorical_metrics = {name: DriftMetricSpec() for name in HISTOGRAM_METRICS if name not in NUMERIC_ONLY_METRICS}
         spec = dataclasses.replace(spec, drift=dataclasses.replace(spec.drift, metrics=categorical_metrics))
     _check_semantics(spec)
@@ -295,8 +296,8 @@ def _check_semantics(spec: MonitorSpec) -> None:
     for name, metric in spec.drift.metrics.items():
         if name not in DRIFT_METRICS:
             raise ConfigError(f"drift.metrics.{name}: unknown metric (known: {', '.join(DRIFT_METRICS)})")
-        if name in NUMERIC_ONLY_METRICS and "categorical" in spec.column_types:
-            column = spec.columns[spec.column_types.index("categorical")]
+        if name in NUMERIC_ONLY_METRICS and CATEGORICAL in spec.column_types:
+            column = spec.columns[spec.column_types.index(CATEGORICAL)]
             raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
         if metric.threshold != "auto" and metric.threshold < 0:

@@ -110,6 +110,8 @@ from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
+from flink_job.config import CATEGORICAL, FEATURE_TYPES, NUMERIC  # the feature types: one list, the spec's
+
 THESIS = "thesis"
 KSERVE_V1 = "kserve-v1"
 OIP_V2 = "oip-v2"
@@ -151,9 +153,6 @@ MAX_TIME_MS = 2**63 - 1
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-FEATURE_TYPES = (NUMERIC, CATEGORICAL)
 
 Value = Union[float, str, None]
 """A decoded value: a numeric feature's float, a categorical feature's text, or None (missing)."""
@@ -491,13 +490,14 @@ def _check_predictions(predictions: Any, schema: Schema) -> list[Value]:
     return [_check_values([value], (schema.output_type,))[0] for value in predictions]
 
 
-def _reads_responses(schema: Optional[Schema]) -> bool:
+def reads_responses(schema: Optional[Schema]) -> bool:
+    """Whether `decode` reads responses under ``schema`` (it has an output); else they are not requests."""
     return schema is not None and schema.output_name is not None
 
 
 def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     payload = _object(obj.get("payload"), "payload")
-    response = obj.get("type") == "response" and _reads_responses(schema)
+    response = obj.get("type") == "response" and reads_responses(schema)
     if obj.get("type") != "request" and not response:
         raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
     request_id = _request_id(obj.get("id"), default_id)
@@ -510,14 +510,14 @@ def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
 def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     if "specversion" not in obj:  # a plain KServe v1 body
         body = obj
-        response = _reads_responses(schema) and "predictions" in obj and "instances" not in obj
+        response = reads_responses(schema) and "predictions" in obj and "instances" not in obj
         request_id = _request_id(None, default_id)
         time_ms = _numeric_time(None, default_time_ms)
     else:
         if obj["specversion"] != "1.0":
             raise FormatError(BAD_ENVELOPE, f"specversion {obj['specversion']!r}")
         body = _object(obj.get("data"), "data")
-        response = obj.get("type") == CLOUDEVENT_RESPONSE_TYPE and _reads_responses(schema)
+        response = obj.get("type") == CLOUDEVENT_RESPONSE_TYPE and reads_responses(schema)
         if obj.get("type") != CLOUDEVENT_REQUEST_TYPE and not response:
             raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
         request_id = _request_id(obj.get("id"), default_id)
@@ -574,7 +574,7 @@ def _feature_rows(tensors: dict[int, dict], schema: Schema) -> list[list[Value]]
 
 
 def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
-    response = _reads_responses(schema) and "inputs" not in obj and "outputs" in obj
+    response = reads_responses(schema) and "inputs" not in obj and "outputs" in obj
     tensors = obj.get("outputs" if response else "inputs")
     if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
         raise FormatError(BAD_ENVELOPE, f"{'outputs' if response else 'inputs'} is not a list of tensor objects")

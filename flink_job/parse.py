@@ -23,7 +23,7 @@ from typing import Any
 from pyflink.table import StreamTableEnvironment
 
 from flink_job import java_functions, watermarks
-from flink_job.config import MonitorSpec
+from flink_job.config import CATEGORICAL, MonitorSpec
 
 LATE = "late"
 PARSE_FUNCTION = "mmon_parse"
@@ -43,33 +43,27 @@ its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS
 columns of the same names (`flink_job.source`), the reference ``DeadLetters.java`` writes."""
 
 
-def _vocabulary(baseline: Any, name: str) -> list[str]:
-    """A categorical column's baseline categories, then its other values (the codes 0, 1, ...:
-    `udfs.baseline.CategoricalBaseline.vocabulary`)."""
-    if not hasattr(baseline, "vocabulary"):
-        raise ValueError(f"{name!r} is categorical but its baseline is not (no vocabulary)")
-    return list(baseline.vocabulary)
-
-
 def schema_json(spec: MonitorSpec, baseline: Any) -> str:
-    """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads."""
+    """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads: the features' names and types, each
+    categorical column's `udfs.baseline.CategoricalBaseline.vocabulary` (the codes 0, 1, ...), and the output
+    (`flink_job.main.checked_baseline` has checked that the baseline has each column with the spec's type)."""
+    columns = baseline.columns
+
+    def vocabulary(column) -> list[str]:
+        return list(columns[column.name].vocabulary) if column.type == CATEGORICAL else []
+
     features = spec.input.features
-    vocabularies = [_vocabulary(baseline.features[f.name], f.name) if f.type == "categorical" else []
-                    for f in features]
-    output = spec.output
-    content = {"names": [f.name for f in features], "types": [f.type for f in features], "vocabularies": vocabularies}
-    if output is not None:
-        output_baseline = baseline.output.feature if baseline.output is not None else None
-        content.update(output_name=output.name, output_type=output.type,
-                       output_vocabulary=(_vocabulary(output_baseline, output.name)
-                                          if output.type == "categorical" and output_baseline is not None else []))
+    content = {"names": [f.name for f in features], "types": [f.type for f in features],
+               "vocabularies": [vocabulary(f) for f in features]}
+    if spec.output is not None:
+        content.update(output_name=spec.output.name, output_type=spec.output.type,
+                       output_vocabulary=vocabulary(spec.output))
     return json.dumps(content)
 
 
 def java_schema(spec: MonitorSpec, baseline: Any):
     """The Java ``FeatureSchema`` of `spec` (``input.features``, ``output``) with the vocabularies of
-    `baseline` (a `udfs.baseline.Baseline`): each categorical feature's categories then other values, and
-    the output's likewise (empty when the baseline has no output: every prediction is then a label)."""
+    `baseline` (a `udfs.baseline.Baseline`): each categorical column's categories then other values."""
     return java_functions.package().FeatureSchema.fromJson(schema_json(spec, baseline))
 
 

@@ -167,13 +167,19 @@ class ShardColumns:
                    tuple(np.array(columns[names[j]].vocabulary, dtype=object) for j in categorical),
                    tuple(columns[names[j]].layout() for j in categorical))
 
-    def codes(self, column: np.ndarray, vocabulary_size: int) -> np.ndarray:
-        """A categorical column's float codes as `CategoricalStats.update` codes into vocabulary + labels:
-        ``k >= 0`` stays, ``-(1 + j)`` becomes ``vocabulary_size + j``, NaN (missing) -1."""
-        missing = np.isnan(column)
-        codes = np.where(column >= 0, column, vocabulary_size - 1 - column)
-        codes[missing] = -1
-        return codes.astype(np.int32)
+    @property
+    def numeric_index(self) -> dict[int, int]:
+        """A numeric column's position in the shard -> its position among the numeric columns (in `BlockStats`)."""
+        return {j: i for i, j in enumerate(self.numeric)}
+
+
+def category_codes(column: np.ndarray, vocabulary_size: int) -> np.ndarray:
+    """A categorical column's float codes as `CategoricalStats.update` codes into vocabulary + labels:
+    ``k >= 0`` stays, ``-(1 + j)`` becomes ``vocabulary_size + j``, NaN (missing) -1."""
+    missing = np.isnan(column)
+    codes = np.where(column >= 0, column, vocabulary_size - 1 - column)
+    codes[missing] = -1
+    return codes.astype(np.int32)
 
 
 class ShardWindow:
@@ -195,7 +201,7 @@ class ShardWindow:
             self.stats.update(matrix[:, list(columns.numeric)] if columns.categorical else matrix[:, :self.width])
         for stats, j, vocabulary in zip(self.categories, columns.categorical, columns.vocabularies):
             dictionary = np.concatenate([vocabulary, np.array(labels, dtype=object)]) if labels else vocabulary
-            stats.update(dictionary, columns.codes(matrix[:, j], len(vocabulary)))
+            stats.update(dictionary, category_codes(matrix[:, j], len(vocabulary)))
 
     def merge(self, other: "ShardWindow") -> None:
         if self.stats is not None:
@@ -248,12 +254,12 @@ class BlockStatsAggregate(AggregateFunction):
 class EmitStats(ProcessWindowFunction):
     """A closed (shard, window) -> one `STATS_ROW` per column of the shard: key columns, counts, the
     drift-layout histogram, the JSON payload and the statistics of the two-sample ``tests`` against each
-    numeric feature's training sample (``samples_by_shard``, by column position); then, from shard 0, one
+    numeric feature's training sample (``samples_by_shard``: per shard, one per numeric column); then, from shard 0, one
     per enabled matrix (`matrices`) of the numeric ``features``. Shard 0 counts the window's instances (every
     shard holds them all: a column's present and missing values)."""
 
     def __init__(self, model: str, columns_by_shard: list[ShardColumns], statistics: tuple[str, ...],
-                 tests: tuple[str, ...] = (), samples_by_shard: list[dict[int, np.ndarray]] = (),
+                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = (),
                  matrices: tuple[str, ...] = (), features: tuple[str, ...] = ()):
         self.model, self.columns_by_shard, self.statistics = model, columns_by_shard, statistics
         self.tests, self.samples_by_shard = tests, samples_by_shard
@@ -273,12 +279,12 @@ class EmitStats(ProcessWindowFunction):
         if shard == 0:
             first = results[0][0]
             self.instances.inc(first["count"] + first["missing"] + first.get("rejected", 0))
-        numeric = set(columns.numeric)
+        numeric = columns.numeric_index
         for j, (feature, (result, histogram)) in enumerate(zip(columns.names, results)):
             record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
                       **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
-            tests = self._tests(state.stats, shard, columns.numeric.index(j)) if j in numeric else "{}"
+            tests = self._tests(state.stats, shard, numeric[j]) if j in numeric else "{}"
             yield Row(STATS_KIND, self.model, feature, window.start, window.end, result["count"], result["missing"],
                       [int(c) for c in histogram], _json(record), tests)
         if state.covariance is not None:

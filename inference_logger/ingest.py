@@ -65,7 +65,7 @@ class Checks:
 
     @property
     def reads_responses(self) -> bool:
-        return self.schema is not None and self.schema.output_name is not None
+        return formats.reads_responses(self.schema)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -112,6 +113,8 @@ def test_metric_names_are_the_numeric_cores_list_without_importing_it():
     assert config.TWO_SAMPLE_TESTS == tuple(drift_math.TESTS)
     assert config.NUMERIC_ONLY_METRICS == drift_math.NUMERIC_ONLY
     assert config.FEATURE_TYPES == baseline_types.FEATURE_TYPES
+    assert set(typing.get_args(typing.get_type_hints(config.FeatureSpec)["type"])) == set(config.FEATURE_TYPES)
+    assert set(typing.get_args(typing.get_type_hints(config.OutputSpec)["type"])) == set(config.FEATURE_TYPES)
     probe = "import json, sys, flink_job.config; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert not {"numpy", "scipy", "udfs", "pyflink"} & set(loaded)

@@ -62,7 +62,7 @@ class Case(NamedTuple):
 
 
 def _vocabulary(feature: Any) -> tuple:
-    return tuple(feature.categories + feature.other_values) if hasattr(feature, "categories") else ()
+    return tuple(feature.vocabulary) if hasattr(feature, "vocabulary") else ()
 
 
 CASES = (
