@@ -83,8 +83,10 @@ reasons are exactly the dead-letter reasons of the job and the logger:
 8. ``no_instances``  ``instances`` (thesis, kserve-v1) or ``predictions`` is missing, not a list, or empty.
 9. ``bad_instance``  an instance is not a list (nor, with a named schema, an object), or a value in it
    has the wrong JSON type for its feature: not a number (numeric), not a string or a number
-   (categorical; booleans, lists and objects never fit), or a finite number that is not integral
-   (categorical); a prediction likewise for the output.
+   (categorical; booleans, lists and objects never fit), a finite number that is not integral
+   (categorical), or a string longer than `MAX_CATEGORY_CHARS` (categorical: a window keeps up to 2,048
+   distinct values and lists the most frequent in its record, which must stay small); a prediction
+   likewise for the output.
 10. ``wrong_feature_count``  a list instance is empty, the list instances disagree in length, or their
     length is not the schema's number of features (the single oip-v2 tensor's k likewise).
 11. ``non_finite``   a number is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
@@ -149,6 +151,10 @@ SECONDS_THRESHOLD = 1e11
 
 MAX_TIME_MS = 2**63 - 1
 """The largest request time (a signed 64-bit epoch ms, Flink's BIGINT); later times are ``bad_time``."""
+
+MAX_CATEGORY_CHARS = 1024
+"""The longest categorical value, in characters (code points); a longer one is ``bad_instance``.
+``RequestParser.MAX_CATEGORY_CHARS`` in Java (tests/test_parse_java.py checks that they agree)."""
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
@@ -445,10 +451,12 @@ def _check_values(row: Sequence[Any], types: Sequence[str]) -> list[Value]:
         if kind == NUMERIC:
             fits = _is_number(value)
         else:  # categorical: text, or an integral number (a non-finite one fails the next check)
-            fits = isinstance(value, str) or (_is_number(value) and not (
+            fits = (isinstance(value, str) and len(value) <= MAX_CATEGORY_CHARS) or (_is_number(value) and not (
                 isinstance(value, float) and math.isfinite(value) and not value.is_integer()))
         if not fits:
-            raise FormatError(BAD_INSTANCE, f"{value!r} is not a {kind} value")
+            raise FormatError(BAD_INSTANCE, f"{_shown(value)} is not a {kind} value"
+                                            + (f" (longer than {MAX_CATEGORY_CHARS} characters)"
+                                               if isinstance(value, str) and kind == CATEGORICAL else ""))
     values: list[Value] = []
     for value, kind in zip(row, types):
         if value is None or isinstance(value, str):
@@ -462,6 +470,12 @@ def _check_values(row: Sequence[Any], types: Sequence[str]) -> list[Value]:
             raise FormatError(NON_FINITE, "NaN or infinite value")
         values.append(number if kind == NUMERIC else str(value) if type(value) is int else str(int(number)))
     return values
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut to 40 characters of its repr."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _named(schema: Optional[Schema]) -> bool:

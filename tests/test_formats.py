@@ -225,7 +225,8 @@ def test_null_is_a_missing_value_in_either_type():
     assert decode("oip-v2", encode("oip-v2", "r", T_MS, [[None, 2.0]])).instances == [[None, 2.0]]
 
 
-@pytest.mark.parametrize("value,text", [("red", "red"), ("", ""), (1, "1"), (1.0, "1"), (-3, "-3"), (1e2, "100"),
+@pytest.mark.parametrize("value,text", [("red", "red"), ("", ""), ("r" * formats.MAX_CATEGORY_CHARS,) * 2,
+                                        ("\U0001F600" * formats.MAX_CATEGORY_CHARS,) * 2, (1, "1"), (1.0, "1"), (-3, "-3"), (1e2, "100"),
                                         (-0.0, "0"), (2**70, str(2**70)), (1e20, "100000000000000000000")])
 def test_categorical_values_are_text_integral_numbers_included(value, text):
     raw = json.dumps({"type": "request", "id": "r", "time": T_MS, "payload": {"instances": [[1, value, 2, "s"]]}})
@@ -243,6 +244,8 @@ def test_categorical_values_are_text_integral_numbers_included(value, text):
     ([1, math.nan, 2, "s"], "non_finite"),
     ([math.nan, 1.5, 2, "s"], "bad_instance"),  # every value's type, then finiteness
     ([1, "red", 2], "wrong_feature_count"),
+    ([1, "r" * (formats.MAX_CATEGORY_CHARS + 1), 2, "s"], "bad_instance"),  # too long a category
+    ([1, "\U0001F600" * (formats.MAX_CATEGORY_CHARS + 1), 2, "s"], "bad_instance"),
 ])
 def test_value_types_are_checked_per_feature(row, reason):
     raw = json.dumps({"type": "request", "id": "r", "time": T_MS, "payload": {"instances": [row]}})

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple, Optional
 
@@ -86,7 +88,8 @@ VALUES: tuple[Any, ...] = (
     [{"name": "sl", "shape": [1, 1], "datatype": "FP32", "data": [1]}],
     [[math.nan, 2, 3, 4]], [[1, 2, math.inf, 4]], [[1, 2, 3, [4]]], [2, 4], [1, 4], [0, 4], [2.0, 4],
     [True, 4], math.nan, math.inf, -math.inf, {"time": 1_800_000_000_123}, {"instances": [[1, 2, 3, 4]]},
-    {"predictions": ["setosa"]},
+    {"predictions": ["setosa"]}, "r" * formats.MAX_CATEGORY_CHARS, "r" * (formats.MAX_CATEGORY_CHARS + 1),
+    "\U0001F600" * formats.MAX_CATEGORY_CHARS, "\U0001F600" * (formats.MAX_CATEGORY_CHARS + 1),
 )
 
 
@@ -393,3 +396,9 @@ def test_source_functions_epoch_ms_and_numbered_lines(t_env, zone):
         config.set_local_timezone(session_zone)
     assert [row[1] for row in got] == list(EPOCH_MS)
     assert [(row[2], row[3]) for row in got[:len(LINES)]] == list(LINES.values())
+
+
+def test_the_longest_category_is_the_reference_decoders():
+    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
+            / "mmon" / "flink" / "RequestParser.java").read_text()
+    assert re.search(r"static final int MAX_CATEGORY_CHARS = (\d+);", java).group(1) == str(formats.MAX_CATEGORY_CHARS)

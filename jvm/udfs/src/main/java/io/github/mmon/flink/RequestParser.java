@@ -65,6 +65,8 @@ public final class RequestParser {
     static final String BYTES = "BYTES";
     static final Set<String> NUMERIC_DATATYPES = Set.of("FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
             "INT64", "UINT8", "UINT16", "UINT32", "UINT64");
+    /** The longest categorical value in characters (code points): formats.MAX_CATEGORY_CHARS. */
+    static final int MAX_CATEGORY_CHARS = 1024;
     /** Epoch times below this are seconds, at or above it milliseconds (formats.SECONDS_THRESHOLD). */
     static final double SECONDS_THRESHOLD = 1e11;
 
@@ -657,7 +659,11 @@ public final class RequestParser {
         if (!categorical) {
             return value.isNumber();
         }
-        if (value.isTextual() || value.isIntegralNumber()) {
+        if (value.isTextual()) {
+            String text = value.textValue();
+            return text.length() <= MAX_CATEGORY_CHARS || text.codePointCount(0, text.length()) <= MAX_CATEGORY_CHARS;
+        }
+        if (value.isIntegralNumber()) {
             return true;
         }
         if (!value.isNumber()) {
