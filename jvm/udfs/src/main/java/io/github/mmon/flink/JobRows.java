@@ -1,5 +1,7 @@
 package io.github.mmon.flink;
 
+import java.util.Arrays;
+
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.types.Row;
@@ -18,16 +20,16 @@ public final class JobRows {
      * partition (NULL for a file) and the Kafka offset or the file's line number. */
     public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "labels",
         "response", "raw", "source_name", "source_partition", "source_position"};
-    static final int REASON = 0;
-    static final int REQUEST_ID = 1;
-    static final int REQUEST_TIME_MS = 2;
-    static final int INSTANCES = 3;
-    static final int LABELS = 4;
-    static final int RESPONSE = 5;
-    static final int RAW = 6;
-    static final int SOURCE_NAME = 7;
-    static final int SOURCE_PARTITION = 8;
-    static final int SOURCE_POSITION = 9;
+    static final int REASON = index(REQUEST_FIELDS, "reason");
+    static final int REQUEST_ID = index(REQUEST_FIELDS, "request_id");
+    static final int REQUEST_TIME_MS = index(REQUEST_FIELDS, "request_time_ms");
+    static final int INSTANCES = index(REQUEST_FIELDS, "instances");
+    static final int LABELS = index(REQUEST_FIELDS, "labels");
+    static final int RESPONSE = index(REQUEST_FIELDS, "response");
+    static final int RAW = index(REQUEST_FIELDS, "raw");
+    static final int SOURCE_NAME = index(REQUEST_FIELDS, "source_name");
+    static final int SOURCE_PARTITION = index(REQUEST_FIELDS, "source_partition");
+    static final int SOURCE_POSITION = index(REQUEST_FIELDS, "source_position");
 
     /** An output record: kind (stats, outlier, drift, dead_letter, ...), Kafka key, JSON payload. */
     public static final String[] RECORD_FIELDS = {"kind", "k", "payload"};
@@ -45,5 +47,16 @@ public final class JobRows {
     public static final String INSTANCES_ACCEPTED = "instances_accepted";
 
     private JobRows() {
+    }
+
+    /** The position of {@code name} in {@code fields}: the field constants are derived from the name lists,
+     * never numbered beside them. */
+    static int index(String[] fields, String name) {
+        for (int i = 0; i < fields.length; i++) {
+            if (fields[i].equals(name)) {
+                return i;
+            }
+        }
+        throw new IllegalArgumentException("no field " + name + " in " + Arrays.toString(fields));
     }
 }
