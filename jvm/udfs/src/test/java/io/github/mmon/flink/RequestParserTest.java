@@ -1,0 +1,144 @@
+package io.github.mmon.flink;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import java.nio.charset.StandardCharsets;
+
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.types.Row;
+import org.junit.jupiter.api.Test;
+
+/** What {@link RequestParser} does beyond the reference decoder (parse_cases.json covers that): the message-time
+ * flag, the future_time check on either clock, the per-thread memo, bytes that are not UTF-8, and the two SQL
+ * functions over it. */
+class RequestParserTest {
+
+    static final FeatureSchema IRIS = new FeatureSchema(new String[] {"a", "b"},
+            new String[] {FeatureSchema.NUMERIC, FeatureSchema.NUMERIC}, new String[2][], null, null, null);
+    static final FeatureSchema COLOURS = new FeatureSchema(new String[] {"colour", "size"},
+            new String[] {FeatureSchema.CATEGORICAL, FeatureSchema.NUMERIC}, new String[][] {{"red", "blue"}, null},
+            "label", FeatureSchema.CATEGORICAL, new String[] {"yes", "no"});
+    private static final long HOUR = 3_600_000L;
+
+    private static String thesis(String id, Object time, String instances) {
+        return "{\"type\":\"request\",\"id\":\"" + id + "\",\"time\":" + time + ",\"payload\":{\"instances\":"
+                + instances + "}}";
+    }
+
+    private static ParsedRequest parse(String line, FeatureSchema schema, boolean messageTime, Long defaultTimeMs,
+                                       Long skewMs, boolean wallClock) {
+        return RequestParser.parse(StringData.fromString(line), schema, RequestParser.THESIS, messageTime, null,
+                defaultTimeMs, skewMs, wallClock);
+    }
+
+    @Test
+    void withoutMessageTimeTheDefaultTimeStandsAndTheMessageTimeIsNotRead() {
+        ParsedRequest parsed = parse(thesis("r1", "\"not a time\"", "[[1,2]]"), IRIS, false, 1_000_000L, null, false);
+        assertNull(parsed.reason());
+        assertEquals(1_000_000L, parsed.timeMs());
+        assertEquals("bad_time", parse(thesis("r1", "\"not a time\"", "[[1,2]]"), IRIS, true, 1_000_000L, null, false)
+                .reason());
+    }
+
+    @Test
+    void aRejectedRecordKeepsTheTimeAndIdReadBeforeTheCheckFailed() {
+        ParsedRequest parsed = parse(thesis("r1", 1_700_000_000_000L, "[[1,\"x\"]]"), IRIS, true, 5L, null, false);
+        assertEquals("bad_instance", parsed.reason());
+        assertEquals("r1", parsed.requestId());
+        assertEquals(1_700_000_000_000L, parsed.timeMs());
+        assertEquals(5L, parse("[]", IRIS, true, 5L, null, false).timeMs());  // bad_json: the default time
+    }
+
+    @Test
+    void aTimeTooFarAheadOfTheWallClockIsFutureTime() {
+        long now = System.currentTimeMillis();
+        assertEquals("future_time", parse(thesis("r1", now + HOUR, "[[1,2]]"), IRIS, true, null, 60_000L, true)
+                .reason());
+        assertNull(parse(thesis("r1", now + 30_000, "[[1,2]]"), IRIS, true, null, 60_000L, true).reason());
+        assertNull(parse(thesis("r1", now + HOUR, "[[1,2]]"), IRIS, true, null, null, true).reason());  // no limit
+    }
+
+    @Test
+    void aReplayedStreamsClockIsTheLatestAcceptedTime() {
+        long start = 9_000_000_000_000L;  // later than any time another test accepts on this thread
+        assertNull(parse(thesis("r1", start, "[[1,2]]"), IRIS, true, null, 60_000L, false).reason());
+        ParsedRequest ahead = parse(thesis("r2", start + 60_001, "[[1,2]]"), IRIS, true, null, 60_000L, false);
+        assertEquals("future_time", ahead.reason());
+        assertEquals(start + 60_001, ahead.timeMs());
+        assertNull(parse(thesis("r3", start + 60_000, "[[1,2]]"), IRIS, true, null, 60_000L, false).reason());
+        assertNull(parse(thesis("r4", start + 120_000, "[[1,2]]"), IRIS, true, null, 60_000L, false).reason());
+    }
+
+    @Test
+    void aRejectedRecordIsNeverFutureTimeAndMovesNoClock() {
+        ParsedRequest rejected = ParsedRequest.rejected("bad_id", null, Long.MAX_VALUE);
+        assertSame(rejected, RequestParser.notInTheFuture(rejected, 0L, 1L));
+        ParsedRequest accepted = ParsedRequest.accepted("r", 10_000L, new double[][] {{1}}, new String[0], false);
+        assertEquals("future_time", RequestParser.notInTheFuture(accepted, 8_999L, 1_000L).reason());
+        assertSame(accepted, RequestParser.notInTheFuture(accepted, 9_000L, 1_000L));
+    }
+
+    @Test
+    void theSameRecordIsParsedOncePerThread() {
+        String line = thesis("r1", 1_700_000_000_000L, "[[1,2]]");
+        ParsedRequest first = parse(line, IRIS, true, null, null, false);
+        assertSame(first, parse(line, IRIS, true, null, null, false));
+        assertNotSame(first, parse(line, IRIS, true, 5L, null, false));  // other arguments: parsed again
+        assertEquals("r1", first.requestId());
+    }
+
+    @Test
+    void bytesThatAreNotUtf8AreReadAsFlinkDecodesThem() {
+        byte[] line = thesis("r1", 1_700_000_000_000L, "[[\"re#\",3]]").getBytes(StandardCharsets.UTF_8);
+        line[new String(line, StandardCharsets.UTF_8).indexOf('#')] = (byte) 0xFF;
+        ParsedRequest parsed = RequestParser.parse(StringData.fromBytes(line), COLOURS, RequestParser.THESIS, true,
+                null, null, null, false);
+        assertNull(parsed.reason());
+        assertArrayEquals(new String[] {"re\uFFFD"}, parsed.labels());
+        assertArrayEquals(new double[] {-1, 3}, parsed.instances()[0]);
+    }
+
+    @Test
+    void rfc3339TimesToEpochMilliseconds() throws Exception {
+        assertEquals(0L, RequestParser.parseRfc3339Ms("1970-01-01T00:00:00Z"));
+        assertEquals(951_782_400_999L, RequestParser.parseRfc3339Ms("2000-02-29T00:00:00.9999Z"));
+        assertEquals(-3_600_000L, RequestParser.parseRfc3339Ms("1970-01-01T00:00:00+01:00"));
+    }
+
+    @Test
+    void parseRequestPacksTheValuesRowMajorLittleEndian() {
+        Row row = new ParseRequest(COLOURS).eval(StringData.fromString(thesis("r1", 1_700_000_000_000L,
+                "[[\"blue\",1.5],[\"green\",null],[\"red\",-2]]")), RequestParser.THESIS, true, null, null, null, false);
+        assertNull(row.getField(0));
+        assertEquals("r1", row.getField(1));
+        assertEquals(1_700_000_000_000L, row.getField(2));
+        assertArrayEquals(new double[] {1, 1.5, -1, Double.NaN, 0, -2}, Rows.unpacked((byte[]) row.getField(3)));
+        assertArrayEquals(new String[] {"green"}, (String[]) row.getField(4));
+        assertEquals(false, row.getField(5));
+    }
+
+    @Test
+    void parseRequestGivesNullLabelsWhenAllValuesAreKnownAndNullValuesWhenRejected() {
+        ParseRequest function = new ParseRequest(COLOURS);
+        Row accepted = function.eval(StringData.fromString(thesis("r1", 1_700_000_000_000L, "[[\"red\",1]]")),
+                RequestParser.THESIS, true, null, null, null, false);
+        assertNull(accepted.getField(4));
+        Row rejected = function.eval(null, RequestParser.THESIS, true, null, 42L, null, false);
+        assertEquals("bad_json", rejected.getField(0));
+        assertEquals(42L, rejected.getField(2));
+        assertNull(rejected.getField(3));
+    }
+
+    @Test
+    void requestTimeIsNullForARejectedRecord() {
+        RequestTimeMs function = new RequestTimeMs(IRIS);
+        assertEquals(1_700_000_000_000L, function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1,2]]")),
+                RequestParser.THESIS, true, null, null, null, false));
+        assertNull(function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1]]")), RequestParser.THESIS,
+                true, null, null, null, false));
+    }
+}
