@@ -1,0 +1,233 @@
+package io.github.mmon.flink;
+
+import static io.github.mmon.flink.Rows.instances;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.types.Row;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** {@link ResponseJoin} under Flink's keyed operator harness: requests of two features, a categorical output. */
+class ResponseJoinTest {
+
+    private static final long TIMEOUT = 1_000;
+    private static final double NAN = Double.NaN;
+    private static final double[][] TWO = instances(new double[] {1, 2}, new double[] {3, 4});
+
+    private KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness;
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> opened(
+            long timeoutMs, boolean categoricalOutput, OperatorSubtaskState restored) throws Exception {
+        ResponseJoin join = new ResponseJoin(Rows.REQUEST_TYPE, 2, categoricalOutput, timeoutMs, "unmatched_response",
+                "wrong_prediction_count");
+        KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness =
+                new KeyedOneInputStreamOperatorTestHarness<>(join, new ResponseJoin.ByRequestId(), Types.STRING);
+        harness.setup(Outputs.serializer(Rows.REQUEST_TYPE));
+        if (restored != null) {
+            harness.initializeState(restored);
+        }
+        harness.open();
+        return harness;
+    }
+
+    private void open(long timeoutMs) throws Exception {
+        harness = opened(timeoutMs, true, null);
+    }
+
+    /** The harness closed and a new one, with {@code timeoutMs}, restored from its snapshot. */
+    private void restart(long timeoutMs) throws Exception {
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 1L);
+        harness.close();
+        harness = opened(timeoutMs, true, snapshot);
+    }
+
+    @AfterEach
+    void close() throws Exception {
+        harness.close();
+    }
+
+    private void send(Row row) throws Exception {
+        harness.processElement(row, (Long) row.getField(JobRows.REQUEST_TIME_MS));
+    }
+
+    private List<StreamRecord<Row>> records() {
+        return Outputs.records(harness);
+    }
+
+    /** The one record emitted since the last look. */
+    private StreamRecord<Row> only() {
+        List<StreamRecord<Row>> records = records();
+        assertEquals(1, records.size(), records.toString());
+        return records.get(0);
+    }
+
+    /** {@code watermark} in; the watermarks that came out. */
+    private List<Long> watermark(long watermark) throws Exception {
+        harness.processWatermark(watermark);
+        return Outputs.watermarks(harness);
+    }
+
+    private static void assertJoined(StreamRecord<Row> out, long time, double... values) {
+        assertEquals(time, out.getTimestamp());
+        assertNull(out.getValue().getField(JobRows.REASON));
+        assertArrayEquals(values, Rows.unpacked((byte[]) out.getValue().getField(JobRows.INSTANCES)));
+    }
+
+    private static void assertDeadLetter(StreamRecord<Row> out, String reason, String id, long time) {
+        assertEquals(reason, out.getValue().getField(JobRows.REASON));
+        assertEquals(id, out.getValue().getField(JobRows.REQUEST_ID));
+        assertEquals(time, out.getTimestamp());
+    }
+
+    private long joinedTotal() {
+        return (Long) harness.getEnvironment().getAccumulatorRegistry().getUserMap()
+                .get(ResponseJoin.RESPONSES_JOINED).getLocalValue();
+    }
+
+    @Test
+    void aResponseReleasesItsWaitingRequestWithThePredictionsAsTheLastColumn() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        assertTrue(records().isEmpty());
+        send(Rows.response("r1", 1_400, new double[] {2, 0}));
+        assertJoined(only(), 1_000, 1, 2, 2, 3, 4, 0);
+        assertEquals(1L, joinedTotal());
+    }
+
+    @Test
+    void aResponseBeforeItsRequestWaitsForIt() throws Exception {
+        open(TIMEOUT);
+        send(Rows.response("r1", 900, new double[] {1, 1}));
+        send(Rows.request("r1", 1_000, TWO));
+        assertJoined(only(), 1_000, 1, 2, 1, 3, 4, 1);
+        watermark(5_000);
+        assertTrue(records().isEmpty());  // the response's timer was deleted: no unmatched_response later
+    }
+
+    @Test
+    void aRequestWithoutResponseLeavesAtItsTimeoutWithMissingPredictions() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        assertEquals(List.of(999L), watermark(1_999));
+        assertTrue(records().isEmpty());
+        harness.processWatermark(2_000);
+        assertJoined(only(), 1_000, 1, 2, NAN, 3, 4, NAN);
+        assertEquals(0L, joinedTotal());
+    }
+
+    @Test
+    void aResponseWithoutRequestIsDeadLetteredUnmatchedAtItsTimeout() throws Exception {
+        open(TIMEOUT);
+        send(Rows.response("orphan", 1_000, new double[] {1}));
+        assertEquals(List.of(1_999L), watermark(1_999));  // a waiting response holds nothing
+        harness.processWatermark(2_000);
+        StreamRecord<Row> out = only();
+        assertDeadLetter(out, "unmatched_response", "orphan", 1_000);
+        assertEquals(true, out.getValue().getField(JobRows.RESPONSE));
+    }
+
+    @Test
+    void aResponseWithAnotherCountIsDeadLetteredAndItsRequestHasMissingPredictions() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.response("r1", 1_100, new double[] {1, 0, 1}));
+        List<StreamRecord<Row>> out = records();
+        assertEquals(2, out.size());
+        assertDeadLetter(out.get(0), "wrong_prediction_count", "r1", 1_100);
+        assertJoined(out.get(1), 1_000, 1, 2, NAN, 3, 4, NAN);
+    }
+
+    @Test
+    void theWatermarkStaysBelowTheEarliestWaitingRequest() throws Exception {
+        open(10 * TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.request("r2", 3_000, TWO));
+        assertEquals(List.of(999L), watermark(2_500));
+        send(Rows.response("r1", 2_600, new double[] {0, 0}));
+        assertEquals(List.of(2_700L), watermark(2_700));
+        assertEquals(List.of(2_999L), watermark(3_500));
+        send(Rows.response("r2", 3_600, new double[] {0, 0}));
+        assertEquals(List.of(3_700L), watermark(3_700));
+        assertEquals(2, records().size());
+    }
+
+    @Test
+    void theResponsesUnseenLabelsFollowTheRequests() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, instances(new double[] {-1, 2}, new double[] {5, -1}), "x"));
+        send(Rows.response("r1", 1_100, new double[] {-2, 1}, "y", "z"));
+        Row out = only().getValue();
+        assertArrayEquals(new double[] {-1, 2, -3, 5, -1, 1}, Rows.unpacked((byte[]) out.getField(JobRows.INSTANCES)));
+        assertArrayEquals(new String[] {"x", "y", "z"}, (String[]) out.getField(JobRows.LABELS));
+    }
+
+    @Test
+    void aNumericOutputKeepsNegativePredictions() throws Exception {
+        harness = opened(TIMEOUT, false, null);
+        send(Rows.request("r1", 1_000, TWO, "x"));
+        send(Rows.response("r1", 1_100, new double[] {-2.5, -1}));
+        assertJoined(only(), 1_000, 1, 2, -2.5, 3, 4, -1);
+    }
+
+    @Test
+    void rejectedRecordsPassStraightThrough() throws Exception {
+        open(TIMEOUT);
+        send(Rows.rejected("bad_instance", "r1", 1_000L));
+        assertDeadLetter(only(), "bad_instance", "r1", 1_000);
+        assertEquals(List.of(5_000L), watermark(5_000));
+    }
+
+    @Test
+    void aRequestAlreadyBehindTheWatermarkLeavesAtOnceAndHoldsNothing() throws Exception {
+        open(TIMEOUT);
+        watermark(5_000);
+        send(Rows.request("late", 4_000, TWO));
+        assertJoined(only(), 4_000, 1, 2, NAN, 3, 4, NAN);
+        assertEquals(List.of(6_000L), watermark(6_000));
+    }
+
+    @Test
+    void aRepeatedRequestIdReleasesTheEarlierRequestWithoutPredictions() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.request("r1", 1_200, instances(new double[] {7, 8})));
+        assertJoined(only(), 1_000, 1, 2, NAN, 3, 4, NAN);
+        assertEquals(List.of(1_199L), watermark(1_500));
+        send(Rows.response("r1", 1_300, new double[] {1}));
+        assertJoined(only(), 1_200, 7, 8, 1);
+    }
+
+    @Test
+    void aSecondResponseBeforeTheRequestDeadLettersTheFirst() throws Exception {
+        open(TIMEOUT);
+        send(Rows.response("r1", 1_000, new double[] {0, 0}));
+        send(Rows.response("r1", 1_100, new double[] {1, 1}));
+        assertDeadLetter(only(), "unmatched_response", "r1", 1_000);
+        send(Rows.request("r1", 1_200, TWO));
+        assertJoined(only(), 1_200, 1, 2, 1, 3, 4, 1);
+        watermark(10_000);
+        assertTrue(records().isEmpty());
+    }
+
+    @Test
+    void waitingRequestsAndResponsesSurviveASnapshotAndRestore() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.response("r2", 1_500, new double[] {1}));
+        restart(TIMEOUT);
+        assertEquals(List.of(999L), watermark(1_200));  // the hold rebuilt from the restored state
+        send(Rows.response("r1", 1_300, new double[] {0, 1}));
+        assertJoined(only(), 1_000, 1, 2, 0, 3, 4, 1);
+        assertEquals(List.of(2_500L), watermark(2_500));
+        assertDeadLetter(only(), "unmatched_response", "r2", 1_500);
+    }
+}
