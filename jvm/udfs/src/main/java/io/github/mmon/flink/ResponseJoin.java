@@ -1,5 +1,6 @@
 package io.github.mmon.flink;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
@@ -10,6 +11,7 @@ import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.VoidNamespace;
@@ -56,6 +58,9 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
 
     private transient ValueState<Row> request;
     private transient ValueState<Row> response;
+    /** When the row waiting under this key (a request or a response) leaves: its time plus the timeout it began
+     * to wait under, kept so that a restore under another timeout still releases it when its timer fires. */
+    private transient ValueState<Long> deadline;
     private transient InternalTimerService<VoidNamespace> timers;
     /** The times of the requests waiting on this subtask (a multiset): the watermark stays below the first. */
     private transient TreeMap<Long, Integer> waiting;
@@ -93,6 +98,7 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
         super.open();
         request = getPartitionedState(new ValueStateDescriptor<>("request", rowType));
         response = getPartitionedState(new ValueStateDescriptor<>("response", rowType));
+        deadline = getPartitionedState(new ValueStateDescriptor<>("deadline", Types.LONG));
         timers = getInternalTimerService("response-join", VoidNamespaceSerializer.INSTANCE, this);
         joinedMetric = getMetricGroup().addGroup("mmon").counter(RESPONSES_JOINED);
         joinedTotal = new LongCounter();
@@ -126,12 +132,14 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
     private void onRequest(Row row, long time) throws Exception {
         Row earlier = request.value();
         if (earlier != null) {  // the same id again: the earlier request goes on without its prediction
+            deadline.clear();
             releaseWithoutPredictions(earlier);
         }
         Row waitingResponse = response.value();
         if (waitingResponse != null) {
             response.clear();
-            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, time(waitingResponse) + timeoutMs);
+            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, deadlineOf(waitingResponse));
+            deadline.clear();
             join(row, waitingResponse, time);
             return;
         }
@@ -141,7 +149,7 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
         }
         request.update(copy(row));
         hold(time);
-        timers.registerEventTimeTimer(VoidNamespace.INSTANCE, time + timeoutMs);
+        startWaiting(time);
     }
 
     private void onResponse(Row row, long time) throws Exception {
@@ -150,29 +158,46 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
             long requestTime = time(waitingRequest);
             request.clear();
             release(requestTime);
-            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, requestTime + timeoutMs);
+            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, deadlineOf(waitingRequest));
+            deadline.clear();
             join(waitingRequest, row, requestTime);
             return;
         }
         Row earlier = response.value();
         if (earlier != null) {  // a second response to the same id before its request: the first is unmatched
-            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, time(earlier) + timeoutMs);
+            timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, deadlineOf(earlier));
             rejected(earlier, unmatchedReason);
         }
         response.update(copy(row));
-        timers.registerEventTimeTimer(VoidNamespace.INSTANCE, time + timeoutMs);
+        startWaiting(time);
+    }
+
+    /** The row just stored under the current key waits until its time plus the timeout: that deadline is kept. */
+    private void startWaiting(long time) throws IOException {
+        long due = time + timeoutMs;
+        deadline.update(due);
+        timers.registerEventTimeTimer(VoidNamespace.INSTANCE, due);
+    }
+
+    /** The deadline of the row waiting under the current key (state from before deadlines were kept has none:
+     * its time plus the current timeout, as then). */
+    private long deadlineOf(Row waiting) throws IOException {
+        Long due = deadline.value();
+        return due != null ? due : time(waiting) + timeoutMs;
     }
 
     @Override
     public void onEventTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
         Row waitingRequest = request.value();
-        if (waitingRequest != null && time(waitingRequest) + timeoutMs == timer.getTimestamp()) {
+        if (waitingRequest != null && deadlineOf(waitingRequest) == timer.getTimestamp()) {
             request.clear();
+            deadline.clear();
             releaseWithoutPredictions(waitingRequest);
         }
         Row waitingResponse = response.value();
-        if (waitingResponse != null && time(waitingResponse) + timeoutMs == timer.getTimestamp()) {
+        if (waitingResponse != null && deadlineOf(waitingResponse) == timer.getTimestamp()) {
             response.clear();
+            deadline.clear();
             rejected(waitingResponse, unmatchedReason);
         }
     }

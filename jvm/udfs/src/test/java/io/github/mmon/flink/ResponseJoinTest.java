@@ -230,4 +230,35 @@ class ResponseJoinTest {
         assertEquals(List.of(2_500L), watermark(2_500));
         assertDeadLetter(only(), "unmatched_response", "r2", 1_500);
     }
+
+    @Test
+    void aRequestSnapshottedUnderOneTimeoutLeavesAtItsDeadlineWhenRestoredUnderALongerOne() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        restart(5 * TIMEOUT);
+        assertEquals(List.of(999L), watermark(1_999));
+        harness.processWatermark(2_000);
+        assertJoined(only(), 1_000, 1, 2, NAN, 3, 4, NAN);
+        assertEquals(List.of(2_000L), Outputs.watermarks(harness));  // the hold is gone: output goes on
+        send(Rows.request("r2", 3_000, TWO));  // a new request waits under the new timeout
+        assertEquals(List.of(2_999L), watermark(7_999));
+        harness.processWatermark(8_000);
+        assertJoined(only(), 3_000, 1, 2, NAN, 3, 4, NAN);
+    }
+
+    @Test
+    void aRequestSnapshottedUnderOneTimeoutLeavesAtItsDeadlineWhenRestoredUnderAShorterOne() throws Exception {
+        open(5 * TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.response("orphan", 1_000, new double[] {1}));
+        restart(TIMEOUT);
+        assertEquals(List.of(999L), watermark(5_999));
+        assertTrue(records().isEmpty());
+        harness.processWatermark(6_000);
+        List<StreamRecord<Row>> out = records();
+        assertEquals(2, out.size());
+        assertJoined(out.get(0), 1_000, 1, 2, NAN, 3, 4, NAN);
+        assertDeadLetter(out.get(1), "unmatched_response", "orphan", 1_000);
+        assertEquals(List.of(6_000L), Outputs.watermarks(harness));
+    }
 }
