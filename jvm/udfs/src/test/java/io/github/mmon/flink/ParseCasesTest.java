@@ -27,6 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ParseCasesTest {
 
+    private static final ObjectMapper JSON = new ObjectMapper();
     private static final JsonNode FILE = load("/parse_cases.json");
     private static final Map<String, FeatureSchema> SCHEMAS = schemas(FILE.get("schemas"));
 
@@ -52,13 +53,12 @@ class ParseCasesTest {
         assertEquals(text(expect.get("request_id")), parsed.requestId(), name);
         assertEquals(number(expect.get("request_time_ms")), parsed.timeMs(), name);
         assertEquals(expect.get("response").booleanValue(), parsed.response(), name);
-        assertArrayEquals(strings(expect.get("labels")), parsed.labels(), name);
+        assertArrayEquals(JSON.convertValue(expect.get("labels"), String[].class), parsed.labels(), name);
         assertEquals(expect.get("instances"), decoded(parsed, schema), name);
     }
 
     /** The parsed values as the reference writes them: numbers, category texts (codes read back), null. */
     private static JsonNode decoded(ParsedRequest parsed, FeatureSchema schema) {
-        ObjectMapper json = new ObjectMapper();
         List<List<Object>> rows = new ArrayList<>();
         for (double[] instance : parsed.instances()) {
             List<Object> row = new ArrayList<>();
@@ -70,7 +70,7 @@ class ParseCasesTest {
             }
             rows.add(row);
         }
-        return json.valueToTree(rows);
+        return JSON.valueToTree(rows);
     }
 
     private static Object value(double code, boolean categorical, String[] vocabulary, String[] labels) {
@@ -91,23 +91,15 @@ class ParseCasesTest {
         return node == null || node.isNull() ? null : node.longValue();
     }
 
-    private static String[] strings(JsonNode array) {
-        String[] out = new String[array.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = array.get(i).textValue();
-        }
-        return out;
-    }
-
     private static Map<String, FeatureSchema> schemas(JsonNode specs) {
         Map<String, FeatureSchema> schemas = new HashMap<>();
         specs.fields().forEachRemaining(e -> schemas.put(e.getKey(), FeatureSchema.fromJson(e.getValue().toString())));
         return schemas;
     }
 
-    static JsonNode load(String resource) {
+    private static JsonNode load(String resource) {
         try (InputStream in = ParseCasesTest.class.getResourceAsStream(resource)) {
-            return new ObjectMapper().readTree(in);
+            return JSON.readTree(in);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
