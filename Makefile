@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean k8s-testenv
+.PHONY: setup demo test test-fast test-java bench clean k8s-testenv
 
 setup: $(STAMP)
 	@bash scripts/fetch_jars.sh
@@ -20,8 +20,17 @@ demo: setup
 	$(VENV)/bin/mmon run --config examples/iris/monitor.yaml --output out/demo
 	$(VENV)/bin/mmon report out/demo -o out/demo/report.html
 
-test: setup
+# The whole suite: the Java unit tests (Maven), then every Python test (real Flink, Kafka, kube-apiserver).
+test: setup test-java
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# The Java functions' unit tests (jvm/udfs/src/test), Flink's operator test harnesses included.
+test-java: setup
+	mvn -q -B -ntp -f jvm/udfs/pom.xml test
+
+# The tests that start no JVM, broker or API server: seconds, for the edit-test loop.
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not flink and not kafka and not k8s" $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/mmon bench --profile thesis --out bench-out/thesis

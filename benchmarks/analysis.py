@@ -49,7 +49,7 @@ class GroundTruth:
 
     @classmethod
     def from_stream(cls, stream) -> "GroundTruth":
-        """From a :class:`benchmarks.iris_stream.StagedStream`."""
+        """From a :class:`streams.iris.StagedStream`."""
         order = np.argsort(stream.time_ms, kind="stable")
         return cls(ids=np.asarray(stream.ids)[order].astype(str), stage=np.asarray(stream.stage)[order],
                    outlier_feature=np.asarray(stream.outlier_feature)[order],

@@ -11,9 +11,10 @@ from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
+from contract.spec import TopicsSpec
+
 from benchmarks.analysis import Outputs
 from benchmarks.background import BackgroundWorker
-from flink_job.config import TopicsSpec
 
 KINDS = ("stats", "outliers", "drift", "dead_letter")
 

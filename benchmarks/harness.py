@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -49,14 +47,20 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import yaml
 
-from benchmarks import iris_stream, load, plots, report
+from contract import formats
+from contract.spec import ConfigError, MonitorSpec, TopicsSpec, load_spec, spec_to_dict
+
+from udfs.baseline import Baseline
+
+from streams import iris
+
+from devtools.processes import ServiceError, stop_group, wait_until
+from devtools.services import FlinkCluster, KafkaBroker, create_topics, free_port
+
+from benchmarks import load, plots, report
 from benchmarks.analysis import GroundTruth, Outputs, WindowTiming, analyse, in_stream, summarize
 from benchmarks.collect import OutputCollector
-from benchmarks.local_services import (FlinkCluster, KafkaBroker, ServiceError, free_port, wait_until)
 from benchmarks.resources import ProcessTreeSampler
-from flink_job import formats
-from flink_job.config import ConfigError, MonitorSpec, TopicsSpec, load_spec, spec_to_dict
-from udfs.baseline import Baseline
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "examples" / "iris" / "monitor.yaml"
@@ -92,7 +96,7 @@ class Options:
 
     @property
     def rates(self) -> tuple[float, ...]:
-        return tuple(rate * self.scale for rate in iris_stream.DEFAULT_RATES)
+        return tuple(rate * self.scale for rate in iris.DEFAULT_RATES)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class RunData:
     """What a profile run hands to the report and the plots besides its figures."""
 
     truth: GroundTruth
-    stream: iris_stream.StagedStream
+    stream: iris.StagedStream
     outputs: Outputs
     timing: WindowTiming
     exclude_ids: frozenset
@@ -124,18 +128,6 @@ def bench_spec(options: Options, bootstrap: str, run_id: str) -> MonitorSpec:
 def write_spec(spec: MonitorSpec, path: Path) -> Path:
     path.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
     return path
-
-
-def create_topics(bootstrap: str, names: Sequence[str], timeout_s: float = 30.0) -> None:
-    """One partition each: the whole stream in one order, one watermark, no idle partitions."""
-    from kafka import KafkaAdminClient
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mmon-bench")
-    try:
-        admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1} for name in names},
-                            timeout_ms=int(timeout_s * 1000))
-        admin.wait_for_topics(list(names), timeout_ms=int(timeout_s * 1000))
-    finally:
-        admin.close()
 
 
 @contextmanager
@@ -168,18 +160,12 @@ class ChildProcess:
         return f"{self.name} exited with code {self.process.returncode}; last lines of {self.log_path}:\n" + "\n".join(tail)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process, timeout_s)
         self._log.close()
 
 
 def mmon(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flink_job.cli", *args]
+    return [sys.executable, "-m", "mmon.cli", *args]
 
 
 def start_logger(spec: MonitorSpec, out: Path, stack: ExitStack) -> tuple[str, ChildProcess]:
@@ -302,7 +288,7 @@ def closing_markers(truth: GroundTruth, timing: WindowTiming, baseline: Baseline
     return [*reversed(early), marker_request(truth, timing, baseline)]
 
 
-def shifted(stream: iris_stream.StagedStream, start_ms: int) -> iris_stream.StagedStream:
+def shifted(stream: iris.StagedStream, start_ms: int) -> iris.StagedStream:
     return dataclasses.replace(stream, time_ms=stream.time_ms - stream.time_ms[0] + start_ms)
 
 
@@ -346,7 +332,7 @@ def sender_figures(truth: GroundTruth, replayed: load.ReplayResult) -> dict:
 
 
 def run_thesis(options: Options, spec: MonitorSpec, spec_path: Path,
-               stream: iris_stream.StagedStream) -> tuple[dict, RunData]:
+               stream: iris.StagedStream) -> tuple[dict, RunData]:
     """The HTTP replay at the stream's rates; returns the figures and the data behind them."""
     timing = WindowTiming(spec.window.duration, spec.window.watermark_delay)
     baseline = Baseline.load(spec.baseline)
@@ -391,7 +377,7 @@ def job_resources(sampler: ProcessTreeSampler) -> dict:
     return {"job_peak_rss_mb": sampler.peak_rss_mb, "job_cpu_s": sampler.cpu_seconds}
 
 
-def produce_all(bootstrap: str, topic: str, stream: iris_stream.StagedStream, format: str,
+def produce_all(bootstrap: str, topic: str, stream: iris.StagedStream, format: str,
                 marker: load.Request) -> float:
     """Every request, then the end marker, into ``topic`` (key: request id, timestamp: request time);
     returns the seconds it took."""
@@ -448,7 +434,7 @@ def drain_rate(truth: GroundTruth, outputs: Outputs) -> Optional[float]:
 
 
 def run_max(options: Options, spec: MonitorSpec, spec_path: Path,
-            stream: iris_stream.StagedStream) -> tuple[dict, RunData]:
+            stream: iris.StagedStream) -> tuple[dict, RunData]:
     """Stage everything in Kafka, measure the raw consumer, then let the job drain it from the start."""
     timing = WindowTiming(spec.window.duration, spec.window.watermark_delay)
     baseline = Baseline.load(spec.baseline)
@@ -513,7 +499,7 @@ def run(options: Options, command_line: str) -> dict:
     """The whole benchmark; writes results.json, report.md and the plots into ``options.out``."""
     options.out.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
-    stream = iris_stream.generate(seed=options.seed, stage_size=options.stage_size, rates=options.rates, start_ms=0)
+    stream = iris.generate(seed=options.seed, stage_size=options.stage_size, rates=options.rates, start_ms=0)
     with kafka_bootstrap(options.kafka) as bootstrap:
         spec = bench_spec(options, bootstrap, run_id)
         spec_path = write_spec(spec, options.out / "monitor.yaml")
@@ -525,18 +511,18 @@ def run(options: Options, command_line: str) -> dict:
                     "config": spec_to_dict(spec)})
     results = report.write(options.out, figures)
     save_records(options.out / "records", data.outputs, data.stream)
-    plots.write_all(options.out, in_stream(data.outputs, data.truth), iris_stream.stage_boundaries_ms(data.stream),
+    plots.write_all(options.out, in_stream(data.outputs, data.truth), iris.stage_boundaries_ms(data.stream),
                     data.truth.features, data.timing, data.exclude_ids, data.sent_per_second)
     return results
 
 
-def save_records(directory: Path, outputs: Outputs, stream: iris_stream.StagedStream) -> None:
+def save_records(directory: Path, outputs: Outputs, stream: iris.StagedStream) -> None:
     """The consumed output records, one JSON-lines file per topic, and the stream's labels, for re-analysis."""
     directory.mkdir(parents=True, exist_ok=True)
     for kind in ("stats", "outliers", "drift", "dead_letter"):
         with open(directory / f"{kind}.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(record) + "\n" for record in getattr(outputs, kind))
-    iris_stream.write_labels(stream, directory / "labels.csv")
+    iris.write_labels(stream, directory / "labels.csv")
 
 
 def _options_dict(options: Options) -> dict:
@@ -563,11 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "as fast as the job can; calibration: drift metrics' false alarms and power "
                              "(see mmon bench --profile calibration --help); wide: cost against the model's width "
                              "(see mmon bench --profile wide --help)")
-    parser.add_argument("--stage-size", type=_positive(int), default=iris_stream.DEFAULT_STAGE_SIZE,
+    parser.add_argument("--stage-size", type=_positive(int), default=iris.DEFAULT_STAGE_SIZE,
                         help="requests per stage")
     parser.add_argument("--scale", type=_positive(float), default=1.0,
                         help="multiply the request rates 64/122/177/122/64 per second")
-    parser.add_argument("--seed", type=int, default=iris_stream.DEFAULT_SEED, help="stream seed")
+    parser.add_argument("--seed", type=int, default=iris.DEFAULT_SEED, help="stream seed")
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="output directory")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="monitor spec (window, thresholds); its Kafka settings are replaced per run")

@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 import aiohttp
 import numpy as np
 
-from flink_job import formats
+from contract import formats
 
 CE_SPECVERSION = "1.0"
 

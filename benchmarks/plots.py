@@ -1,7 +1,7 @@
 """The benchmark's PNG figures (matplotlib, Agg backend), after the thesis's Figures 6.3.2, 6.3.4, 6.4.1, 6.5.1.
 
 Time axes are seconds since the first request; shaded bands mark the stages (from
-``benchmarks.iris_stream.stage_boundaries_ms``).
+``streams.iris.stage_boundaries_ms``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from benchmarks.analysis import (Outputs, WindowTiming, feature_records, outlier_latencies_s,  # noqa: E402
-                                 processed_rate_over_time, window_latencies_s)
+from benchmarks.analysis import (  # noqa: E402
+    Outputs,
+    WindowTiming,
+    feature_records,
+    outlier_latencies_s,
+    processed_rate_over_time,
+    window_latencies_s,
+)
 
 STAGE_COLOURS = ("#ffffff", "#fde0c5", "#f4b6b6", "#fde0c5", "#ffffff")
 

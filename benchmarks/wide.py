@@ -1,17 +1,7 @@
 """`mmon bench --profile wide`: what the model's width costs, embedded and on Kafka.
 
-For each width (default 4, 32, 128, 512 and 1,000 features) a synthetic model: a seeded Gaussian
-training set of `TRAINING_ROWS` rows (feature j: mean and sd drawn from the seed; ten significant
-digits, so without ties, and the features share one calibration null), its baseline as
-`mmon baseline` makes it, and the staged stream of `benchmarks.iris_stream` drawn from it (normal /
-10 % outliers / drift / 10 % outliers / normal), whose drift stage moves only the first
-`DRIFTED_SHARE` of the features (the known subset). The monitor spec is the Iris example's (15 s
-windows, 3-sigma outliers, the five histogram metrics with ``auto`` thresholds) with
-``emit_all: false`` and covariance/correlation off (opt-in; their cost is measured apart, below).
-
-Every width's stream holds about `VALUES_PER_STREAM` feature values (instances = values / width,
-within `INSTANCES`), spread over the same `SPAN_S` of event time, so every stream has the same
-number of windows and wider models have fewer instances per window.
+For each width (default 4, 32, 128, 512 and 1,000 features) the synthetic model of `streams.wide` (its
+baseline, spec and staged stream; the drift stage moves a known subset of the features).
 
 Measured per width:
 
@@ -40,73 +30,18 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import yaml
 
-from benchmarks import harness, iris_stream
-from benchmarks.resources import ProcessTreeSampler
-from flink_job.config import load_spec, spec_to_dict
-from udfs.baseline import Baseline
 from udfs.stats import CovarianceAccumulator
 
+from streams import iris, wide
+from streams.wide import Model
+
+from benchmarks import harness
+from benchmarks.resources import ProcessTreeSampler
+
 WIDTHS = (4, 32, 128, 512, 1000)
-TRAINING_ROWS = 2000
-DRIFTED_SHARE = 0.1
-VALUES_PER_STREAM = 10_000_000
-INSTANCES = (20_000, 250_000)
-SPAN_S = 540.0  # 36 windows of 15 s
 COVARIANCE_WINDOW = 1000
 STARTUP_POLL_S = 0.05
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-    """One width's synthetic model: its files and stream."""
-
-    width: int
-    spec_path: Path
-    stream_path: Path
-    stream: iris_stream.StagedStream
-
-
-def instances_for(width: int) -> int:
-    """Instances of the width's stream: `VALUES_PER_STREAM` values, within `INSTANCES`, a multiple of 5 stages."""
-    n = int(np.clip(VALUES_PER_STREAM // width, *INSTANCES))
-    return n - n % len(iris_stream.STAGE_KINDS)
-
-
-def make_model(width: int, seed: int, work: Path, template: Path, instances: Optional[int] = None,
-               span_s: float = SPAN_S) -> Model:
-    """The width's training CSV, baseline, spec and stream under ``work/<width>``: ``instances`` requests
-    (default `instances_for`) over ``span_s`` seconds of event time."""
-    folder = work / f"w{width}"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([seed, width])
-    names = [f"f{j}" for j in range(width)]
-    training = rng.normal(rng.uniform(-5, 5, width), rng.uniform(0.5, 3, width), (TRAINING_ROWS, width))
-    csv_path = folder / "training.csv"
-    np.savetxt(csv_path, training, delimiter=",", header=",".join(names), comments="", fmt="%.10g")
-    Baseline.from_csv(csv_path).save(folder / "baseline.json")
-    spec = _spec_document(template, width, folder / "baseline.json")
-    spec_path = folder / "monitor.yaml"
-    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    stage_size = (instances or instances_for(width)) // len(iris_stream.STAGE_KINDS)
-    rates = tuple(stage_size * len(iris_stream.STAGE_KINDS) / span_s for _ in iris_stream.STAGE_KINDS)
-    stream = iris_stream.generate(seed=seed, stage_size=stage_size, rates=rates, training_csv=csv_path, label="",
-                                  drifted=drifted_columns(width))
-    stream_path = folder / "stream.jsonl"
-    iris_stream.write_jsonl(stream, stream_path)
-    return Model(width, spec_path, stream_path, stream)
-
-
-def _spec_document(template: Path, width: int, baseline: Path) -> dict:
-    spec = spec_to_dict(load_spec(template))
-    spec["model"]["name"] = f"wide{width}"
-    spec["input"]["features"] = [f"f{j}" for j in range(width)]
-    spec["baseline"] = str(baseline.resolve())
-    spec["stats"].update(covariance=False, correlation=False)
-    spec["drift"]["emit_all"] = False
-    spec["job"]["metrics_port"] = 0
-    return spec
 
 
 def run_embedded(model: Model, out: Path) -> dict:
@@ -150,18 +85,13 @@ def _flagged_in_drift_stage(output: Path, model: Model) -> dict:
     """The features flagged in a window that lies wholly within the drift stage: those the stage drifted
     (``drifted_flagged`` of ``drifted``) and the others (``others_flagged``; outlier stages move every
     feature's histogram, so only the drift stage tells the subset apart)."""
-    times = model.stream.time_ms[model.stream.stage == iris_stream.STAGE_KINDS.index("drift") + 1]
+    times = model.stream.time_ms[model.stream.stage == iris.STAGE_KINDS.index("drift") + 1]
     first, last = int(times[0]), int(times[-1])
     with open(output / "drift.jsonl") as lines:
         flagged = {int(r["feature"][1:]) for r in map(json.loads, lines)
                    if r["drift"] and r["window_start"] >= first and r["window_end"] <= last}
-    drifted = set(drifted_columns(model.width))
+    drifted = set(wide.drifted_columns(model.width))
     return {"drifted": len(drifted), "drifted_flagged": len(flagged & drifted), "others_flagged": len(flagged - drifted)}
-
-
-def drifted_columns(width: int) -> list[int]:
-    """The columns the drift stage moves: the first `DRIFTED_SHARE` of them (at least one)."""
-    return list(range(max(1, int(np.ceil(DRIFTED_SHARE * width)))))
 
 
 def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
@@ -201,7 +131,7 @@ def run(widths: tuple[int, ...], seed: int, work: Path, kafka: Optional[str], wi
         bootstrap = stack.enter_context(harness.kafka_bootstrap(kafka)) if with_kafka else None
         for width in widths:
             print(f"wide: {width} features: generating the model and its stream ...", flush=True)
-            model = make_model(width, seed, work, template)
+            model = wide.make_model(width, seed, work, template)
             row = {"features": width, "instances": len(model.stream), "values": len(model.stream) * width,
                    "embedded": run_embedded(model, work), "covariance": covariance_cost(width, seed)}
             print(f"wide: {width} features embedded: {_describe(row['embedded'])}", flush=True)
@@ -241,8 +171,8 @@ def targets(rows: list[dict]) -> list[dict]:
 
 def report_lines(results: dict) -> list[str]:
     lines = ["# Wide models: cost against the width", "", f"Command: `{results['command_line']}`", "",
-             f"Seed {results['seed']}; each stream ~{VALUES_PER_STREAM:,} values over {SPAN_S:.0f} s of event time "
-             f"(36 windows of 15 s); drift in the first {DRIFTED_SHARE:.0%} of the features; "
+             f"Seed {results['seed']}; each stream ~{wide.VALUES_PER_STREAM:,} values over {wide.SPAN_S:.0f} s of event time "
+             f"(36 windows of 15 s); drift in the first {wide.DRIFTED_SHARE:.0%} of the features; "
              f"run took {results['seconds']:.0f} s.", "",
              "| features | instances | embedded instances/s | embedded values/s | peak RSS (MB) | start-up (s) "
              "| Kafka instances/s | Kafka values/s | Kafka / raw consumer | covariance per window (s) |",
@@ -255,7 +185,7 @@ def report_lines(results: dict) -> list[str]:
                      f"{_number(k.get('vs_raw_consumer'), '.2f')} | {c['seconds_per_window']:.3f} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in results["targets"]]
-    lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {DRIFTED_SHARE:.0%} "
+    lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {wide.DRIFTED_SHARE:.0%} "
               "of each model drifted):", ""]
     for row in results["rows"]:
         e = row["embedded"]

@@ -21,16 +21,16 @@ import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import ScalarFunction, udf
 
+from contract import outputs
+from contract.spec import MonitorSpec
+
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
 from udfs.calibration import ThresholdCurves, threshold_curves
 from udfs.window_drift import MetricRule, WindowDrift
 
-from flink_job.config import MonitorSpec
 from flink_job.parse import sql_string
-from flink_job.windows import STATS_KIND
 
-KIND = "drift"
 UDF_NAME = "mmon_drift_records"
 
 
@@ -107,6 +107,6 @@ def drift_udf(spec: MonitorSpec, baseline: Baseline):
 def drift_sql(stats_table: str, model: str) -> str:
     """(kind, key, payload) drift rows from the window-statistics table's per-feature rows."""
     key = f"CONCAT({sql_string(model + '/')}, feature, '/', JSON_VALUE(d.payload, '$.metric'))"
-    return (f"SELECT '{KIND}' AS kind, {key} AS k, d.payload FROM ("
+    return (f"SELECT '{outputs.DRIFT}' AS kind, {key} AS k, d.payload FROM ("
             f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, missing, histogram, tests) AS records "
-            f"FROM {stats_table} WHERE kind = {sql_string(STATS_KIND)}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")
+            f"FROM {stats_table} WHERE kind = {sql_string(outputs.STATS)}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Optional
 if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flink_job.config import ConfigError, MonitorSpec, load_spec, spec_to_dict  # noqa: E402
+from contract import formats, outputs  # noqa: E402
+from contract.spec import ConfigError, MonitorSpec, load_spec, spec_to_dict  # noqa: E402
 
 if TYPE_CHECKING:  # the numeric core loads numpy and scipy: imported where a run needs it, not for --help
     from udfs.baseline import Baseline
 
 PROGRESS_EVERY_S = 2.0
-SUMMARY_FILE = "summary.json"
-SPEC_FILE = "spec.json"  # the resolved spec (absolute baseline path): `mmon report DIR` needs nothing else
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,24 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _generated_stream(work: Path, spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace) -> Path:
-    """The default input: the staged penguins stream when the baseline was made from the penguins example's
-    training data (`benchmarks.penguin_stream.is_penguin_training`), else the staged Iris stream."""
-    from benchmarks import iris_stream, penguin_stream
+def _generated_stream(work: Path, spec: MonitorSpec, args: argparse.Namespace) -> Path:
+    """The default input: the staged stream of the example whose model has the spec's features
+    (`streams.example_for`: Iris or penguins), in the spec's format."""
+    import streams
 
-    kwargs = {k: v for k, v in {"seed": args.seed, "stage_size": args.stage_size}.items() if v is not None}
+    example = streams.example_for(spec.input.names)
+    if example is None:
+        raise ConfigError(f"input.features: no example stream has these features ({', '.join(spec.input.names)}): "
+                          "pass the inference log with --input")
     path = work / "stream.jsonl"
-    if penguin_stream.is_penguin_training(spec.baseline.parent / baseline.source):
-        stream = penguin_stream.generate(**kwargs, rate=penguin_stream.DEFAULT_RATE * args.rate_scale,
-                                         format=spec.input.format)
-        penguin_stream.write_jsonl(stream, path)
-        print(f"mmon run: generated the staged penguins stream: {len(stream):,} requests and their responses",
-              flush=True)
-        return path
-    kwargs["rates"] = tuple(r * args.rate_scale for r in iris_stream.DEFAULT_RATES)
-    stream = iris_stream.generate(**kwargs)
-    iris_stream.write_jsonl(stream, path)
-    print(f"mmon run: generated the staged Iris stream: {len(stream):,} requests", flush=True)
+    written = streams.examples()[example].write_example(path, spec.input.format, seed=args.seed,
+                                                        stage_size=args.stage_size, rate_scale=args.rate_scale)
+    print(f"mmon run: generated {written}", flush=True)
     return path
 
 
@@ -100,41 +94,38 @@ class Progress(threading.Thread):
         return lines
 
 
-ACCOUNTING = ("records_read", "requests_accepted", "instances_accepted")  # the router's job accumulators (JobRows.java)
-RESPONSES_JOINED = "responses_joined"  # the response join's (ResponseJoin.java): joined responses never reach the router
-
-
 def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict) -> dict:
-    """The run's figures, from the output files and the job's ``counted`` accumulators (`ACCOUNTING`).
+    """The run's figures, from the output files and the job's ``counted`` accumulators (`outputs.ACCOUNTING`).
     The rate counts the instances of every window after the first and divides by the time between the
     first and the last stats record leaving the job: the span in which the job was reading and
     processing, excluding JVM start and job deployment. ``accounted`` is the identity that nothing was
     lost: every record read was monitored or dead-lettered, every accepted instance is in a window."""
-    stats = [json.loads(line) for line in (output / "stats.jsonl").read_text().splitlines()]
-    first_feature = [r for r in stats if r["feature"] == spec.input.names[0]]
-    drift_rows = [json.loads(line) for line in (output / "drift.jsonl").read_text().splitlines()]
-    dead = [json.loads(line) for line in (output / "dead_letter.jsonl").read_text().splitlines()]
-    outlier_count = sum(1 for _ in (output / "outliers.jsonl").open())
+    def records(kind: str) -> list[dict]:
+        return [json.loads(line) for line in (output / outputs.FILE_NAMES[kind]).read_text().splitlines()]
+
+    first_feature = [r for r in records(outputs.STATS) if r["feature"] == spec.input.names[0]]
+    drift_rows, dead = records(outputs.DRIFT), records(outputs.DEAD_LETTER)
+    outlier_count = sum(1 for _ in (output / outputs.FILE_NAMES[outputs.OUTLIERS]).open())
     summary = {
         "instances": sum(r["count"] + r.get("missing", 0) for r in first_feature),
         "windows": len(first_feature),
-        "outliers": outlier_count,
+        outputs.OUTLIERS: outlier_count,
         "drift_alerts": sum(1 for r in drift_rows if r["drift"]),
-        "late": sum(1 for r in dead if r["reason"] == "late"),
-        "dead_letter": len(dead),
+        "late": sum(1 for r in dead if r["reason"] == formats.LATE),
+        outputs.DEAD_LETTER: len(dead),
         "job_seconds": round(job_seconds, 3),
         "instances_per_s": None,
-        **{name: int(counted.get(name, 0)) for name in ACCOUNTING},
-        **({RESPONSES_JOINED: int(counted.get(RESPONSES_JOINED, 0))} if spec.output else {}),
+        **{name: int(counted.get(name, 0)) for name in outputs.ACCOUNTING},
+        **({outputs.RESPONSES_JOINED: int(counted.get(outputs.RESPONSES_JOINED, 0))} if spec.output else {}),
     }
-    summary["accounted"] = (summary["records_read"] == summary["requests_accepted"] + summary["dead_letter"]
-                            and summary["instances_accepted"] == summary["instances"])
+    summary["accounted"] = (summary[outputs.RECORDS_READ] == summary[outputs.REQUESTS_ACCEPTED] + len(dead)
+                            and summary[outputs.INSTANCES_ACCEPTED] == summary["instances"])
     if len(first_feature) > 1:
         first_feature.sort(key=lambda r: r["emitted_at"])
         span_s = (first_feature[-1]["emitted_at"] - first_feature[0]["emitted_at"]) / 1000
         after_first = summary["instances"] - first_feature[0]["count"] - first_feature[0].get("missing", 0)
         summary["instances_per_s"] = round(after_first / span_s) if span_s > 0 else None
-    return summary
+    return {name: summary[name] for name in outputs.SUMMARY_FIELDS if name in summary}
 
 
 def checked_baseline(spec: MonitorSpec) -> Baseline:
@@ -171,11 +162,11 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
 
     output = args.output.resolve()  # the file sink may run in a TaskManager with another working directory
     output.mkdir(parents=True, exist_ok=True)
-    for name in sinks.FILE_NAMES.values():
+    for name in outputs.FILE_NAMES.values():
         (output / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="mmon-run-") as tmp:
         work = Path(tmp)
-        raw = args.input or _generated_stream(work, spec, baseline, args)
+        raw = args.input or _generated_stream(work, spec, args)
         numbered = work / "numbered.txt"
         lines = source.number_lines(raw, numbered)
         label = str(args.input) if args.input else "generated"
@@ -183,8 +174,8 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
                                       metrics_port=metrics_port)
         print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/", flush=True)
         env, t_env = pipeline.create_environments(spec, options)
-        outputs = pipeline.build(t_env, spec, baseline, options)
-        sinks.write_files(sinks.egress(outputs), output)
+        records = pipeline.build(t_env, spec, baseline, options)
+        sinks.write_files(sinks.egress(records), output)
         progress = Progress(output)
         progress.start()
         try:
@@ -192,11 +183,11 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
         finally:
             progress.stopped.set()
         counted = {name: result.get_accumulator_result(name)
-                   for name in ACCOUNTING + ((RESPONSES_JOINED,) if spec.output else ())}
+                   for name in outputs.ACCOUNTING + ((outputs.RESPONSES_JOINED,) if spec.output else ())}
         summary = summarize(output, spec, time.monotonic() - progress.started, counted)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
-    (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    (output / SPEC_FILE).write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n")
+    (output / outputs.SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (output / outputs.SPEC_FILE).write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n")
     return 0
 
 
@@ -206,13 +197,13 @@ def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, m
     options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
                                   restore_from=args.restore_from)
     env, t_env = pipeline.create_environments(spec, options)
-    outputs = pipeline.build(t_env, spec, baseline, options)
-    t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(sinks.egress(outputs)))
+    records = pipeline.build(t_env, spec, baseline, options)
+    t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(sinks.egress(records)))
     t_env.execute_sql(sinks.kafka_sink_ddl(spec, args.kafka))
     result = t_env.execute_sql(sinks.kafka_insert_sql(spec, "mmon_egress"))
     job_id = result.get_job_client().get_job_id()
     print(f"mmon run: Kafka job {job_id} on {args.kafka}: {spec.kafka.topics.inference} -> "
-          f"{', '.join(sorted(set(sinks.topic_of(spec).values())))}", flush=True)
+          f"{', '.join(sorted(set(outputs.topics_by_kind(spec.kafka.topics).values())))}", flush=True)
     if not args.detach:
         result.wait()
     return 0
@@ -236,17 +227,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as err:
         print(f"mmon run: {err}", file=sys.stderr)
         return 2
-    from flink_job import pipeline
+    from flink_job import jvm
 
-    missing = [jar for jar in pipeline.job_jars(pipeline.RunOptions(bootstrap=args.kafka)) if not jar.is_file()]
+    missing = [jar for jar in jvm.job_jars(kafka=bool(args.kafka)) if not jar.is_file()]
     if missing:
         print(f"mmon run: missing {', '.join(map(str, missing))}: run `make setup` (builds and fetches the jars)",
               file=sys.stderr)
         return 2
     metrics_port = spec.job.metrics_port if args.metrics_port is None else args.metrics_port
-    if args.kafka:
-        return run_kafka(spec, baseline, args, metrics_port)
-    return run_embedded(spec, baseline, args, metrics_port)
+    try:
+        if args.kafka:
+            return run_kafka(spec, baseline, args, metrics_port)
+        return run_embedded(spec, baseline, args, metrics_port)
+    except ConfigError as err:
+        print(f"mmon run: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.spec import MonitorSpec
+
 from udfs.baseline import CATEGORICAL, NUMERIC, Baseline
 from udfs.outliers import sigma_bounds
 
 from flink_job import java_functions
-from flink_job.config import MonitorSpec
-
-KIND = "outlier"
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,6 @@ def java_rules(spec: MonitorSpec, baseline: Baseline):
     strings = java_functions.string_array
     doubles = java_functions.double_matrix
     return java_functions.package().OutlierRules(
-        KIND, spec.model.name, strings(spec.columns), strings([r.name_below for r in found]),
+        spec.model.name, strings(spec.columns), strings([r.name_below for r in found]),
         strings([r.name_above for r in found]), doubles([r.lower for r in found]), doubles([r.upper for r in found]),
         java_functions.boolean_array(unseen_columns(spec)), UNSEEN)

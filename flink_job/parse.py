@@ -1,7 +1,7 @@
 """Parse step: every inference-log format into (reason, request id, request time, values), in the JVM.
 
 ``mmon_parse`` is the Java SQL function ``io.github.mmon.flink.ParseRequest`` (``jvm/udfs``, built by
-``make setup``): a port of `flink_job.formats.decode`, the reference, with its checks in its order and
+``make setup``): a port of `contract.formats.decode`, the reference, with its checks in its order and
 its dead-letter reasons (the job's tests hold the two to each other line by line), plus the
 ``future_time`` check. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
 names and types, each categorical feature's vocabulary from the baseline, and the output) and registered
@@ -13,7 +13,7 @@ in the feature's vocabulary or else ``-(1 + j)`` for ``labels[j]``. ``reason`` i
 can be monitored. The source's rowtime column calls ``mmon_request_time_ms`` on the same record (NULL
 for a dead-lettered one, so no rejected time moves the watermark); the Java side memoises the last
 record per thread, so that is not a second parse. The step's output is the view `REQUESTS_VIEW`, one row
-of `REQUEST_FIELDS` per record.
+of `rows.REQUEST_FIELDS` per record.
 """
 from __future__ import annotations
 
@@ -22,27 +22,16 @@ from typing import Any
 
 from pyflink.table import StreamTableEnvironment
 
-from flink_job import java_functions, watermarks
-from flink_job.config import CATEGORICAL, MonitorSpec
+from contract.spec import CATEGORICAL, MonitorSpec
 
-LATE = "late"
+from flink_job import java_functions, rows, watermarks
+
 PARSE_FUNCTION = "mmon_parse"
 TIME_FUNCTION = "mmon_request_time_ms"
 JAVA_FUNCTIONS = {PARSE_FUNCTION: "ParseRequest", TIME_FUNCTION: "RequestTimeMs"}
 """The SQL functions, by their classes in ``io.github.mmon.flink``, each constructed with the schema."""
 
 REQUESTS_VIEW = "mmon_requests"
-POSITION_FIELDS = ("source_name", "source_partition", "source_position")
-PARSED_FIELDS = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms",
-                 "instances": "instances", "labels": "labels", "response": "response"}
-"""The view's fields taken from ``mmon_parse``'s result, by the result's field names."""
-REQUEST_FIELDS = (*PARSED_FIELDS, "raw", *POSITION_FIELDS, watermarks.ROWTIME)
-"""The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).
-``raw`` is the record's UTF-8 bytes, kept for dead letters: turning every record into a Java string on
-its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS` are the source's
-columns of the same names (`flink_job.source`), the reference ``DeadLetters.java`` writes."""
-
-
 def schema_json(spec: MonitorSpec, baseline: Any) -> str:
     """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads: the features' names and types, each
     categorical column's `udfs.baseline.CategoricalBaseline.vocabulary` (the codes 0, 1, ...), and the output
@@ -95,9 +84,9 @@ def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_paylo
 
 
 def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:
-    """One row of `REQUEST_FIELDS` per record; ``reason`` is NULL for a record that can be monitored."""
-    columns = [f"r.parsed.{field} AS {name}" for name, field in PARSED_FIELDS.items()]
-    passed = [*POSITION_FIELDS, watermarks.ROWTIME]
+    """One row of `rows.REQUEST_FIELDS` per record; ``reason`` is NULL for a record that can be monitored."""
+    columns = [f"r.parsed.{field} AS {name}" for name, field in rows.PARSED_FIELDS.items()]
+    passed = [*rows.POSITION_FIELDS, watermarks.ROWTIME]
     columns += ["CAST(r.raw_payload AS BYTES) AS `raw`", *(f"r.{name}" for name in passed)]
     return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS SELECT {', '.join(columns)} FROM (SELECT raw_payload, "
             f"{', '.join(passed)}, {call_sql(PARSE_FUNCTION, spec, live)} AS parsed FROM {source_table}) AS r")

@@ -1,7 +1,7 @@
 """Source step: the inference log as one raw STRING per record, read by the JVM.
 
 Two source tables with the same columns, so everything downstream is shared:
-``raw_payload`` (the message); where it was read, as `parse.POSITION_FIELDS`: ``source_name`` (a
+``raw_payload`` (the message); where it was read, as `rows.POSITION_FIELDS`: ``source_name`` (a
 constant: the topic, or the input's label), ``source_partition`` (the Kafka partition; NULL for a file)
 and ``source_position`` (the Kafka offset, or the line number), numbers that the Java ``DeadLetters``
 writes as ``topic/partition/offset`` or ``label:LINE`` for a dead letter alone; ``default_id`` /
@@ -20,8 +20,9 @@ from typing import Mapping
 
 from pyflink.table import StreamTableEnvironment
 
+from contract.spec import MonitorSpec
+
 from flink_job import parse, watermarks
-from flink_job.config import MonitorSpec
 
 SOURCE_TABLE = "mmon_source"
 LINE_TEXT, LINE_NUMBER, EPOCH_MS = "mmon_line_text", "mmon_line_number", "mmon_epoch_ms"

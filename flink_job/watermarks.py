@@ -10,7 +10,7 @@ get no request time in the rowtime column, so they never move the watermark.
 """
 from __future__ import annotations
 
-from flink_job.config import WindowSpec
+from contract.spec import WindowSpec
 
 ROWTIME = "rowtime"
 

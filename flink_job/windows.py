@@ -33,42 +33,25 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from pyflink.common import Row, Types
-from pyflink.common.typeinfo import TypeInformation
 from pyflink.common.time import Time
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream
 from pyflink.datastream.functions import AggregateFunction, ProcessWindowFunction
 from pyflink.datastream.window import TumblingEventTimeWindows
+
+from contract import formats, outputs
+from contract.spec import TWO_SAMPLE_TESTS, MonitorSpec, shard_count
 
 from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, ColumnBaseline
 from udfs.categorical import CategoricalStats, CategoryLayout
 from udfs.drift import TESTS
 from udfs.stats import BlockStats, CovarianceAccumulator
 
-from flink_job import formats, java_functions, metrics, outliers, parse
-from flink_job.config import TWO_SAMPLE_TESTS, MonitorSpec, shard_count
+from flink_job import java_functions, metrics, outliers, rows
 
-STATS_KIND = "stats"
-COVARIANCE_KIND = "covariance"
-DEAD_LETTER_KIND = "dead_letter"
 FLUSH_VALUES = 1 << 20  # a window buffer this full leaves early: 8 MB of float64, whatever the width
 
-OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
-SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed", "labels"],
-                                [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
-                                 Types.BASIC_ARRAY(Types.STRING())])
-"""A sub-batch: a shard's columns of ``count`` instances of one window (``packed``, row-major float64) and the
-window's ``labels``, the unseen category values that negative codes in its categorical columns index."""
-KEYED_SUB_BATCH_ROW = Types.ROW([Types.INT(), SUB_BATCH_ROW])  # (shard key, sub-batch): see `shard_keys`
 MAX_PARALLELISM = 128  # fixed, so that the shard keys' subtasks do not move between runs (Flink's default here)
-STATS_ROW = Types.ROW_NAMED(
-    ["kind", "model", "feature", "window_start", "window_end", "count", "missing", "histogram", "payload", "tests"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG(),
-     Types.BASIC_ARRAY(Types.LONG()), Types.STRING(), Types.STRING()])
-"""A closed window's record: one per column (kind ``stats``: key columns, the present values' ``count`` and
-the ``missing`` ones, the drift-layout histogram, the stats record as JSON and ``tests``, a JSON object of
-two-sample statistic by test name, `two_sample_tests`; ``{}`` when none is configured, a null statistic for
-a column without values), and one per enabled matrix (kind ``covariance``: ``feature`` names the matrix, no
-histogram)."""
 
 
 def shard_bounds(n_features: int, shards: int) -> list[int]:
@@ -107,20 +90,20 @@ def matrix_features(spec: MonitorSpec) -> tuple[str, ...]:
 
 
 def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
-    """The parsed requests (`parse.REQUEST_FIELDS` rows) through the Java router (after the response join,
-    when the spec has an output): returns the sub-batches with their shard keys (`KEYED_SUB_BATCH_ROW`;
-    shard 0's with every column when covariance is on) and the alert and dead-letter rows (`OUTPUT_ROW`)."""
+    """The parsed requests (`rows.REQUEST_FIELDS` rows) through the Java router (after the response join,
+    when the spec has an output): returns the sub-batches with their shard keys (`rows.KEYED_SUB_BATCH_ROW`;
+    shard 0's with every column when covariance is on) and the alert and dead-letter rows (`rows.OUTPUT_ROW`)."""
     package = java_functions.package()
     keys = shard_keys(shard_count(spec), spec.job.parallelism)
     categorical = java_functions.boolean_array([kind == CATEGORICAL for kind in spec.column_types])
     settings = package.RouterSettings(len(spec.columns), categorical, int(spec.window.duration),
                                       java_functions.int_array(spec_shard_bounds(spec)), java_functions.int_array(keys),
-                                      bool(matrices(spec)), FLUSH_VALUES, parse.LATE)
-    dead_letters = package.DeadLetters(DEAD_LETTER_KIND, spec.job.dead_letter_max_raw_bytes)
+                                      bool(matrices(spec)), FLUSH_VALUES)
+    dead_letters = package.DeadLetters(spec.job.dead_letter_max_raw_bytes)
     router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
     if spec.output is not None:
         requests = joined_responses(requests, spec)
-    sub_batches = java_functions.transformed(requests, router, KEYED_SUB_BATCH_ROW, "event time, outliers, sub-batches")
+    sub_batches = java_functions.transformed(requests, router, rows.KEYED_SUB_BATCH_ROW, "event time, outliers, sub-batches")
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     return sub_batches, records
 
@@ -252,7 +235,7 @@ class BlockStatsAggregate(AggregateFunction):
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed (shard, window) -> one `STATS_ROW` per column of the shard: key columns, counts, the
+    """A closed (shard, window) -> one `rows.STATS_ROW` per column of the shard: key columns, counts, the
     drift-layout histogram, the JSON payload and the statistics of the two-sample ``tests`` against each
     numeric feature's training sample (``samples_by_shard``: per shard, one per numeric column); then, from shard 0, one
     per enabled matrix (`matrices`) of the numeric ``features``. Shard 0 counts the window's instances (every
@@ -285,7 +268,7 @@ class EmitStats(ProcessWindowFunction):
                       **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
             tests = self._tests(state.stats, shard, numeric[j]) if j in numeric else "{}"
-            yield Row(STATS_KIND, self.model, feature, window.start, window.end, result["count"], result["missing"],
+            yield Row(outputs.STATS, self.model, feature, window.start, window.end, result["count"], result["missing"],
                       [int(c) for c in histogram], _json(record), tests)
         if state.covariance is not None:
             yield from self._matrices(state.covariance.result(), window)
@@ -296,12 +279,12 @@ class EmitStats(ProcessWindowFunction):
                 **{name: result[name] for name in self.statistics if name not in ("count", "missing")}}
 
     def _matrices(self, result: dict, window):
-        """One `STATS_ROW` of kind ``covariance`` per enabled matrix."""
+        """One `rows.STATS_ROW` of kind ``covariance`` per enabled matrix."""
         for statistic in self.matrices:
             record = {"model": self.model, "statistic": statistic, "window_start": window.start,
                       "window_end": window.end, "count": result["count"], "features": list(self.features),
                       "matrix": result[statistic]}
-            yield Row(COVARIANCE_KIND, self.model, statistic, window.start, window.end, result["count"], 0, [],
+            yield Row(outputs.COVARIANCE, self.model, statistic, window.start, window.end, result["count"], 0, [],
                       _json(record), "{}")
 
     def _tests(self, stats: BlockStats, shard: int, j: int) -> str:
@@ -323,23 +306,23 @@ def _json(record: dict) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
-def output_records(rows: DataStream, row_type: TypeInformation, key_fields: Sequence[str], name: str) -> DataStream:
-    """``rows`` (of ``row_type``, with ``kind`` and ``payload`` fields) as `OUTPUT_ROW` rows keyed by the
+def output_records(records: DataStream, row_type: TypeInformation, key_fields: Sequence[str], name: str) -> DataStream:
+    """``records`` (of ``row_type``, with ``kind`` and ``payload`` fields) as `rows.OUTPUT_ROW` rows keyed by the
     ``key_fields`` joined with ``/``, by the Java map ``OutputRows`` (no Python worker on the way out)."""
     names = row_type.get_field_names()
     to_output = java_functions.package().OutputRows(
         names.index("kind"), java_functions.int_array([names.index(field) for field in key_fields]), names.index("payload"))
-    return java_functions.mapped(rows, to_output, OUTPUT_ROW, name)
+    return java_functions.mapped(records, to_output, rows.OUTPUT_ROW, name)
 
 
 def stats_records(stats: DataStream) -> DataStream:
-    """The `STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows (the test statistics go to the
+    """The `rows.STATS_ROW` rows as output ``(kind, model/feature, payload)`` rows (the test statistics go to the
     drift step only; a covariance row's key is ``model/covariance`` or ``model/correlation``)."""
-    return output_records(stats, STATS_ROW, ("model", "feature"), "stats records")
+    return output_records(stats, rows.STATS_ROW, ("model", "feature"), "stats records")
 
 
 def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
-    """Window statistics rows (`STATS_ROW`, per column and per enabled matrix) from the router's sub-batches."""
+    """Window statistics rows (`rows.STATS_ROW`, per column and per enabled matrix) from the router's sub-batches."""
     bounds = spec_shard_bounds(spec)
     columns = baseline.columns
     shards = [ShardColumns.of(spec.columns[lo:hi], columns) for lo, hi in zip(bounds, bounds[1:])]
@@ -349,7 +332,7 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), matrix)
     matrix_columns = [spec.columns.index(name) for name in matrix]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
-    return (java_functions.keyed(sub_batches, Types.INT(), SUB_BATCH_ROW)
+    return (java_functions.keyed(sub_batches, Types.INT(), rows.SUB_BATCH_ROW)
             .window(window)
-            .aggregate(BlockStatsAggregate(shards, spec.stats.top_k, matrix_columns), emit, output_type=STATS_ROW)
+            .aggregate(BlockStatsAggregate(shards, spec.stats.top_k, matrix_columns), emit, output_type=rows.STATS_ROW)
             .name("window stats per shard"))

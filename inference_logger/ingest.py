@@ -8,8 +8,8 @@ Three envelopes (CloudEvents HTTP binding 1.0) around two bodies:
 - plain: no CloudEvents at all; the id is ``X-Request-Id`` (else the body's own ``id``, else a new UUID).
 
 The inference body is a KServe v1 request (``{"instances": [...]}``) or an Open Inference Protocol v2
-request (``{"inputs": [...]}``). Validation is `flink_job.formats.decode` with the monitor spec's
-`flink_job.formats.Schema` (feature names and types, the output), so the logger rejects exactly what the
+request (``{"inputs": [...]}``). Validation is `contract.formats.decode` with the monitor spec's
+`contract.formats.Schema` (feature names and types, the output), so the logger rejects exactly what the
 job would dead-letter, with the same reasons. The request time is ``ce-time``, else the OIP
 ``parameters.time``, else the time the logger received the request.
 
@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from flink_job import formats
+from contract import formats
 
 JSON_TYPES = ("application/json",)
 STRUCTURED_TYPE = "application/cloudevents+json"

@@ -2,11 +2,11 @@
 
 POST (any path) a KServe logger CloudEvent (binary or structured mode) or a plain KServe v1 / OIP v2
 body; the logger writes one Kafka record per request and answers 200 only after the broker acknowledged
-it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`flink_job.formats.encode`), key
+it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`contract.formats.encode`), key
 the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
 CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
 ``all``): with a spec whose ``output`` is set (``--config``) they are validated and written the same way
-(value `flink_job.formats.encode_response`, key the request's id, so a response lands in its request's
+(value `contract.formats.encode_response`, key the request's id, so a response lands in its request's
 partition); otherwise acknowledged with 200 and not written. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
 producer's ``max_request_size``); Kafka unavailable or the logger full: 503 with ``Retry-After``.
 
@@ -41,9 +41,10 @@ from typing import Any, Iterator, Mapping, Optional
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from flink_job import config as spec_config
-from flink_job import formats
-from inference_logger import ingest, kafka_properties
+from contract import formats, kafka_properties
+from contract import spec as spec_config
+
+from inference_logger import ingest
 from inference_logger.publisher import KafkaPublisher, KafkaUnavailable, RecordTooLarge
 
 OUTPUT_FORMATS = formats.FORMATS

@@ -1,7 +1,7 @@
 """The ModelMonitor custom resource: its CRD, generated from the job's own typed monitor spec.
 
 One source of truth: the OpenAPI v3 schema of ``ModelMonitor.spec`` is derived by walking the
-``flink_job.config.MonitorSpec`` dataclasses (field types and their ``doc`` metadata), so the CRD the
+``contract.spec.MonitorSpec`` dataclasses (field types and their ``doc`` metadata), so the CRD the
 API server validates against and the spec the job validates cannot drift apart. The schema is
 *structural* (Kubernetes' rules for CRDs): every node has a type, except the int-or-string durations
 and the number-or-'auto' drift threshold, which structural schemas cannot express as a type union; the
@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from flink_job.config import Duration, FeatureSpec, MonitorSpec, _DURATION
+from contract.spec import _DURATION, Duration, FeatureSpec, MonitorSpec
 
 GROUP = "monitoring.mmon.dev"
 VERSION = "v1"

@@ -27,7 +27,9 @@ from typing import Optional
 
 import yaml
 
-from flink_job.config import KAFKA_PROPERTIES_ENV, ConfigError, MonitorSpec, spec_to_dict
+from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
+from contract.spec import ConfigError, MonitorSpec, spec_to_dict
+
 from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
 FLINK_VERSION = "2.2.1"

@@ -17,7 +17,8 @@ from typing import Callable, Optional
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from flink_job.config import ConfigError, parse_spec
+from contract.spec import ConfigError, parse_spec
+
 from operator_glue import crd
 from operator_glue.kube import NotServed, apply, resource_api
 from operator_glue.manifests import DeploySettings, kafka_properties_note, render

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from flink_job.config import ConfigError, Duration, MonitorSpec, load_spec
-from flink_job.main import SPEC_FILE
+from contract.outputs import SPEC_FILE
+from contract.spec import ConfigError, Duration, MonitorSpec, load_spec
+
+from udfs.baseline import Baseline, BaselineError
+
 from report.findings import DEFAULT_MAX_FEATURES, SelectionError
 from report.outputs import OutputsError, RunOutputs, from_directory, from_kafka
-from udfs.baseline import Baseline, BaselineError
 
 
 class UsageError(Exception):

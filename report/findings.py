@@ -11,7 +11,9 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from flink_job.config import MonitorSpec
+from contract import outputs as output_names
+from contract.spec import MonitorSpec
+
 from report.outputs import RunOutputs
 
 
@@ -155,10 +157,8 @@ def ranking(features: Sequence[str], metrics: Sequence[str], flagged: dict[str, 
 
 def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
     summary = outputs.summary or {}
-    return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter),
-                      records_read=summary.get("records_read"), requests_accepted=summary.get("requests_accepted"),
-                      instances_accepted=summary.get("instances_accepted"),
-                      responses_joined=summary.get("responses_joined"))
+    counted = {name: summary.get(name) for name in (*output_names.ACCOUNTING, output_names.RESPONSES_JOINED)}
+    return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter), **counted)
 
 
 def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:

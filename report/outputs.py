@@ -16,19 +16,19 @@ from typing import Any, Iterable, Mapping, Optional
 
 import pandas as pd
 
-from flink_job.config import MonitorSpec
-from flink_job.main import SUMMARY_FILE
+from contract import outputs
+from contract.spec import MonitorSpec
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "stats": ("feature", "window_start", "window_end", "type", "count", "missing", "mean", "p25", "p50", "p75",
+    outputs.STATS: ("feature", "window_start", "window_end", "type", "count", "missing", "mean", "p25", "p50", "p75",
               "histogram"),
-    "drift": ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count"),
-    "outliers": ("feature", "request_time", "rule"),
-    "dead_letter": ("reason",),
+    outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count"),
+    outputs.OUTLIERS: ("feature", "request_time", "rule"),
+    outputs.DEAD_LETTER: ("reason",),
 }
 """Output kind -> the fields the report reads."""
 
-FILES = {kind: f"{kind}.jsonl" for kind in COLUMNS}  # as flink_job.sinks.FILE_NAMES names them
+FILES = {kind: outputs.FILE_NAMES[kind] for kind in COLUMNS}
 
 
 class OutputsError(Exception):
@@ -75,21 +75,15 @@ def from_directory(directory: Path) -> RunOutputs:
     if missing:
         raise OutputsError(f"{directory}: not the output folder of `mmon run` (no {', '.join(missing)})")
     by_kind = frames({kind: _json_lines(directory / name) for kind, name in FILES.items()})
-    summary_path = directory / SUMMARY_FILE
+    summary_path = directory / outputs.SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     return RunOutputs(**by_kind, summary=summary, source=str(directory))
-
-
-def topics_of(spec: MonitorSpec) -> dict[str, str]:
-    """Output kind -> the spec's Kafka topic."""
-    topics = spec.kafka.topics
-    return {"stats": topics.stats, "drift": topics.drift, "outliers": topics.outliers, "dead_letter": topics.dead_letter}
 
 
 def from_kafka(bootstrap: str, spec: MonitorSpec, since_ms: Optional[int], timeout_s: float) -> RunOutputs:
     """The records of the spec's output topics, those written at or after ``since_ms`` (epoch ms, the
     Kafka record timestamp) or all of them; read up to the end offsets found at the start."""
-    topics = topics_of(spec)
+    topics = {kind: topic for kind, topic in outputs.topics_by_kind(spec.kafka.topics).items() if kind in COLUMNS}
     values = read_topics(bootstrap, set(topics.values()), since_ms, consumer_arguments(spec.kafka.properties), timeout_s)
     by_kind = frames({kind: (json.loads(value) for value in values[topic]) for kind, topic in topics.items()})
     source = f"Kafka {bootstrap}: {', '.join(sorted(set(topics.values())))}"
@@ -101,7 +95,7 @@ def consumer_arguments(properties: Mapping[str, str]) -> dict[str, Any]:
     through the logger's translation; producer-only settings are dropped."""
     from kafka import KafkaConsumer
 
-    from inference_logger.kafka_properties import PropertyError, producer_arguments
+    from contract.kafka_properties import PropertyError, producer_arguments
 
     try:
         arguments = producer_arguments(properties)

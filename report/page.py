@@ -17,11 +17,13 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from flink_job.config import MonitorSpec
+from contract.spec import MonitorSpec
+
+from udfs.baseline import ColumnBaseline
+
 from report import figures
 from report.findings import DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, find, select
 from report.outputs import RunOutputs
-from udfs.baseline import ColumnBaseline
 
 TEMPLATE = "report.html.j2"
 TABLE_REST = 20

@@ -1,4 +1,4 @@
-"""Print the monitor-spec reference table (markdown) from flink_job.config's dataclasses.
+"""Print the monitor-spec reference table (markdown) from contract.spec's dataclasses.
 
 The README's "Configuration reference" section is this script's output; tests/test_docs.py keeps them equal.
 Usage: python scripts/config_reference.py
@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from flink_job.config import Duration, MonitorSpec, spec_to_dict
+from contract.spec import Duration, MonitorSpec, spec_to_dict
 
 
 def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:

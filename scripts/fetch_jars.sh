@@ -21,7 +21,7 @@ if [[ -f "$udfs_stamp" && "$(cat "$udfs_stamp")" == "$udfs_want" ]]; then
 else
   echo "jars: building the job's Java SQL functions (jvm/udfs)"
   mkdir -p "$dest/udfs"
-  "${mvn_q[@]}" -f "$udfs/pom.xml" package
+  "${mvn_q[@]}" -f "$udfs/pom.xml" package -DskipTests  # `make test` runs them
   cp "$udfs/target/mmon-flink-udfs.jar" "$dest/udfs/"
   echo "$udfs_want" > "$udfs_stamp"
 fi

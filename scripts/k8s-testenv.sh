@@ -7,7 +7,7 @@
 #                   its staging modules (k8s.io/api, apimachinery, client-go, ...) with ./staging paths that
 #                   do not exist in the published module, so a throw-away module re-points each one at the
 #                   published k8s.io/<name> v0.<minor>.<patch> of the same release.
-# (The official Flink operator CRDs the tests install come from ../shared/k8s/, see tests/k8s_testenv.py.)
+# (The official Flink operator CRDs the tests install are vendored in k8s/vendor/, see tests/k8s_testenv.py.)
 # Usage: scripts/k8s-testenv.sh [etcd|kube-apiserver|kube-controller-manager|all]   (prints the resulting paths)
 #        K8S_NO_BUILD=1 makes a missing binary an error (exit 3) instead of building it.
 set -euo pipefail

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.local_services import FlinkCluster, KafkaBroker, ServiceError
+from devtools.services import FlinkCluster, KafkaBroker, ServiceError
 
 
 def _started(start, what: str):
@@ -56,7 +56,7 @@ def wide_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def penguins_run(tmp_path_factory):
     """The penguins example run over the staged penguins stream (tests/embedded_run.py): the same dict,
-    with ``stream`` (the generated `benchmarks.penguin_stream`) and ``expected`` (per instance: its window,
+    with ``stream`` (the generated `streams.penguins`) and ``expected`` (per instance: its window,
     features, the joined prediction and stage)."""
     from embedded_run import penguins_job
 

@@ -5,7 +5,7 @@ its outputs loaded:
 - `run_job` (fixture ``embedded_run``): the Iris example, with the two-sample tests (ks, cvm) added to
   its five histogram metrics; shared by the job's end-to-end tests (test_job_embedded.py) and the
   report tests (test_report.py);
-- `wide_job` (fixture ``wide_run``): a seeded synthetic 128-feature Gaussian model (`benchmarks.wide`)
+- `wide_job` (fixture ``wide_run``): a seeded synthetic 128-feature Gaussian model (`streams.wide`)
   whose drift stage moves its first 13 features, at parallelism 2 with the window state in 3 shards
   (test_job_embedded.py, and test_job_parallelism.py against the same input at parallelism 1);
 - `penguins_job` (fixture ``penguins_run``): the penguins example (categorical features, missing values,
@@ -23,10 +23,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks import iris_stream, penguin_stream, wide
-from flink_job import formats
-from flink_job.config import Duration
+from contract import formats, outputs
+from contract.spec import Duration
+
 from udfs.baseline import Baseline
+
+from streams import iris, penguins, wide
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "iris" / "monitor.yaml"
@@ -43,8 +45,6 @@ TWO_SAMPLE = {name: {"threshold": "auto", "false_alarm_rate": 0.01} for name in 
 WIDE_FEATURES, WIDE_INSTANCES, WIDE_SPAN_S, WIDE_WINDOW_MS = 128, 3_000, 60.0, 3_000  # 20 windows of 150
 WIDE_JOB = {"parallelism": 2, "shards": 3}
 RUN_TIMEOUT_S = 540
-OUTPUTS = {"stats": "stats.jsonl", "outliers": "outliers.jsonl", "drift": "drift.jsonl", "dead": "dead_letter.jsonl",
-           "covariance": "covariance.jsonl"}
 
 
 def _bad_lines(t_ms: int, row: list[float]) -> dict[str, str]:
@@ -82,20 +82,20 @@ def run_mmon(spec: dict, input_path: Path, tmp: Path) -> dict:
     spec_path, out = tmp / "monitor.yaml", tmp / "out"
     spec_path.write_text(yaml.safe_dump(spec))
     proc = subprocess.run(
-        [sys.executable, "-m", "flink_job.cli", "run", "--config", str(spec_path), "--input", str(input_path),
+        [sys.executable, "-m", "mmon.cli", "run", "--config", str(spec_path), "--input", str(input_path),
          "--output", str(out)], cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {
         "output": out, "spec": spec, "spec_path": spec_path, "input_path": input_path, "stdout": proc.stdout,
-        **{key: _load(out, name) for key, name in OUTPUTS.items()},
-        "summary": json.loads((out / "summary.json").read_text()),
+        **{kind: _load(out, name) for kind, name in outputs.FILE_NAMES.items()},
+        "summary": json.loads((out / outputs.SUMMARY_FILE).read_text()),
         "baseline": Baseline.load(spec["baseline"]), "features": tuple(spec["input"]["features"]),
         "model": spec["model"]["name"], "window_ms": int(Duration.parse(spec["window"]["duration"], "duration")),
         "metrics": set(spec["drift"]["metrics"]), "sigma": float(spec["outliers"]["sigma"]),
     }
 
 
-def staged_run(tmp: Path, spec: dict, stream: iris_stream.StagedStream, drifted: tuple[str, ...]) -> dict:
+def staged_run(tmp: Path, spec: dict, stream: iris.StagedStream, drifted: tuple[str, ...]) -> dict:
     """`run_mmon` on ``stream`` with the extra lines of the module docstring appended. Adds to the run:
     ``requests`` ((id, time, rows) of each monitored line), ``stages`` (each one's stage), ``drifted`` (the
     features the drift stage moves), ``bad`` (line by reason) and ``expected_dead`` ({source: (reason, raw)})."""
@@ -122,12 +122,12 @@ def run_job(tmp: Path) -> dict:
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay=f"{DELAY_MS}ms")
     spec["job"]["metrics_port"] = 0
     spec["drift"]["metrics"].update(TWO_SAMPLE)
-    stream = iris_stream.generate(seed=11, stage_size=STAGE_SIZE, rates=RATES)
+    stream = iris.generate(seed=11, stage_size=STAGE_SIZE, rates=RATES)
     return staged_run(tmp, spec, stream, tuple(spec["input"]["features"]))
 
 
 def wide_job(tmp: Path) -> dict:
-    """The 128-feature model's run (module docstring): `benchmarks.wide`'s model, spec and stream, with
+    """The 128-feature model's run (module docstring): `streams.wide`'s model, spec and stream, with
     short windows, every drift value emitted, the two-sample tests and `WIDE_JOB`."""
     model = wide.make_model(WIDE_FEATURES, seed=7, work=tmp, template=EXAMPLE, instances=WIDE_INSTANCES,
                             span_s=WIDE_SPAN_S)
@@ -141,16 +141,16 @@ def wide_job(tmp: Path) -> dict:
 
 
 def penguins_job(tmp: Path) -> dict:
-    """The penguins example's run over `benchmarks.penguin_stream` (seed `PENGUINS_SEED`, stages of
+    """The penguins example's run over `streams.penguins` (seed `PENGUINS_SEED`, stages of
     `PENGUINS_STAGE_SIZE`), in the example's input format; adds ``stream`` and ``expected`` (one row per
     instance: its window, every feature as sent, None where missing, and the prediction the join must give
     it, None where no response came)."""
     spec = yaml.safe_load(PENGUINS_EXAMPLE.read_text())
     spec["baseline"] = str(PENGUINS_EXAMPLE.parent / spec["baseline"])
     spec["job"]["metrics_port"] = 0
-    stream = penguin_stream.generate(seed=PENGUINS_SEED, stage_size=PENGUINS_STAGE_SIZE, format=spec["input"]["format"])
+    stream = penguins.generate(seed=PENGUINS_SEED, stage_size=PENGUINS_STAGE_SIZE, format=spec["input"]["format"])
     input_path = tmp / "penguins.jsonl"
-    penguin_stream.write_jsonl(stream, input_path)
+    penguins.write_jsonl(stream, input_path)
     run = run_mmon(spec, input_path, tmp)
     frame = pd.DataFrame([{name: row.get(name) for name in stream.feature_names} for row in stream.rows])
     frame["prediction"] = [p if answered else None for p, answered in zip(stream.predictions, stream.answered)]

@@ -3,8 +3,8 @@ kube-controller-manager running only the garbage collector); no kubelet, so pods
 
 Binaries come from scripts/k8s-testenv.sh (etcd from Debian's etcd-server, kube-apiserver and
 kube-controller-manager built from source when missing and cached under ~/.cache/mmon/k8s; MMON_K8S_BUILD=0
-skips the tests instead of building). The official Flink operator CRDs are the release 1.15.0 files in
-../shared/k8s/ (the folder beside the checkout, which CI has too). Certificates and keys are made with openssl; the admin talks to the
+skips the tests instead of building). The official Flink operator CRDs are the release 1.15.0 files vendored in
+k8s/vendor/. Certificates and keys are made with openssl; the admin talks to the
 API server with a static token (group system:masters) under RBAC authorization, so tests can also
 impersonate less privileged service accounts.
 """
@@ -26,7 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
-FLINK_OPERATOR_CRDS = ROOT.parent / "shared" / "k8s" / "flink-kubernetes-operator-1.15.0"
+FLINK_OPERATOR_CRDS = ROOT / "k8s" / "vendor" / "flink-kubernetes-operator-1.15.0"
 TESTENV = ROOT / "scripts" / "k8s-testenv.sh"
 BUILD_TIMEOUT_S = 3600
 
@@ -202,5 +202,5 @@ current-context: test
 
 def official_flink_crd(plural: str) -> dict:
     """An official CRD ('flinkdeployments', 'flinksessionjobs') of the Flink Kubernetes Operator 1.15.0,
-    unchanged (its Helm chart's crds/ at tag release-1.15.0, see ../shared/k8s/README.md)."""
+    unchanged (its Helm chart's crds/ at tag release-1.15.0, see k8s/vendor/flink-kubernetes-operator-1.15.0/README.md)."""
     return yaml.safe_load((FLINK_OPERATOR_CRDS / f"{plural}.flink.apache.org-v1.yml").read_text())

@@ -10,8 +10,7 @@ import pytest
 
 from udfs import baseline as baseline_module
 from udfs import baseline_cli
-from udfs.baseline import (MAX_SAMPLE, Baseline, BaselineError, CategoricalBaseline, FeatureBaseline,
-                           training_sample)
+from udfs.baseline import MAX_SAMPLE, Baseline, BaselineError, CategoricalBaseline, FeatureBaseline, training_sample
 from udfs.categorical import CategoricalStats
 from udfs.histogram import default_bin_count, quantile_edges
 from udfs.stats import BlockStats

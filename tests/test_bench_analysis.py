@@ -5,8 +5,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmarks.analysis import (GroundTruth, Outputs, WindowTiming, analyse, drift_flags, outlier_quality,
-                                 processed_rate_over_time, summarize, window_latencies_s, window_stages)
+from benchmarks.analysis import (
+    GroundTruth,
+    Outputs,
+    WindowTiming,
+    analyse,
+    drift_flags,
+    outlier_quality,
+    processed_rate_over_time,
+    summarize,
+    window_latencies_s,
+    window_stages,
+)
 
 FEATURES = ("a", "b")
 
@@ -206,7 +216,7 @@ def test_sender_figures_rates_and_success(truth):
 
 @pytest.mark.parametrize("fmt", ["thesis", "kserve-v1", "oip-v2"])
 def test_dead_letters_of_excluded_requests_are_not_counted(truth, fmt):
-    from flink_job import formats
+    from contract import formats
 
     marker = formats.encode(fmt, "end-marker-15000", 21_000, [[0.0]])
     other = formats.encode(fmt, "end-marker-150001", 21_000, [[0.0]])  # an id that merely starts alike

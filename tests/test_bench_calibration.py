@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import calibration as bench
 from udfs import drift, two_sample
 from udfs.histogram import layout_counts
+
+from benchmarks import calibration as bench
 
 
 def _cell_counts(windows: bench.CellWindows, raw: np.ndarray) -> np.ndarray:

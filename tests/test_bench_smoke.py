@@ -29,7 +29,7 @@ def bench_run(tmp_path_factory, kafka_broker):
     spec["baseline"] = str(ROOT / "examples" / "iris" / "baseline.json")
     config = out / "smoke-monitor.yaml"
     config.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "flink_job.cli", "bench", "--profile", "thesis", "--stage-size", str(STAGE_SIZE),
+    command = [sys.executable, "-m", "mmon.cli", "bench", "--profile", "thesis", "--stage-size", str(STAGE_SIZE),
                "--scale", "2", "--config", str(config), "--kafka", kafka_broker.bootstrap, "--out", str(out / "run"),
                "--job-start-timeout", "240", "--drain-timeout", "120"]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=450)

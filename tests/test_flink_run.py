@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from benchmarks import iris_stream
+from streams import iris
 
-from processes import live_start_ms
+from devtools.processes import live_start_ms
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -26,8 +26,8 @@ def test_flink_run_submits_the_job_to_the_standalone_cluster(flink_cluster, tmp_
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s")
     spec["job"]["metrics_port"] = 0
     (tmp_path / "monitor.yaml").write_text(yaml.safe_dump(spec))
-    stream = iris_stream.generate(seed=3, stage_size=80, rates=(40.0,) * 5, start_ms=live_start_ms())
-    iris_stream.write_jsonl(stream, tmp_path / "input.jsonl")
+    stream = iris.generate(seed=3, stage_size=80, rates=(40.0,) * 5, start_ms=live_start_ms())
+    iris.write_jsonl(stream, tmp_path / "input.jsonl")
     out = tmp_path / "out"
 
     proc = flink_cluster.submit_python(

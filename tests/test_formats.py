@@ -1,7 +1,6 @@
 """The wire formats: exact encodings, round trips, and every dead-letter reason."""
 import json
 import math
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flink_job import config, formats
-from flink_job.formats import FormatError, decode, encode
+from contract import formats
+from contract import spec as config
+from contract.formats import FormatError, decode, encode
 
 T_MS = 1_763_767_500_123  # 2025-11-21T23:25:00.123Z
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
@@ -169,18 +169,8 @@ def test_feature_count_is_enforced_when_given():
 
 
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 14
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 15
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
-
-
-def test_the_java_parser_uses_the_same_reasons():
-    """RequestParser.java's reason constants are formats.REASONS, name for name (one list of reasons)."""
-    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
-            / "mmon" / "flink" / "RequestParser.java").read_text()
-    constants = dict(re.findall(r'static final String ([A-Z_]+) = "([a-z_]+)";', java))
-    assert {name: value for name, value in constants.items() if value in formats.REASONS} == {
-        name: getattr(formats, name) for name in constants if getattr(formats, name, None) in formats.REASONS}
-    assert set(formats.REASONS) <= set(constants.values())
 
 
 # ------------------------------------------------------------------ issue 13: named, categorical, missing, responses
@@ -190,7 +180,7 @@ MIXED = formats.Schema(("age", "color", "income", "size"), ("numeric", "categori
 
 
 def test_reasons_end_with_the_job_level_ones_in_order():
-    assert formats.REASONS[-3:] == ("future_time", "unmatched_response", "wrong_prediction_count")
+    assert formats.REASONS[-4:] == ("future_time", "unmatched_response", "wrong_prediction_count", "late")
 
 
 def test_schema_checks_and_shorthands():
@@ -397,3 +387,44 @@ def test_named_categorical_and_missing_values_round_trip(fmt, data, rows):
     predictions = data.draw(st.lists(categorical_value, min_size=1, max_size=4))
     response = decode(fmt, formats.encode_response(fmt, "r", T_MS, predictions), schema=MIXED)
     assert response == formats.ParsedResponse("r", T_MS, [_normalised(v, "categorical") for v in predictions])
+
+
+# ------------------------------------------------------------------ the cases the Java parser is held to
+
+PARSE_CASES = json.loads((Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "test" / "resources"
+                          / "parse_cases.json").read_text())
+
+
+def _labels(schema: dict, instances: list) -> list:
+    """The categorical values outside the vocabularies, each once, first seen first (the Java parser's labels)."""
+    vocabularies = schema["vocabularies"]
+    categorical = [t == "categorical" for t in schema["types"]]
+    labels = []
+    for instance in instances:
+        for j, value in enumerate(instance):
+            if categorical[j] and value is not None and value not in vocabularies[j] and value not in labels:
+                labels.append(value)
+    return labels
+
+
+@pytest.mark.parametrize("case", PARSE_CASES["cases"], ids=lambda case: case["name"])
+def test_the_java_parsers_cases_are_what_the_reference_decoder_makes(case):
+    """jvm/udfs/src/test/resources/parse_cases.json (ParseCasesTest holds RequestParser to it) still states
+    what `formats.decode` makes of each line: the one reference for both parsers."""
+    schema = PARSE_CASES["schemas"][case["schema"]]
+    expect = case["expect"]
+    decoded = formats.Schema(tuple(schema["names"]), tuple(schema["types"]), schema.get("output_name"),
+                             schema.get("output_type") or "categorical")
+    try:
+        parsed = formats.decode(case["format"], case["line"], schema=decoded, default_id=case["default_id"],
+                                default_time_ms=case["default_time_ms"])
+    except formats.FormatError as err:
+        assert err.reason == expect["reason"]
+        return
+    assert expect["reason"] is None
+    response = isinstance(parsed, formats.ParsedResponse)
+    instances = [[p] for p in parsed.predictions] if response else parsed.instances
+    assert (parsed.request_id, parsed.time_ms, response, instances) == (
+        expect["request_id"], expect["request_time_ms"], expect["response"], expect["instances"])
+    if not response:
+        assert _labels(schema, instances) == expect["labels"]

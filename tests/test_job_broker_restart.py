@@ -26,11 +26,12 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from benchmarks.local_services import KafkaBroker, free_port, log_tail
-from flink_job import formats
+from contract import formats
+
+from devtools.processes import live_start_ms, stop_group
+from devtools.services import KafkaBroker, free_port, log_tail
 
 from kafka_topics import OutputReader, read_topic
-from processes import live_start_ms, stop_group
 from prometheus_scrape import metric_values
 from window_checks import assert_stats_equal_numpy, normal_rows
 
@@ -84,7 +85,7 @@ def _send(bootstrap: str, topic: str, requests: list[tuple[str, int, list[float]
 
 def _start_job(config: Path, bootstrap: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(config),
+        return subprocess.Popen([sys.executable, "-m", "mmon.cli", "run", "--config", str(config),
                                  "--kafka", bootstrap], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 

@@ -11,18 +11,18 @@ import typing
 from pathlib import Path
 
 import pandas as pd
-
 import pytest
 import yaml
 
-from flink_job import config, drift
-from flink_job import main as run_main
-from flink_job import outliers, parse, watermarks, windows
-from flink_job.config import ConfigError, load_spec, shard_count
+from contract import spec as config
+from contract.spec import ConfigError, load_spec, shard_count
+
 from udfs import drift as drift_math
 from udfs import two_sample
-from udfs import baseline as baseline_types
 from udfs.baseline import Baseline
+
+from flink_job import drift, outliers, watermarks, windows
+from flink_job import main as run_main
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
 
@@ -112,10 +112,9 @@ def test_metric_names_are_the_numeric_cores_list_without_importing_it():
     assert config.HISTOGRAM_METRICS == tuple(drift_math.METRICS)
     assert config.TWO_SAMPLE_TESTS == tuple(drift_math.TESTS)
     assert config.NUMERIC_ONLY_METRICS == drift_math.NUMERIC_ONLY
-    assert config.FEATURE_TYPES == baseline_types.FEATURE_TYPES
     assert set(typing.get_args(typing.get_type_hints(config.FeatureSpec)["type"])) == set(config.FEATURE_TYPES)
     assert set(typing.get_args(typing.get_type_hints(config.OutputSpec)["type"])) == set(config.FEATURE_TYPES)
-    probe = "import json, sys, flink_job.config; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    probe = "import json, sys, contract.spec; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert not {"numpy", "scipy", "udfs", "pyflink"} & set(loaded)
 
@@ -169,46 +168,37 @@ def test_outlier_bounds_come_from_the_baseline_per_feature(tmp_path):
 
 
 def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
-    from flink_job import pipeline
+    from flink_job import jvm
 
-    monkeypatch.setattr(pipeline, "UDFS_JAR", tmp_path / "absent.jar")
+    monkeypatch.setattr(jvm, "UDFS_JAR", tmp_path / "absent.jar")
     good = _write_spec(tmp_path, lambda spec: None)
     assert run_main.main(["--config", str(good)]) == 2
     err = capsys.readouterr().err
     assert "absent.jar" in err and "make setup" in err
 
 
-@pytest.mark.parametrize("options, preset, expected", [
-    ({"input_lines": 250_000}, None, "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseParallelGC"),
-    ({"input_lines": 1_000_000}, None, "-Xmx1g -XX:+UseParallelGC"),
-    ({"input_lines": 250_000}, "-Xmx2g -XX:+UseG1GC", "-Xmx2g -XX:+UseG1GC -XX:TieredStopAtLevel=1"),
-    ({"input_lines": 250_000}, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -Xmx1g -XX:+UseParallelGC"),
-    ({"bootstrap": "127.0.0.1:9092"}, "-Xmx3g", "-Xmx3g"),
-    ({"bootstrap": "127.0.0.1:9092"}, None, "-Xmx1g"),
+@pytest.mark.parametrize("kafka, input_lines, preset, expected", [
+    (False, 250_000, "", "-Xmx1g -XX:TieredStopAtLevel=1 -XX:+UseParallelGC"),
+    (False, 1_000_000, "", "-Xmx1g -XX:+UseParallelGC"),
+    (False, 250_000, "-Xmx2g -XX:+UseG1GC", "-Xmx2g -XX:+UseG1GC -XX:TieredStopAtLevel=1"),
+    (False, 250_000, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -Xmx1g -XX:+UseParallelGC"),
+    (True, 0, "-Xmx3g", "-Xmx3g"),
+    (True, 0, "", "-Xmx1g"),
 ])
-def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(monkeypatch, options, preset, expected):
-    from flink_job import pipeline
+def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(kafka, input_lines, preset, expected):
+    from flink_job import jvm
 
-    monkeypatch.setenv("JVM_ARGS", preset or "")  # restored after the test, also when it was unset
-    if preset is None:
-        monkeypatch.delenv("JVM_ARGS")
-    pipeline._tune_local_jvm(pipeline.RunOptions(**options))
-    assert os.environ.get("JVM_ARGS") == expected
+    assert jvm.local_jvm_args(preset, kafka, input_lines) == expected
 
 
-def test_row_types_agree_with_the_java_side():
-    """The rows crossing between Python and the Java router have one list of field names per type:
-    JobRows.java's arrays equal `parse.REQUEST_FIELDS` and the row types of `flink_job.windows`, and
-    its accounting counter names the ones the embedded summary reads."""
-    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
-            / "mmon" / "flink" / "JobRows.java").read_text()
-    arrays = {name: re.findall(r'"([a-z_]+)"', body)
-              for name, body in re.findall(r"String\[\] ([A-Z_]+) = \{([^}]*)\}", java)}
-    assert arrays["REQUEST_FIELDS"] == list(parse.REQUEST_FIELDS[:-1])  # then rowtime, the record's timestamp
-    assert arrays["RECORD_FIELDS"] == windows.OUTPUT_ROW.get_field_names()
-    assert arrays["SUB_BATCH_FIELDS"] == windows.SUB_BATCH_ROW.get_field_names()
-    counters = re.findall(r'String (?:RECORDS_READ|REQUESTS_ACCEPTED|INSTANCES_ACCEPTED) = "([a-z_]+)"', java)
-    assert counters == list(run_main.ACCOUNTING)
+def test_prepare_local_jvm_sets_the_variables_pyflink_reads():
+    from flink_job import jvm
+
+    environ = {"JVM_ARGS": "-Xmx2g", "HADOOP_CLASSPATH": "/x.jar"}
+    jvm.prepare_local_jvm(kafka=False, input_lines=10, prometheus=True, environ=environ)
+    assert environ["JVM_ARGS"] == "-Xmx2g -XX:TieredStopAtLevel=1 -XX:+UseParallelGC"
+    entries = environ["HADOOP_CLASSPATH"].split(os.pathsep)
+    assert entries[0] == "/x.jar" and any("prometheus" in Path(e).name for e in entries[1:]), entries
 
 
 def test_features_are_names_or_typed_entries_and_numeric_only_metrics_refuse_categorical_ones(tmp_path):
@@ -235,8 +225,9 @@ def test_features_are_names_or_typed_entries_and_numeric_only_metrics_refuse_cat
     ("weight", r"input\.features: 'weight' is not in the baseline"),
 ])
 def test_mmon_run_refuses_features_the_baseline_cannot_serve(tmp_path, capsys, feature, message):
-    from flink_job import main as run_main
     from udfs.baseline import Baseline
+
+    from flink_job import main as run_main
     csv = tmp_path / "training.csv"
     csv.write_text("size,colour\n" + "".join(f"{i % 7 + 0.5},{'red' if i % 3 else 'blue'}\n" for i in range(40)))
     Baseline.from_csv(csv).save(tmp_path / "baseline.json")

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from contract import outputs
+
 from udfs import drift as drift_math
 from udfs import two_sample
 from udfs.calibration import TEST_THRESHOLDS
@@ -133,9 +135,9 @@ def test_drift_stage_windows_are_flagged(run):
 
 def test_malformed_and_late_lines_dead_lettered_with_their_reasons(run):
     """Each extra line is dead-lettered once, with its reason, whole, and named ``input:LINE``."""
-    dead = {r["source"]: (r["reason"], r["raw"]) for r in run["dead"]}
-    assert dead == run["expected_dead"] and len(run["dead"]) == len(dead)
-    assert all(r["at"] >= 1_600_000_000_000 for r in run["dead"])
+    dead = {r["source"]: (r["reason"], r["raw"]) for r in run["dead_letter"]}
+    assert dead == run["expected_dead"] and len(run["dead_letter"]) == len(dead)
+    assert all(r["at"] >= 1_600_000_000_000 for r in run["dead_letter"])
 
 
 def test_nothing_is_silently_dropped(run):
@@ -143,7 +145,7 @@ def test_nothing_is_silently_dropped(run):
     n_instances = len(_instances(run))
     assert windowed == n_instances
     # lines in == monitored requests + dead letters (the multi-instance line holds two instances)
-    assert run["n_lines"] == len(run["requests"]) + len(run["dead"])
+    assert run["n_lines"] == len(run["requests"]) + len(run["dead_letter"])
 
 
 def test_covariance_and_correlation_equal_numpy(embedded_run):
@@ -164,6 +166,7 @@ def test_summary_printed_and_written(run):
     assert summary["outliers"] == len(run["outliers"])
     assert summary["late"] == 1 and summary["dead_letter"] == len(run["bad"]) + 1
     assert summary["windows"] == len(run["stats"]) // len(run["features"]) == len(run["windows"])
+    assert tuple(summary) == tuple(name for name in outputs.SUMMARY_FIELDS if name != outputs.RESPONSES_JOINED)
     assert "mmon run: done." in run["stdout"]
 
 

@@ -30,12 +30,14 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from benchmarks import iris_stream
-from benchmarks.local_services import KafkaBroker, free_port
-from flink_job import formats
+from contract import formats
+
+from streams import iris
+
+from devtools.processes import stop_group
+from devtools.services import KafkaBroker, free_port
 
 from kafka_topics import OutputReader
-from processes import stop_group
 from prometheus_scrape import metric_values, scrape, total
 from window_checks import assert_stats_equal_numpy, normal_rows
 
@@ -215,7 +217,7 @@ def _run_faults(run: FaultRun) -> None:
 
 def _start_job(config: Path, bootstrap: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(config),
+        return subprocess.Popen([sys.executable, "-m", "mmon.cli", "run", "--config", str(config),
                                  "--kafka", bootstrap], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
@@ -350,7 +352,7 @@ def _replay(tmp: Path, lines: list[str]) -> Path:
     (tmp / "input.jsonl").write_text("\n".join(lines) + "\n")
     out, log = tmp / "out", tmp / "job.log"
     with open(log, "w") as log_file:
-        result = subprocess.run([sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+        result = subprocess.run([sys.executable, "-m", "mmon.cli", "run", "--config", str(tmp / "monitor.yaml"),
                                  "--input", str(tmp / "input.jsonl"), "--output", str(out)], cwd=REPO,
                                 stdout=log_file, stderr=subprocess.STDOUT, timeout=300)
     assert result.returncode == 0, log.read_text()[-3000:]
@@ -364,7 +366,7 @@ def _jsonl(path: Path) -> list[dict]:
 def test_replayed_file_future_time_is_relative_to_the_stream(tmp_path):
     """A file in 2027 (ahead of the wall clock) is monitored; a request a year after its neighbours is
     ``future_time``, and it does not make the later requests late."""
-    start = iris_stream.DEFAULT_START_MS
+    start = iris.DEFAULT_START_MS
     assert start > time.time() * 1000
     rows = normal_rows(60, seed=11)
     requests = [(f"f{k:02d}", start + 750 * k, row) for k, row in enumerate(rows)]

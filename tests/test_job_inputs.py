@@ -24,13 +24,16 @@ import numpy as np
 import pytest
 import yaml
 
-from benchmarks import iris_stream
-from benchmarks.local_services import free_port
-from flink_job import formats
+from contract import formats, outputs
+
 from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
 
-from processes import stop_group
+from streams import iris
+
+from devtools.processes import stop_group
+from devtools.services import free_port
+
 from prometheus_scrape import scrape, total
 from window_checks import assert_stats_equal_numpy
 
@@ -233,7 +236,7 @@ def _spec(tmp: Path, fmt: str) -> dict:
 
 def _stream_requests() -> list[tuple[str, int, list[list[float]]]]:
     """The staged stream as (id, time, rows), with the requests at `MULTI` holding the next rows too."""
-    stream = iris_stream.generate(seed=SEED, stage_size=STAGE_SIZE, rates=RATES)
+    stream = iris.generate(seed=SEED, stage_size=STAGE_SIZE, rates=RATES)
     singles = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     requests, i = [], 0
     while i < len(singles):
@@ -287,7 +290,7 @@ def _run_job(fmt: str, tmp: Path) -> dict:
     out, log_path = tmp / "out", tmp / "job.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+            [sys.executable, "-m", "mmon.cli", "run", "--config", str(tmp / "monitor.yaml"),
              "--input", str(path), "--output", str(out)],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -300,8 +303,7 @@ def _run_job(fmt: str, tmp: Path) -> dict:
     return {
         "fmt": fmt, "path": path, "lines": lines, "n_stream_lines": len(requests),
         "accepted": accepted, "rejected": rejected, "cases": cases, "case_base": case_base,
-        "stats": _load(out / "stats.jsonl"), "outliers": _load(out / "outliers.jsonl"),
-        "dead": _load(out / "dead_letter.jsonl"),
+        **{kind: _load(out / outputs.FILE_NAMES[kind]) for kind in (outputs.STATS, outputs.OUTLIERS, outputs.DEAD_LETTER)},
         "baseline": Baseline.load(spec["baseline"]), "features": tuple(spec["input"]["features"]),
     }
 
@@ -395,13 +397,13 @@ def test_outlier_alerts_equal_the_sigma_rule(job, fmt):
 def test_dead_letters_only_for_lines_the_reference_decoder_rejects(job, fmt):
     run = job(fmt)
     sources = {_source(run, n): n for n in range(1, len(run["lines"]) + 1)}
-    for record in run["dead"]:
+    for record in run["dead_letter"]:
         assert record["source"] in sources, record  # names a line of the input file
         line_no = sources[record["source"]]
         assert line_no in run["rejected"], (record, "formats.decode accepts this line")
         assert record["raw"] == run["lines"][line_no - 1]
         assert record["at"] >= 1_600_000_000_000
-    assert not [r for r in run["dead"] if sources[r["source"]] in _stream_line_nos(run)]
+    assert not [r for r in run["dead_letter"] if sources[r["source"]] in _stream_line_nos(run)]
 
 
 @pytest.mark.parametrize("fmt, name", _case_params())
@@ -409,7 +411,7 @@ def test_extra_line(job, fmt, name):
     """One extra line: dead-lettered once with `formats.decode`'s reason, or monitored in its own window."""
     run = job(fmt)
     case = run["cases"][name]
-    dead = [r for r in run["dead"] if r["source"] == _source(run, case["line_no"])]
+    dead = [r for r in run["dead_letter"] if r["source"] == _source(run, case["line_no"])]
     window = [r for r in run["stats"] if r["window_start"] == case["window_start"]]
     reason = run["rejected"].get(case["line_no"])
     if reason is not None:
@@ -442,7 +444,7 @@ COUNTERS = ("instances_windowed", "windows_emitted", "late_events", "parse_error
 def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
     spec = _spec(tmp_path, formats.THESIS)
     features = tuple(spec["input"]["features"])
-    stream = iris_stream.generate(seed=SEED, stage_size=PROM_STAGE_SIZE, rates=iris_stream.DEFAULT_RATES)
+    stream = iris.generate(seed=SEED, stage_size=PROM_STAGE_SIZE, rates=iris.DEFAULT_RATES)
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     lines = [formats.encode(formats.THESIS, rid, t, [row]) for rid, t, row in requests]
     for reason, raw in PROM_BAD:
@@ -467,7 +469,7 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
     log_path = tmp_path / "job.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp_path / "monitor.yaml"),
+            [sys.executable, "-m", "mmon.cli", "run", "--config", str(tmp_path / "monitor.yaml"),
              "--input", str(tmp_path / "input.jsonl"), "--output", str(out), "--metrics-port", str(port)],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     history, last, floor, done = [], None, None, False

@@ -14,12 +14,14 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
-from benchmarks import iris_stream
-from flink_job import formats
+from contract import formats
+
 from udfs.baseline import Baseline
 from udfs.outliers import sigma_bounds
 
-from processes import live_start_ms, stop_group
+from streams import iris
+
+from devtools.processes import live_start_ms, stop_group
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -69,7 +71,7 @@ def kafka_run(kafka_broker, tmp_path_factory):
     topics = spec["kafka"]["topics"]
     kafka_broker.create_topics(list(topics.values()), partitions=1)
 
-    stream = iris_stream.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES, start_ms=live_start_ms())
+    stream = iris.generate(seed=5, stage_size=STAGE_SIZE, rates=RATES, start_ms=live_start_ms())
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     keyed_at = len(requests) // 2
@@ -90,7 +92,7 @@ def kafka_run(kafka_broker, tmp_path_factory):
     producer.close()
 
     log = open(tmp / "job.log", "w")
-    job = subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+    job = subprocess.Popen([sys.executable, "-m", "mmon.cli", "run", "--config", str(tmp / "monitor.yaml"),
                             "--kafka", kafka_broker.bootstrap], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                            start_new_session=True)
     last_window = requests[-1][1] // WINDOW_MS * WINDOW_MS
@@ -175,7 +177,7 @@ PENGUIN_RATE = 40.0
 def kafka_penguins(kafka_broker, tmp_path_factory):
     """The penguins example on Kafka (thesis format): requests and responses in one topic, some responses
     before their requests, some requests never answered, some responses answering nothing."""
-    from benchmarks import penguin_stream
+    from streams import penguins
 
     tmp = tmp_path_factory.mktemp("kafka-penguins")
     suffix = uuid.uuid4().hex[:8]
@@ -191,7 +193,7 @@ def kafka_penguins(kafka_broker, tmp_path_factory):
     (tmp / "monitor.yaml").write_text(yaml.safe_dump(spec))
     kafka_broker.create_topics(list(topics.values()), partitions=1)
 
-    stream = penguin_stream.generate(seed=3, stage_size=PENGUIN_STAGE_SIZE, rate=PENGUIN_RATE,
+    stream = penguins.generate(seed=3, stage_size=PENGUIN_STAGE_SIZE, rate=PENGUIN_RATE,
                                      start_ms=live_start_ms(), format=formats.THESIS)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
     for line in stream.lines:
@@ -205,7 +207,7 @@ def kafka_penguins(kafka_broker, tmp_path_factory):
     producer.close()
 
     log = open(tmp / "job.log", "w")
-    job = subprocess.Popen([sys.executable, "-m", "flink_job.cli", "run", "--config", str(tmp / "monitor.yaml"),
+    job = subprocess.Popen([sys.executable, "-m", "mmon.cli", "run", "--config", str(tmp / "monitor.yaml"),
                             "--kafka", kafka_broker.bootstrap], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                            start_new_session=True)
     last_window = last // WINDOW_MS * WINDOW_MS

@@ -9,13 +9,16 @@ import copy
 
 import pytest
 
+from contract import outputs
+
 from embedded_run import run_mmon
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
-WALL_CLOCK = {"stats": "emitted_at", "drift": "emitted_at", "outliers": "detected_at", "dead": "at"}
-KEYS = {"stats": ("feature", "window_start"), "drift": ("feature", "window_start", "metric"),
-        "outliers": ("request_id", "feature", "value"), "dead": ("source",)}
+WALL_CLOCK = {outputs.STATS: "emitted_at", outputs.DRIFT: "emitted_at", outputs.OUTLIERS: "detected_at",
+              outputs.DEAD_LETTER: "at"}
+KEYS = {outputs.STATS: ("feature", "window_start"), outputs.DRIFT: ("feature", "window_start", "metric"),
+        outputs.OUTLIERS: ("request_id", "feature", "value"), outputs.DEAD_LETTER: ("source",)}
 SUMMED = {"stats": ("mean", "stddev")}
 NOT_COMPARED = ("job_seconds", "instances_per_s")  # summary figures of the wall clock
 

@@ -1,7 +1,7 @@
 """The penguins example end to end, embedded: categorical features, missing values and the model's predictions.
 
 One `mmon run` of examples/penguins/monitor.yaml (the session's ``penguins_run``, conftest.py) over the
-staged penguins stream (`benchmarks.penguin_stream`:
+staged penguins stream (`streams.penguins`:
 normal / island mix shifted / sex missing in 40 % / body mass +1 sd / normal; instances as objects keyed by
 name, with nulls and absent keys; the responses interleaved, some before their requests, some never, some
 answering no request). Every figure is recomputed here from the stream with pandas and `udfs`: per window,
@@ -14,9 +14,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmarks import penguin_stream
-from flink_job import formats
+from contract import formats
+
 from udfs import drift as drift_math
+
+from streams import penguins
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -33,7 +35,7 @@ def test_run_prints_its_summary_and_accounts_for_every_record(penguins_run):
     assert summary["accounted"], summary
     assert summary["requests_accepted"] == len(stream) and summary["instances"] == len(stream)
     assert summary["responses_joined"] == int(stream.answered.sum())
-    dead = pd.Series([d["reason"] for d in penguins_run["dead"]]).value_counts().to_dict()
+    dead = pd.Series([d["reason"] for d in penguins_run["dead_letter"]]).value_counts().to_dict()
     assert dead == {formats.UNMATCHED_RESPONSE: len(stream.orphan_ids)}
     assert summary["records_read"] + summary["responses_joined"] == len(stream.lines)
 
@@ -118,5 +120,5 @@ def test_every_unseen_island_is_alerted_once(penguins_run):
     unseen = [o for o in penguins_run["outliers"] if o["rule"] == "unseen"]
     expected_ids = sorted(stream.ids[stream.unseen].tolist())
     assert sorted(o["request_id"] for o in unseen) == expected_ids
-    assert {(o["feature"], o["value"]) for o in unseen} == {("island", penguin_stream.UNSEEN_ISLAND)}
+    assert {(o["feature"], o["value"]) for o in unseen} == {("island", penguins.UNSEEN_ISLAND)}
     assert all(o["threshold"] is None for o in unseen)

@@ -17,10 +17,11 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
-from benchmarks import iris_stream
-from flink_job import formats
+from contract import formats
 
-from processes import live_start_ms
+from streams import iris
+
+from devtools.processes import live_start_ms
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -32,7 +33,7 @@ DEADLINE_S = 300
 
 
 def _start(config: Path, bootstrap: str, checkpoints: Path, log: Path, restore: Path | None = None):
-    command = [sys.executable, "-m", "flink_job.cli", "run", "--config", str(config), "--kafka", bootstrap,
+    command = [sys.executable, "-m", "mmon.cli", "run", "--config", str(config), "--kafka", bootstrap,
                "--checkpoint-dir", checkpoints.as_uri()]
     if restore is not None:
         command += ["--restore-from", str(restore)]
@@ -83,7 +84,7 @@ def test_restart_from_checkpoint_loses_no_window(kafka_broker, tmp_path, guarant
     kafka_broker.create_topics(list(topics.values()), partitions=1)
     feature = spec["input"]["features"][0]
 
-    stream = iris_stream.generate(seed=9, stage_size=200, rates=(40.0,) * 5, start_ms=live_start_ms())
+    stream = iris.generate(seed=9, stage_size=200, rates=(40.0,) * 5, start_ms=live_start_ms())
     requests = list(zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()))
     half = len(requests) // 2
     expected = {}
@@ -128,12 +129,12 @@ def test_restart_resumes_the_response_join(kafka_broker, tmp_path):
     mid-stream and restored, exactly-once: every window's prediction column holds exactly the joined and the
     missing predictions, so the requests and responses waiting in the join at the kill were restored, and the
     watermark hold with them (a request released late would be dead-lettered and missing from its window)."""
-    from benchmarks import penguin_stream
+    from streams import penguins
 
     suffix = uuid.uuid4().hex[:8]
-    penguins = REPO / "examples" / "penguins" / "monitor.yaml"
-    spec = yaml.safe_load(penguins.read_text())
-    spec["baseline"] = str(penguins.parent / spec["baseline"])
+    penguins_spec = REPO / "examples" / "penguins" / "monitor.yaml"
+    spec = yaml.safe_load(penguins_spec.read_text())
+    spec["baseline"] = str(penguins_spec.parent / spec["baseline"])
     spec["input"]["format"] = formats.THESIS
     spec["output"]["join_timeout"] = f"{JOIN_TIMEOUT_MS}ms"
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s", idle_timeout="0ms")
@@ -145,7 +146,7 @@ def test_restart_resumes_the_response_join(kafka_broker, tmp_path):
     config.write_text(yaml.safe_dump(spec))
     kafka_broker.create_topics(list(topics.values()), partitions=1)
 
-    stream = penguin_stream.generate(seed=6, stage_size=200, rate=40.0, start_ms=live_start_ms(),
+    stream = penguins.generate(seed=6, stage_size=200, rate=40.0, start_ms=live_start_ms(),
                                      format=formats.THESIS)
     windows = stream.time_ms - stream.time_ms % WINDOW_MS
     expected = {int(w): (int((stream.answered & (windows == w)).sum()), int((~stream.answered & (windows == w)).sum()))

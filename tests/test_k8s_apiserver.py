@@ -3,7 +3,7 @@ run). The last test adds kube-controller-manager's garbage collector to show tha
 ModelMonitor deletes what it owns.
 
 Installed CRDs: our ModelMonitor (k8s/crd), and the official, unchanged FlinkDeployment/FlinkSessionJob
-CRDs of the Flink Kubernetes Operator 1.15.0 (../shared/k8s/). Strimzi's and the Prometheus Operator's CRDs
+CRDs of the Flink Kubernetes Operator 1.15.0 (vendored in k8s/vendor/). Strimzi's and the Prometheus Operator's CRDs
 are not installed, so KafkaTopic and PodMonitor are not served: the reconciler reports them as skipped,
 and the test asserts exactly that. The pod templates are also admitted as Pods into a namespace that
 enforces the "restricted" Pod Security Standard (the API server's PodSecurity admission).
@@ -25,13 +25,15 @@ from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-import k8s_testenv
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
-from flink_job.config import load_spec, parse_spec
+from contract.spec import load_spec, parse_spec
+
 from operator_glue import crd
 from operator_glue.kube import apply, connect, resource_api
 from operator_glue.manifests import SPEC_HASH_ANNOTATION, DeploySettings, render
 from operator_glue.reconciler import Reconciler
+
+import k8s_testenv
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
 
 # func_only: the fixtures' time (a cold build of the binaries) is bounded by k8s_testenv.BUILD_TIMEOUT_S instead.
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900, func_only=True)]

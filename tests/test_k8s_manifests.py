@@ -2,7 +2,7 @@
 
 - k8s/iris/* and k8s/crd/modelmonitor.yaml are exactly what the renderer produces (k8s/iris/render.sh).
 - FlinkDeployment / FlinkSessionJob validate against the official, unchanged CRDs of the Flink Kubernetes
-  Operator 1.15.0 (../shared/k8s/, the release that accepts flinkVersion v2_2).
+  Operator 1.15.0 (vendored in k8s/vendor/, the release that accepts flinkVersion v2_2).
 - Pods run non-root without privileges; no Kafka property (credentials) reaches a ConfigMap: the pods
   read them from a Secret, and the job merges them back at load; the logger's NetworkPolicy.
 - The ModelMonitor CRD schema and parse_spec agree on the example and on variants of it.
@@ -22,10 +22,13 @@ import jsonschema
 import pytest
 import yaml
 
-from flink_job.config import KAFKA_PROPERTIES_ENV, ConfigError, load_spec, parse_spec
+from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
+from contract.spec import ConfigError, load_spec, parse_spec
+
 from operator_glue import crd
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
 from operator_glue.manifests import FLINK_UID, FLINK_VERSION, DeploySettings, model_monitor, render, to_yaml
+
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
 
 
 def strict(schema):
@@ -222,7 +225,7 @@ def test_the_job_reads_the_secret_properties_back_from_the_environment(tmp_path,
     monkeypatch.setenv(KAFKA_PROPERTIES_ENV, json.dumps({**SECRET_PROPERTIES, "request.timeout.ms": 30000}))
     assert dict(load_spec(mounted).kafka.properties) == {**SECRET_PROPERTIES, "request.timeout.ms": "30000"}
     monkeypatch.setenv(KAFKA_PROPERTIES_ENV, '{"sasl.jaas.config": password="unquoted"}')
-    with pytest.raises(ConfigError, match=r"^\$MMON_KAFKA_PROPERTIES: not JSON") as raised:
+    with pytest.raises(ConfigError, match=r"^MMON_KAFKA_PROPERTIES: not a JSON object") as raised:
         load_spec(mounted)
     assert "unquoted" not in str(raised.value)
     monkeypatch.setenv(KAFKA_PROPERTIES_ENV, '["security.protocol", "SSL"]')
@@ -391,8 +394,10 @@ def test_dockerfile_uses_the_project_jar_script_pins_and_non_root_user():
     flink_pin = re.search(r'"apache-flink==([\d.*]+)"', pyproject).group(1)
     assert re.fullmatch(flink_pin.replace(".", r"\.").replace("*", r"\d+"), FLINK_VERSION)
     packages = re.findall(r'"(\w+)\*"', re.search(r"include = \[(.*)\]", pyproject).group(1))
+    development_only = {"benchmarks", "devtools"}
+    assert development_only < set(packages)
     for package in packages:
-        assert f"COPY {package} /opt/mmon/src/{package}" in dockerfile
+        assert (f"COPY {package} /opt/mmon/src/{package}" in dockerfile) == (package not in development_only), package
     assert "pip install --no-cache-dir /opt/mmon/src" in dockerfile
     assert "metrics-prometheus" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "USER flink"
@@ -415,6 +420,7 @@ def test_dashboard_queries_name_metrics_the_job_and_the_logger_export():
 def test_commands_in_the_manifests_parse_with_the_real_parsers():
     """The logger's and the controller's command lines, and the job's arguments, are accepted by their CLIs."""
     from flink_job.main import _parser as job_parser
+
     from inference_logger.server import build_parser as logger_parser
     from operator_glue.cli import operator_parser
     from operator_glue.manifests import job_args

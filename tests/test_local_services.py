@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from benchmarks.local_services import KafkaBroker, ServiceError, _kafka_cluster_id
+from devtools.services import KafkaBroker, ServiceError, _kafka_cluster_id
 
 
 @pytest.mark.kafka

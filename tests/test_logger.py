@@ -13,8 +13,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.local_services import free_port, wait_until
-from flink_job import formats
+from contract import formats
+
+from devtools.services import free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -31,7 +32,7 @@ class Logger:
     def __init__(self, *args: str):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flink_job.cli", "logger", "--port", str(self.port), "--progress-every", "0",
+            [sys.executable, "-m", "mmon.cli", "logger", "--port", str(self.port), "--progress-every", "0",
              *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_until(lambda: self._healthy(), 30, "logger /healthz",
                    failed=lambda: self.process.poll() is not None and f"exited: {self.process.stdout.read()}")
@@ -296,7 +297,7 @@ def penguin_logger(kafka_broker, topic):
 
 @pytest.fixture(scope="module")
 def penguin_schema():
-    from flink_job.config import load_spec
+    from contract.spec import load_spec
     return formats.Schema.from_spec(load_spec(PENGUINS_SPEC))
 
 

@@ -19,9 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchmarks.local_services import KafkaBroker, free_port, wait_until
-from flink_job import formats
-from inference_logger import kafka_properties, server
+from contract import formats, kafka_properties
+
+from inference_logger import server
+
+from devtools.services import KafkaBroker, free_port
+
 from kafka_topics import read_topic
 from test_logger import Logger
 

@@ -1,4 +1,4 @@
-"""The Java parse functions (jvm/udfs) against the reference decoder `flink_job.formats.decode`.
+"""The Java parse functions (jvm/udfs) against the reference decoder `contract.formats.decode`.
 
 Thousands of records per format, valid and mutated (keys deleted, values swapped for every JSON type,
 NaN/Infinity/1e999, truncated text, requests turned into responses and back), go through ``mmon_parse``
@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple, Optional
 
@@ -24,9 +22,13 @@ import numpy as np
 import pytest
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
-from benchmarks import iris_stream
-from flink_job import formats, java_functions, parse, pipeline, source
+from contract import formats
+
 from udfs.baseline import Baseline, CategoricalBaseline, OutputBaseline
+
+from streams import iris
+
+from flink_job import java_functions, jvm, parse, source
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -165,7 +167,7 @@ def _mixed_rows(rng: random.Random, n: int) -> list:
 
 
 def _records(fmt: str, rng: random.Random) -> list[tuple[str, Optional[str], Optional[int]]]:
-    stream = iris_stream.generate(seed=3, stage_size=40, rates=(50.0,) * 5)
+    stream = iris.generate(seed=3, stage_size=40, rates=(50.0,) * 5)
     records = []
     for i in range(MUTANTS_PER_FORMAT):
         n = rng.choice((1, 1, 2, 3))
@@ -270,7 +272,7 @@ def _first_unseen(values: list, case: Case, response: bool) -> list:
 @pytest.fixture(scope="module")
 def t_env() -> TableEnvironment:
     env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    env.get_config().set("pipeline.jars", pipeline.UDFS_JAR.as_uri())
+    env.get_config().set("pipeline.jars", jvm.UDFS_JAR.as_uri())
     env.get_config().set("parallelism.default", "1")
     parse.register_functions(env, parse.java_schema(MIXED_SPEC, MIXED_BASELINE))
     package = java_functions.package()
@@ -396,9 +398,3 @@ def test_source_functions_epoch_ms_and_numbered_lines(t_env, zone):
         config.set_local_timezone(session_zone)
     assert [row[1] for row in got] == list(EPOCH_MS)
     assert [(row[2], row[3]) for row in got[:len(LINES)]] == list(LINES.values())
-
-
-def test_the_longest_category_is_the_reference_decoders():
-    java = (Path(__file__).resolve().parent.parent / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github"
-            / "mmon" / "flink" / "RequestParser.java").read_text()
-    assert re.search(r"static final int MAX_CATEGORY_CHARS = (\d+);", java).group(1) == str(formats.MAX_CATEGORY_CHARS)

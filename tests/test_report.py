@@ -22,12 +22,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from flink_job.config import load_spec, parse_spec, spec_to_dict
+from contract.spec import load_spec, parse_spec, spec_to_dict
+
+from udfs.baseline import Baseline, FeatureBaseline
+
 from report import figures, page
 from report.cli import main as report_main
 from report.findings import SelectionError, find, select
 from report.outputs import FILES, RunOutputs, frames, from_directory
-from udfs.baseline import Baseline, FeatureBaseline
 
 from embedded_run import WINDOW_MS
 
@@ -67,7 +69,7 @@ class _Tags(HTMLParser):
 
 
 def _mmon_report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flink_job.cli", "report", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mmon.cli", "report", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -132,14 +134,14 @@ def test_summary_counts_equal_the_files(report, embedded_run):
     assert counts["windows"] == summary["windows"] == len({r["window_start"] for r in stats})
     assert counts["drift_alerts"] == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
     assert counts["outliers"] == summary["outliers"] == len(embedded_run["outliers"])
-    assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead"])
+    assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead_letter"])
     [time_range] = tags.having("data-first", "dd")
     assert int(time_range["data-first"]) == min(r["window_start"] for r in stats)
     assert int(time_range["data-last"]) == max(r["window_end"] for r in stats)
     by_feature = {a["data-feature"]: int(a["data-value"]) for a in tags.having("data-value", "tr") if "data-feature" in a}
     assert by_feature == {f: Counter(r["feature"] for r in embedded_run["outliers"])[f] for f in embedded_run["features"]}
     by_reason = {a["data-reason"]: int(a["data-value"]) for a in tags.having("data-reason", "tr")}
-    assert by_reason == Counter(r["reason"] for r in embedded_run["dead"]) == Counter([*embedded_run["bad"], "late"])
+    assert by_reason == Counter(r["reason"] for r in embedded_run["dead_letter"]) == Counter([*embedded_run["bad"], "late"])
 
 
 @flink

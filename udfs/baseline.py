@@ -58,9 +58,10 @@ from typing import ClassVar, Iterable, Iterator, Mapping, Optional, Sequence, Un
 import numpy as np
 import pandas as pd
 
+from contract.spec import CATEGORICAL, FEATURE_TYPES, NUMERIC  # noqa: F401 (re-exported to the core's users)
+
 from udfs.categorical import CategoryLayout, by_count, value_counts
-from udfs.histogram import (default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts,
-                            quantile_edges)
+from udfs.histogram import default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts, quantile_edges
 from udfs.stats import PERCENTILES
 
 FORMAT = "mmon-baseline"
@@ -70,8 +71,6 @@ SAMPLE_SEED = 20_26_1202
 MAX_CATEGORIES = 50
 MAX_OTHER_VALUES = 10_000
 MISSING_CELLS = ("", "NA")
-NUMERIC, CATEGORICAL = "numeric", "categorical"
-FEATURE_TYPES = (NUMERIC, CATEGORICAL)
 
 
 def _equal_width_over_range(values: np.ndarray, bins: int) -> np.ndarray:

@@ -30,8 +30,9 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import rel_entr
 
+from contract.spec import CATEGORICAL, NUMERIC, NUMERIC_ONLY_METRICS
+
 from udfs import two_sample
-from udfs.baseline import CATEGORICAL, NUMERIC
 from udfs.histogram import bin_centres
 
 DEFAULT_PSEUDO_COUNT = 0.5
@@ -220,7 +221,7 @@ MISSING_RATE = "missing_rate"
 METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE)
 """Every drift metric name a monitor spec may use: the single list."""
 
-NUMERIC_ONLY: tuple[str, ...] = ("wasserstein", *TESTS)
+NUMERIC_ONLY: tuple[str, ...] = NUMERIC_ONLY_METRICS
 """The metrics that need ordered values (edges, a CDF): refused for a categorical feature."""
 
 CATEGORICAL_METRICS: tuple[str, ...] = tuple(name for name in METRIC_NAMES if name not in NUMERIC_ONLY)

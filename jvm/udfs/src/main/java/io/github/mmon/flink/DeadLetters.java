@@ -19,11 +19,9 @@ public final class DeadLetters implements Serializable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final String kind;
     private final int maxRawBytes;
 
-    public DeadLetters(String kind, int maxRawBytes) {
-        this.kind = kind;
+    public DeadLetters(int maxRawBytes) {
         this.maxRawBytes = maxRawBytes;
     }
 
@@ -39,7 +37,7 @@ public final class DeadLetters implements Serializable {
         payload.put("raw_sha256", sha256(bytes));
         payload.put("truncated", bytes.length > maxRawBytes);
         payload.put("source", source(request));
-        return Row.of(kind, reason, payload.toString());
+        return Row.of(Contract.DEAD_LETTER, reason, payload.toString());
     }
 
     /** Where the request was read: {@code topic/partition/offset} on Kafka, {@code label:LINE} for a file

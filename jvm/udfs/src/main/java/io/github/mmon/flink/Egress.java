@@ -1,5 +1,7 @@
 package io.github.mmon.flink;
 
+import static io.github.mmon.flink.Contract.*;
+
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
@@ -17,17 +19,12 @@ import org.apache.flink.types.Row;
  * The job's last step before its sinks: appends to each {@code (kind, k, payload)} output row the
  * wall-clock epoch ms at which it leaves the job ({@code detected_at} for outliers, {@code at} for dead
  * letters, {@code emitted_at} otherwise) and counts it in the {@code mmon} metric group. It runs once per
- * output record, in the JVM, so alerts and dead letters never meet Python. The kinds and names come
- * from {@code flink_job.sinks} and {@code flink_job.metrics}, which document the metrics.
+ * output record, in the JVM, so alerts and dead letters never meet Python. The kinds and reasons are
+ * {@link Contract}'s; {@code flink_job.metrics} documents the metrics.
  */
 public class Egress extends RichMapFunction<Row, Row> {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    private final String outlierKind;
-    private final String deadLetterKind;
-    private final String driftKind;
-    private final String lateReason;
 
     private transient MetricGroup group;
     private transient Counter lateEvents;
@@ -36,13 +33,6 @@ public class Egress extends RichMapFunction<Row, Row> {
     private transient Map<String, Counter> outliersByFeature;
     private transient Map<String, Counter> deadLettersByReason;
     private transient Map<String, long[]> driftValueMicros;
-
-    public Egress(String outlierKind, String deadLetterKind, String driftKind, String lateReason) {
-        this.outlierKind = outlierKind;
-        this.deadLetterKind = deadLetterKind;
-        this.driftKind = driftKind;
-        this.lateReason = lateReason;
-    }
 
     @Override
     public void open(OpenContext context) {
@@ -61,15 +51,15 @@ public class Egress extends RichMapFunction<Row, Row> {
         String key = (String) row.getField(1);
         String payload = (String) row.getField(2);
         String field = "emitted_at";
-        if (outlierKind.equals(kind)) {
+        if (OUTLIERS.equals(kind)) {
             field = "detected_at";
             String feature = key.substring(key.indexOf('/') + 1);
-            outliersByFeature.computeIfAbsent(feature, f -> group.addGroup("feature", f).counter("outliers")).inc();
-        } else if (deadLetterKind.equals(kind)) {
+            outliersByFeature.computeIfAbsent(feature, f -> group.addGroup("feature", f).counter(OUTLIERS)).inc();
+        } else if (DEAD_LETTER.equals(kind)) {
             field = "at";
-            deadLettersByReason.computeIfAbsent(key, r -> group.addGroup("reason", r).counter("dead_letter")).inc();
-            (lateReason.equals(key) ? lateEvents : parseErrors).inc();
-        } else if (driftKind.equals(kind)) {
+            deadLettersByReason.computeIfAbsent(key, r -> group.addGroup("reason", r).counter(DEAD_LETTER)).inc();
+            (LATE.equals(key) ? lateEvents : parseErrors).inc();
+        } else if (DRIFT.equals(kind)) {
             trackDrift(payload);
         }
         return Row.of(kind, key, stamp(payload, field, System.currentTimeMillis()));

@@ -1,5 +1,7 @@
 package io.github.mmon.flink;
 
+import static io.github.mmon.flink.Contract.*;
+
 import java.io.IOException;
 import java.io.ObjectStreamException;
 import java.io.Serializable;
@@ -30,9 +32,6 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
 public final class FeatureSchema implements Serializable {
 
     private static final long serialVersionUID = 1L;
-
-    public static final String NUMERIC = "numeric";
-    public static final String CATEGORICAL = "categorical";
 
     private static final Map<FeatureSchema, FeatureSchema> CANONICAL = new ConcurrentHashMap<>();
 

@@ -40,12 +40,6 @@ public final class JobRows {
      * row-major little-endian float64 (its type is flink_job.windows.SUB_BATCH_ROW). */
     public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed", "labels"};
 
-    /** The router's accounting counters (metric group {@code mmon}, and job accumulators of the same names):
-     * records read = requests accepted + records dead-lettered (flink_job.main.ACCOUNTING reads them). */
-    public static final String RECORDS_READ = "records_read";
-    public static final String REQUESTS_ACCEPTED = "requests_accepted";
-    public static final String INSTANCES_ACCEPTED = "instances_accepted";
-
     private JobRows() {
     }
 

@@ -23,7 +23,6 @@ public final class OutlierRules implements Serializable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final String kind;
     private final String model;
     private final String[] features;
     private final String[] belowName;
@@ -33,9 +32,8 @@ public final class OutlierRules implements Serializable {
     private final boolean[] unseen;
     private final String unseenName;
 
-    public OutlierRules(String kind, String model, String[] features, String[] belowName, String[] aboveName,
+    public OutlierRules(String model, String[] features, String[] belowName, String[] aboveName,
                         double[][] lower, double[][] upper, boolean[] unseen, String unseenName) {
-        this.kind = kind;
         this.model = model;
         this.features = features;
         this.belowName = belowName;
@@ -75,9 +73,9 @@ public final class OutlierRules implements Serializable {
                 double value = values.get(i * width + j);
                 if (unseen[j] && value < 0) {
                     ObjectNode payload = payload(request, j, unseenName);
-                    payload.put("value", labels[(int) (-1 - value)]);
+                    payload.put("value", labels[Contract.labelIndex(value)]);
                     payload.putNull("threshold");
-                    alerts.accept(Row.of(kind, model + "/" + features[j], payload.toString()));
+                    alerts.accept(Row.of(Contract.OUTLIERS, model + "/" + features[j], payload.toString()));
                 }
             }
         }
@@ -87,7 +85,7 @@ public final class OutlierRules implements Serializable {
         ObjectNode payload = payload(request, feature, rule);
         payload.put("value", value);
         payload.put("threshold", threshold);
-        return Row.of(kind, model + "/" + features[feature], payload.toString());
+        return Row.of(Contract.OUTLIERS, model + "/" + features[feature], payload.toString());
     }
 
     /** An alert's fields in the order every alert has them; {@code value} and {@code threshold} follow. */

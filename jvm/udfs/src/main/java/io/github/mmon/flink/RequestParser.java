@@ -1,5 +1,7 @@
 package io.github.mmon.flink;
 
+import static io.github.mmon.flink.Contract.*;
+
 import java.io.IOException;
 import java.time.DateTimeException;
 import java.math.BigDecimal;
@@ -41,32 +43,10 @@ import org.apache.flink.table.data.binary.BinaryStringData;
  */
 public final class RequestParser {
 
-    public static final String THESIS = "thesis";
-    public static final String KSERVE_V1 = "kserve-v1";
-    public static final String OIP_V2 = "oip-v2";
-
-    static final String BAD_JSON = "bad_json";
-    static final String BAD_ENVELOPE = "bad_envelope";
-    static final String NOT_REQUEST = "not_request";
-    static final String BAD_ID = "bad_id";
-    static final String BAD_TIME = "bad_time";
-    static final String BAD_DATATYPE = "bad_datatype";
-    static final String BAD_SHAPE = "bad_shape";
-    static final String NO_INSTANCES = "no_instances";
-    static final String BAD_INSTANCE = "bad_instance";
-    static final String WRONG_FEATURE_COUNT = "wrong_feature_count";
-    static final String NON_FINITE = "non_finite";
-    static final String FUTURE_TIME = "future_time";
-    static final String UNMATCHED_RESPONSE = "unmatched_response";
-    static final String WRONG_PREDICTION_COUNT = "wrong_prediction_count";
-
-    static final String CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request";
-    static final String CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response";
+    // The formats, the reasons, the CloudEvent types and MAX_CATEGORY_CHARS are Contract's (static import).
     static final String BYTES = "BYTES";
     static final Set<String> NUMERIC_DATATYPES = Set.of("FP16", "FP32", "FP64", "INT8", "INT16", "INT32",
             "INT64", "UINT8", "UINT16", "UINT32", "UINT64");
-    /** The longest categorical value in characters (code points): formats.MAX_CATEGORY_CHARS. */
-    static final int MAX_CATEGORY_CHARS = 1024;
     /** Epoch times below this are seconds, at or above it milliseconds (formats.SECONDS_THRESHOLD). */
     static final double SECONDS_THRESHOLD = 1e11;
 
@@ -227,7 +207,7 @@ public final class RequestParser {
                 list.add(value);
                 index.put(value, j);
             }
-            return -(1.0 + j);
+            return labelCode(j);
         }
 
         String[] array() {

@@ -73,9 +73,9 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         super.open();
         watermark = Long.MIN_VALUE;
         MetricGroup group = getMetricGroup().addGroup("mmon");
-        recordsRead = tally(group, JobRows.RECORDS_READ);
-        requestsAccepted = tally(group, JobRows.REQUESTS_ACCEPTED);
-        instancesAccepted = tally(group, JobRows.INSTANCES_ACCEPTED);
+        recordsRead = tally(group, Contract.RECORDS_READ);
+        requestsAccepted = tally(group, Contract.REQUESTS_ACCEPTED);
+        instancesAccepted = tally(group, Contract.INSTANCES_ACCEPTED);
     }
 
     /** A counter of the metric group and a job accumulator of the same name (read by embedded runs). */
@@ -99,7 +99,7 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         String reason = (String) request.getField(JobRows.REASON);
         long time = element.getTimestamp();
         if (reason == null && time <= watermark) {
-            reason = settings.lateReason();
+            reason = Contract.LATE;
         }
         if (reason != null) {
             output.collect(RECORDS, new StreamRecord<>(deadLetters.row(reason, request), time));
@@ -217,7 +217,7 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
             for (int k = from; k < to; k++) {
                 double value = values[k];
                 if (value < 0 && categorical[k % features]) {
-                    values[k] = -1 - windowCode[(int) (-1 - value)];
+                    values[k] = Contract.labelCode(windowCode[Contract.labelIndex(value)]);
                 }
             }
         }

@@ -46,9 +46,6 @@ import org.apache.flink.types.Row;
 public class ResponseJoin extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, Triggerable<String, VoidNamespace> {
 
-    /** Counter (metric group {@code mmon}) and job accumulator: responses joined to their requests. */
-    public static final String RESPONSES_JOINED = "responses_joined";
-
     private final TypeInformation<Row> rowType;
     private final int features;
     private final boolean categoricalOutput;
@@ -100,9 +97,9 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
         response = getPartitionedState(new ValueStateDescriptor<>("response", rowType));
         deadline = getPartitionedState(new ValueStateDescriptor<>("deadline", Types.LONG));
         timers = getInternalTimerService("response-join", VoidNamespaceSerializer.INSTANCE, this);
-        joinedMetric = getMetricGroup().addGroup("mmon").counter(RESPONSES_JOINED);
+        joinedMetric = getMetricGroup().addGroup("mmon").counter(Contract.RESPONSES_JOINED);
         joinedTotal = new LongCounter();
-        getRuntimeContext().addAccumulator(RESPONSES_JOINED, joinedTotal);
+        getRuntimeContext().addAccumulator(Contract.RESPONSES_JOINED, joinedTotal);
         waiting = new TreeMap<>();
         forwarded = Long.MIN_VALUE;
         // after a restore: the requests that were waiting hold the watermark again

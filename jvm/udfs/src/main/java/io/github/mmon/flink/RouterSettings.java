@@ -8,8 +8,8 @@ import java.io.Serializable;
  * there indexes the record's labels), the window length, the shard
  * boundaries ({@code shardBounds[s]} to {@code shardBounds[s + 1]} are shard {@code s}'s columns), whether
  * key each shard's sub-batches go under ({@code shardKeys[s]}, chosen so that the shards spread evenly over the
- * window subtasks), whether shard 0 carries every column (covariance needs the whole matrix), the early-flush size and the reason of a late record.
+ * window subtasks), whether shard 0 carries every column (covariance needs the whole matrix) and the early-flush size.
  */
 public record RouterSettings(int features, boolean[] categorical, long windowMs, int[] shardBounds, int[] shardKeys, boolean wholeMatrix,
-                             int flushValues, String lateReason) implements Serializable {
+                             int flushValues) implements Serializable {
 }

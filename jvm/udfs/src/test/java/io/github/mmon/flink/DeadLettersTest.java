@@ -22,7 +22,7 @@ class DeadLettersTest {
 
     @Test
     void aDeadLetterCarriesTheRawRecordItsLengthDigestAndSource() {
-        Row row = new DeadLetters("dead_letter", 10).row("bad_json", request("abc", 3));
+        Row row = new DeadLetters(10).row("bad_json", request("abc", 3));
         assertEquals(Row.of("dead_letter", "bad_json", "{\"reason\":\"bad_json\",\"raw\":\"abc\",\"raw_bytes\":3,"
                 + "\"raw_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\","
                 + "\"truncated\":false,\"source\":\"iris-inference/3/42\"}"), row);
@@ -33,10 +33,10 @@ class DeadLettersTest {
         byte[] raw = "{\"id\":1}".getBytes(StandardCharsets.UTF_8);
         assertEquals("{\"reason\":\"late\",\"raw\":\"{\\\"id\",\"raw_bytes\":8,\"raw_sha256\":\"" + DeadLetters.sha256(raw)
                 + "\",\"truncated\":true,\"source\":\"iris-inference:42\"}",
-                new DeadLetters("dead_letter", 4).row("late", request("{\"id\":1}", null)).getField(2));
+                new DeadLetters(4).row("late", request("{\"id\":1}", null)).getField(2));
         assertEquals("{\"reason\":\"bad_json\",\"raw\":\"\",\"raw_bytes\":0,\"raw_sha256\":\"" + SHA256_OF_NOTHING
                 + "\",\"truncated\":false,\"source\":\"iris-inference:42\"}",
-                new DeadLetters("dead_letter", 4).row("bad_json", request(null, null)).getField(2));
+                new DeadLetters(4).row("bad_json", request(null, null)).getField(2));
     }
 
     @Test

@@ -21,12 +21,12 @@ class EgressTest {
     @Test
     void eachKindIsStampedUnderItsOwnField() throws Exception {
         OneInputStreamOperatorTestHarness<Row, Row> harness = new OneInputStreamOperatorTestHarness<>(
-                new StreamMap<>(new Egress("outlier", "dead_letter", "drift", "late")),
+                new StreamMap<>(new Egress()),
                 Outputs.serializer(JobRows.RECORD));
         harness.setup(Outputs.serializer(JobRows.RECORD));
         harness.open();
         long before = System.currentTimeMillis();
-        harness.processElement(Row.of("outlier", "iris/x", "{\"v\":1}"), 1L);
+        harness.processElement(Row.of(Contract.OUTLIERS, "iris/x", "{\"v\":1}"), 1L);
         harness.processElement(Row.of("dead_letter", "late", "{\"v\":2}"), 2L);
         harness.processElement(Row.of("drift", "iris/x",
                 "{\"feature\":\"x\",\"metric\":\"psi\",\"value\":0.25,\"drift\":true}"), 3L);

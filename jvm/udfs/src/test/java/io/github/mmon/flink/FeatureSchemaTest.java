@@ -51,7 +51,7 @@ class FeatureSchemaTest {
 
     @Test
     void badSchemasAreRefused() {
-        String[] numeric = {FeatureSchema.NUMERIC};
+        String[] numeric = {Contract.NUMERIC};
         assertThrows(IllegalArgumentException.class,
                 () -> new FeatureSchema(new String[0], new String[0], new String[0][], null, null, null));
         assertThrows(IllegalArgumentException.class,
@@ -60,7 +60,7 @@ class FeatureSchemaTest {
         assertThrows(IllegalArgumentException.class,
                 () -> new FeatureSchema(new String[] {"a"}, new String[] {"ordinal"}, new String[1][], null, null, null));
         assertThrows(IllegalArgumentException.class,
-                () -> new FeatureSchema(new String[] {"a"}, new String[] {FeatureSchema.CATEGORICAL},
+                () -> new FeatureSchema(new String[] {"a"}, new String[] {Contract.CATEGORICAL},
                         new String[][] {{"x", "x"}}, null, null, null));
         assertThrows(IllegalArgumentException.class,
                 () -> new FeatureSchema(new String[] {"a"}, numeric, new String[1][], "out", "text", null));

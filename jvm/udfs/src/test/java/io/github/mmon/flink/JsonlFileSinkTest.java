@@ -25,7 +25,7 @@ class JsonlFileSinkTest {
             writer.write(Row.of("drift", "k", "{\"é\":2}"), null);
             writer.write(Row.of("stats", "k", "{\"n\":3}"), null);
             assertEquals(List.of("{\"n\":1}", "{\"n\":3}"), Files.readAllLines(out.resolve("stats.jsonl")));
-            assertThrows(IOException.class, () -> writer.write(Row.of("outlier", "k", "{}"), null));
+            assertThrows(IOException.class, () -> writer.write(Row.of(Contract.OUTLIERS, "k", "{}"), null));
         }
         assertEquals(List.of("{\"é\":2}"), Files.readAllLines(out.resolve("drift.jsonl")));
     }

@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 class OutlierRulesTest {
 
     private static final double INF = Double.POSITIVE_INFINITY;
-    private static final OutlierRules RULES = new OutlierRules("outlier", "iris", new String[] {"x", "y", "kind"},
+    private static final OutlierRules RULES = new OutlierRules("iris", new String[] {"x", "y", "kind"},
             new String[] {"sigma_low", "below_min"}, new String[] {"sigma_high", "above_max"},
             new double[][] {{-1, -1, -INF}, {-2, -INF, -INF}}, new double[][] {{1, 1, INF}, {2, INF, INF}},
             new boolean[] {false, false, true}, "unseen");
@@ -34,10 +34,10 @@ class OutlierRulesTest {
 
     @Test
     void eachRuleFlagsEachFeatureOutsideItsBounds() {
-        assertEquals(List.of("outlier iris/x " + payload("x", "sigma_high", "1.5", "1.0"),
-                "outlier iris/y " + payload("y", "sigma_low", "-7.0", "-1.0"),
-                "outlier iris/x " + payload("x", "sigma_low", "-3.0", "-1.0"),
-                "outlier iris/x " + payload("x", "below_min", "-3.0", "-2.0")),
+        assertEquals(List.of("outliers iris/x " + payload("x", "sigma_high", "1.5", "1.0"),
+                "outliers iris/y " + payload("y", "sigma_low", "-7.0", "-1.0"),
+                "outliers iris/x " + payload("x", "sigma_low", "-3.0", "-1.0"),
+                "outliers iris/x " + payload("x", "below_min", "-3.0", "-2.0")),
                 alerts(instances(new double[] {0, 0, 0}, new double[] {1.5, -7, 0}, new double[] {-3, 0, 1})));
     }
 
@@ -49,8 +49,8 @@ class OutlierRulesTest {
 
     @Test
     void anUnseenCategoryIsFlaggedWithItsTextAndNoThreshold() {
-        assertEquals(List.of("outlier iris/kind " + payload("kind", "unseen", "\"purple\"", "null"),
-                "outlier iris/kind " + payload("kind", "unseen", "\"teal\"", "null")),
+        assertEquals(List.of("outliers iris/kind " + payload("kind", "unseen", "\"purple\"", "null"),
+                "outliers iris/kind " + payload("kind", "unseen", "\"teal\"", "null")),
                 alerts(instances(new double[] {0, 0, -2}, new double[] {0, 0, 3}, new double[] {0, 0, -1}),
                         "teal", "purple"));
     }

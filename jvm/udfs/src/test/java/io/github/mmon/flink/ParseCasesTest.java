@@ -64,7 +64,7 @@ class ParseCasesTest {
             List<Object> row = new ArrayList<>();
             for (int j = 0; j < instance.length; j++) {
                 String[] vocabulary = parsed.response() ? schema.outputVocabulary() : schema.vocabulary(j);
-                boolean categorical = FeatureSchema.CATEGORICAL.equals(
+                boolean categorical = Contract.CATEGORICAL.equals(
                         parsed.response() ? schema.outputType() : schema.type(j));
                 row.add(value(instance[j], categorical, vocabulary, parsed.labels()));
             }

@@ -18,10 +18,10 @@ import org.junit.jupiter.api.Test;
 class RequestParserTest {
 
     static final FeatureSchema IRIS = new FeatureSchema(new String[] {"a", "b"},
-            new String[] {FeatureSchema.NUMERIC, FeatureSchema.NUMERIC}, new String[2][], null, null, null);
+            new String[] {Contract.NUMERIC, Contract.NUMERIC}, new String[2][], null, null, null);
     static final FeatureSchema COLOURS = new FeatureSchema(new String[] {"colour", "size"},
-            new String[] {FeatureSchema.CATEGORICAL, FeatureSchema.NUMERIC}, new String[][] {{"red", "blue"}, null},
-            "label", FeatureSchema.CATEGORICAL, new String[] {"yes", "no"});
+            new String[] {Contract.CATEGORICAL, Contract.NUMERIC}, new String[][] {{"red", "blue"}, null},
+            "label", Contract.CATEGORICAL, new String[] {"yes", "no"});
     private static final long HOUR = 3_600_000L;
 
     private static String thesis(String id, Object time, String instances) {
@@ -31,7 +31,7 @@ class RequestParserTest {
 
     private static ParsedRequest parse(String line, FeatureSchema schema, boolean messageTime, Long defaultTimeMs,
                                        Long skewMs, boolean wallClock) {
-        return RequestParser.parse(StringData.fromString(line), schema, RequestParser.THESIS, messageTime, null,
+        return RequestParser.parse(StringData.fromString(line), schema, Contract.THESIS, messageTime, null,
                 defaultTimeMs, skewMs, wallClock);
     }
 
@@ -95,7 +95,7 @@ class RequestParserTest {
     void bytesThatAreNotUtf8AreReadAsFlinkDecodesThem() {
         byte[] line = thesis("r1", 1_700_000_000_000L, "[[\"re#\",3]]").getBytes(StandardCharsets.UTF_8);
         line[new String(line, StandardCharsets.UTF_8).indexOf('#')] = (byte) 0xFF;
-        ParsedRequest parsed = RequestParser.parse(StringData.fromBytes(line), COLOURS, RequestParser.THESIS, true,
+        ParsedRequest parsed = RequestParser.parse(StringData.fromBytes(line), COLOURS, Contract.THESIS, true,
                 null, null, null, false);
         assertNull(parsed.reason());
         assertArrayEquals(new String[] {"re\uFFFD"}, parsed.labels());
@@ -112,7 +112,7 @@ class RequestParserTest {
     @Test
     void parseRequestPacksTheValuesRowMajorLittleEndian() {
         Row row = new ParseRequest(COLOURS).eval(StringData.fromString(thesis("r1", 1_700_000_000_000L,
-                "[[\"blue\",1.5],[\"green\",null],[\"red\",-2]]")), RequestParser.THESIS, true, null, null, null, false);
+                "[[\"blue\",1.5],[\"green\",null],[\"red\",-2]]")), Contract.THESIS, true, null, null, null, false);
         assertNull(row.getField(0));
         assertEquals("r1", row.getField(1));
         assertEquals(1_700_000_000_000L, row.getField(2));
@@ -125,9 +125,9 @@ class RequestParserTest {
     void parseRequestGivesNullLabelsWhenAllValuesAreKnownAndNullValuesWhenRejected() {
         ParseRequest function = new ParseRequest(COLOURS);
         Row accepted = function.eval(StringData.fromString(thesis("r1", 1_700_000_000_000L, "[[\"red\",1]]")),
-                RequestParser.THESIS, true, null, null, null, false);
+                Contract.THESIS, true, null, null, null, false);
         assertNull(accepted.getField(4));
-        Row rejected = function.eval(null, RequestParser.THESIS, true, null, 42L, null, false);
+        Row rejected = function.eval(null, Contract.THESIS, true, null, 42L, null, false);
         assertEquals("bad_json", rejected.getField(0));
         assertEquals(42L, rejected.getField(2));
         assertNull(rejected.getField(3));
@@ -137,8 +137,8 @@ class RequestParserTest {
     void requestTimeIsNullForARejectedRecord() {
         RequestTimeMs function = new RequestTimeMs(IRIS);
         assertEquals(1_700_000_000_000L, function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1,2]]")),
-                RequestParser.THESIS, true, null, null, null, false));
-        assertNull(function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1]]")), RequestParser.THESIS,
+                Contract.THESIS, true, null, null, null, false));
+        assertNull(function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1]]")), Contract.THESIS,
                 true, null, null, null, false));
     }
 }

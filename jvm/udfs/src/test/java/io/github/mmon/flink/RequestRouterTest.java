@@ -31,7 +31,7 @@ class RequestRouterTest {
     private static final long WINDOW = 1_000;
     private static final TypeInformation<Row> KEYED_SUB_BATCH = Types.ROW(Types.INT, Types.ROW(Types.INT, Types.LONG,
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO));
-    private static final OutlierRules NO_RULES = new OutlierRules("outlier", "m", new String[] {"a", "b", "c"},
+    private static final OutlierRules NO_RULES = new OutlierRules("m", new String[] {"a", "b", "c"},
             new String[0], new String[0], new double[0][], new double[0][], new boolean[3], "unseen");
 
     private final List<OneInputStreamOperatorTestHarness<Row, Row>> opened = new ArrayList<>();
@@ -39,12 +39,12 @@ class RequestRouterTest {
 
     private static RouterSettings settings(boolean wholeMatrix, int flushValues) {
         return new RouterSettings(3, new boolean[] {false, true, false}, WINDOW, new int[] {0, 2, 3}, new int[] {7, 3},
-                wholeMatrix, flushValues, "late");
+                wholeMatrix, flushValues);
     }
 
     private OneInputStreamOperatorTestHarness<Row, Row> opened(RouterSettings settings, OutlierRules rules,
                                                                OperatorSubtaskState restored) throws Exception {
-        RequestRouter router = new RequestRouter(settings, rules, new DeadLetters("dead_letter", 1_000));
+        RequestRouter router = new RequestRouter(settings, rules, new DeadLetters(1_000));
         OneInputStreamOperatorTestHarness<Row, Row> opening =
                 new OneInputStreamOperatorTestHarness<>(router, Outputs.serializer(Rows.REQUEST_TYPE));
         opening.setup(Outputs.serializer(KEYED_SUB_BATCH));
@@ -147,9 +147,9 @@ class RequestRouterTest {
         assertEquals(2, records.size());
         assertEquals(List.of("dead_letter", "late"), List.of(records.get(0).getField(0), records.get(0).getField(1)));
         assertEquals("bad_json", records.get(1).getField(1));
-        assertEquals(3L, accumulated(JobRows.RECORDS_READ));
-        assertEquals(1L, accumulated(JobRows.REQUESTS_ACCEPTED));
-        assertEquals(2L, accumulated(JobRows.INSTANCES_ACCEPTED));
+        assertEquals(3L, accumulated(Contract.RECORDS_READ));
+        assertEquals(1L, accumulated(Contract.REQUESTS_ACCEPTED));
+        assertEquals(2L, accumulated(Contract.INSTANCES_ACCEPTED));
     }
 
     @Test
@@ -192,7 +192,7 @@ class RequestRouterTest {
 
     @Test
     void outlierAlertsLeaveOnTheSideOutputAndTheRequestIsStillAccepted() throws Exception {
-        OutlierRules rules = new OutlierRules("outlier", "m", new String[] {"a", "b", "c"}, new String[] {"low"},
+        OutlierRules rules = new OutlierRules("m", new String[] {"a", "b", "c"}, new String[] {"low"},
                 new String[] {"high"}, new double[][] {{0, Double.NEGATIVE_INFINITY, 0}},
                 new double[][] {{10, Double.POSITIVE_INFINITY, 10}}, new boolean[3], "unseen");
         harness = opened(settings(false, 1_000), rules, null);

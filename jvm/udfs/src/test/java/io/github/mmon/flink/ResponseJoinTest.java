@@ -90,7 +90,7 @@ class ResponseJoinTest {
 
     private long joinedTotal() {
         return (Long) harness.getEnvironment().getAccumulatorRegistry().getUserMap()
-                .get(ResponseJoin.RESPONSES_JOINED).getLocalValue();
+                .get(Contract.RESPONSES_JOINED).getLocalValue();
     }
 
     @Test

@@ -17,7 +17,7 @@ KServe v1 body of a scikit-learn pipeline: ``{"instances": [{"island": "Biscoe",
 
 Arrivals are a Poisson process at `rate` requests per second, the stages back to back from `start_ms`.
 Responses (``responses=True``): each request's prediction, by the example's own model
-(``examples/penguins/train.py``: `predict` on the instance as sent), logged ``1 + Exp(LATENCY_MS)`` ms
+(`streams.penguin_model`: `predict` on the instance as sent), logged ``1 + Exp(LATENCY_MS)`` ms
 after its request, except that
 
 - round(`EARLY_SHARE` N) responses (N = all requests) arrive *before* their request in the log (their
@@ -31,27 +31,25 @@ fixed order and the format is applied last, so one seed gives the same data in e
 string per format.
 
 API: `generate` -> `PenguinStream` (its ``lines``, per-request arrays, `StageInfo` per stage with the
-columns it is built to flag); `write_jsonl`, `write_labels`; `is_penguin_training` (how ``mmon stream``
-picks this generator: a training CSV holding the example's feature columns).
-CLI: ``mmon stream --training examples/penguins/training.csv -o penguins.jsonl`` (``--help`` for the rest).
+columns it is built to flag); `write_jsonl`, `write_labels`; `write_example` (the job's default input for
+the penguins example).
+CLI: ``mmon stream penguins -o penguins.jsonl`` (``--help`` for the rest).
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import sys
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
-from typing import IO, Sequence, Union
+from typing import IO, Optional, Sequence, Union
 
 import numpy as np
 
-from benchmarks import iris_stream
-from flink_job import formats
+from contract import formats
+
+from streams import iris, penguin_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "examples" / "penguins"
@@ -61,8 +59,9 @@ DEFAULT_FORMAT = formats.KSERVE_V1
 DEFAULT_STAGE_SIZE = 2_000
 DEFAULT_RATE = 20.0  # requests per second: 100 s a stage at the default size, about 6 windows of 15 s
 DEFAULT_SEED = 2025
-DEFAULT_START_MS = 1_800_000_000_000  # as benchmarks.iris_stream: a constant, so the default output is fixed
+DEFAULT_START_MS = 1_800_000_000_000  # as streams.iris: a constant, so the default output is fixed
 OUTPUT = "prediction"  # the monitored output's name (examples/penguins/monitor.yaml: output.name)
+FEATURES = penguin_model.FEATURES
 
 STAGE_KINDS = ("normal", "island_mix", "sex_missing", "body_mass", "normal")
 DECIMALS = 2
@@ -85,15 +84,6 @@ DRIFTED = {"normal": (), "island_mix": ("island",), "sex_missing": (), "body_mas
 MISSING_RATE_DRIFTED = {"normal": (), "island_mix": (), "sex_missing": ("sex",), "body_mass": ()}
 
 Row = dict  # feature name -> str | float | None; an absent key is a missing value
-
-
-@lru_cache(maxsize=1)
-def model_module() -> ModuleType:
-    """examples/penguins/train.py (the example ships it as a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("mmon_penguins_train", PENGUINS / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -156,38 +146,26 @@ class _Training:
 def _load_training(path: Path) -> _Training:
     if not path.is_file():
         raise ValueError(f"training CSV not found: {path}")
-    train = model_module()
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    missing = [name for name in train.FEATURES if rows and name not in rows[0]]
+    missing = [name for name in penguin_model.FEATURES if rows and name not in rows[0]]
     if not rows or missing:
         raise ValueError(f"{path}: not a penguins training CSV (columns {', '.join(missing) or 'and rows'} missing)")
 
     def category(name):
-        return np.array([None if row[name].strip() in train.MISSING else row[name] for row in rows], dtype=object)
+        return np.array([None if row[name].strip() in penguin_model.MISSING else row[name] for row in rows], dtype=object)
 
-    numbers = np.array([[np.nan if row[name].strip() in train.MISSING else float(row[name]) for name in train.NUMERIC]
+    numbers = np.array([[np.nan if row[name].strip() in penguin_model.MISSING else float(row[name]) for name in penguin_model.NUMERIC]
                         for row in rows], dtype=float)
     return _Training(islands=category("island"), sexes=category("sex"), numbers=numbers,
                      std=np.nanstd(numbers, axis=0, ddof=1))
 
 
-def is_penguin_training(path: Union[str, Path]) -> bool:
-    """True when the CSV's header holds every feature of the penguins model (how `mmon stream` chooses)."""
-    try:
-        with Path(path).open(newline="") as handle:
-            header = {name.strip() for name in next(csv.reader(handle), [])}
-    except OSError:
-        return False
-    return set(model_module().FEATURES) <= header
-
-
 def _stage_rows(rng: np.random.Generator, data: _Training, kind: str, n: int) -> tuple[list, np.ndarray]:
     """The stage's rows (feature order, missing as None, an injected missing ``sex`` left out) and which
     rows hold the unseen island."""
-    train = model_module()
     picks = rng.integers(0, len(data.numbers), size=n)
-    numbers = data.numbers[picks] + rng.standard_normal((n, len(train.NUMERIC))) * (JITTER_SIGMAS * data.std)
+    numbers = data.numbers[picks] + rng.standard_normal((n, len(penguin_model.NUMERIC))) * (JITTER_SIGMAS * data.std)
     islands, sexes = data.islands[picks].copy(), data.sexes[picks].copy()
     unseen = np.zeros(n, dtype=bool)
     absent_sex = np.zeros(n, dtype=bool)
@@ -200,15 +178,15 @@ def _stage_rows(rng: np.random.Generator, data: _Training, kind: str, n: int) ->
         wanted = int(round(SEX_MISSING_SHARE * n)) - (n - len(present))
         absent_sex[rng.choice(present, size=max(wanted, 0), replace=False)] = True
     elif kind == "body_mass":
-        numbers[:, train.NUMERIC.index("body_mass_g")] += BODY_MASS_SHIFT_SIGMAS * data.std[train.NUMERIC.index("body_mass_g")]
+        numbers[:, penguin_model.NUMERIC.index("body_mass_g")] += BODY_MASS_SHIFT_SIGMAS * data.std[penguin_model.NUMERIC.index("body_mass_g")]
     numbers = np.round(numbers, DECIMALS)
     rows = []
     for i in range(n):
         row = {"island": islands[i]}
-        row.update((name, None if np.isnan(value) else float(value)) for name, value in zip(train.NUMERIC, numbers[i]))
+        row.update((name, None if np.isnan(value) else float(value)) for name, value in zip(penguin_model.NUMERIC, numbers[i]))
         if not absent_sex[i]:
             row["sex"] = sexes[i]
-        rows.append({name: row[name] for name in train.FEATURES if name in row})  # the CSV's order
+        rows.append({name: row[name] for name in penguin_model.FEATURES if name in row})  # the CSV's order
     return rows, unseen
 
 
@@ -223,9 +201,8 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rat
         raise ValueError(f"rate must be positive, got {rate}")
     if format not in formats.FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(formats.FORMATS)}")
-    train = model_module()
     data = _load_training(Path(training_csv))
-    model = train.load(Path(model_json))
+    model = penguin_model.load(Path(model_json))
     rng = np.random.Generator(np.random.PCG64(seed))
 
     rows, unseen, gaps = [], [], []
@@ -238,7 +215,7 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rat
     time_ms = int(start_ms) + np.floor(np.cumsum(np.concatenate(gaps))).astype(np.int64)
     ids = np.array([f"req-{i:09d}" for i in range(n)])
     stage = np.repeat(np.arange(1, len(STAGE_KINDS) + 1, dtype=np.int8), stage_size)
-    predictions = tuple(train.predict(model, rows))
+    predictions = tuple(penguin_model.predict(model, rows))
 
     latency = 1 + np.floor(rng.exponential(LATENCY_MS, size=n)).astype(np.int64)
     order = rng.permutation(n)
@@ -252,8 +229,8 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rat
     orphan_classes = rng.choice(np.array(model["classes"], dtype=object), size=n_orphans)
     orphan_ids = tuple(f"orphan-{i:06d}" for i in range(n_orphans))
 
-    schema = formats.Schema(features=tuple(train.FEATURES), types=tuple(
-        formats.CATEGORICAL if name in train.CATEGORICAL else formats.NUMERIC for name in train.FEATURES),
+    schema = formats.Schema(features=tuple(penguin_model.FEATURES), types=tuple(
+        formats.CATEGORICAL if name in penguin_model.CATEGORICAL else formats.NUMERIC for name in penguin_model.FEATURES),
         output_name=OUTPUT, output_type=formats.CATEGORICAL)
     # (arrival ms, rank, sequence, line): an early response just before its request, others at their time
     events = [(int(t), 1, i, formats.encode(format, request_id, int(t), [row], schema=schema))
@@ -277,7 +254,7 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rat
                          response_ms=response_ms, early=early, unseen=unseen, orphan_ids=orphan_ids,
                          orphan_ms=orphan_ms, orphan_predictions=orphan_predictions,
                          lines=tuple(event[3] for event in events), stages=stages,
-                         feature_names=tuple(train.FEATURES), format=format)
+                         feature_names=tuple(penguin_model.FEATURES), format=format)
 
 
 def _stage_info(number: int, kind: str, time_ms: np.ndarray, rows: Sequence[Row], unseen: np.ndarray,
@@ -287,7 +264,7 @@ def _stage_info(number: int, kind: str, time_ms: np.ndarray, rows: Sequence[Row]
     return StageInfo(
         number=number, kind=kind, first_ms=int(time_ms[positions[0]]), end_ms=int(time_ms[positions[-1]]) + 1,
         requests=len(positions), drifted=DRIFTED[kind], missing_rate_drifted=MISSING_RATE_DRIFTED[kind],
-        missing={name: sum(1 for row in stage_rows if row.get(name) is None) for name in model_module().FEATURES},
+        missing={name: sum(1 for row in stage_rows if row.get(name) is None) for name in penguin_model.FEATURES},
         unseen=int(unseen[positions].sum()))
 
 
@@ -319,14 +296,24 @@ def write_labels(stream: PenguinStream, path: Union[str, Path]) -> None:
             handle.write(f"{orphan},0,{t},{prediction},orphan,0\n")
 
 
+def write_example(path: Path, format: str, seed: Optional[int] = None, stage_size: Optional[int] = None,
+                  rate_scale: float = 1.0) -> str:
+    """The penguins example's staged stream, responses included (defaults unless given), in ``format`` at
+    ``path``; says what it wrote."""
+    stream = generate(seed=DEFAULT_SEED if seed is None else seed, stage_size=stage_size or DEFAULT_STAGE_SIZE,
+                      rate=DEFAULT_RATE * rate_scale, format=format)
+    write_jsonl(stream, path)
+    return f"the staged penguins stream: {len(stream):,} requests and their responses"
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mmon stream",
+        prog="mmon stream penguins",
         description="Generate the staged penguins inference stream (normal / island mix shifted / sex missing in "
                     "40%% / body mass +1 sd / normal) as JSON lines, the model's responses interleaved, plus a "
-                    "labels CSV beside it. Chosen when --training is a penguins training CSV.")
+                    "labels CSV beside it.")
     parser.add_argument("-o", "--output", default="penguins_stream.jsonl",
                         help="JSON-lines output file, '-' for stdout (default: %(default)s)")
     parser.add_argument("--format", choices=formats.FORMATS, default=DEFAULT_FORMAT,
@@ -356,7 +343,7 @@ def main(argv: list[str]) -> int:
         stream = generate(seed=args.seed, stage_size=args.stage_size, rate=args.rate, start_ms=args.start,
                           format=args.format, responses=args.responses, training_csv=args.training,
                           model_json=args.model)
-        labels = iris_stream.write_files(stream, args.output, args.labels, write_jsonl, write_labels)
+        labels = iris.write_files(stream, args.output, args.labels, write_jsonl, write_labels)
     except (ValueError, OSError) as exc:
         print(f"mmon stream: error: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@
   generated config directory and a lib directory that adds the Kafka connector jar.
 
 Every listener binds 127.0.0.1. Ports are free ones picked at start unless given, so several test
-sessions on one machine do not collide. ``python -m benchmarks.local_services {kafka|flink}
+sessions on one machine do not collide. ``python -m devtools.services {kafka|flink}
 {start|stop|status}`` runs them in the background for manual use (state under ``.cache/run/``);
 ``scripts/kafka-local.sh`` and ``scripts/flink-cluster.sh`` wrap that.
 """
@@ -28,18 +28,16 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import yaml
+
+from devtools.processes import ServiceError, pid_alive, terminate, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 JARS_DIR = ROOT / ".cache" / "jars"
 RUN_DIR = ROOT / ".cache" / "run"
 SETUP_HINT = "run `make setup` first"
-
-
-class ServiceError(RuntimeError):
-    """A local service that is missing, failed to start, or failed to stop."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -58,52 +56,11 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_until(ready: Callable[[], bool], timeout_s: float, what: str,
-               failed: Callable[[], Optional[str]] = lambda: None, interval_s: float = 0.2) -> None:
-    """Poll ``ready()`` until it is true; raise if ``failed()`` returns a reason or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reason = failed()
-        if reason:
-            raise ServiceError(f"{what}: {reason}")
-        if ready():
-            return
-        if time.monotonic() > deadline:
-            raise ServiceError(f"{what}: not ready after {timeout_s:.0f} s")
-        time.sleep(interval_s)
-
-
 def log_tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return f"(no log at {path})"
     text = path.read_text(errors="replace").splitlines()[-lines:]
     return f"last lines of {path}:\n" + "\n".join(text)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def terminate_pid(pid: int, timeout_s: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after ``timeout_s``."""
-    if not pid_alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not pid_alive(pid), 10, f"process {pid} after SIGKILL")
 
 
 def _die_with_parent() -> None:
@@ -113,6 +70,26 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1, timeout_s: float = 30.0) -> None:
+    """Create the topics on the broker at ``bootstrap`` (existing ones are left alone) and wait until each
+    partition has a leader."""
+    from kafka import KafkaAdminClient
+    names = list(names)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mmon-devtools")
+    try:
+        response = admin.create_topics(
+            {name: {"num_partitions": partitions, "replication_factor": 1} for name in names},
+            timeout_ms=int(timeout_s * 1000), raise_errors=False)
+        topic_errors = response.get("topics", []) if isinstance(response, dict) else []
+        failures = [f"{t['name']}: {t.get('error_message') or t['error_code']}" for t in topic_errors
+                    if t.get("error_code") not in (0, TOPIC_ALREADY_EXISTS)]
+        if failures:
+            raise ServiceError("Kafka: could not create topics: " + "; ".join(failures))
+        admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
+    finally:
+        admin.close()
 
 
 def require_java() -> str:
@@ -280,27 +257,13 @@ class KafkaBroker(_Service):
             admin.close()
 
     def create_topics(self, names: Iterable[str], partitions: int = 1, timeout_s: float = 30.0) -> None:
-        """Create the topics (existing ones are left alone) and wait until each partition has a leader."""
-        from kafka import KafkaAdminClient
-        names = list(names)
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="mmon-local-services")
-        try:
-            response = admin.create_topics(
-                {name: {"num_partitions": partitions, "replication_factor": 1} for name in names},
-                timeout_ms=int(timeout_s * 1000), raise_errors=False)
-            topic_errors = response.get("topics", []) if isinstance(response, dict) else []
-            failures = [f"{t['name']}: {t.get('error_message') or t['error_code']}" for t in topic_errors
-                        if t.get("error_code") not in (0, TOPIC_ALREADY_EXISTS)]
-            if failures:
-                raise ServiceError("Kafka: could not create topics: " + "; ".join(failures))
-            admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
-        finally:
-            admin.close()
+        """`create_topics` on this broker."""
+        create_topics(self.bootstrap, names, partitions, timeout_s)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the broker (SIGTERM, SIGKILL after ``timeout_s``); remove a temporary data dir."""
         if self.process is not None:
-            terminate_pid(self.process.pid, timeout_s)
+            terminate(self.process.pid, timeout_s)
             self.process.wait(timeout=10)
             self.process = None
         if self._own_data_dir and self.data_dir is not None:
@@ -409,7 +372,7 @@ class FlinkCluster(_Service):
         (self.work_dir / "pid").mkdir(parents=True, exist_ok=True)
         if not self.background:
             self._reaper = subprocess.Popen(
-                [sys.executable, "-c", f"from benchmarks.local_services import reap_orphaned; "
+                [sys.executable, "-c", f"from devtools.services import reap_orphaned; "
                                        f"reap_orphaned({str(self.work_dir / 'pid')!r})"],
                 cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         self._run_script("start-cluster.sh")
@@ -517,7 +480,7 @@ class FlinkCluster(_Service):
             while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
                 time.sleep(0.2)
             for pid in pids:
-                terminate_pid(pid, timeout_s=5)
+                terminate(pid, timeout_s=5)
         if self._reaper is not None:
             self._reaper.terminate()
             self._reaper.wait(timeout=10)
@@ -535,7 +498,7 @@ def reap_orphaned(pid_dir: str) -> None:
     """Wait for SIGTERM (sent when the parent dies, or by `FlinkCluster.stop`), then kill the daemons in pid_dir."""
     def reap(*_):
         for pid in _pids_in(Path(pid_dir)):
-            terminate_pid(pid, timeout_s=10)
+            terminate(pid, timeout_s=10)
         sys.exit(0)
     signal.signal(signal.SIGTERM, reap)
     while True:
@@ -570,7 +533,7 @@ def _kafka_command(args: argparse.Namespace) -> int:
         return 0
     if args.action == "stop":
         if state:
-            terminate_pid(state["pid"])
+            terminate(state["pid"])
             state_file.unlink(missing_ok=True)
         print(f"kafka: stopped (pid {state['pid']})" if state else "kafka: not running")
         return 0
@@ -608,7 +571,7 @@ def _flink_command(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.local_services",
+        prog="python -m devtools.services",
         description="Run a local Kafka broker or Flink standalone cluster in the background (state in .cache/run/).")
     services = parser.add_subparsers(dest="service", required=True)
     kafka = services.add_parser("kafka", help="single-node KRaft Kafka broker")

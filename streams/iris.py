@@ -18,7 +18,7 @@ Five stages of `stage_size` requests, one instance each:
 places before they are written, so one seed gives one byte string.
 
 API: `generate` -> `StagedStream`; `write_jsonl`, `write_labels`, `stage_boundaries_ms`.
-CLI: ``mmon stream -o stream.jsonl`` (see ``mmon stream --help``).
+CLI: ``mmon stream iris -o stream.jsonl`` (see ``mmon stream iris --help``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ from typing import IO, Optional, Sequence, Union
 
 import numpy as np
 
-from flink_job import formats
+from contract import formats
+
 from udfs.baseline import Baseline
 
 STAGE_KINDS = ("normal", "outliers", "drift", "outliers", "normal")
@@ -42,6 +43,7 @@ DEFAULT_SEED = 2021
 DEFAULT_START_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z: a constant, so the default output is fixed
 DEFAULT_LABEL = "species"
 DEFAULT_TRAINING = Path(__file__).resolve().parent.parent / "examples" / "iris" / "iris_training.csv"
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")  # the default training CSV's features
 
 DECIMALS = 4
 JITTER_SIGMAS = 0.05
@@ -175,7 +177,7 @@ def _lines(stream: StagedStream, format: str):
 
 
 def write_jsonl(stream: StagedStream, path_or_file: Union[str, Path, IO[str]], format: str = formats.THESIS) -> None:
-    """One request per line, in `format` (see `flink_job.formats`); '-' means stdout."""
+    """One request per line, in `format` (see `contract.formats`); '-' means stdout."""
     if format not in formats.FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(formats.FORMATS)}")
     if hasattr(path_or_file, "write"):
@@ -221,10 +223,10 @@ def _rates(text: str) -> tuple[float, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mmon stream",
+        prog="mmon stream iris",
         description="Generate the staged Iris inference stream (normal / 10% outliers / drift / "
                     "10% outliers / normal) as JSON lines, plus a labels CSV beside it.")
-    parser.add_argument("-o", "--output", default="iris_stream.jsonl",
+    parser.add_argument("-o", "--output", default="iris.jsonl",
                         help="JSON-lines output file, '-' for stdout (default: %(default)s)")
     parser.add_argument("--format", choices=formats.FORMATS, default=formats.THESIS,
                         help="wire format of each line (default: %(default)s)")
@@ -245,16 +247,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
-    """`mmon stream`: this generator, or the penguins one (`benchmarks.penguin_stream`) when ``--training`` is a
-    penguins training CSV."""
-    from benchmarks import penguin_stream
+def write_example(path: Path, format: str, seed: Optional[int] = None, stage_size: Optional[int] = None,
+                  rate_scale: float = 1.0) -> str:
+    """The Iris example's staged stream (defaults unless given) in ``format`` at ``path``; says what it wrote."""
+    stream = generate(seed=DEFAULT_SEED if seed is None else seed,
+                      stage_size=stage_size or DEFAULT_STAGE_SIZE, rates=tuple(r * rate_scale for r in DEFAULT_RATES))
+    write_jsonl(stream, path, format)
+    return f"the staged Iris stream: {len(stream):,} requests"
 
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--training", type=Path)
-    training = peek.parse_known_args(argv)[0].training
-    if training is not None and penguin_stream.is_penguin_training(training):
-        return penguin_stream.main(argv)
+
+def main(argv: list[str]) -> int:
+    """``mmon stream iris``."""
     args = _parser().parse_args(argv)
     began = time.perf_counter()
     try:

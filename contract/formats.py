@@ -99,6 +99,7 @@ reasons are exactly the dead-letter reasons of the job and the logger:
 13. ``unmatched_response``  (the job) a response with no request of its id within ``output.join_timeout``.
 14. ``wrong_prediction_count``  (the job) a response whose number of predictions is not its request's
     number of instances.
+15. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
 """
 from __future__ import annotations
 
@@ -107,12 +108,12 @@ import math
 import re
 import time
 from calendar import timegm
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
-from flink_job.config import CATEGORICAL, FEATURE_TYPES, NUMERIC  # the feature types: one list, the spec's
+from contract.spec import CATEGORICAL, FEATURE_TYPES, NUMERIC  # the feature types: one list, the spec's
 
 THESIS = "thesis"
 KSERVE_V1 = "kserve-v1"
@@ -133,9 +134,10 @@ NON_FINITE = "non_finite"
 FUTURE_TIME = "future_time"
 UNMATCHED_RESPONSE = "unmatched_response"
 WRONG_PREDICTION_COUNT = "wrong_prediction_count"
+LATE = "late"
 REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
            NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
-           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT)
+           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, LATE)
 
 CLOUDEVENT_SOURCE = "mmon/iris"
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -153,8 +155,19 @@ MAX_TIME_MS = 2**63 - 1
 """The largest request time (a signed 64-bit epoch ms, Flink's BIGINT); later times are ``bad_time``."""
 
 MAX_CATEGORY_CHARS = 1024
-"""The longest categorical value, in characters (code points); a longer one is ``bad_instance``.
-``RequestParser.MAX_CATEGORY_CHARS`` in Java (tests/test_parse_java.py checks that they agree)."""
+"""The longest categorical value, in characters (code points); a longer one is ``bad_instance``."""
+
+
+def label_code(j: int) -> float:
+    """The code of a categorical value outside the vocabulary: ``-(1 + j)``, ``j`` its index among the
+    record's (or the window's) labels. A value in the vocabulary is coded by its index there (>= 0), a
+    missing one NaN, so every column travels as float64."""
+    return float(-(1 + j))
+
+
+def label_index(code: float) -> int:
+    """The index among the labels of a negative `label_code`."""
+    return int(-1 - code)
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
@@ -197,7 +210,7 @@ class Schema:
 
     @classmethod
     def from_spec(cls, spec: Any) -> "Schema":
-        """The schema of a `flink_job.config.MonitorSpec` (its ``input.features`` and ``output``)."""
+        """The schema of a `contract.spec.MonitorSpec` (its ``input.features`` and ``output``)."""
         features = spec.input.features
         output = spec.output
         return cls(tuple(f.name for f in features), tuple(f.type for f in features),

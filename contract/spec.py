@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import json
 import os
 import re
 import typing
@@ -19,9 +18,11 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
 
 import yaml
 
+from contract import kafka_properties
+
 INPUT_FORMATS = ("thesis", "kserve-v1", "oip-v2")
 NUMERIC, CATEGORICAL = "numeric", "categorical"
-FEATURE_TYPES = (NUMERIC, CATEGORICAL)  # udfs.baseline.FEATURE_TYPES; tests/test_job_config.py checks they agree
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
 TIME_SOURCES = ("event", "kafka")
 # Every drift metric name: the five histogram metrics, then the two-sample tests, then the opt-in chi2 and
 # missing_rate. Kept here rather than imported from udfs.drift (the numeric core, which this module must
@@ -29,12 +30,9 @@ TIME_SOURCES = ("event", "kafka")
 HISTOGRAM_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 TWO_SAMPLE_TESTS = ("ks", "cvm")
 DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
-NUMERIC_ONLY_METRICS = ("wasserstein", "ks", "cvm")  # udfs.drift.NUMERIC_ONLY: they need an order of the values
+NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS)  # they need an order of the values
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
-# Kafka client properties (a JSON object, name -> value) merged over kafka.properties at load: on Kubernetes
-# they come from a Secret, so credentials never sit in the spec ConfigMap (operator_glue/manifests.py).
-KAFKA_PROPERTIES_ENV = "MMON_KAFKA_PROPERTIES"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
@@ -241,17 +239,16 @@ def load_spec(path: Union[str, Path]) -> MonitorSpec:
 
 
 def with_env_kafka_properties(spec: MonitorSpec, environ: Mapping[str, str] = os.environ) -> MonitorSpec:
-    """The spec with the properties of ``$MMON_KAFKA_PROPERTIES`` merged over ``kafka.properties``."""
-    text = environ.get(KAFKA_PROPERTIES_ENV, "").strip()
-    if not text:
-        return spec
+    """The spec with the Kafka client properties of the environment (`kafka_properties.ENV_VAR`, a JSON
+    object) merged over ``kafka.properties``: on Kubernetes they come from a Secret, so credentials never
+    sit in the spec's ConfigMap (operator_glue/manifests.py)."""
     try:
-        extra = json.loads(text)
-    except ValueError as err:
-        raise ConfigError(f"${KAFKA_PROPERTIES_ENV}: not JSON: {err}") from err
-    if not isinstance(extra, dict) or not all(isinstance(v, (str, int, float)) for v in extra.values()):
-        raise ConfigError(f"${KAFKA_PROPERTIES_ENV}: expected a JSON object of property name -> string or number")
-    merged = {**spec.kafka.properties, **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in extra.items()}}
+        extra = kafka_properties.from_environment(environ)
+    except kafka_properties.PropertyError as err:
+        raise ConfigError(str(err)) from None
+    if not extra:
+        return spec
+    merged = {**spec.kafka.properties, **extra}
     return dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, properties=merged))
 
 

@@ -8,7 +8,7 @@ import sys
 # name -> (module:function taking argv, one-line help)
 SUBCOMMANDS = {
     "baseline": ("udfs.baseline_cli:main", "build a baseline JSON from a training CSV"),
-    "stream": ("benchmarks.iris_stream:main", "generate a staged inference stream (Iris; penguins with --training examples/penguins/training.csv)"),
+    "stream": ("streams.cli:main", "write an example's staged inference stream to a file (iris, penguins)"),
     "run": ("flink_job.main:main", "run the monitoring job (embedded mini-cluster, or on Kafka)"),
     "logger": ("inference_logger.server:main", "HTTP inference logger: KServe CloudEvents in, Kafka out"),
     "report": ("report.cli:main", "a self-contained HTML report of a run's outputs (folder or Kafka topics)"),
@@ -34,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmon: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, func_name = SUBCOMMANDS[name][0].split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name.split(".")[0]:
+            raise
+        print(f"mmon {name}: not installed here (the {err.name} package ships with the repository, not the image)",
+              file=sys.stderr)
+        return 2
+    func = getattr(module, func_name)
     return int(func(rest) or 0)
 
 
