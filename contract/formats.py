@@ -529,9 +529,14 @@ def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
         raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(obj.get("time"), default_time_ms)
+    return _request_or_response(request_id, time_ms, payload, response, schema)
+
+
+def _request_or_response(request_id: str, time_ms: int, body: dict, response: bool, schema) -> Parsed:
+    """A thesis payload's or a KServe v1 body's ``predictions`` (a response) or ``instances`` (a request)."""
     if response:
-        return ParsedResponse(request_id, time_ms, _check_predictions(payload.get("predictions"), schema))
-    return ParsedRequest(request_id, time_ms, _check_instances(payload.get("instances"), schema))
+        return ParsedResponse(request_id, time_ms, _check_predictions(body.get("predictions"), schema))
+    return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), schema))
 
 
 def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
@@ -549,9 +554,7 @@ def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
             raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
         request_id = _request_id(obj.get("id"), default_id)
         time_ms = _cloudevent_time(obj.get("time"), default_time_ms)
-    if response:
-        return ParsedResponse(request_id, time_ms, _check_predictions(body.get("predictions"), schema))
-    return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), schema))
+    return _request_or_response(request_id, time_ms, body, response, schema)
 
 
 def _positive_int(value: Any) -> bool:
