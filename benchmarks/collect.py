@@ -11,12 +11,13 @@ from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
+from contract import outputs
 from contract.spec import TopicsSpec
 
 from benchmarks.analysis import Outputs
 from benchmarks.background import BackgroundWorker
 
-KINDS = ("stats", "outliers", "drift", "dead_letter")
+KINDS = (outputs.STATS, outputs.OUTLIERS, outputs.DRIFT, outputs.DEAD_LETTER)  # a topic each (covariance: stats)
 
 
 class OutputCollector(BackgroundWorker):

@@ -48,6 +48,7 @@ import numpy as np
 import yaml
 
 from contract import formats
+from contract import outputs as output_names
 from contract.spec import ConfigError, MonitorSpec, TopicsSpec, load_spec, spec_to_dict
 
 from udfs.baseline import Baseline
@@ -59,7 +60,7 @@ from devtools.services import FlinkCluster, KafkaBroker, create_topics, free_por
 
 from benchmarks import load, plots, report
 from benchmarks.analysis import GroundTruth, Outputs, WindowTiming, analyse, in_stream, summarize
-from benchmarks.collect import OutputCollector
+from benchmarks.collect import KINDS, OutputCollector
 from benchmarks.resources import ProcessTreeSampler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,7 +241,7 @@ def await_job(collector: OutputCollector, requests: Iterable[load.Request], send
     deadline = time.monotonic() + timeout_s
     for request in requests:
         send(request)
-        if collector.wait_for(lambda c: any(r["request_id"].startswith(WARM_UP_PREFIX) for r in c.records["outliers"]),
+        if collector.wait_for(lambda c: any(r["request_id"].startswith(WARM_UP_PREFIX) for r in c.records[output_names.OUTLIERS]),
                               5.0, lambda: job_failure() is None):
             return
         if job_failure():
@@ -258,7 +259,7 @@ def last_window_end(truth: GroundTruth, timing: WindowTiming) -> int:
 def await_last_window(collector: OutputCollector, end_ms: int, n_features: int, timeout_s: float,
                       job_failure: JobCheck) -> None:
     """Wait for the stats records of the last window, then for a quiet topic (drift follows stats)."""
-    done = collector.wait_for(lambda c: sum(1 for r in c.records["stats"] if r.get("window_end") == end_ms
+    done = collector.wait_for(lambda c: sum(1 for r in c.records[output_names.STATS] if r.get("window_end") == end_ms
                                             and "feature" in r) >= n_features, timeout_s, lambda: job_failure() is None)
     if not done:
         raise BenchError(job_failure() or f"the job did not emit the last window within {timeout_s:.0f} s (see job.log)")
@@ -305,7 +306,7 @@ class Progress:
         rate = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_sent, self.last_time = sent, now
         stage = int(self.truth.stage[min(sent, len(self.truth.ids)) - 1]) if sent else 1
-        windows = sum(1 for r in self.collector.records["stats"] if "feature" in r) // self.n_features
+        windows = sum(1 for r in self.collector.records[output_names.STATS] if "feature" in r) // self.n_features
         print(f"bench: {now - self.started:7.1f} s  stage {stage}/5  sent {sent:,}/{len(self.truth.ids):,}  "
               f"{rate:7.1f} req/s  alerts {self.collector.count('outliers'):,}  windows {windows:,}  "
               f"drift records {self.collector.count('drift'):,}", flush=True)
@@ -480,7 +481,7 @@ def drain_progress(collector: OutputCollector, n_features: int) -> Iterator[None
 
     def report_loop() -> None:
         while not stop.wait(PROGRESS_EVERY_S):
-            windows = sum(1 for r in collector.records["stats"] if "feature" in r) // n_features
+            windows = sum(1 for r in collector.records[output_names.STATS] if "feature" in r) // n_features
             print(f"bench: {time.monotonic() - started:7.1f} s  draining: alerts {collector.count('outliers'):,}  "
                   f"windows {windows:,}  drift records {collector.count('drift'):,}", flush=True)
     thread = threading.Thread(target=report_loop, name="drain-progress", daemon=True)
@@ -519,8 +520,8 @@ def run(options: Options, command_line: str) -> dict:
 def save_records(directory: Path, outputs: Outputs, stream: iris.StagedStream) -> None:
     """The consumed output records, one JSON-lines file per topic, and the stream's labels, for re-analysis."""
     directory.mkdir(parents=True, exist_ok=True)
-    for kind in ("stats", "outliers", "drift", "dead_letter"):
-        with open(directory / f"{kind}.jsonl", "w", encoding="utf-8") as fh:
+    for kind in KINDS:
+        with open(directory / output_names.FILE_NAMES[kind], "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(record) + "\n" for record in getattr(outputs, kind))
     iris.write_labels(stream, directory / "labels.csv")
 
