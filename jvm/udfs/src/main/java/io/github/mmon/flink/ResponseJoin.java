@@ -35,7 +35,9 @@ import org.apache.flink.types.Row;
  * watermark passes its time plus {@code timeoutMs} leaves with a missing (NaN) prediction per instance; a
  * response without a request by then leaves as a record with the reason {@code unmatched_response}, which the
  * router dead-letters; a response whose number of predictions is not its request's number of instances is
- * dead-lettered {@code wrong_prediction_count} and the request's predictions count as missing. Rejected
+ * dead-lettered {@code wrong_prediction_count} and the request's predictions count as missing. A request that
+ * comes when the watermark has passed its time leaves at once, for the router to dead-letter {@code late}, and a
+ * response that was waiting for it is dead-lettered {@code late} too (never counted as joined). Rejected
  * records pass straight through.
  *
  * <p>Why this operator holds the watermark back: a request released later keeps its own time, so the
@@ -137,11 +139,16 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
             response.clear();
             timers.deleteEventTimeTimer(VoidNamespace.INSTANCE, deadlineOf(waitingResponse));
             deadline.clear();
-            join(row, waitingResponse, time);
+        }
+        if (time <= forwarded) {  // late already: the router dead-letters it, and its response is late with it
+            if (waitingResponse != null) {
+                rejected(waitingResponse, Contract.LATE);
+            }
+            output.collect(new StreamRecord<>(withPredictions(row, null, null), time));
             return;
         }
-        if (time <= forwarded) {  // late already: the router dead-letters it
-            output.collect(new StreamRecord<>(withPredictions(row, null, null), time));
+        if (waitingResponse != null) {
+            join(row, waitingResponse, time);
             return;
         }
         request.update(copy(row));

@@ -196,6 +196,22 @@ class ResponseJoinTest {
     }
 
     @Test
+    void aResponseWhoseRequestComesLateIsDeadLetteredLateAndNotCountedAsJoined() throws Exception {
+        open(TIMEOUT);
+        send(Rows.response("r1", 1_500, new double[] {1, 0}));
+        assertEquals(List.of(1_200L), watermark(1_200));  // a waiting response holds nothing
+        send(Rows.request("r1", 1_000, TWO));  // behind the watermark: the router dead-letters it late
+        List<StreamRecord<Row>> out = records();
+        assertEquals(2, out.size());
+        assertDeadLetter(out.get(0), Contract.LATE, "r1", 1_500);
+        assertEquals(true, out.get(0).getValue().getField(JobRows.RESPONSE));
+        assertJoined(out.get(1), 1_000, 1, 2, NAN, 3, 4, NAN);
+        assertEquals(0L, joinedTotal());
+        watermark(10_000);
+        assertTrue(records().isEmpty());  // its timer went with it: no unmatched_response later
+    }
+
+    @Test
     void aRepeatedRequestIdReleasesTheEarlierRequestWithoutPredictions() throws Exception {
         open(TIMEOUT);
         send(Rows.request("r1", 1_000, TWO));
