@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import os
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
+from typing import Any, Callable, Literal, Mapping, Optional, Union, get_args, get_origin
 
 import yaml
 
@@ -36,10 +37,79 @@ DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+DAY_MS = 24 * _UNIT_MS["h"]
+MAX_DURATION_MS = 365 * DAY_MS
+"""Every duration's ceiling (a year, `DURATION`): far inside a Java long of milliseconds, whatever is added to it."""
+MAX_PARALLELISM = 32_768
+"""Flink's largest maximum parallelism (its key groups): no operator can run more subtasks."""
 
 
 class ConfigError(ValueError):
     """A monitor spec that cannot be used; the message names the field."""
+
+
+def number_text(value: float) -> str:
+    """An int as it is, a float in its shortest form."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def duration_text(millis: float) -> str:
+    """``millis`` in the largest unit `Duration.parse` reads that writes it whole (``100ms``, ``15s``, ``24h``)."""
+    for unit in ("h", "m", "s"):
+        if millis and millis % _UNIT_MS[unit] == 0:
+            return f"{int(millis // _UNIT_MS[unit])}{unit}"
+    return f"{number_text(millis)}ms"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number or duration field accepts, given as the field's ``range`` metadata and checked
+    when the spec is read: from ``low`` to ``high``, each bound included unless ``open`` names it (``"low"``,
+    ``"high"``, ``"both"``); ``why`` says where a bound comes from. Durations are in milliseconds."""
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open: str = ""
+    why: str = ""
+
+    def text(self, show: Callable[[float], str] = number_text) -> str:
+        """``> 0ms and <= 24h``: the bounds, each written by ``show``."""
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.open in ('low', 'both') else '>='} {show(self.low)}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.open in ('high', 'both') else '<='} {show(self.high)}")
+        return " and ".join(bounds) + (f" ({self.why})" if self.why else "")
+
+    def check(self, value: Any, path: str, show: Callable[[float], str] = number_text) -> None:
+        """Raise `ConfigError` naming ``path`` if the number ``value`` is outside (None and text pass)."""
+        if value is None or isinstance(value, str):
+            return
+        low_open, high_open = self.open in ("low", "both"), self.open in ("high", "both")
+        below = self.low is not None and (value <= self.low if low_open else value < self.low)
+        above = self.high is not None and (value >= self.high if high_open else value > self.high)
+        if below or above:
+            raise ConfigError(f"{path}: must be {self.text(show)}, got {show(value)}")
+
+
+POSITIVE = Range(0, open="low")
+DURATION = Range(0, MAX_DURATION_MS)
+"""A duration field's range unless it names its own (whose ``high`` is then at most a year too)."""
+
+
+def field_range(f: dataclasses.Field, hint: Any) -> Optional[Range]:
+    """The `Range` of field ``f`` of type ``hint``: its ``range`` metadata, else `DURATION` for a duration."""
+    return f.metadata.get("range") or (DURATION if hint is Duration else None)
+
+
+def field_doc(f: dataclasses.Field, hint: Any) -> str:
+    """The ``doc`` of field ``f`` (of type ``hint``) with its `Range`: the config reference's and the CRD's text."""
+    doc, bounds = f.metadata.get("doc", ""), field_range(f, hint)
+    return doc if bounds is None else f"{doc} Allowed: {bounds.text(_shown(hint))}."
+
+
+def _shown(hint: Any) -> Callable[[float], str]:
+    """How a bound or value of a field of type ``hint`` is written in messages: a duration in its unit."""
+    return duration_text if hint is Duration else number_text
 
 
 class Duration(int):
@@ -50,13 +120,13 @@ class Duration(int):
         if isinstance(value, bool):
             raise ConfigError(f"{path}: expected a duration like '15s', got {value!r}")
         if isinstance(value, (int, float)):
-            millis = float(value) * 1000
+            millis = value * 1000  # an int stays exact however large
         else:
             match = _DURATION.match(str(value))
             if not match:
                 raise ConfigError(f"{path}: expected a duration like '15s' or '500ms', got {value!r}")
             millis = float(match.group(1)) * _UNIT_MS[match.group(2)]
-        if millis < 0 or millis != int(millis):
+        if (isinstance(millis, float) and not math.isfinite(millis)) or millis < 0 or millis != int(millis):
             raise ConfigError(f"{path}: must be a whole, non-negative number of milliseconds, got {value!r}")
         return cls(int(millis))
 
@@ -108,12 +178,14 @@ class OutputSpec:
     join_timeout: Duration = field(
         default=Duration(30_000), metadata={"doc": "How long (event time) a request waits for its response, and a response for its "
                                                    "request: then the request's predictions count as missing, the response is "
-                                                   "dead-lettered unmatched_response."})
+                                                   "dead-lettered unmatched_response.",
+                                            "range": Range(0, DAY_MS, open="low")})
 
 
 @dataclass(frozen=True)
 class WindowSpec:
-    duration: Duration = field(default=Duration(15_000), metadata={"doc": "Tumbling window length."})
+    duration: Duration = field(default=Duration(15_000), metadata={"doc": "Tumbling window length.",
+                                                                    "range": Range(0, MAX_DURATION_MS, open="low")})
     watermark_delay: Duration = field(default=Duration(6_000), metadata={"doc": "Bounded out-of-orderness of request times."})
     allowed_lateness: Duration = field(default=Duration(0), metadata={"doc": "Extra time a window waits for late events."})
     idle_timeout: Duration = field(
@@ -125,14 +197,16 @@ class WindowSpec:
 @dataclass(frozen=True)
 class StatsSpec:
     statistics: tuple[str, ...] = field(default=STATISTICS, metadata={"doc": "Per-feature window statistics to emit."})
-    top_k: int = field(default=10, metadata={"doc": "Categorical features: the most frequent values listed per window."})
+    top_k: int = field(default=10, metadata={"doc": "Categorical features: the most frequent values listed per window.",
+                                             "range": Range(1)})
     covariance: bool = field(default=False, metadata={"doc": "Also emit the sample covariance matrix per window (numeric features)."})
     correlation: bool = field(default=False, metadata={"doc": "Also emit the Pearson correlation matrix per window."})
 
 
 @dataclass(frozen=True)
 class OutlierSpec:
-    sigma: Optional[float] = field(default=3.0, metadata={"doc": "Flag values further than sigma baseline std from the baseline mean (null = off)."})
+    sigma: Optional[float] = field(default=3.0, metadata={
+        "doc": "Flag values further than sigma baseline std from the baseline mean (null = off).", "range": POSITIVE})
     range: bool = field(default=False, metadata={"doc": "Also flag values outside the baseline [min, max]."})
     unseen: bool = field(default=True, metadata={"doc": "Flag a categorical value that the baseline never saw (rule unseen)."})
 
@@ -141,8 +215,10 @@ class OutlierSpec:
 class DriftMetricSpec:
     threshold: Union[float, Literal["auto"]] = field(
         default="auto", metadata={"doc": "A number, or 'auto': calibrated per window size to false_alarm_rate (ks, cvm: "
-                                         "the test's own two-sample null at the training-sample and window sizes)."})
-    false_alarm_rate: float = field(default=0.01, metadata={"doc": "For threshold 'auto': chance a baseline-like window is flagged."})
+                                         "the test's own two-sample null at the training-sample and window sizes).",
+                                  "range": Range(0)})
+    false_alarm_rate: float = field(default=0.01, metadata={"doc": "For threshold 'auto': chance a baseline-like window is flagged.",
+                                                            "range": Range(0, 1, open="both")})
     normalize: bool = field(default=False, metadata={"doc": "Wasserstein only: divide by the baseline std (unit-free)."})
 
 
@@ -181,14 +257,19 @@ class KafkaSpec:
 
 @dataclass(frozen=True)
 class JobSpec:
-    parallelism: int = field(default=1, metadata={"doc": "Flink parallelism."})
-    checkpoint_interval: Duration = field(default=Duration(10_000), metadata={"doc": "Checkpoint interval (Kafka mode)."})
+    parallelism: int = field(default=1, metadata={"doc": "Flink parallelism.",
+                                                  "range": Range(1, MAX_PARALLELISM, why="Flink's largest")})
+    checkpoint_interval: Duration = field(default=Duration(10_000), metadata={"doc": "Checkpoint interval (Kafka mode).",
+                                                                              "range": Range(100, MAX_DURATION_MS)})
     delivery_guarantee: Literal["at-least-once", "exactly-once"] = field(
         default="at-least-once", metadata={"doc": "Kafka sink delivery guarantee."})
-    metrics_port: int = field(default=9249, metadata={"doc": "Port of Flink's Prometheus reporter (0 = off)."})
-    shards: int = field(default=0, metadata={"doc": "Window state split into this many blocks of features, each its own key (0 = the parallelism)."})
+    metrics_port: int = field(default=9249, metadata={"doc": "Port of Flink's Prometheus reporter (0 = off).",
+                                                      "range": Range(0, 65535)})
+    shards: int = field(default=0, metadata={"doc": "Window state split into this many blocks of features, each its own key (0 = the parallelism).",
+                                             "range": Range(0, MAX_PARALLELISM)})
     dead_letter_max_raw_bytes: int = field(
-        default=65_536, metadata={"doc": "A dead letter keeps at most this many bytes of the raw record (plus its length and SHA-256)."})
+        default=65_536, metadata={"doc": "A dead letter keeps at most this many bytes of the raw record (plus its length and SHA-256).",
+                                  "range": Range(1024, 262_144, why="a dead letter must fit a Kafka record")})
 
 
 def shard_count(spec: "MonitorSpec") -> int:
@@ -283,13 +364,9 @@ def _check_semantics(spec: MonitorSpec) -> None:
     if len(set(spec.columns)) != len(spec.columns):
         where = "output.name" if spec.output and spec.output.name in spec.input.names else "input.features"
         raise ConfigError(f"{where}: names must be unique, got {list(spec.columns)}")
-    if spec.window.duration <= 0:
-        raise ConfigError("window.duration: must be positive")
     for name in spec.stats.statistics:
         if name not in STATISTICS:
             raise ConfigError(f"stats.statistics: unknown statistic {name!r} (known: {', '.join(STATISTICS)})")
-    if spec.outliers.sigma is not None and spec.outliers.sigma <= 0:
-        raise ConfigError(f"outliers.sigma: must be positive, got {spec.outliers.sigma}")
     for name, metric in spec.drift.metrics.items():
         if name not in DRIFT_METRICS:
             raise ConfigError(f"drift.metrics.{name}: unknown metric (known: {', '.join(DRIFT_METRICS)})")
@@ -297,23 +374,6 @@ def _check_semantics(spec: MonitorSpec) -> None:
             column = spec.columns[spec.column_types.index(CATEGORICAL)]
             raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
-        if metric.threshold != "auto" and metric.threshold < 0:
-            raise ConfigError(f"drift.metrics.{name}.threshold: must be 'auto' or >= 0, got {metric.threshold}")
-        if not 0 < metric.false_alarm_rate < 1:
-            raise ConfigError(f"drift.metrics.{name}.false_alarm_rate: must be in (0, 1), got {metric.false_alarm_rate}")
-    if spec.stats.top_k < 1:
-        raise ConfigError(f"stats.top_k: must be >= 1, got {spec.stats.top_k}")
-    if spec.output and spec.output.join_timeout <= 0:
-        raise ConfigError("output.join_timeout: must be positive")
-    if spec.job.parallelism < 1:
-        raise ConfigError(f"job.parallelism: must be >= 1, got {spec.job.parallelism}")
-    if not 0 <= spec.job.metrics_port <= 65535:
-        raise ConfigError(f"job.metrics_port: not a port number: {spec.job.metrics_port}")
-    if spec.job.shards < 0:
-        raise ConfigError(f"job.shards: must be >= 0 (0 = the parallelism), got {spec.job.shards}")
-    if not 1024 <= spec.job.dead_letter_max_raw_bytes <= 262_144:
-        raise ConfigError("job.dead_letter_max_raw_bytes: must be between 1024 and 262144 (a dead letter must fit "
-                          f"a Kafka record), got {spec.job.dead_letter_max_raw_bytes}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:
@@ -332,6 +392,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
         field_path = _join(path, name)
         if name in data:
             values[name] = _convert(hints[name], data[name], field_path)
+            bounds = field_range(f, hints[name])
+            if bounds is not None:
+                bounds.check(values[name], field_path, _shown(hints[name]))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{field_path}: required field is missing")
     return cls(**values)
@@ -365,8 +428,11 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
 def _convert_union(args: tuple, value: Any, path: str) -> Any:
     if value is None and type(None) in args:
         return None
+    options = [a for a in args if a is not type(None)]
+    if len(options) == 1:  # Optional[X]: X's own error, with its own path (a section's field)
+        return _convert(options[0], value, path)
     errors = []
-    for option in (a for a in args if a is not type(None)):
+    for option in options:
         try:
             return _convert(option, value, path)
         except ConfigError as err:
@@ -386,6 +452,8 @@ def _scalar(hint: type, value: Any, path: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value == "":

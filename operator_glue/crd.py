@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from contract.spec import _DURATION, Duration, FeatureSpec, MonitorSpec
+from contract.spec import _DURATION, Duration, FeatureSpec, MonitorSpec, field_doc
 
 GROUP = "monitoring.mmon.dev"
 VERSION = "v1"
@@ -126,7 +126,7 @@ _SCALARS = {
 
 def _object_schema(cls: type) -> dict:
     hints = typing.get_type_hints(cls)
-    properties = {f.name: schema_for(hints[f.name], f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+    properties = {f.name: schema_for(hints[f.name], field_doc(f, hints[f.name])) for f in dataclasses.fields(cls)}
     required = [f.name for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     schema = {"type": "object", "properties": properties}

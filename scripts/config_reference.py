@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from contract.spec import Duration, MonitorSpec, spec_to_dict
+from contract.spec import Duration, MonitorSpec, field_doc, spec_to_dict
 
 
 def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -18,7 +18,8 @@ def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        path, hint, doc = f"{prefix}{f.name}", hints[f.name], cell(f.metadata.get("doc", ""))
+        path, hint = f"{prefix}{f.name}", hints[f.name]
+        doc = cell(field_doc(f, hint))
         if dataclasses.is_dataclass(hint):
             out += rows(hint, path + ".")
             continue

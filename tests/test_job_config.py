@@ -51,7 +51,7 @@ def _set(path: str, value):
     ("window.watermark_delay", -1, "window.watermark_delay: must be a whole, non-negative"),
     ("input.format", "xml", "input.format: must be one of thesis, kserve-v1, oip-v2"),
     ("input.features", [], "input.features: at least one feature is required"),
-    ("outliers.sigma", -2, "outliers.sigma: must be positive"),
+    ("outliers.sigma", -2, "outliers.sigma: must be > 0, got -2"),
     ("drift.metrics", {"euclid": {"threshold": 1}}, "drift.metrics.euclid: unknown metric"),
     ("drift.metrics", {"kl": {"threshold": "high"}}, "drift.metrics.kl.threshold:"),
     ("job.parallelism", 0, "job.parallelism: must be >= 1"),
@@ -64,6 +64,46 @@ def test_each_bad_field_is_named_in_one_line(tmp_path, capsys, field, value, mes
     err = capsys.readouterr().err.strip()
     assert err.startswith("mmon run: ") and message in err
     assert "\n" not in err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("outliers.sigma", float("nan"), "outliers.sigma: must be a finite number, got nan"),
+    ("outliers.sigma", float("-inf"), "outliers.sigma: must be a finite number, got -inf"),
+    ("drift.metrics", {"kl": {"threshold": float("nan")}}, "drift.metrics.kl.threshold: must be a finite number, got nan"),
+    ("drift.metrics", {"kl": {"threshold": float("inf")}}, "drift.metrics.kl.threshold: must be a finite number, got inf"),
+    ("drift.metrics", {"kl": {"false_alarm_rate": float("nan")}},
+     "drift.metrics.kl.false_alarm_rate: must be a finite number, got nan"),
+    ("drift.metrics", {"kl": {"false_alarm_rate": 1}}, "drift.metrics.kl.false_alarm_rate: must be > 0 and < 1, got 1"),
+    ("drift.metrics", {"kl": {"false_alarm_rate": 0}}, "drift.metrics.kl.false_alarm_rate: must be > 0 and < 1, got 0"),
+    ("output", {"type": "numeric", "join_timeout": "99999999999999999999s"},
+     "output.join_timeout: must be > 0ms and <= 24h, got 99999999999999991611392ms"),
+    ("output", {"type": "numeric", "join_timeout": "86400001ms"},
+     "output.join_timeout: must be > 0ms and <= 24h, got 86400001ms"),
+    ("job.checkpoint_interval", "0s", "job.checkpoint_interval: must be >= 100ms and <= 8760h, got 0ms"),
+    ("job.checkpoint_interval", "99ms", "job.checkpoint_interval: must be >= 100ms and <= 8760h, got 99ms"),
+    ("window.duration", "99999999999999999999s", "window.duration: must be > 0ms and <= 8760h, got 9999"),
+    ("window.watermark_delay", float("nan"), "window.watermark_delay: must be a whole, non-negative number"),
+    ("window.idle_timeout", float("inf"), "window.idle_timeout: must be a whole, non-negative number"),
+    ("window.max_future_skew", 10 ** 400, "window.max_future_skew: must be >= 0ms and <= 8760h, got 1"),
+    ("job.parallelism", 10 ** 30, f"job.parallelism: must be >= 1 and <= 32768 (Flink's largest), got {10 ** 30}"),
+])
+def test_numbers_are_finite_and_in_range_and_durations_bounded(tmp_path, capsys, field, value, message):
+    """Issue 20: `sigma: .nan` turned sigma alerts off without a word; `join_timeout: 99999999999999999999s` and
+    `checkpoint_interval: 0s` passed. Each is refused in one line that starts with the field's path."""
+    config = _write_spec(tmp_path, _set(field, value))
+    assert run_main.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmon run: {message}"), err
+    assert "\n" not in err
+
+
+def test_the_bounds_themselves_are_accepted(tmp_path):
+    spec = load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric", "join_timeout": "24h"})
+                                 or s["job"].update(checkpoint_interval="100ms", parallelism=32_768)
+                                 or s["drift"].update(metrics={"kl": {"threshold": 0, "false_alarm_rate": 0.999}})))
+    assert (spec.output.join_timeout, spec.job.checkpoint_interval, spec.job.parallelism) == (86_400_000, 100, 32_768)
+    assert (spec.drift.metrics["kl"].threshold, spec.drift.metrics["kl"].false_alarm_rate) == (0.0, 0.999)
+    assert load_spec(_write_spec(tmp_path, _set("window.duration", "8760h"))).window.duration == 365 * 86_400_000
 
 
 def test_missing_files_are_clear_errors(tmp_path, capsys):
@@ -216,7 +256,7 @@ def test_features_are_names_or_typed_entries_and_numeric_only_metrics_refuse_cat
         load_spec(_write_spec(tmp_path, lambda s: s["input"].update(features=["a", {"name": "b", "type": "text"}])))
     with pytest.raises(ConfigError, match=r"output\.name: names must be unique"):
         load_spec(_write_spec(tmp_path, lambda s: s.update(output={"name": "sepal_length", "type": "numeric"})))
-    with pytest.raises(ConfigError, match=r"output\.join_timeout: must be positive"):
+    with pytest.raises(ConfigError, match=r"output\.join_timeout: must be > 0ms"):
         load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric", "join_timeout": 0})))
 
 
