@@ -137,6 +137,16 @@ def test_sketch_regime_is_bounded_and_within_the_documented_error():
     assert got["exact"] is False and len(pickle.dumps(merged)) < 40_000
 
 
+def test_a_distinct_estimate_never_exceeds_the_window_count():
+    """Issue 20: a window of 2,500 values, all different, made CPC estimate 2,504 distinct values (2,505 for these
+    names): more than the window holds. The estimate is capped at the present values' count, missing ones aside."""
+    values = np.array([f"v{i}" for i in range(2_500)] + [None] * 40, dtype=object)
+    stats = _window(pd.Series(values, dtype=object), sub_batches=4)
+    assert not stats.is_exact and stats.distinct_sketch.get_estimate() > 2_500  # the sketch over-estimates here
+    got = stats.result()
+    assert (got["count"], got["missing"], got["distinct"]) == (2_500, 40, 2_500)
+
+
 def test_bad_input_is_refused():
     stats = CategoricalStats(LAYOUT)
     with pytest.raises(ValueError, match="codes must lie in"):

@@ -24,7 +24,8 @@ stays bounded however many distinct values arrive:
 
 * ``distinct``: a CPC sketch of ``lg_k`` :data:`CPC_LG_K` = 12 (about 2.5 kB); its estimate has a
   relative standard error of about ``0.6 / sqrt(2**12)`` = 0.9 % (0.69 / 64 = 1.1 % after merges),
-  within ``get_lower_bound(3)``/``get_upper_bound(3)`` at about 99.7 %;
+  within ``get_lower_bound(3)``/``get_upper_bound(3)`` at about 99.7 %, and is capped at the window's
+  count of present values (2,500 values all different were estimated 2,505);
 * ``top``: a frequent-items sketch of ``lg_max_k`` :data:`FREQUENT_LG_MAX_K` = 10 (at most 768 values
   tracked), whose count estimates are off by at most ``epsilon * N``, ``epsilon = 3.5 / 2**10`` = 0.34 %
   of the window's present values; ``top`` then lists only values provably above that error
@@ -178,7 +179,10 @@ class CategoricalStats:
         }
 
     def _distinct(self) -> int:
-        return len(self.values) if self.is_exact else int(round(self.distinct_sketch.get_estimate()))
+        """Exact, or the CPC estimate capped at the present values' count (it may over-estimate, never the count)."""
+        if self.is_exact:
+            return len(self.values)
+        return min(int(round(self.distinct_sketch.get_estimate())), self.count)
 
     def _top(self) -> list[list]:
         if self.is_exact:
