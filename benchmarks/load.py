@@ -19,6 +19,8 @@ import numpy as np
 
 from contract import formats
 
+from streams import iris
+
 CE_SPECVERSION = "1.0"
 
 
@@ -58,7 +60,7 @@ class ReplayResult:
 def cloudevent_headers(request: Request) -> dict[str, str]:
     return {"ce-specversion": CE_SPECVERSION, "ce-id": request.request_id,
             "ce-time": formats.format_rfc3339_ms(request.time_ms), "ce-type": formats.CLOUDEVENT_REQUEST_TYPE,
-            "ce-source": formats.CLOUDEVENT_SOURCE, "content-type": "application/json"}
+            "ce-source": iris.SOURCE, "content-type": "application/json"}
 
 
 def body(request: Request) -> bytes:

@@ -14,7 +14,7 @@ Formats (every encoder writes compact JSON, keys in this order, no spaces):
   tell the two apart.
 - ``kserve-v1``: a CloudEvents 1.0 structured-mode event whose ``data`` is a KServe v1 request body::
 
-      {"specversion":"1.0","id":"<id>","source":"mmon/iris","type":"org.kubeflow.serving.inference.request",
+      {"specversion":"1.0","id":"<id>","source":"<source>","type":"org.kubeflow.serving.inference.request",
        "time":"2026-11-21T23:25:00.123Z","datacontenttype":"application/json","data":{"instances":[[...]]}}
 
   A plain KServe v1 body ``{"instances":[...]}`` (no ``specversion`` key) is valid input too; its id
@@ -139,7 +139,8 @@ REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, 
            NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
            UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, LATE)
 
-CLOUDEVENT_SOURCE = "mmon/iris"
+DEFAULT_SOURCE = "mmon"
+"""A CloudEvent's ``source`` when the encoder is given none (the logger passes each event's own)."""
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 OIP_INPUT_NAME = "input-0"
@@ -305,14 +306,18 @@ def _column_datatype(values: Sequence[Value]) -> str:
     return "BYTES" if any(isinstance(v, str) for v in values) else "FP64"
 
 
-def _encode_thesis(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
+def _encode_thesis(request_id: str, time_ms: int, rows: list, schema: Optional[Schema], source: str) -> dict:
     return {"type": "request", "id": request_id, "time": time_ms, "payload": {"instances": rows}}
 
 
-def _encode_kserve_v1(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
-    return {"specversion": "1.0", "id": request_id, "source": CLOUDEVENT_SOURCE,
-            "type": CLOUDEVENT_REQUEST_TYPE, "time": format_rfc3339_ms(time_ms),
-            "datacontenttype": "application/json", "data": {"instances": rows}}
+def _cloudevent(request_id: str, time_ms: int, source: str, event_type: str, data: dict) -> dict:
+    """A structured-mode CloudEvent of the kserve-v1 format, its attributes in the documented order."""
+    return {"specversion": "1.0", "id": request_id, "source": source, "type": event_type,
+            "time": format_rfc3339_ms(time_ms), "datacontenttype": "application/json", "data": data}
+
+
+def _encode_kserve_v1(request_id: str, time_ms: int, rows: list, schema: Optional[Schema], source: str) -> dict:
+    return _cloudevent(request_id, time_ms, source, CLOUDEVENT_REQUEST_TYPE, {"instances": rows})
 
 
 def _feature_tensors(rows: list, schema: Optional[Schema]) -> list[dict]:
@@ -334,7 +339,7 @@ def _feature_tensors(rows: list, schema: Optional[Schema]) -> list[dict]:
             for name, datatype, column in zip(names, datatypes, columns)]
 
 
-def _encode_oip_v2(request_id: str, time_ms: int, rows: list, schema: Optional[Schema]) -> dict:
+def _encode_oip_v2(request_id: str, time_ms: int, rows: list, schema: Optional[Schema], source: str) -> dict:
     named = schema is not None and schema.features is not None
     if named or any(isinstance(row, dict) or any(isinstance(v, str) for v in row) for row in rows):
         inputs = _feature_tensors(rows, schema)
@@ -347,7 +352,7 @@ def _encode_oip_v2(request_id: str, time_ms: int, rows: list, schema: Optional[S
 
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: json.dumps rebuilds it per call
 
-_ENCODERS: dict[str, Callable[[str, int, list, Optional[Schema]], dict]] = {
+_ENCODERS: dict[str, Callable[[str, int, list, Optional[Schema], str], dict]] = {
     THESIS: _encode_thesis, KSERVE_V1: _encode_kserve_v1, OIP_V2: _encode_oip_v2}
 
 
@@ -357,7 +362,7 @@ def _known(format: str) -> None:
 
 
 def encode(format: str, request_id: str, time_ms: int, instances: Instances, *,
-           schema: Optional[Schema] = None) -> str:
+           schema: Optional[Schema] = None, source: str = DEFAULT_SOURCE) -> str:
     """One request as compact JSON in `format`. Each instance is a list (feature order) or a mapping
     (feature name -> value); values are numbers, strings or None (JSON null: a missing value). Floats are
     written with Python's shortest round-trip repr, ints as ints, so the output is deterministic; round
@@ -368,19 +373,23 @@ def encode(format: str, request_id: str, time_ms: int, instances: Instances, *,
     for a categorical one), or the instances' keys when every instance is a mapping (BYTES when the
     column holds a string). String values in list instances need the named schema there.
 
+    ``source`` is the kserve-v1 CloudEvent's ``source`` attribute: where the event comes from (the other
+    formats have none).
+
     Raises ValueError for an unknown format, a non-finite value, or an oip-v2 request it cannot name.
     """
     _known(format)
-    message = _ENCODERS[format](request_id, int(time_ms), [_row(row) for row in instances], schema)
+    message = _ENCODERS[format](request_id, int(time_ms), [_row(row) for row in instances], schema, source)
     return _JSON.encode(message)
 
 
-def encode_response(format: str, request_id: str, time_ms: int, predictions: Sequence[Any]) -> str:
+def encode_response(format: str, request_id: str, time_ms: int, predictions: Sequence[Any], *,
+                    source: str = DEFAULT_SOURCE) -> str:
     """One response (the model's predictions for the request `request_id`, one per instance) as compact
     JSON in `format`: thesis ``{"type":"response",...,"payload":{"predictions":[...]}}``, kserve-v1 a
     CloudEvent of type `CLOUDEVENT_RESPONSE_TYPE` whose data is ``{"predictions":[...]}``, oip-v2
     ``{"id":...,"parameters":{"time":...},"outputs":[<one tensor, shape [n]>]}`` (BYTES when a prediction
-    is a string, else FP64). Values as in `encode`.
+    is a string, else FP64). Values and ``source`` as in `encode`.
 
     Raises ValueError for an unknown format or a non-finite value.
     """
@@ -390,9 +399,7 @@ def encode_response(format: str, request_id: str, time_ms: int, predictions: Seq
     if format == THESIS:
         message = {"type": "response", "id": request_id, "time": time_ms, "payload": {"predictions": values}}
     elif format == KSERVE_V1:
-        message = {"specversion": "1.0", "id": request_id, "source": CLOUDEVENT_SOURCE,
-                   "type": CLOUDEVENT_RESPONSE_TYPE, "time": format_rfc3339_ms(time_ms),
-                   "datacontenttype": "application/json", "data": {"predictions": values}}
+        message = _cloudevent(request_id, time_ms, source, CLOUDEVENT_RESPONSE_TYPE, {"predictions": values})
     else:
         tensor = {"name": OIP_OUTPUT_NAME, "shape": [len(values)], "datatype": _column_datatype(values),
                   "data": values}

@@ -2,8 +2,9 @@
 
 POST (any path) a KServe logger CloudEvent (binary or structured mode) or a plain KServe v1 / OIP v2
 body; the logger writes one Kafka record per request and answers 200 only after the broker acknowledged
-it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`contract.formats.encode`), key
-the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
+it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`contract.formats.encode`; a
+kserve-v1 event keeps the logged event's own ``source``, `contract.formats.DEFAULT_SOURCE` for a plain
+body), key the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
 CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
 ``all``): with a spec whose ``output`` is set (``--config``) they are validated and written the same way
 (value `contract.formats.encode_response`, key the request's id, so a response lands in its request's
@@ -233,12 +234,14 @@ class InferenceLogger:
         if isinstance(parsed, ingest.Ignored):
             return parsed
         headers = [(f"ce_{name}", str(attr).encode()) for name, attr in parsed.attributes.items()]
+        source = parsed.attributes.get("source") or formats.DEFAULT_SOURCE  # the event's own, if it has one
         if isinstance(parsed, ingest.Response):
             value = formats.encode_response(self.config.format, parsed.request_id, parsed.time_ms,
-                                            [_compact(v) for v in parsed.predictions]).encode()
+                                            [_compact(v) for v in parsed.predictions], source=source).encode()
             return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, 0, len(parsed.predictions))
         value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
-                               _integral_as_int(parsed.instances), schema=self.config.checks.schema).encode()
+                               _integral_as_int(parsed.instances), schema=self.config.checks.schema,
+                               source=source).encode()
         return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, len(parsed.instances))
 
     async def _write(self, record: Record) -> web.Response:

@@ -42,6 +42,7 @@ DEFAULT_STAGE_SIZE = 50_000
 DEFAULT_SEED = 2021
 DEFAULT_START_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z: a constant, so the default output is fixed
 DEFAULT_LABEL = "species"
+SOURCE = "mmon/iris"  # the kserve-v1 CloudEvents' source: the generated stream names its model
 DEFAULT_TRAINING = Path(__file__).resolve().parent.parent / "examples" / "iris" / "iris_training.csv"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")  # the default training CSV's features
 
@@ -173,7 +174,7 @@ def stage_boundaries_ms(stream: StagedStream) -> np.ndarray:
 
 def _lines(stream: StagedStream, format: str):
     for request_id, time_ms, row in zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist()):
-        yield formats.encode(format, request_id, time_ms, [row]) + "\n"
+        yield formats.encode(format, request_id, time_ms, [row], source=SOURCE) + "\n"
 
 
 def write_jsonl(stream: StagedStream, path_or_file: Union[str, Path, IO[str]], format: str = formats.THESIS) -> None:

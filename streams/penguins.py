@@ -61,6 +61,7 @@ DEFAULT_RATE = 20.0  # requests per second: 100 s a stage at the default size, a
 DEFAULT_SEED = 2025
 DEFAULT_START_MS = 1_800_000_000_000  # as streams.iris: a constant, so the default output is fixed
 OUTPUT = "prediction"  # the monitored output's name (examples/penguins/monitor.yaml: output.name)
+SOURCE = "mmon/penguins"  # the kserve-v1 CloudEvents' source: the generated stream names its model
 FEATURES = penguin_model.FEATURES
 
 STAGE_KINDS = ("normal", "island_mix", "sex_missing", "body_mass", "normal")
@@ -233,13 +234,13 @@ def generate(seed: int = DEFAULT_SEED, stage_size: int = DEFAULT_STAGE_SIZE, rat
         formats.CATEGORICAL if name in penguin_model.CATEGORICAL else formats.NUMERIC for name in penguin_model.FEATURES),
         output_name=OUTPUT, output_type=formats.CATEGORICAL)
     # (arrival ms, rank, sequence, line): an early response just before its request, others at their time
-    events = [(int(t), 1, i, formats.encode(format, request_id, int(t), [row], schema=schema))
+    events = [(int(t), 1, i, formats.encode(format, request_id, int(t), [row], schema=schema, source=SOURCE))
               for i, (request_id, t, row) in enumerate(zip(ids.tolist(), time_ms.tolist(), rows))]
     if responses:
         for i in np.flatnonzero(response_ms >= 0).tolist():
-            line = formats.encode_response(format, str(ids[i]), int(response_ms[i]), [predictions[i]])
+            line = formats.encode_response(format, str(ids[i]), int(response_ms[i]), [predictions[i]], source=SOURCE)
             events.append((int(time_ms[i]), 0, i, line) if early[i] else (int(response_ms[i]), 2, i, line))
-        events += [(int(t), 2, n + j, formats.encode_response(format, orphan_ids[j], int(t), [str(c)]))
+        events += [(int(t), 2, n + j, formats.encode_response(format, orphan_ids[j], int(t), [str(c)], source=SOURCE))
                    for j, (t, c) in enumerate(zip(orphan_ms.tolist(), orphan_classes.tolist()))]
     events.sort(key=lambda event: event[:3])
     orphan_predictions = tuple(str(c) for c in orphan_classes)

@@ -27,8 +27,8 @@ def test_thesis_encoding_is_exact():
 
 
 def test_kserve_v1_is_a_cloudevent_with_millisecond_utc_time():
-    event = json.loads(encode("kserve-v1", "req-1", T_MS, ROWS))
-    assert event == {"specversion": "1.0", "id": "req-1", "source": "mmon/iris",
+    event = json.loads(encode("kserve-v1", "req-1", T_MS, ROWS, source="http://iris.models/predictor"))
+    assert event == {"specversion": "1.0", "id": "req-1", "source": "http://iris.models/predictor",
                      "type": "org.kubeflow.serving.inference.request", "time": "2025-11-21T23:25:00.123Z",
                      "datacontenttype": "application/json", "data": {"instances": ROWS}}
     stamp = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
@@ -291,7 +291,7 @@ def test_response_encodings_are_exact():
     assert formats.encode_response("thesis", "r1", T_MS, ["setosa", None, 2]) == (
         '{"type":"response","id":"r1","time":1763767500123,"payload":{"predictions":["setosa",null,2]}}')
     assert json.loads(formats.encode_response("kserve-v1", "r1", T_MS, [0.5])) == {
-        "specversion": "1.0", "id": "r1", "source": "mmon/iris", "type": formats.CLOUDEVENT_RESPONSE_TYPE,
+        "specversion": "1.0", "id": "r1", "source": formats.DEFAULT_SOURCE, "type": formats.CLOUDEVENT_RESPONSE_TYPE,
         "time": "2025-11-21T23:25:00.123Z", "datacontenttype": "application/json", "data": {"predictions": [0.5]}}
     assert formats.CLOUDEVENT_RESPONSE_TYPE == "org.kubeflow.serving.inference.response"
     assert json.loads(formats.encode_response("oip-v2", "r1", T_MS, ["a", "b"])) == {

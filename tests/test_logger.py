@@ -247,6 +247,34 @@ def test_kserve_v1_output_format(kafka_broker, topic, read_record):
     assert record.value.decode() == formats.encode(formats.KSERVE_V1, "v1-out", CE_TIME_MS, COMPACT_INSTANCES)
 
 
+def test_kserve_v1_output_keeps_each_events_own_source(kafka_broker, topic, read_record):
+    """Issue 20: the logger wrote ``source: mmon/iris`` into every CloudEvent, whatever model logged it. The
+    event's own source (``ce-source``, or a structured event's ``source``) is kept, for requests and responses;
+    a plain body, which has none, gets `formats.DEFAULT_SOURCE`."""
+    logger = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--format", "kserve-v1",
+                    "--config", str(PENGUINS_SPEC))
+    structured = {"specversion": "1.0", "id": "src-2", "source": "http://penguins.default/predictor", "time": CE_TIME,
+                  "type": "org.kubeflow.serving.inference.request", "data": {"instances": [PENGUIN]}}
+    try:
+        binary = written(logger, read_record, {"instances": [PENGUIN]}, **{
+            "ce-specversion": "1.0", "ce-id": "src-1", "ce-time": CE_TIME, "ce-source": "http://penguins-a.models/",
+            "ce-type": "org.kubeflow.serving.inference.request"})
+        structured = written(logger, read_record, structured, "application/cloudevents+json")
+        response = written(logger, read_record, {"predictions": ["Adelie"]}, **{
+            **RESPONSE_HEADERS, "Ce-Id": "src-1", "Ce-Source": "http://penguins-a.models/"})
+        plain = written(logger, read_record, {"instances": [PENGUIN]}, **{"X-Request-Id": "src-3"})
+    finally:
+        logger.stop()
+    sources = [json.loads(record.value)["source"] for record in (binary, structured, response, plain)]
+    assert sources == ["http://penguins-a.models/", "http://penguins.default/predictor", "http://penguins-a.models/",
+                       formats.DEFAULT_SOURCE]
+    assert formats.DEFAULT_SOURCE == "mmon"
+    assert binary.value.decode() == formats.encode(formats.KSERVE_V1, "src-1", CE_TIME_MS, [PENGUIN_ROW],
+                                                   source="http://penguins-a.models/")
+    assert response.value.decode() == formats.encode_response(formats.KSERVE_V1, "src-1", CE_TIME_MS, ["Adelie"],
+                                                              source="http://penguins-a.models/")
+
+
 def test_kafka_down_gives_503_never_a_silent_ok():
     logger = Logger("--kafka", f"127.0.0.1:{free_port()}", "--kafka-timeout-ms", "2000")
     try:
@@ -384,7 +412,8 @@ def test_kserve_v1_output_format_writes_a_response_cloudevent(kafka_broker, topi
         record = written(logger, read_record, {"predictions": ["Adelie"]}, **RESPONSE_HEADERS, **{"Ce-Id": "v1-resp"})
     finally:
         logger.stop()
-    assert record.value.decode() == formats.encode_response(formats.KSERVE_V1, "v1-resp", CE_TIME_MS, ["Adelie"])
+    assert record.value.decode() == formats.encode_response(formats.KSERVE_V1, "v1-resp", CE_TIME_MS, ["Adelie"],
+                                                            source=RESPONSE_HEADERS["Ce-Source"])
 
 
 def test_parser_returns_a_response_only_when_the_schema_has_an_output(penguin_schema):
