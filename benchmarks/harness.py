@@ -70,7 +70,8 @@ END_MARKER_ID = "end-marker"
 WARM_UP_BEFORE_MS = 3_600_000
 START_LEAD_S = 1.0
 PROGRESS_EVERY_S = 5.0
-OWN_OPTIONS = {"calibration": "benchmarks.calibration", "wide": "benchmarks.wide"}
+OWN_OPTIONS = {"calibration": "benchmarks.calibration", "wide": "benchmarks.wide",
+               "cardinality": "benchmarks.cardinality"}
 """The profiles with options of their own, by their module (its ``main(argv)`` runs them)."""
 
 
@@ -167,6 +168,18 @@ class ChildProcess:
 
 def mmon(*args: str) -> list[str]:
     return [sys.executable, "-m", "mmon.cli", *args]
+
+
+@contextmanager
+def sampled(name: str, command: Sequence[str], log_path: Path) -> Iterator[tuple[ChildProcess, ProcessTreeSampler]]:
+    """``command`` as a `ChildProcess` with a `ProcessTreeSampler` on its tree; both stopped on exit."""
+    with ExitStack() as stack:
+        job = ChildProcess(name, command, log_path)
+        stack.callback(job.stop)
+        sampler = ProcessTreeSampler(lambda: [job.process.pid])
+        sampler.start()
+        stack.callback(sampler.stop)
+        yield job, sampler
 
 
 def start_logger(spec: MonitorSpec, out: Path, stack: ExitStack) -> tuple[str, ChildProcess]:
@@ -549,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="thesis: HTTP through the logger at the thesis's rates; max: staged in Kafka, drained "
                              "as fast as the job can; calibration: drift metrics' false alarms and power "
                              "(see mmon bench --profile calibration --help); wide: cost against the model's width "
-                             "(see mmon bench --profile wide --help)")
+                             "(see mmon bench --profile wide --help); cardinality: peak memory of a window of "
+                             "distinct long categorical values (see mmon bench --profile cardinality --help)")
     parser.add_argument("--stage-size", type=_positive(int), default=iris.DEFAULT_STAGE_SIZE,
                         help="requests per stage")
     parser.add_argument("--scale", type=_positive(float), default=1.0,

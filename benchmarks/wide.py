@@ -37,7 +37,6 @@ from streams import iris, wide
 from streams.wide import Model
 
 from benchmarks import harness
-from benchmarks.resources import ProcessTreeSampler
 
 WIDTHS = (4, 32, 128, 512, 1000)
 COVARIANCE_WINDOW = 1000
@@ -52,13 +51,9 @@ def run_embedded(model: Model, out: Path) -> dict:
         stale.unlink()
     command = harness.mmon("run", "--config", str(model.spec_path), "--input", str(model.stream_path),
                            "--output", str(output))
-    with ExitStack() as stack:
-        started = time.monotonic()
-        job = harness.ChildProcess(f"embedded job ({model.width} features)", command, out / f"embedded-{model.width}.log")
-        stack.callback(job.stop)
-        sampler = ProcessTreeSampler(lambda: [job.process.pid])
-        sampler.start()
-        stack.callback(sampler.stop)
+    started = time.monotonic()
+    with harness.sampled(f"embedded job ({model.width} features)", command,
+                         out / f"embedded-{model.width}.log") as (job, sampler):
         startup_s = _first_output_s(output, started, job)
         job.process.wait()
         sampler.sample()

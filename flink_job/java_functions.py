@@ -68,17 +68,18 @@ def double_matrix(rows) -> JavaArray:
     return matrix
 
 
-def transformed(stream: DataStream, operator, output_type: TypeInformation, name: str) -> DataStream:
-    """``stream`` through the Java one-input stream operator ``operator``."""
-    return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator))
+def transformed(stream: DataStream, operator, output_type: TypeInformation, name: str, uid: str) -> DataStream:
+    """``stream`` through the Java one-input stream operator ``operator``, whose state is found by ``uid``."""
+    return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator).uid(uid))
 
 
-def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str) -> DataStream:
+def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str, uid: str) -> DataStream:
     """``stream`` keyed in the JVM by ``j_key_selector`` (a Java ``KeySelector`` of a string key) through the
-    Java keyed one-input operator ``operator``, rows of the same type out."""
+    Java keyed one-input operator ``operator``, rows of the same type out; its state is found by ``uid``."""
     j_stream = stream._j_data_stream
     j_string = Types.STRING().get_java_type_info()
-    return DataStream(j_stream.keyBy(j_key_selector, j_string).transform(name, j_stream.getType(), operator))
+    keyed_stream = j_stream.keyBy(j_key_selector, j_string)
+    return DataStream(keyed_stream.transform(name, j_stream.getType(), operator).uid(uid))
 
 
 def side_output(stream: DataStream, j_tag) -> DataStream:

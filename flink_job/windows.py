@@ -10,8 +10,10 @@ The Java ``RequestRouter`` (``jvm/udfs``), chained to the parse step, dead-lette
 requests, checks every accepted instance against the outlier rules (`flink_job.outliers`) and appends
 it to its tumbling window's buffer. A buffer leaves as *sub-batches*, one per shard of features (the
 shard's columns, row-major float64 bytes), when the watermark passes the window's end (before the
-watermark itself, so a window never receives them late) or when it holds `FLUSH_VALUES` values; the
-open windows' buffers are part of the router's checkpointed state. Alerts and dead letters leave on the router's side output as output rows.
+watermark itself, so a window never receives them late) or when its values and label text reach
+`FLUSH_BYTES`; the open windows' buffers are part of the router's checkpointed state, each with the routing
+(columns, shards, keys) it was filled under, so that a restore under a changed spec moves them to the new
+columns by name (`contract.upgrades` classifies the changes; the Java side refuses what it cannot move). Alerts and dead letters leave on the router's side output as output rows.
 
 Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
 window) for its numeric columns (one vectorised pass over the sub-batch's matrix, whatever the width) and
@@ -27,9 +29,10 @@ per matrix (kind ``covariance``), so the matrix takes no second path into Python
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from pyflink.common import Row, Types
@@ -47,11 +50,15 @@ from udfs.categorical import CategoricalStats, CategoryLayout
 from udfs.drift import TESTS
 from udfs.stats import BlockStats, CovarianceAccumulator
 
-from flink_job import java_functions, metrics, outliers, rows
+from flink_job import java_functions, metrics, outliers, parse, rows
 
-FLUSH_VALUES = 1 << 20  # a window buffer this full leaves early: 8 MB of float64, whatever the width
+FLUSH_BYTES = 8 << 20  # a window buffer whose values (float64) and label text reach this leaves early
 
 MAX_PARALLELISM = 128  # fixed, so that the shard keys' subtasks do not move between runs (Flink's default here)
+KEY_SPACE = 1 << 30  # shard keys start at a routing's fingerprint below this (Java int keys)
+
+UIDS = {"join": "mmon-response-join", "router": "mmon-router", "windows": "mmon-window-stats"}
+"""The stateful operators' stable ids: a restore finds each one's state by them, whatever else the spec changed."""
 
 
 def shard_bounds(n_features: int, shards: int) -> list[int]:
@@ -59,18 +66,31 @@ def shard_bounds(n_features: int, shards: int) -> list[int]:
     return [n_features * s // shards for s in range(shards + 1)]
 
 
-def shard_keys(shards: int, parallelism: int) -> list[int]:
+def shard_keys(shards: int, parallelism: int, first: int = 0) -> list[int]:
     """A key per shard such that shard ``s`` lands on window subtask ``s % parallelism``: Flink places a key
     by its hash, and the plain shard numbers crowd onto few subtasks (at parallelism 2, shards 0 and 1 both
-    go to subtask 0), leaving the others idle. The smallest such integers, found with Flink's own rule."""
+    go to subtask 0), leaving the others idle. The smallest such integers from ``first`` on, found with
+    Flink's own rule."""
     keys: list[int] = []
-    candidate = 0
+    candidate = first
     for shard in range(shards):
         while java_functions.subtask_of_key(candidate, MAX_PARALLELISM, parallelism) != shard % parallelism:
             candidate += 1
         keys.append(candidate)
         candidate += 1
     return keys
+
+
+def routing_fingerprint(spec: MonitorSpec, baseline: Baseline) -> int:
+    """Where the spec's shard keys start: a digest (below `KEY_SPACE`) of what a shard's window state means,
+    its columns (names, types), their baseline (bin edges, vocabularies), the shard bounds and the matrices.
+    A spec that changes any of them puts its windows under other keys, so that a window state restored from
+    before the change is never updated with sub-batches of other columns: it closes under its own
+    (`ShardWindow`), fed only by the router's buffers of the same routing."""
+    content = {"columns": list(spec.columns), "types": list(spec.column_types), "baseline": baseline.fingerprint,
+               "bounds": spec_shard_bounds(spec), "matrices": list(matrices(spec))}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % KEY_SPACE
 
 
 def spec_shard_bounds(spec: MonitorSpec) -> list[int]:
@@ -89,34 +109,41 @@ def matrix_features(spec: MonitorSpec) -> tuple[str, ...]:
     return tuple(f.name for f in spec.input.features if f.type == NUMERIC)
 
 
+def router_settings(spec: MonitorSpec, baseline: Baseline):
+    """The Java ``RouterSettings`` of the spec: its columns (``ColumnLayout``, from the parse step's schema, so
+    with the same vocabularies), window length, shards and their keys (`shard_keys` from `routing_fingerprint`),
+    whether shard 0 carries every column, and `FLUSH_BYTES`."""
+    package = java_functions.package()
+    keys = shard_keys(shard_count(spec), spec.job.parallelism, routing_fingerprint(spec, baseline))
+    return package.RouterSettings(package.ColumnLayout.columns(parse.java_schema(spec, baseline)),
+                                  int(spec.window.duration), java_functions.int_array(spec_shard_bounds(spec)),
+                                  java_functions.int_array(keys), bool(matrices(spec)), FLUSH_BYTES)
+
+
 def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
     """The parsed requests (`rows.REQUEST_FIELDS` rows) through the Java router (after the response join,
     when the spec has an output): returns the sub-batches with their shard keys (`rows.KEYED_SUB_BATCH_ROW`;
     shard 0's with every column when covariance is on) and the alert and dead-letter rows (`rows.OUTPUT_ROW`)."""
     package = java_functions.package()
-    keys = shard_keys(shard_count(spec), spec.job.parallelism)
-    categorical = java_functions.boolean_array([kind == CATEGORICAL for kind in spec.column_types])
-    settings = package.RouterSettings(len(spec.columns), categorical, int(spec.window.duration),
-                                      java_functions.int_array(spec_shard_bounds(spec)), java_functions.int_array(keys),
-                                      bool(matrices(spec)), FLUSH_VALUES)
     dead_letters = package.DeadLetters(spec.job.dead_letter_max_raw_bytes)
-    router = package.RequestRouter(settings, outliers.java_rules(spec, baseline), dead_letters)
+    router = package.RequestRouter(router_settings(spec, baseline), outliers.java_rules(spec, baseline), dead_letters)
     if spec.output is not None:
-        requests = joined_responses(requests, spec)
-    sub_batches = java_functions.transformed(requests, router, rows.KEYED_SUB_BATCH_ROW, "event time, outliers, sub-batches")
+        requests = joined_responses(requests, spec, baseline)
+    sub_batches = java_functions.transformed(requests, router, rows.KEYED_SUB_BATCH_ROW,
+                                             "event time, outliers, sub-batches", UIDS["router"])
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     return sub_batches, records
 
 
-def joined_responses(requests: DataStream, spec: MonitorSpec) -> DataStream:
+def joined_responses(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
     """The parsed records keyed by request id through the Java ``ResponseJoin``: each request leaves with its
     predictions as its last column (missing when no response came within ``output.join_timeout``)."""
     package = java_functions.package()
     row_type = requests._j_data_stream.getType()
-    join = package.ResponseJoin(row_type, len(spec.input.features), spec.output.type == CATEGORICAL,
-                                int(spec.output.join_timeout), formats.UNMATCHED_RESPONSE,
-                                formats.WRONG_PREDICTION_COUNT)
-    return java_functions.keyed_transformed(requests, package.ResponseJoin.ByRequestId(), join, "response join")
+    join = package.ResponseJoin(row_type, parse.java_schema(spec, baseline), int(spec.output.join_timeout),
+                                formats.UNMATCHED_RESPONSE, formats.WRONG_PREDICTION_COUNT)
+    return java_functions.keyed_transformed(requests, package.ResponseJoin.ByRequestId(), join, "response join",
+                                            UIDS["join"])
 
 
 def two_sample_tests(spec: MonitorSpec) -> tuple[str, ...]:
@@ -168,16 +195,21 @@ def category_codes(column: np.ndarray, vocabulary_size: int) -> np.ndarray:
 class ShardWindow:
     """A (shard, window)'s state: a `BlockStats` of the shard's numeric columns, a `CategoricalStats` per
     categorical column, and for shard 0 with covariance on a `CovarianceAccumulator` of the numeric features
-    (``matrix_columns``: their positions in the sub-batch, which then holds every column)."""
+    (``matrix_columns``: their positions in the sub-batch, which then holds every column, ``matrix_names``
+    their names). It keeps the `ShardColumns` it was made for: a window restored under a changed spec is
+    updated and emitted under its own columns, never read as the new spec's (its key is the old spec's too:
+    see `routing_fingerprint`)."""
 
-    def __init__(self, shard: int, columns: ShardColumns, top_k: int, matrix_columns: Sequence[int] = ()):
-        self.shard, self.width = shard, len(columns.names)
+    def __init__(self, shard: int, columns: ShardColumns, top_k: int, matrix_columns: Sequence[int] = (),
+                 matrix_names: Sequence[str] = ()):
+        self.shard, self.columns, self.width = shard, columns, len(columns.names)
         self.stats = BlockStats(columns.edges) if columns.numeric else None
         self.categories = [CategoricalStats(layout, top_k=top_k) for layout in columns.layouts]
-        self.matrix_columns = list(matrix_columns)
+        self.matrix_columns, self.matrix_names = list(matrix_columns), tuple(matrix_names)
         self.covariance = CovarianceAccumulator(len(matrix_columns)) if matrix_columns else None
 
-    def update(self, matrix: np.ndarray, labels: Sequence[str], columns: ShardColumns) -> None:
+    def update(self, matrix: np.ndarray, labels: Sequence[str]) -> None:
+        columns = self.columns
         if self.covariance is not None:
             self.covariance.update(matrix[:, self.matrix_columns])
         if self.stats is not None:
@@ -194,13 +226,13 @@ class ShardWindow:
         if self.covariance is not None:
             self.covariance.merge(other.covariance)
 
-    def results(self, columns: ShardColumns) -> list[tuple[dict, np.ndarray]]:
+    def results(self) -> list[tuple[dict, np.ndarray]]:
         """Per column of the shard, in order: its JSON-ready statistics and its drift-layout histogram."""
         found: list = [None] * self.width
         if self.stats is not None:
-            for j, result, histogram in zip(columns.numeric, self.stats.results(), self.stats.histogram_counts()):
+            for j, result, histogram in zip(self.columns.numeric, self.stats.results(), self.stats.histogram_counts()):
                 found[j] = (result, histogram)
-        for j, stats in zip(columns.categorical, self.categories):
+        for j, stats in zip(self.columns.categorical, self.categories):
             found[j] = (stats.result(), stats.histogram_counts())
         return found
 
@@ -208,20 +240,27 @@ class ShardWindow:
 class BlockStatsAggregate(AggregateFunction):
     """Window state: one `ShardWindow` per shard on its columns' baselines (``columns_by_shard``), updated
     per sub-batch; ``matrix_columns``: the numeric features' positions when covariance is on (shard 0 then
-    sees every column), else empty."""
+    sees every column; ``matrix_names`` their names), else empty."""
 
-    def __init__(self, columns_by_shard: list[ShardColumns], top_k: int, matrix_columns: Sequence[int] = ()):
-        self.columns_by_shard, self.top_k, self.matrix_columns = columns_by_shard, top_k, list(matrix_columns)
+    def __init__(self, columns_by_shard: list[ShardColumns], top_k: int, matrix_columns: Sequence[int] = (),
+                 matrix_names: Sequence[str] = ()):
+        self.columns_by_shard, self.top_k = columns_by_shard, top_k
+        self.matrix_columns, self.matrix_names = list(matrix_columns), tuple(matrix_names)
 
     def create_accumulator(self):
         return None
 
     def add(self, value, accumulator):
-        shard = value[0]
+        shard, matrix = value[0], unpack(value[3], value[2])
         if accumulator is None:
+            whole = shard == 0 and self.matrix_columns
             accumulator = ShardWindow(shard, self.columns_by_shard[shard], self.top_k,
-                                      self.matrix_columns if shard == 0 else ())
-        accumulator.update(unpack(value[3], value[2]), value[4], self.columns_by_shard[shard])
+                                      self.matrix_columns if whole else (), self.matrix_names if whole else ())
+            expected = sum(len(c.names) for c in self.columns_by_shard) if whole else accumulator.width
+            if matrix.shape[1] != expected:  # never read a sub-batch of another routing as this one's
+                raise ValueError(f"a sub-batch of {matrix.shape[1]} columns for shard {shard}, which has {expected}: "
+                                 "its window state is not this spec's")
+        accumulator.update(matrix, value[4])
         return accumulator
 
     def get_result(self, accumulator):
@@ -235,18 +274,17 @@ class BlockStatsAggregate(AggregateFunction):
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed (shard, window) -> one `rows.STATS_ROW` per column of the shard: key columns, counts, the
-    drift-layout histogram, the JSON payload and the statistics of the two-sample ``tests`` against each
-    numeric feature's training sample (``samples_by_shard``: per shard, one per numeric column); then, from shard 0, one
-    per enabled matrix (`matrices`) of the numeric ``features``. Shard 0 counts the window's instances (every
-    shard holds them all: a column's present and missing values)."""
+    """A closed (shard, window) -> one `rows.STATS_ROW` per column of the window state's shard (its own
+    `ShardColumns`): key columns, counts, the drift-layout histogram, the JSON payload and the statistics of
+    the two-sample ``tests`` against each numeric column's training sample (``samples``, by column name); then,
+    from shard 0, one per enabled matrix (`matrices`) of the numeric features. Shard 0 counts the window's
+    instances (every shard holds them all: a column's present and missing values)."""
 
-    def __init__(self, model: str, columns_by_shard: list[ShardColumns], statistics: tuple[str, ...],
-                 tests: tuple[str, ...] = (), samples_by_shard: list[list[np.ndarray]] = (),
-                 matrices: tuple[str, ...] = (), features: tuple[str, ...] = ()):
-        self.model, self.columns_by_shard, self.statistics = model, columns_by_shard, statistics
-        self.tests, self.samples_by_shard = tests, samples_by_shard
-        self.matrices, self.features = matrices, features
+    def __init__(self, model: str, statistics: tuple[str, ...], tests: tuple[str, ...] = (),
+                 samples: Optional[Mapping[str, np.ndarray]] = None, matrices: tuple[str, ...] = ()):
+        self.model, self.statistics = model, statistics
+        self.tests, self.samples = tests, dict(samples or {})
+        self.matrices = matrices
         self.windows = self.instances = None
 
     def open(self, runtime_context):
@@ -256,10 +294,9 @@ class EmitStats(ProcessWindowFunction):
 
     def process(self, key, context, elements):
         state = next(iter(elements))
-        shard, window = state.shard, context.window()
-        columns = self.columns_by_shard[shard]
-        results = state.results(columns)
-        if shard == 0:
+        window, columns = context.window(), state.columns
+        results = state.results()
+        if state.shard == 0:
             first = results[0][0]
             self.instances.inc(first["count"] + first["missing"] + first.get("rejected", 0))
         numeric = columns.numeric_index
@@ -267,31 +304,34 @@ class EmitStats(ProcessWindowFunction):
             record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
                       **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
-            tests = self._tests(state.stats, shard, numeric[j]) if j in numeric else "{}"
+            tests = self._tests(state.stats, feature, numeric[j]) if j in numeric else "{}"
             yield Row(outputs.STATS, self.model, feature, window.start, window.end, result["count"], result["missing"],
                       [int(c) for c in histogram], _json(record), tests)
         if state.covariance is not None:
-            yield from self._matrices(state.covariance.result(), window)
+            yield from self._matrices(state.covariance.result(), window, state.matrix_names)
 
     def _numeric(self, result: dict) -> dict:
         """A numeric column's record fields: ``count``, ``missing``, then the configured statistics."""
         return {"count": result["count"], "missing": result["missing"],
                 **{name: result[name] for name in self.statistics if name not in ("count", "missing")}}
 
-    def _matrices(self, result: dict, window):
-        """One `rows.STATS_ROW` of kind ``covariance`` per enabled matrix."""
+    def _matrices(self, result: dict, window, features: Sequence[str]):
+        """One `rows.STATS_ROW` of kind ``covariance`` per enabled matrix of ``features``."""
         for statistic in self.matrices:
             record = {"model": self.model, "statistic": statistic, "window_start": window.start,
-                      "window_end": window.end, "count": result["count"], "features": list(self.features),
+                      "window_end": window.end, "count": result["count"], "features": list(features),
                       "matrix": result[statistic]}
             yield Row(outputs.COVARIANCE, self.model, statistic, window.start, window.end, result["count"], 0, [],
                       _json(record), "{}")
 
-    def _tests(self, stats: BlockStats, shard: int, j: int) -> str:
-        """``{test: statistic}`` of the shard's numeric column ``j`` as JSON; null for a column without values."""
+    def _tests(self, stats: BlockStats, feature: str, j: int) -> str:
+        """``{test: statistic}`` of ``feature``, the block's numeric column ``j``, as JSON; null for a column
+        without values (or without a training sample: a column the baseline no longer has)."""
         if not self.tests:
             return "{}"
-        cdf, sample = stats.cdf(j), self.samples_by_shard[shard][j]
+        cdf, sample = stats.cdf(j), self.samples.get(feature)
+        if sample is None:
+            return _json({name: None for name in self.tests})
         values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n else None
                   for name in self.tests}
         return _json(values)
@@ -327,12 +367,14 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     columns = baseline.columns
     shards = [ShardColumns.of(spec.columns[lo:hi], columns) for lo, hi in zip(bounds, bounds[1:])]
     tests = two_sample_tests(spec)
-    samples = [[columns[shard.names[j]].sample for j in shard.numeric] for shard in shards] if tests else []
+    samples = {name: column.sample for name, column in columns.items() if column.type == NUMERIC} if tests else {}
     matrix = matrix_features(spec) if matrices(spec) else ()
-    emit = EmitStats(spec.model.name, shards, spec.stats.statistics, tests, samples, matrices(spec), matrix)
+    emit = EmitStats(spec.model.name, spec.stats.statistics, tests, samples, matrices(spec))
     matrix_columns = [spec.columns.index(name) for name in matrix]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (java_functions.keyed(sub_batches, Types.INT(), rows.SUB_BATCH_ROW)
             .window(window)
-            .aggregate(BlockStatsAggregate(shards, spec.stats.top_k, matrix_columns), emit, output_type=rows.STATS_ROW)
-            .name("window stats per shard"))
+            .aggregate(BlockStatsAggregate(shards, spec.stats.top_k, matrix_columns, matrix), emit,
+                       output_type=rows.STATS_ROW)
+            .name("window stats per shard")
+            .uid(UIDS["windows"]))

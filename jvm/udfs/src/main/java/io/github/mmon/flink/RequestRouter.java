@@ -1,13 +1,11 @@
 package io.github.mmon.flink;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.state.ListState;
@@ -36,8 +34,10 @@ import org.apache.flink.util.OutputTag;
  * this operator's own. A buffer is emitted when the watermark passes its window's end, <em>before</em> the
  * watermark is forwarded, so downstream windows always receive it on time: no instance that passed the
  * late check can be dropped by a window, however long the input was idle. Buffers also leave early when
- * they reach {@code flushValues} values (bounded memory at any width); the buffers of open windows are
- * part of the checkpoint (operator state), so a restore resumes them.
+ * their values and label text reach {@code flushBytes} (bounded memory at any width and with any number of
+ * distinct categorical values); the buffers of open windows are part of the checkpoint (operator state), each
+ * with the routing it was filled under ({@link WindowBuffer}), so a restore resumes them, under a changed spec
+ * too: moved to the new columns by name, never read by position ({@link #restore}).
  *
  * <p>Alerts and dead letters go to the side output {@link #RECORDS} as {@code (kind, k, payload)} rows: no
  * Python runs in this task. When covariance is on ({@link RouterSettings#wholeMatrix}), shard 0's sub-batches
@@ -56,7 +56,11 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     private final DeadLetters deadLetters;
 
     private transient long watermark;
+    /** The open windows' buffers under this router's settings, by window start. */
     private transient TreeMap<Long, WindowBuffer> buffers;
+    /** Restored buffers of open windows that must close under the routing they were filled with (see {@link
+     * #restore}): empty but after a restore under a changed spec. */
+    private transient TreeMap<Long, List<WindowBuffer>> earlier;
     private transient ListState<byte[]> checkpointed;
     private transient Tally recordsRead;
     private transient Tally requestsAccepted;
@@ -118,28 +122,35 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         long start = time - Math.floorMod(time, settings.windowMs());
         WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new WindowBuffer(settings));
         buffer.append(packed, labels);
-        if (buffer.values() >= settings.flushValues()) {
-            emit(start, buffers.remove(start));
+        if (buffer.bytes() >= settings.flushBytes()) {
+            emit(start, buffer);
+            buffer.flushed();
         }
     }
 
     @Override
     public void processWatermark(Watermark mark) throws Exception {
         watermark = Math.max(watermark, mark.getTimestamp());
-        Iterator<Map.Entry<Long, WindowBuffer>> open = buffers.entrySet().iterator();
-        while (open.hasNext()) {
-            Map.Entry<Long, WindowBuffer> entry = open.next();
-            if (entry.getKey() + settings.windowMs() - 1 > watermark) {
-                break;  // sorted by window start: the rest are later still
-            }
-            emit(entry.getKey(), entry.getValue());
-            open.remove();
-        }
+        closeWindows(buffers, buffer -> emit(buffer.getKey(), buffer.getValue()));
+        closeWindows(earlier, restored -> restored.getValue().forEach(buffer -> emit(restored.getKey(), buffer)));
         super.processWatermark(mark);
     }
 
-    /** The open windows' buffers go into the checkpoint (operator state: one entry per window). Emitting
-     * them before the barrier instead would race with the Python operator chained after this one, whose
+    /** Emits and removes the entries of {@code open} (by window start) whose window the watermark has passed. */
+    private <T> void closeWindows(TreeMap<Long, T> open, Consumer<Map.Entry<Long, T>> emitted) {
+        Iterator<Map.Entry<Long, T>> entries = open.entrySet().iterator();
+        while (entries.hasNext()) {
+            Map.Entry<Long, T> entry = entries.next();
+            if (entry.getKey() + settings.windowMs() - 1 > watermark) {
+                break;  // sorted by window start: the rest are later still
+            }
+            emitted.accept(entry);
+            entries.remove();
+        }
+    }
+
+    /** The open windows' buffers go into the checkpoint (operator state: one entry per buffer, with its routing).
+     * Emitting them before the barrier instead would race with the Python operator chained after this one, whose
      * own pre-barrier flush may already have run: the instances would miss the checkpoint. */
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
@@ -148,151 +159,80 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         for (Map.Entry<Long, WindowBuffer> entry : buffers.entrySet()) {
             checkpointed.add(entry.getValue().toState(entry.getKey()));
         }
+        for (Map.Entry<Long, List<WindowBuffer>> entry : earlier.entrySet()) {
+            for (WindowBuffer buffer : entry.getValue()) {
+                checkpointed.add(buffer.toState(entry.getKey()));
+            }
+        }
     }
 
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        checkpointed = context.getOperatorStateStore().getListState(
-                new ListStateDescriptor<>("window-buffers", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
         buffers = new TreeMap<>();
-        for (byte[] state : checkpointed.get()) {
-            WindowBuffer buffer = new WindowBuffer(settings);
-            long start = buffer.fromState(state);
-            buffers.merge(start, buffer, WindowBuffer::absorb);
+        earlier = new TreeMap<>();
+        ListState<byte[]> unrouted = context.getOperatorStateStore().getListState(
+                new ListStateDescriptor<>("window-buffers", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
+        for (byte[] state : unrouted.get()) {
+            restore(WindowBuffer.fromUnroutedState(state, settings));
         }
+        unrouted.clear();
+        checkpointed = context.getOperatorStateStore().getListState(
+                new ListStateDescriptor<>("routed-window-buffers", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
+        for (byte[] state : checkpointed.get()) {
+            restore(WindowBuffer.fromState(state, settings));
+        }
+    }
+
+    /**
+     * A restored buffer, by its routing: under this one, it resumes; under another (the spec changed), its
+     * instances are moved to this one's columns by name, unless part of its window already left early: that part
+     * is in the window state under the old routing's keys, so the rest is emitted under the old routing too, when
+     * the window closes (the window's later instances then leave under the new routing, as a second record). A
+     * restored window of another length is refused: it cannot be re-cut.
+     */
+    private void restore(WindowBuffer.Restored restored) {
+        WindowBuffer buffer = restored.buffer();
+        RouterSettings routing = buffer.routing();
+        if (routing.windowMs() != settings.windowMs()) {
+            throw new IllegalStateException(windowLengthChanged(routing.windowMs()));
+        }
+        if (routing.sameRouting(settings) || !buffer.flushedEarly()) {
+            WindowBuffer resumed = routing.sameRouting(settings) ? buffer : buffer.remappedTo(settings);
+            buffers.merge(restored.windowStart(), resumed, WindowBuffer::absorb);
+            return;
+        }
+        List<WindowBuffer> same = earlier.computeIfAbsent(restored.windowStart(), start -> new ArrayList<>());
+        for (WindowBuffer other : same) {
+            if (other.routing().sameRouting(routing)) {
+                other.absorb(buffer);
+                return;
+            }
+        }
+        same.add(buffer);
+    }
+
+    private String windowLengthChanged(long restoredMs) {
+        return "the restored state holds open windows of " + restoredMs + " ms and window.duration is now "
+                + settings.windowMs() + " ms: an open window cannot be re-cut. Drain the job under the old spec first "
+                + "(flink stop --savepoint-path ... --drain JOB_ID emits the open windows), then start the new spec "
+                + "without --restore-from (it resumes from the committed Kafka offsets)";
     }
 
     /** One sub-batch per shard (shard 0's with every column when covariance is on), stamped with the window's
-     * last millisecond. */
+     * last millisecond, under the buffer's own routing (its keys and shards); nothing for an empty buffer. */
     private void emit(long windowStart, WindowBuffer buffer) {
-        long timestamp = windowStart + settings.windowMs() - 1;
-        int[] bounds = settings.shardBounds();
+        if (buffer.instances() == 0) {
+            return;
+        }
+        RouterSettings routing = buffer.routing();
+        long timestamp = windowStart + routing.windowMs() - 1;
+        int[] bounds = routing.shardBounds();
         for (int shard = 0; shard + 1 < bounds.length; shard++) {
-            int to = shard == 0 && settings.wholeMatrix() ? settings.features() : bounds[shard + 1];
+            int to = shard == 0 && routing.wholeMatrix() ? routing.features() : bounds[shard + 1];
             byte[] columns = buffer.columns(bounds[shard], to);
             Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns, buffer.labels());
-            output.collect(new StreamRecord<>(Row.of(settings.shardKeys()[shard], subBatch), timestamp));
-        }
-    }
-
-    /** A window's instances so far, row-major float64, and the unseen category values its codes index
-     * (a negative code {@code -(1 + j)} in a categorical column is {@code labels.get(j)}: the records'
-     * own labels renumbered into the window's, each value once). */
-    static final class WindowBuffer {
-        private final int features;
-        private final boolean[] categorical;
-        private double[] values;
-        private int size;
-        private final ArrayList<String> labels = new ArrayList<>();
-        private final HashMap<String, Integer> labelIndex = new HashMap<>();
-
-        WindowBuffer(RouterSettings settings) {
-            this.features = settings.features();
-            this.categorical = settings.categorical();
-            this.values = new double[Math.max(features, 1) * 64];
-        }
-
-        void append(byte[] packed, String[] recordLabels) {
-            int n = packed.length / Double.BYTES;
-            if (size + n > values.length) {
-                values = java.util.Arrays.copyOf(values, Math.max(values.length * 2, size + n));
-            }
-            ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(values, size, n);
-            if (recordLabels != null && recordLabels.length > 0) {
-                renumber(size, size + n, recordLabels);
-            }
-            size += n;
-        }
-
-        /** The record's label codes in {@code values[from, to)} as codes into this window's labels. */
-        private void renumber(int from, int to, String[] recordLabels) {
-            int[] windowCode = new int[recordLabels.length];
-            for (int j = 0; j < recordLabels.length; j++) {
-                windowCode[j] = labelIndex.computeIfAbsent(recordLabels[j], label -> {
-                    labels.add(label);
-                    return labels.size() - 1;
-                });
-            }
-            for (int k = from; k < to; k++) {
-                double value = values[k];
-                if (value < 0 && categorical[k % features]) {
-                    values[k] = Contract.labelCode(windowCode[Contract.labelIndex(value)]);
-                }
-            }
-        }
-
-        int values() {
-            return size;
-        }
-
-        String[] labels() {
-            return labels.toArray(new String[0]);
-        }
-
-        /** This buffer's state entry: the window start, the values, then the labels (count, then each
-         * as a length and its UTF-8 bytes), little-endian. */
-        byte[] toState(long windowStart) {
-            byte[][] encoded = new byte[labels.size()][];
-            int labelBytes = 0;
-            for (int j = 0; j < encoded.length; j++) {
-                encoded[j] = labels.get(j).getBytes(StandardCharsets.UTF_8);
-                labelBytes += Integer.BYTES + encoded[j].length;
-            }
-            ByteBuffer out = ByteBuffer.allocate(Long.BYTES + Integer.BYTES + size * Double.BYTES + Integer.BYTES
-                    + labelBytes).order(ByteOrder.LITTLE_ENDIAN);
-            out.putLong(windowStart);
-            out.putInt(size);
-            out.asDoubleBuffer().put(values, 0, size);
-            out.position(out.position() + size * Double.BYTES);
-            out.putInt(encoded.length);
-            for (byte[] label : encoded) {
-                out.putInt(label.length);
-                out.put(label);
-            }
-            return out.array();
-        }
-
-        /** Restores a {@link #toState} entry into this buffer; returns its window start. */
-        long fromState(byte[] state) {
-            ByteBuffer in = ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN);
-            long start = in.getLong();
-            byte[] packed = new byte[in.getInt() * Double.BYTES];
-            in.get(packed);
-            String[] stateLabels = new String[in.getInt()];
-            for (int j = 0; j < stateLabels.length; j++) {
-                byte[] label = new byte[in.getInt()];
-                in.get(label);
-                stateLabels[j] = new String(label, StandardCharsets.UTF_8);
-            }
-            append(packed, stateLabels);
-            return start;
-        }
-
-        /** This buffer with {@code other}'s values appended (two entries of one window after a rescale). */
-        WindowBuffer absorb(WindowBuffer other) {
-            append(other.columns(0, features), other.labels());
-            return this;
-        }
-
-        int instances() {
-            return size / features;
-        }
-
-        /** Columns {@code [from, to)} of every instance, row-major little-endian float64. */
-        byte[] columns(int from, int to) {
-            int width = to - from;
-            int rows = instances();
-            ByteBuffer out = ByteBuffer.allocate(rows * width * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            if (width == features) {
-                out.asDoubleBuffer().put(values, 0, size);
-                return out.array();
-            }
-            java.nio.DoubleBuffer doubles = out.asDoubleBuffer();
-            for (int row = 0; row < rows; row++) {
-                doubles.put(values, row * features + from, width);
-            }
-            return out.array();
+            output.collect(new StreamRecord<>(Row.of(routing.shardKeys()[shard], subBatch), timestamp));
         }
     }
 }

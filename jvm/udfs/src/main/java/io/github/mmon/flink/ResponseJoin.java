@@ -1,19 +1,30 @@
 package io.github.mmon.flink;
 
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.util.Arrays;
+import java.util.List;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 
 import org.apache.flink.api.common.accumulators.LongCounter;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -44,6 +55,10 @@ import org.apache.flink.types.Row;
  * watermark this operator forwards stays below the earliest request still waiting (never further back than
  * {@code timeoutMs}); the router after it then never finds a released request late. When responses come
  * promptly the hold is their latency; when they never come it is the timeout.
+ *
+ * <p>The checkpoint keeps, besides the waiting rows and their deadlines, the columns they were parsed under (the
+ * features of a request, the output of a response, {@link ColumnLayout}): restored under a spec whose features
+ * or vocabularies changed, each waiting row is moved to the new columns by name ({@link #open}).
  */
 public class ResponseJoin extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, Triggerable<String, VoidNamespace> {
@@ -51,6 +66,8 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
     private final TypeInformation<Row> rowType;
     private final int features;
     private final boolean categoricalOutput;
+    private final ColumnLayout requestColumns;
+    private final ColumnLayout responseColumns;
     private final long timeoutMs;
     private final String unmatchedReason;
     private final String wrongCountReason;
@@ -65,19 +82,24 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
     private transient TreeMap<Long, Integer> waiting;
     /** The last watermark forwarded: a request at or before it is late already and is not held. */
     private transient long forwarded;
+    /** The columns of the rows waiting in the checkpoint ({@code [request, response]}); null before a restore. */
+    private transient ColumnLayout[] restoredColumns;
+    private transient ListState<byte[]> columnsState;
     private transient Counter joinedMetric;
     private transient LongCounter joinedTotal;
 
     /**
-     * @param rowType           the parsed records' row type (kept in state)
-     * @param features          the requests' width (every instance carries every feature)
-     * @param categoricalOutput whether predictions are category codes (negative ones index the record's labels)
+     * @param rowType the parsed records' row type (kept in state)
+     * @param schema  the features (the requests' columns: every instance carries every feature) and the output
+     *                (the responses' column: category codes, negative ones indexing the record's labels, or numbers)
      */
-    public ResponseJoin(TypeInformation<Row> rowType, int features, boolean categoricalOutput, long timeoutMs,
+    public ResponseJoin(TypeInformation<Row> rowType, FeatureSchema schema, long timeoutMs,
                         String unmatchedReason, String wrongCountReason) {
         this.rowType = rowType;
-        this.features = features;
-        this.categoricalOutput = categoricalOutput;
+        this.requestColumns = ColumnLayout.features(schema);
+        this.responseColumns = ColumnLayout.output(schema);
+        this.features = requestColumns.width();
+        this.categoricalOutput = responseColumns.isCategorical(0);
         this.timeoutMs = timeoutMs;
         this.unmatchedReason = unmatchedReason;
         this.wrongCountReason = wrongCountReason;
@@ -104,14 +126,65 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
         getRuntimeContext().addAccumulator(Contract.RESPONSES_JOINED, joinedTotal);
         waiting = new TreeMap<>();
         forwarded = Long.MIN_VALUE;
-        // after a restore: the requests that were waiting hold the watermark again
+        // after a restore: the requests that were waiting hold the watermark again, and every waiting row is in
+        // this spec's columns (moved by name when they changed)
+        boolean moved = restoredColumns != null && !(restoredColumns[0].equals(requestColumns)
+                && restoredColumns[1].equals(responseColumns));
+        forEachWaiting("request", moved ? restoredColumns[0] : null, requestColumns, row -> hold(time(row)));
+        forEachWaiting("response", moved ? restoredColumns[1] : null, responseColumns, row -> { });
+    }
+
+    /** Every row waiting under {@code name}, moved from the columns {@code from} to {@code to} unless {@code from}
+     * is null, then passed to {@code restored}. */
+    private void forEachWaiting(String name, ColumnLayout from, ColumnLayout to,
+                                Consumer<Row> restored) throws Exception {
         getKeyedStateBackend().applyToAllKeys(VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE,
-                new ValueStateDescriptor<>("request", rowType), (key, state) -> {
-                    Row waitingRequest = state.value();
-                    if (waitingRequest != null) {
-                        hold(time(waitingRequest));
+                new ValueStateDescriptor<>(name, rowType), (key, state) -> {
+                    Row row = state.value();
+                    if (row != null && from != null) {
+                        row = remapped(row, from, to);
+                        state.update(row);
+                    }
+                    if (row != null) {
+                        restored.accept(row);
                     }
                 });
+    }
+
+    /** {@code row} with its values (and labels) moved from the columns {@code from} to {@code to}, by name. */
+    private static Row remapped(Row row, ColumnLayout from, ColumnLayout to) {
+        byte[] packed = (byte[]) row.getField(JobRows.INSTANCES);
+        double[] values = new double[packed.length / Double.BYTES];
+        ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(values);
+        ColumnLayout.Packed moved = to.remapFrom(from, values, values.length, (String[]) row.getField(JobRows.LABELS));
+        Row copy = copy(row);
+        copy.setField(JobRows.INSTANCES, moved.packed());
+        copy.setField(JobRows.LABELS, moved.labels().length == 0 ? null : moved.labels());
+        return copy;
+    }
+
+    /** The columns of the waiting rows, read back on a restore (union state: every subtask reads it whole). */
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        columnsState = context.getOperatorStateStore().getUnionListState(
+                new ListStateDescriptor<>("waiting-columns", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
+        for (byte[] entry : columnsState.get()) {
+            try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(entry))) {
+                restoredColumns = new ColumnLayout[] {ColumnLayout.read(in), ColumnLayout.read(in)};
+            }
+        }
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (DataOutputStream out = new DataOutputStream(bytes)) {
+            requestColumns.write(out);
+            responseColumns.write(out);
+        }
+        columnsState.update(List.of(bytes.toByteArray()));
     }
 
     @Override

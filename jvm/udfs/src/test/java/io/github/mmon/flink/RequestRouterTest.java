@@ -1,7 +1,6 @@
 package io.github.mmon.flink;
 
 import static io.github.mmon.flink.Rows.instances;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,10 +10,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
-import org.apache.flink.api.common.typeinfo.BasicArrayTypeInfo;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -29,46 +24,35 @@ import org.junit.jupiter.api.Test;
 class RequestRouterTest {
 
     private static final long WINDOW = 1_000;
-    private static final TypeInformation<Row> KEYED_SUB_BATCH = Types.ROW(Types.INT, Types.ROW(Types.INT, Types.LONG,
-            Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO));
-    private static final OutlierRules NO_RULES = new OutlierRules("m", new String[] {"a", "b", "c"},
-            new String[0], new String[0], new double[0][], new double[0][], new boolean[3], "unseen");
+    private static final OutlierRules NO_RULES = RouterHarness.noRules("a", "b", "c");
 
-    private final List<OneInputStreamOperatorTestHarness<Row, Row>> opened = new ArrayList<>();
+    private final RouterHarness routers = new RouterHarness();
     private OneInputStreamOperatorTestHarness<Row, Row> harness;
 
-    private static RouterSettings settings(boolean wholeMatrix, int flushValues) {
-        return new RouterSettings(3, new boolean[] {false, true, false}, WINDOW, new int[] {0, 2, 3}, new int[] {7, 3},
-                wholeMatrix, flushValues);
+    private static final ColumnLayout COLUMNS = new ColumnLayout(new String[] {"a", "b", "c"},
+            new boolean[] {false, true, false}, new String[][] {null, {"p", "q"}, null});
+    private static final long ROOMY = 1 << 20;
+
+    private static RouterSettings settings(boolean wholeMatrix, long flushBytes) {
+        return new RouterSettings(COLUMNS, WINDOW, new int[] {0, 2, 3}, new int[] {7, 3}, wholeMatrix, flushBytes);
     }
 
     private OneInputStreamOperatorTestHarness<Row, Row> opened(RouterSettings settings, OutlierRules rules,
                                                                OperatorSubtaskState restored) throws Exception {
-        RequestRouter router = new RequestRouter(settings, rules, new DeadLetters(1_000));
-        OneInputStreamOperatorTestHarness<Row, Row> opening =
-                new OneInputStreamOperatorTestHarness<>(router, Outputs.serializer(Rows.REQUEST_TYPE));
-        opening.setup(Outputs.serializer(KEYED_SUB_BATCH));
-        if (restored != null) {
-            opening.initializeState(restored);
-        }
-        opening.open();
-        opened.add(opening);
-        return opening;
+        return routers.opened(settings, rules, restored);
     }
 
     private void open() throws Exception {
-        harness = opened(settings(false, 1_000), NO_RULES, null);
+        harness = opened(settings(false, ROOMY), NO_RULES, null);
     }
 
     @AfterEach
     void close() throws Exception {
-        for (OneInputStreamOperatorTestHarness<Row, Row> each : opened) {
-            each.close();
-        }
+        routers.close();
     }
 
     private static void send(OneInputStreamOperatorTestHarness<Row, Row> to, Row row) throws Exception {
-        to.processElement(row, (Long) row.getField(JobRows.REQUEST_TIME_MS));
+        RouterHarness.send(to, row);
     }
 
     private void send(Row row) throws Exception {
@@ -88,14 +72,7 @@ class RequestRouterTest {
 
     private static void assertSubBatch(StreamRecord<Row> out, int key, int shard, long windowStart, int count,
                                        double[] values, String... labels) {
-        assertEquals(windowStart + WINDOW - 1, out.getTimestamp());
-        assertEquals(key, out.getValue().getField(0));
-        Row subBatch = (Row) out.getValue().getField(1);
-        assertEquals(shard, subBatch.getField(0));
-        assertEquals(windowStart, subBatch.getField(1));
-        assertEquals(count, subBatch.getField(2));
-        assertArrayEquals(values, Rows.unpacked((byte[]) subBatch.getField(3)));
-        assertArrayEquals(labels, (String[]) subBatch.getField(4));
+        RouterHarness.assertSubBatch(out, WINDOW, key, shard, windowStart, count, values, labels);
     }
 
     private long accumulated(String name) {
@@ -153,8 +130,8 @@ class RequestRouterTest {
     }
 
     @Test
-    void aBufferLeavesEarlyWhenItHoldsFlushValuesValues() throws Exception {
-        harness = opened(settings(false, 6), NO_RULES, null);
+    void aBufferLeavesEarlyWhenItHoldsFlushBytesOfValues() throws Exception {
+        harness = opened(settings(false, 6 * Double.BYTES), NO_RULES, null);
         send(Rows.request("r1", 100, instances(new double[] {1, 2, 3})));
         assertTrue(subBatches().isEmpty());
         send(Rows.request("r2", 200, instances(new double[] {4, 5, 6})));
@@ -170,7 +147,7 @@ class RequestRouterTest {
 
     @Test
     void withCovarianceShardZeroCarriesEveryColumn() throws Exception {
-        harness = opened(settings(true, 1_000), NO_RULES, null);
+        harness = opened(settings(true, ROOMY), NO_RULES, null);
         send(Rows.request("r1", 100, instances(new double[] {1, 2, 3}, new double[] {4, 5, 6})));
         harness.processWatermark(999);
         List<StreamRecord<Row>> out = subBatches();
@@ -195,7 +172,7 @@ class RequestRouterTest {
         OutlierRules rules = new OutlierRules("m", new String[] {"a", "b", "c"}, new String[] {"low"},
                 new String[] {"high"}, new double[][] {{0, Double.NEGATIVE_INFINITY, 0}},
                 new double[][] {{10, Double.POSITIVE_INFINITY, 10}}, new boolean[3], "unseen");
-        harness = opened(settings(false, 1_000), rules, null);
+        harness = opened(settings(false, ROOMY), rules, null);
         send(Rows.request("r1", 100, instances(new double[] {11, 99, -1})));
         List<Row> alerts = records();
         assertEquals(List.of("m/a", "m/c"), List.of(alerts.get(0).getField(1), alerts.get(1).getField(1)));
@@ -209,7 +186,7 @@ class RequestRouterTest {
         send(Rows.request("r1", 100, instances(new double[] {1, -1, 3}), "é"));
         send(Rows.request("r2", 1_100, instances(new double[] {4, 5, 6})));
         OperatorSubtaskState snapshot = harness.snapshot(1L, 1L);
-        harness = opened(settings(false, 1_000), NO_RULES, snapshot);
+        harness = opened(settings(false, ROOMY), NO_RULES, snapshot);
         send(Rows.request("r3", 200, instances(new double[] {7, -1, 9}), "z"));
         harness.processWatermark(1_999);
         List<StreamRecord<Row>> out = subBatches();
@@ -220,14 +197,14 @@ class RequestRouterTest {
 
     @Test
     void twoSubtasksBuffersOfOneWindowMergeOnRestore() throws Exception {
-        OneInputStreamOperatorTestHarness<Row, Row> first = opened(settings(false, 1_000), NO_RULES, null);
-        OneInputStreamOperatorTestHarness<Row, Row> second = opened(settings(false, 1_000), NO_RULES, null);
+        OneInputStreamOperatorTestHarness<Row, Row> first = opened(settings(false, ROOMY), NO_RULES, null);
+        OneInputStreamOperatorTestHarness<Row, Row> second = opened(settings(false, ROOMY), NO_RULES, null);
         send(first, Rows.request("r1", 100, instances(new double[] {1, -1, 1}), "x"));
         send(second, Rows.request("r2", 200, instances(new double[] {2, -1, 2}), "y"));
         send(second, Rows.request("r3", 300, instances(new double[] {3, -1, 3}), "x"));
         OperatorSubtaskState both = AbstractStreamOperatorTestHarness.repackageState(first.snapshot(1L, 1L),
                 second.snapshot(1L, 1L));
-        harness = opened(settings(false, 1_000), NO_RULES,
+        harness = opened(settings(false, ROOMY), NO_RULES,
                 AbstractStreamOperatorTestHarness.repartitionOperatorState(both, 128, 2, 1, 0));
         harness.processWatermark(999);
         Row shardZero = (Row) subBatches().get(0).getValue().getField(1);

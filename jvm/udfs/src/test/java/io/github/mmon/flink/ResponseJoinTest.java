@@ -27,7 +27,12 @@ class ResponseJoinTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> opened(
             long timeoutMs, boolean categoricalOutput, OperatorSubtaskState restored) throws Exception {
-        ResponseJoin join = new ResponseJoin(Rows.REQUEST_TYPE, 2, categoricalOutput, timeoutMs, "unmatched_response",
+        return opened(timeoutMs, schema(categoricalOutput), restored);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> opened(
+            long timeoutMs, FeatureSchema schema, OperatorSubtaskState restored) throws Exception {
+        ResponseJoin join = new ResponseJoin(Rows.REQUEST_TYPE, schema, timeoutMs, "unmatched_response",
                 "wrong_prediction_count");
         KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness =
                 new KeyedOneInputStreamOperatorTestHarness<>(join, new ResponseJoin.ByRequestId(), Types.STRING);
@@ -37,6 +42,12 @@ class ResponseJoinTest {
         }
         harness.open();
         return harness;
+    }
+
+    /** Two numeric features, then the output: categorical (classes "a", "b", "c") or numeric. */
+    static FeatureSchema schema(boolean categoricalOutput) {
+        return new FeatureSchema(new String[] {"f0", "f1"}, new String[] {"numeric", "numeric"}, new String[2][],
+                "y", categoricalOutput ? "categorical" : "numeric", categoricalOutput ? new String[] {"a", "b", "c"} : null);
     }
 
     private void open(long timeoutMs) throws Exception {
@@ -276,5 +287,22 @@ class ResponseJoinTest {
         assertJoined(out.get(0), 1_000, 1, 2, NAN, 3, 4, NAN);
         assertDeadLetter(out.get(1), "unmatched_response", "orphan", 1_000);
         assertEquals(List.of(6_000L), Outputs.watermarks(harness));
+    }
+
+    @Test
+    void waitingRowsRestoredUnderOtherColumnsAreMovedToThemByName() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        send(Rows.response("r2", 1_100, new double[] {-1}, "d"));
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 1L);
+        harness.close();
+        String[] numeric = {"numeric", "numeric", "numeric"};
+        FeatureSchema changed = new FeatureSchema(new String[] {"f1", "g", "f0"}, numeric, new String[3][], "y",
+                "categorical", new String[] {"d", "a", "b", "c"});
+        harness = opened(TIMEOUT, changed, snapshot);
+        send(Rows.response("r1", 1_200, new double[] {0, 3}));
+        assertJoined(only(), 1_000, 2, NAN, 1, 0, 4, NAN, 3, 3);  // f1, g (new: missing), f0, then y
+        send(Rows.request("r2", 1_300, instances(new double[] {5, 6, 7})));
+        assertJoined(only(), 1_300, 5, 6, 7, 0);  // the waiting response's "d", a label before, is class 0 now
     }
 }
