@@ -4,6 +4,10 @@ A reconcile pass is idempotent: server-side apply of an unchanged manifest chang
 status is written only when it differs. The loop lists every ModelMonitor (reconciling each), then
 watches from the list's resourceVersion; a watch that ends (timeout = resync period) or expires
 (410 Gone) leads to a fresh list, which also picks up status changes of the FlinkDeployments.
+
+A status write the API server refuses (a 404 for a ModelMonitor deleted during its pass, a 409, a 500,
+a 403) ends that monitor's pass with the reason in `Outcome.status_error`, logged by the loop; the
+stored status still differs, so the next pass writes it again. The controller process goes on.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class Outcome:
     applied: tuple[str, ...]
     skipped: tuple[str, ...]
     status: dict
+    status_error: Optional[str] = None  # why the status was not written (the next pass writes it again)
 
 
 class Reconciler:
@@ -93,12 +98,20 @@ class Reconciler:
 
     def _finish(self, monitor: dict, applied, skipped, flink_job: Optional[dict], conditions: list[dict]) -> Outcome:
         status = status_from(monitor, flink_job, conditions)
+        error = None
         if _without_times(status) != _without_times(monitor.get("status") or {}):
             status["conditions"] = _keep_transition_times(status["conditions"], (monitor.get("status") or {}).get("conditions", []))
-            meta = monitor["metadata"]
+            error = self._write_status(monitor["metadata"], status)
+        return Outcome(tuple(applied), tuple(skipped), status, error)
+
+    def _write_status(self, meta: dict, status: dict) -> Optional[str]:
+        """Patch the status subresource; None, or why the API server refused it."""
+        try:
             self.monitors.status.patch(name=meta["name"], namespace=meta["namespace"], body={"status": status},
                                        content_type="application/merge-patch+json", field_manager=FIELD_MANAGER)
-        return Outcome(tuple(applied), tuple(skipped), status)
+        except ApiException as err:
+            return f"{err.status} {err.reason}: {_api_message(err)}"
+        return None
 
     def reconcile_all(self, namespace: Optional[str]) -> str:
         """Reconcile every ModelMonitor; return the list's resourceVersion to watch from."""
@@ -112,6 +125,9 @@ class Reconciler:
         outcome = self.reconcile(monitor)
         applied = outcome.status["conditions"][0]
         log.info("%s/%s: %s (job %s)", meta["namespace"], meta["name"], applied["message"], outcome.status.get("jobState", "-"))
+        if outcome.status_error:
+            log.warning("%s/%s: status not written (%s); retrying on the next pass", meta["namespace"], meta["name"],
+                        outcome.status_error)
 
     def run(self, namespace: Optional[str], resync_seconds: int = 30,
             keep_going: Callable[[], bool] = lambda: True) -> None:

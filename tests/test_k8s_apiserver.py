@@ -377,6 +377,55 @@ def monitor_status(dyn) -> dict:
     return get(dyn, crd.API_VERSION, crd.KIND, "iris").get("status") or {}
 
 
+def test_a_status_write_for_a_monitor_deleted_mid_pass_is_reported_not_raised(dyn, iris_monitor):
+    """Issue 20: a status write that failed (here the API server's 404 for a ModelMonitor deleted while its pass
+    ran) raised out of the pass, and out of the controller process. The pass ends, saying why."""
+    body = {"apiVersion": crd.API_VERSION, "kind": crd.KIND, "metadata": {"name": "deleted", "namespace": NAMESPACE},
+            "spec": iris_monitor["spec"]}
+    monitor = apply(dyn, body)
+    resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="deleted", namespace=NAMESPACE)
+    outcome = Reconciler(dyn, DeploySettings(name="")).reconcile(monitor)
+    assert outcome.status_error.startswith("404 Not Found: "), outcome.status_error
+    assert '"deleted" not found' in outcome.status_error
+    assert outcome.status["conditions"][0]["status"] == "True"  # what it would have written
+
+
+def _without_status_writes(dyn, control_plane, user: str) -> DynamicClient:
+    """A client as ``user``, bound to the operator's Role (k8s/operator/rbac.yaml) less modelmonitors/status:
+    every status write it makes is refused (403)."""
+    role = next(b for b in yaml.safe_load_all((ROOT / "k8s" / "operator" / "rbac.yaml").read_text()) if b["kind"] == "Role")
+    role["metadata"]["name"] = user
+    role["rules"] = [rule for rule in role["rules"] if rule["resources"] != ["modelmonitors/status"]]
+    apply(dyn, role)
+    apply(dyn, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": user, "namespace": NAMESPACE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    api_client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    api_client.set_default_header("Impersonate-User", user)
+    return DynamicClient(api_client)
+
+
+def test_a_refused_status_write_is_logged_and_written_on_the_next_pass(dyn, iris_monitor, control_plane, caplog):
+    """A pass of the controller loop whose status writes fail (403 here; a 409 or a 500 take the same path) goes
+    on to the next monitor and logs each failure; the next pass, allowed to write, writes the status."""
+    body = {"apiVersion": crd.API_VERSION, "kind": crd.KIND, "metadata": {"name": "retried", "namespace": NAMESPACE},
+            "spec": iris_monitor["spec"]}
+    apply(dyn, body)
+    refused = Reconciler(_without_status_writes(dyn, control_plane, "mmon-no-status"), DeploySettings(name=""))
+    with caplog.at_level("WARNING", logger="mmon.operator"):
+        refused.reconcile_all(NAMESPACE)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith(f"{NAMESPACE}/retried: status not written (403 Forbidden: ") and
+               m.endswith("); retrying on the next pass") for m in warnings), warnings
+    assert "status" not in get(dyn, crd.API_VERSION, crd.KIND, "retried")
+
+    Reconciler(dyn, DeploySettings(name="")).reconcile_all(NAMESPACE)
+    status = get(dyn, crd.API_VERSION, crd.KIND, "retried")["status"]
+    assert status["observedGeneration"] == 1 and status["conditions"][0]["type"] == "Applied"
+    resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="retried", namespace=NAMESPACE)
+
+
 def test_the_watch_relists_after_410_gone(dyn, iris_monitor, control_plane, caplog):
     """The loop's watch starts from a resourceVersion that etcd has compacted away: the API server answers
     410 Gone, and the loop lists again instead of failing."""
