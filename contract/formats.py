@@ -60,46 +60,49 @@ of the output's type (`encode_response` writes them)::
 Decoding checks run in this order; the first that fails raises `FormatError` with its reason, and the
 reasons are exactly the dead-letter reasons of the job and the logger:
 
-1. ``bad_json``      not UTF-8, not JSON, or the top level is not an object.
-2. ``bad_envelope``  the object lacks the format's structure: thesis without an object ``payload``;
+1. ``too_large``     (with ``max_record_bytes``, the spec's ``input.max_record_bytes``) the record is longer
+   than that many UTF-8 bytes: it is not parsed at all (a parsed instance takes many times its text, and
+   one line of a million instances exhausted the job's heap).
+2. ``bad_json``      not UTF-8, not JSON, or the top level is not an object.
+3. ``bad_envelope``  the object lacks the format's structure: thesis without an object ``payload``;
    a CloudEvent whose ``specversion`` is not "1.0" or whose ``data`` is not an object; an OIP request
    whose ``inputs`` is not a non-empty list of tensor objects, that is neither exactly one tensor nor
    holds tensors named like the features (two of the same feature's name included), an OIP response
    whose ``outputs`` is not a list of exactly one tensor object, or ``parameters`` not an object.
-3. ``not_request``   thesis message whose ``type`` is not "request", or CloudEvent whose ``type`` is not
+4. ``not_request``   thesis message whose ``type`` is not "request", or CloudEvent whose ``type`` is not
    ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored),
    unless it is a response and the schema has an output.
-4. ``bad_id``        the id is missing (and no ``default_id``), not a string, or empty.
-5. ``bad_time``      the time is missing (and no ``default_time_ms``), of the wrong type (thesis/OIP:
+5. ``bad_id``        the id is missing (and no ``default_id``), not a string, or empty.
+6. ``bad_time``      the time is missing (and no ``default_time_ms``), of the wrong type (thesis/OIP:
    a JSON number, not a boolean; CloudEvent: an RFC 3339 string), not finite, not positive, or
    beyond `MAX_TIME_MS`.
-6. ``bad_datatype``  (oip-v2) the single tensor's ``datatype`` is not a numeric tensor type
+7. ``bad_datatype``  (oip-v2) the single tensor's ``datatype`` is not a numeric tensor type
    (`NUMERIC_DATATYPES`); a feature's tensor's is not BYTES (categorical) or numeric (numeric), in
    feature order; the output tensor's is neither numeric nor (categorical output) BYTES.
-7. ``bad_shape``     (oip-v2) the single tensor's ``shape`` is not ``[n, k]`` of positive integers, or
+8. ``bad_shape``     (oip-v2) the single tensor's ``shape`` is not ``[n, k]`` of positive integers, or
    ``data`` does not hold n * k values; a feature's or the output's tensor's shape is not [n] or
    [n, 1] of positive integers, or its ``data`` does not hold n values (feature tensors in feature
    order), or the feature tensors disagree on n.
-8. ``no_instances``  ``instances`` (thesis, kserve-v1) or ``predictions`` is missing, not a list, or empty.
-9. ``bad_instance``  an instance is not a list (nor, with a named schema, an object), or a value in it
-   has the wrong JSON type for its feature: not a number (numeric), not a string or a number
-   (categorical; booleans, lists and objects never fit), a finite number that is not integral
-   (categorical), or a string longer than `MAX_CATEGORY_CHARS` (categorical: a window keeps up to 2,048
-   distinct values and lists the most frequent in its record, which must stay small); a prediction
-   likewise for the output.
-10. ``wrong_feature_count``  a list instance is empty, the list instances disagree in length, or their
+9. ``no_instances``  ``instances`` (thesis, kserve-v1) or ``predictions`` is missing, not a list, or empty.
+10. ``bad_instance``  an instance is not a list (nor, with a named schema, an object), or a value in it
+    has the wrong JSON type for its feature: not a number (numeric), not a string or a number
+    (categorical; booleans, lists and objects never fit), a finite number that is not integral
+    (categorical), or a string longer than `MAX_CATEGORY_CHARS` (categorical: a window keeps up to 2,048
+    distinct values and lists the most frequent in its record, which must stay small); a prediction
+    likewise for the output.
+11. ``wrong_feature_count``  a list instance is empty, the list instances disagree in length, or their
     length is not the schema's number of features (the single oip-v2 tensor's k likewise).
-11. ``non_finite``   a number is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
+12. ``non_finite``   a number is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
     turns ``1e999`` into inf; none of them may reach the statistics), or an integer beyond a double.
-    Checks 9 and 11 run instance by instance (each prediction an instance): all of an instance's value
+    Checks 10 and 12 run instance by instance (each prediction an instance): all of an instance's value
     types, then its numbers' finiteness, then the next instance.
-12. ``future_time``  (checked by the job and the logger, not by `decode`) the request time is more than
+13. ``future_time``  (checked by the job and the logger, not by `decode`) the request time is more than
     ``window.max_future_skew`` ahead of the wall clock: such a record is dead-lettered and never moves
     the watermark.
-13. ``unmatched_response``  (the job) a response with no request of its id within ``output.join_timeout``.
-14. ``wrong_prediction_count``  (the job) a response whose number of predictions is not its request's
+14. ``unmatched_response``  (the job) a response with no request of its id within ``output.join_timeout``.
+15. ``wrong_prediction_count``  (the job) a response whose number of predictions is not its request's
     number of instances.
-15. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
+16. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
 """
 from __future__ import annotations
 
@@ -120,6 +123,7 @@ KSERVE_V1 = "kserve-v1"
 OIP_V2 = "oip-v2"
 FORMATS = (THESIS, KSERVE_V1, OIP_V2)
 
+TOO_LARGE = "too_large"
 BAD_JSON = "bad_json"
 BAD_ENVELOPE = "bad_envelope"
 NOT_REQUEST = "not_request"
@@ -135,7 +139,7 @@ FUTURE_TIME = "future_time"
 UNMATCHED_RESPONSE = "unmatched_response"
 WRONG_PREDICTION_COUNT = "wrong_prediction_count"
 LATE = "late"
-REASONS = (BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
+REASONS = (TOO_LARGE, BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
            NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
            UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, LATE)
 
@@ -656,7 +660,7 @@ def _schema(schema: Optional[Schema], n_features: Optional[int]) -> Optional[Sch
 
 def decode(format: str, raw: Union[str, bytes], *, default_id: Optional[str] = None,
            default_time_ms: Optional[int] = None, schema: Optional[Schema] = None,
-           n_features: Optional[int] = None) -> Parsed:
+           n_features: Optional[int] = None, max_record_bytes: Optional[int] = None) -> Parsed:
     """Parse one message of `format` into a `ParsedRequest` (request_id, time_ms, instances) or, when
     `schema` has an output, possibly a `ParsedResponse` (request_id, time_ms, predictions).
 
@@ -664,9 +668,14 @@ def decode(format: str, raw: Union[str, bytes], *, default_id: Optional[str] = N
     key and record timestamp). `schema` gives the features (names and types) and the output;
     ``n_features=n`` is short for ``schema=Schema.numeric(n)`` (n unnamed numeric features); with
     neither, the features are numeric and unnamed, and the instances must merely agree in length.
+    A record longer than `max_record_bytes` UTF-8 bytes (None: no limit) is `TOO_LARGE`, unparsed.
     Raises `FormatError` (see the module docstring for the reasons and the order they are checked in),
     or ValueError for an unknown format.
     """
+    if max_record_bytes is not None:
+        size = len(raw.encode("utf-8", "replace") if isinstance(raw, str) else raw)
+        if size > max_record_bytes:
+            raise FormatError(TOO_LARGE, f"{size} bytes, limit {max_record_bytes}")
     return decode_object(format, _load_object(raw), default_id=default_id, default_time_ms=default_time_ms,
                          schema=schema, n_features=n_features)
 

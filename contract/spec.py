@@ -40,6 +40,8 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
 DAY_MS = 24 * _UNIT_MS["h"]
 MAX_DURATION_MS = 365 * DAY_MS
 """Every duration's ceiling (a year, `DURATION`): far inside a Java long of milliseconds, whatever is added to it."""
+KAFKA_MAX_RECORD_BYTES = 1_048_588
+"""Kafka's default largest record batch (the broker's ``message.max.bytes``): the default cap on an input record."""
 MAX_PARALLELISM = 32_768
 """Flink's largest maximum parallelism (its key groups): no operator can run more subtasks."""
 
@@ -160,6 +162,12 @@ class InputSpec:
         default="thesis", metadata={"doc": "Inference-log format: thesis logger message, KServe v1 body, or Open Inference Protocol v2."})
     time: Literal["event", "kafka"] = field(
         default="event", metadata={"doc": "Request time: the event's own time field, or the Kafka record timestamp."})
+    max_record_bytes: int = field(
+        default=KAFKA_MAX_RECORD_BYTES, metadata={
+            "doc": "A record (a line of an input file, a Kafka message) longer than this many bytes is dead-lettered "
+                   "too_large without being parsed, with its length and SHA-256 (default: Kafka's default largest "
+                   "record, so that a file is held to what a topic would carry).",
+            "range": Range(1024, 16 << 20, why="a parsed record takes many times its bytes of heap")})
 
     @property
     def names(self) -> tuple[str, ...]:

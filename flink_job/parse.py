@@ -3,7 +3,7 @@
 ``mmon_parse`` is the Java SQL function ``io.github.mmon.flink.ParseRequest`` (``jvm/udfs``, built by
 ``make setup``): a port of `contract.formats.decode`, the reference, with its checks in its order and
 its dead-letter reasons (the job's tests hold the two to each other line by line), plus the
-``future_time`` check. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
+``future_time`` and ``too_large`` checks. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
 names and types, each categorical feature's vocabulary from the baseline, and the output) and registered
 as that instance (`register_functions`). It parses each record's JSON once and returns
 ``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN>``: the
@@ -77,10 +77,12 @@ def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_paylo
 
     ``live``: the input is a live stream (Kafka), whose request times are checked against the wall
     clock for ``future_time``; a replayed file's against the latest request time accepted before it
-    (a file's times may lie anywhere, even after today)."""
+    (a file's times may lie anywhere, even after today). A record longer than ``input.max_record_bytes``
+    is ``too_large``, its length read from Flink's UTF-8 string before any parse."""
     message_time = "TRUE" if spec.input.time == "event" else "FALSE"
     return (f"{function}({raw}, {sql_string(spec.input.format)}, {message_time}, {default_id}, {default_time_ms}, "
-            f"CAST({int(spec.window.max_future_skew)} AS BIGINT), {'TRUE' if live else 'FALSE'})")
+            f"CAST({int(spec.window.max_future_skew)} AS BIGINT), {'TRUE' if live else 'FALSE'}, "
+            f"CAST({spec.input.max_record_bytes} AS INT))")
 
 
 def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:

@@ -11,7 +11,9 @@ parses text per record, but for the message itself.
 
 Files: the filesystem connector cannot tell line numbers, so `number_lines` first copies the input
 with ``LINE<TAB>`` prefixed to each line (a Python pass of about a second per million lines), and the
-Java functions `LINE_FUNCTIONS` split it again on its bytes.
+Java functions `JAVA_FUNCTIONS` split it again on its bytes, the text a view of the line's bytes, not a
+copy. A line longer than ``input.max_record_bytes`` is dead-lettered ``too_large`` by the parse step, its
+length read before any parse (`flink_job.parse.call_sql`): it costs the job its bytes, never its instances.
 """
 from __future__ import annotations
 

@@ -168,8 +168,21 @@ def test_feature_count_is_enforced_when_given():
     assert caught.value.reason == formats.WRONG_FEATURE_COUNT
 
 
+def test_a_record_over_max_record_bytes_is_too_large_before_any_other_check():
+    raw = encode("kserve-v1", "r", T_MS, ROWS).replace('"id":"r"', '"id":"r\u00e9"')  # the cap counts UTF-8 bytes
+    size = len(raw.encode())
+    assert size == len(raw) + 1
+    assert decode("kserve-v1", raw, max_record_bytes=size).request_id == "r\u00e9"
+    assert decode("kserve-v1", raw.encode(), max_record_bytes=size).request_id == "r\u00e9"
+    for too_large in (raw, raw.encode(), "not json" + "x" * size):
+        with pytest.raises(FormatError, match=r"^too_large: \d+ bytes, limit \d+$") as caught:
+            decode("kserve-v1", too_large, max_record_bytes=size - 1)
+        assert caught.value.reason == formats.TOO_LARGE
+    assert formats.REASONS[0] == formats.TOO_LARGE
+
+
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 15
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 16
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
 
 

@@ -289,7 +289,8 @@ def t_env() -> TableEnvironment:
 
 
 def _run(t_env: TableEnvironment, fmt: str, records: list, message_time: bool = True,
-         max_future_skew_ms: Optional[int] = None, wall_clock: bool = False) -> list:
+         max_future_skew_ms: Optional[int] = None, wall_clock: bool = False,
+         max_record_bytes: Optional[int] = None) -> list:
     """Every record through every case's functions: rows (i, each case's FIELDS, each case's time)."""
     table = t_env.from_elements([(i, raw, default_id, default_time) for i, (raw, default_id, default_time)
                                  in enumerate(records)], SCHEMA)
@@ -297,8 +298,9 @@ def _run(t_env: TableEnvironment, fmt: str, records: list, message_time: bool = 
     flag = "TRUE" if message_time else "FALSE"
     skew = "NULL" if max_future_skew_ms is None else str(max_future_skew_ms)
     clock = "TRUE" if wall_clock else "FALSE"
+    cap = "NULL" if max_record_bytes is None else str(max_record_bytes)
     arguments = (f"(payload, {parse.sql_string(fmt)}, {flag}, default_id, default_time_ms, CAST({skew} AS BIGINT), "
-                 f"{clock})")
+                 f"{clock}, CAST({cap} AS INT))")
     calls = [f"{case.parse_function}{arguments} AS p{c}" for c, case in enumerate(CASES)]
     calls += [f"{case.time_function}{arguments} AS t{c}" for c, case in enumerate(CASES)]
     fields = [f"r.p{c}.{field}" for c in range(len(CASES)) for field in FIELDS]  # flat: PyFlink's collect
@@ -348,6 +350,24 @@ def test_future_times_are_dead_lettered_and_give_the_rowtime_no_time(t_env, fmt)
     live = _run(t_env, fmt, records, max_future_skew_ms=300_000, wall_clock=True)
     assert [_actual(row)[0] for row in live] == [None, None, formats.FUTURE_TIME, formats.FUTURE_TIME]
     assert [_result(row, NUMERIC_CASE).rowtime_ms for row in live] == [now - 60_000, now + 60_000, None, None]
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_a_record_over_the_cap_is_too_large_as_the_reference_decoder_says(t_env, fmt):
+    """``too_large`` before any other check (a line over the cap is not even JSON-checked), counted in UTF-8
+    bytes (the categorical value's two-byte character), the rowtime given no time; at the cap a record parses."""
+    line = formats.encode(fmt, "r1", T_MS, [[5.0, "r\u00e9d", 1.5, "1"]], schema=MIXED)
+    size = len(line.encode())
+    records = [(line, None, None), (line + "x", None, None), ("{" * size, None, None), ("{" * (size + 1), None, None)]
+    rows = _run(t_env, fmt, records, max_record_bytes=size)
+    expected = [_expected(CASES[MIXED_CASE], fmt, raw, None, None) for raw, _, _ in records]
+    assert formats.decode(fmt, line, schema=MIXED, max_record_bytes=size).request_id == "r1"
+    for raw, _, _ in records[1::2]:
+        with pytest.raises(formats.FormatError, match=f"^too_large: {size + 1} bytes, limit {size}$"):
+            formats.decode(fmt, raw, schema=MIXED, max_record_bytes=size)
+    assert [_actual(row, MIXED_CASE)[0] for row in rows] == [None, formats.TOO_LARGE, formats.BAD_JSON, formats.TOO_LARGE]
+    assert [e[0] for e in expected] == [None, formats.BAD_JSON, formats.BAD_JSON, formats.BAD_JSON]  # uncapped
+    assert [_result(row, MIXED_CASE).rowtime_ms for row in rows] == [T_MS, None, None, None]
 
 
 def test_a_replayed_file_is_checked_against_its_own_latest_time(t_env):

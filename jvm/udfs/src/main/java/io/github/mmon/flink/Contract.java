@@ -15,6 +15,7 @@ public final class Contract {
     public static final String CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response";
 
     // dead-letter reasons (contract.formats.REASONS)
+    public static final String TOO_LARGE = "too_large";
     public static final String BAD_JSON = "bad_json";
     public static final String BAD_ENVELOPE = "bad_envelope";
     public static final String NOT_REQUEST = "not_request";
@@ -30,7 +31,7 @@ public final class Contract {
     public static final String UNMATCHED_RESPONSE = "unmatched_response";
     public static final String WRONG_PREDICTION_COUNT = "wrong_prediction_count";
     public static final String LATE = "late";
-    public static final String[] REASONS = {"bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "late"};
+    public static final String[] REASONS = {"too_large", "bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "late"};
 
     // limits
     public static final int MAX_CATEGORY_CHARS = 1024;

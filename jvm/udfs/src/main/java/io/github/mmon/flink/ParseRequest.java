@@ -10,7 +10,8 @@ import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 /**
- * {@code mmon_parse(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock)}:
+ * {@code mmon_parse(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock,
+ * max_record_bytes)}:
  * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response>} (see
  * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
  * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
@@ -36,9 +37,9 @@ public class ParseRequest extends ScalarFunction {
     public @DataTypeHint(RESULT_TYPE) Row eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class)
                                                StringData raw, String format, Boolean messageTime,
                                                String defaultId, Long defaultTimeMs, Long maxFutureSkewMs,
-                                               Boolean wallClock) {
+                                               Boolean wallClock, Integer maxRecordBytes) {
         ParsedRequest parsed = RequestParser.parse(raw, schema, format, messageTime, defaultId, defaultTimeMs,
-                maxFutureSkewMs, wallClock);
+                maxFutureSkewMs, wallClock, maxRecordBytes);
         String[] labels = parsed.labels();  // none (the usual case) as NULL: an empty array costs a conversion
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()),
                 labels == null || labels.length == 0 ? null : labels, parsed.response());

@@ -103,12 +103,18 @@ public final class RequestParser {
      * @param wallClock       "now" is the wall clock (a live stream); else the latest request time accepted
      *                        on this thread (a replayed file, whose times may lie anywhere; its first
      *                        request sets the clock)
+     * @param maxRecordBytes  a record longer than this many UTF-8 bytes is {@code too_large}, without being
+     *                        parsed or copied (NULL: no limit)
      */
     public static ParsedRequest parse(StringData raw, FeatureSchema schema, String format, Boolean messageTime,
-                                      String defaultId, Long defaultTimeMs, Long maxFutureSkewMs, Boolean wallClock) {
-        return memoised(raw == null ? BinaryStringData.EMPTY_UTF8 : raw, schema, format,
-                Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs, maxFutureSkewMs,
-                Boolean.TRUE.equals(wallClock));
+                                      String defaultId, Long defaultTimeMs, Long maxFutureSkewMs, Boolean wallClock,
+                                      Integer maxRecordBytes) {
+        StringData record = raw == null ? BinaryStringData.EMPTY_UTF8 : raw;
+        if (maxRecordBytes != null && ((BinaryStringData) record).getSizeInBytes() > maxRecordBytes) {
+            return ParsedRequest.rejected(TOO_LARGE, null, defaultTimeMs);
+        }
+        return memoised(record, schema, format, Boolean.TRUE.equals(messageTime), defaultId, defaultTimeMs,
+                maxFutureSkewMs, Boolean.TRUE.equals(wallClock));
     }
 
     private static ParsedRequest memoised(StringData raw, FeatureSchema schema, String format, boolean messageTime,

@@ -6,7 +6,7 @@ import org.apache.flink.table.functions.ScalarFunction;
 
 /**
  * {@code mmon_request_time_ms(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms,
- * wall_clock)}, constructed with the {@link FeatureSchema} of {@link ParseRequest}: the request (or response) time in epoch ms for the source's rowtime column, or NULL for a record
+ * wall_clock, max_record_bytes)}, constructed with the {@link FeatureSchema} of {@link ParseRequest}: the request (or response) time in epoch ms for the source's rowtime column, or NULL for a record
  * that is dead-lettered (so that no rejected time, a far-future one least of all, moves the watermark). Computed columns cannot refer to each
  * other, so the source calls this and the parse step calls {@link ParseRequest} on the same record;
  * {@link RequestParser#parse} memoises the last record per thread, so the JSON is still parsed once.
@@ -21,9 +21,9 @@ public class RequestTimeMs extends ScalarFunction {
 
     public Long eval(@DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData raw, String format,
                      Boolean messageTime, String defaultId, Long defaultTimeMs, Long maxFutureSkewMs,
-                     Boolean wallClock) {
+                     Boolean wallClock, Integer maxRecordBytes) {
         ParsedRequest parsed = RequestParser.parse(raw, schema, format, messageTime, defaultId, defaultTimeMs,
-                maxFutureSkewMs, wallClock);
+                maxFutureSkewMs, wallClock, maxRecordBytes);
         return parsed.reason() == null ? parsed.timeMs() : null;
     }
 }

@@ -44,7 +44,7 @@ class ParseCasesTest {
         JsonNode expect = c.get("expect");
         ParsedRequest parsed = RequestParser.parse(StringData.fromString(c.get("line").textValue()), schema,
                 c.get("format").textValue(), true, text(c.get("default_id")), number(c.get("default_time_ms")),
-                null, false);
+                null, false, null);
         assertEquals(text(expect.get("reason")), parsed.reason(), name);
         if (parsed.reason() != null) {
             assertNull(parsed.instances(), name);

@@ -13,8 +13,8 @@ import org.apache.flink.types.Row;
 import org.junit.jupiter.api.Test;
 
 /** What {@link RequestParser} does beyond the reference decoder (parse_cases.json covers that): the message-time
- * flag, the future_time check on either clock, the per-thread memo, bytes that are not UTF-8, and the two SQL
- * functions over it. */
+ * flag, the future_time check on either clock, the too_large cap, the per-thread memo, bytes that are not UTF-8,
+ * and the two SQL functions over it. */
 class RequestParserTest {
 
     static final FeatureSchema IRIS = new FeatureSchema(new String[] {"a", "b"},
@@ -32,7 +32,7 @@ class RequestParserTest {
     private static ParsedRequest parse(String line, FeatureSchema schema, boolean messageTime, Long defaultTimeMs,
                                        Long skewMs, boolean wallClock) {
         return RequestParser.parse(StringData.fromString(line), schema, Contract.THESIS, messageTime, null,
-                defaultTimeMs, skewMs, wallClock);
+                defaultTimeMs, skewMs, wallClock, null);
     }
 
     @Test
@@ -96,10 +96,29 @@ class RequestParserTest {
         byte[] line = thesis("r1", 1_700_000_000_000L, "[[\"re#\",3]]").getBytes(StandardCharsets.UTF_8);
         line[new String(line, StandardCharsets.UTF_8).indexOf('#')] = (byte) 0xFF;
         ParsedRequest parsed = RequestParser.parse(StringData.fromBytes(line), COLOURS, Contract.THESIS, true,
-                null, null, null, false);
+                null, null, null, false, null);
         assertNull(parsed.reason());
         assertArrayEquals(new String[] {"re\uFFFD"}, parsed.labels());
         assertArrayEquals(new double[] {-1, 3}, parsed.instances()[0]);
+    }
+
+    @Test
+    void aRecordLongerThanTheCapIsTooLargeUnparsedCountedInUtf8Bytes() {
+        String line = thesis("r1", 1_700_000_000_000L, "[[\"r\u00e9d\",1]]");  // one two-byte character
+        int bytes = line.getBytes(StandardCharsets.UTF_8).length;
+        assertEquals(line.length() + 1, bytes);
+        ParsedRequest over = RequestParser.parse(StringData.fromString(line), COLOURS, Contract.THESIS, true, null,
+                7L, null, false, bytes - 1);
+        assertEquals(Contract.TOO_LARGE, over.reason());
+        assertEquals(7L, over.timeMs());  // the default time, as for any record whose own was not read
+        assertNull(over.requestId());
+        assertNull(RequestParser.parse(StringData.fromString(line), COLOURS, Contract.THESIS, true, null, 7L, null,
+                false, bytes).reason());
+        String notJson = "x".repeat(100);  // not parsed at all: too_large, not bad_json
+        assertEquals(Contract.TOO_LARGE, new ParseRequest(COLOURS).eval(StringData.fromString(notJson),
+                Contract.THESIS, true, null, null, null, false, 99).getField(0));
+        assertNull(new RequestTimeMs(COLOURS).eval(StringData.fromString(line), Contract.THESIS, true, null, null,
+                null, false, bytes - 1));
     }
 
     @Test
@@ -112,7 +131,7 @@ class RequestParserTest {
     @Test
     void parseRequestPacksTheValuesRowMajorLittleEndian() {
         Row row = new ParseRequest(COLOURS).eval(StringData.fromString(thesis("r1", 1_700_000_000_000L,
-                "[[\"blue\",1.5],[\"green\",null],[\"red\",-2]]")), Contract.THESIS, true, null, null, null, false);
+                "[[\"blue\",1.5],[\"green\",null],[\"red\",-2]]")), Contract.THESIS, true, null, null, null, false, null);
         assertNull(row.getField(0));
         assertEquals("r1", row.getField(1));
         assertEquals(1_700_000_000_000L, row.getField(2));
@@ -125,9 +144,9 @@ class RequestParserTest {
     void parseRequestGivesNullLabelsWhenAllValuesAreKnownAndNullValuesWhenRejected() {
         ParseRequest function = new ParseRequest(COLOURS);
         Row accepted = function.eval(StringData.fromString(thesis("r1", 1_700_000_000_000L, "[[\"red\",1]]")),
-                Contract.THESIS, true, null, null, null, false);
+                Contract.THESIS, true, null, null, null, false, null);
         assertNull(accepted.getField(4));
-        Row rejected = function.eval(null, Contract.THESIS, true, null, 42L, null, false);
+        Row rejected = function.eval(null, Contract.THESIS, true, null, 42L, null, false, null);
         assertEquals("bad_json", rejected.getField(0));
         assertEquals(42L, rejected.getField(2));
         assertNull(rejected.getField(3));
@@ -137,8 +156,8 @@ class RequestParserTest {
     void requestTimeIsNullForARejectedRecord() {
         RequestTimeMs function = new RequestTimeMs(IRIS);
         assertEquals(1_700_000_000_000L, function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1,2]]")),
-                Contract.THESIS, true, null, null, null, false));
+                Contract.THESIS, true, null, null, null, false, null));
         assertNull(function.eval(StringData.fromString(thesis("r1", 1_700_000_000, "[[1]]")), Contract.THESIS,
-                true, null, null, null, false));
+                true, null, null, null, false, null));
     }
 }

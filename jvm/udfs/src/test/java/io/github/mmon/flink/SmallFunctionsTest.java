@@ -2,8 +2,15 @@ package io.github.mmon.flink;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+
+import org.apache.flink.core.memory.MemorySegment;
+import org.apache.flink.core.memory.MemorySegmentFactory;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.binary.BinaryStringData;
 import org.apache.flink.table.data.TimestampData;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.Test;
@@ -35,6 +42,20 @@ class SmallFunctionsTest {
         assertNull(number("12a\tx"));
         assertNull(number(null));
         assertNull(text(null));
+    }
+
+    @Test
+    void theTextIsAViewOfTheLinesBytesNotACopyAcrossSegmentsToo() {
+        byte[] bytes = "42\t{\"a\":\"\u00fc\"}".getBytes(StandardCharsets.UTF_8);
+        BinaryStringData line = BinaryStringData.fromBytes(bytes);
+        BinaryStringData text = (BinaryStringData) new NumberedLine.Text().eval(line);
+        assertSame(line.getSegments()[0], text.getSegments()[0]);
+        assertEquals("{\"a\":\"\u00fc\"}", text.toString());
+        MemorySegment[] halves = {MemorySegmentFactory.wrap(Arrays.copyOfRange(bytes, 0, 5)),
+                                  MemorySegmentFactory.wrap(Arrays.copyOfRange(bytes, 5, bytes.length))};
+        BinaryStringData split = BinaryStringData.fromAddress(halves, 0, bytes.length);  // the line over two segments
+        assertEquals("{\"a\":\"\u00fc\"}", new NumberedLine.Text().eval(split).toString());
+        assertEquals(42L, new NumberedLine.Number().eval(split));
     }
 
     @Test
