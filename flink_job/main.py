@@ -192,21 +192,47 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
 
 
 def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
-    from flink_job import pipeline, sinks
+    from flink_job import pipeline, restore, sinks
 
+    job_id = restore.new_job_id() if args.checkpoint_dir else None
     options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
-                                  restore_from=args.restore_from)
+                                  restore_from=args.restore_from, job_id=job_id)
     env, t_env = pipeline.create_environments(spec, options)
+    if args.restore_from and not restorable(spec, baseline, args.restore_from):
+        return 2
     records = pipeline.build(t_env, spec, baseline, options)
     t_env.create_temporary_view("mmon_egress", t_env.from_data_stream(sinks.egress(records)))
     t_env.execute_sql(sinks.kafka_sink_ddl(spec, args.kafka))
-    result = t_env.execute_sql(sinks.kafka_insert_sql(spec, "mmon_egress"))
-    job_id = result.get_job_client().get_job_id()
-    print(f"mmon run: Kafka job {job_id} on {args.kafka}: {spec.kafka.topics.inference} -> "
+    pipeline.attach_insert(t_env, env, sinks.kafka_insert_sql(spec, "mmon_egress"))
+    if job_id:
+        restore.save(args.checkpoint_dir, job_id, spec, baseline)
+    client = env.execute_async("mmon " + spec.model.name)
+    submitted = str(client.get_job_id())
+    if job_id and submitted != job_id:  # the fixed id was not taken: the record goes beside the real one
+        restore.save(args.checkpoint_dir, submitted, spec, baseline)
+    print(f"mmon run: Kafka job {submitted} on {args.kafka}: {spec.kafka.topics.inference} -> "
           f"{', '.join(sorted(set(outputs.topics_by_kind(spec.kafka.topics).values())))}", flush=True)
     if not args.detach:
-        result.wait()
+        client.get_job_execution_result().result()
     return 0
+
+
+def restorable(spec: MonitorSpec, baseline: Baseline, restore_from: str) -> bool:
+    """Whether the state at ``restore_from`` may be restored under ``spec``: the change from the spec saved beside
+    it (`flink_job.restore`) is not incompatible. Prints the changes, or the refusal and the way forward."""
+    from contract import upgrades
+    from flink_job import restore
+
+    record, upgrade = restore.check(spec, baseline, restore_from)
+    if upgrade is None:
+        print(f"mmon run: no {restore.RECORD} beside {restore_from}: the restore is checked by the job's state "
+              "alone (it moves open windows to changed columns by name and refuses what it cannot)", flush=True)
+        return True
+    if upgrade.kind == upgrades.INCOMPATIBLE:
+        print(f"mmon run: --restore-from {restore_from} refused ({record}): {upgrade.refusal()}", file=sys.stderr)
+        return False
+    print(f"mmon run: restoring {restore_from}: {upgrade.summary()}", flush=True)
+    return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -38,6 +38,7 @@ class RunOptions:
     metrics_port: int = 0
     checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
     restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
+    job_id: Optional[str] = None  # the job's id, fixed before submission (32 hex digits): its checkpoint folder
 
 
 def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration:
@@ -67,6 +68,8 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         settings["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
     if options.restore_from:
         settings["execution.state-recovery.path"] = options.restore_from
+    if options.job_id:
+        settings["$internal.pipeline.job-id"] = options.job_id
     if options.metrics_port:
         settings["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
         settings["metrics.reporter.prom.port"] = str(options.metrics_port)
@@ -109,6 +112,38 @@ def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: B
     t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
     drift_rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
     return windows.output_records(drift_rows, rows.OUTPUT_ROW, ("k",), "drift records")
+
+
+SQL_UIDS = {"SourceTransformation": "mmon-source", "SinkTransformation": "mmon-kafka-sink"}
+"""Stable ids of the stateful operators the SQL planner makes (the Kafka source's offsets, the Kafka sink's
+transactions), by their transformation's class; the job's own are `flink_job.windows.UIDS`. Without them an
+operator's id is a hash of its place in the graph, which a spec change can move (the drift step on or off)."""
+
+
+def attach_insert(t_env: StreamTableEnvironment, env: StreamExecutionEnvironment, insert_sql: str) -> None:
+    """The INSERT statement added to ``env``'s dataflow (run it with ``env.execute``), the source and the sink
+    the planner made given their `SQL_UIDS`."""
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(insert_sql)
+    statements.attach_as_datastream()
+    named = [transformation for transformation in _upstream(env._j_stream_execution_environment.getTransformations())
+             if transformation.getClass().getSimpleName() in SQL_UIDS]
+    kinds = sorted(transformation.getClass().getSimpleName() for transformation in named)
+    if kinds != sorted(SQL_UIDS):
+        raise RuntimeError(f"expected one SQL source and one SQL sink in the job, found {kinds}")
+    for transformation in named:
+        transformation.setUid(SQL_UIDS[transformation.getClass().getSimpleName()])
+
+
+def _upstream(transformations) -> list:
+    """Every transformation of ``transformations`` and upstream of them, each once."""
+    found, pending = {}, list(transformations)
+    while pending:
+        transformation = pending.pop()
+        if transformation.getId() not in found:
+            found[transformation.getId()] = transformation
+            pending.extend(transformation.getInputs())
+    return list(found.values())
 
 
 def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, options: RunOptions) -> DataStream:
