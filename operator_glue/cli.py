@@ -70,6 +70,9 @@ def k8s_parser() -> argparse.ArgumentParser:
         p.add_argument("--as-modelmonitor", action="store_true",
                        help="a ModelMonitor resource for the mmon controller instead of the resources themselves")
         _add_settings_options(p, per_monitor=True)
+        p.add_argument("--previous", type=Path, metavar="SPEC",
+                       help="the spec running now: an incompatible change from it restarts the job from a drained "
+                            "savepoint instead of its last state (see k8s/README.md)")
     render_p.add_argument("--out-dir", type=Path, help="write one YAML file per resource kind into this folder")
     apply_p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
     apply_p.add_argument("--dry-run", action="store_true", help="let the API server validate, store nothing")
@@ -85,7 +88,8 @@ def k8s_main(argv: list[str]) -> int:
     try:
         spec = load_spec(args.spec)
         settings = _settings(args, spec)
-        manifests = (model_monitor if args.as_modelmonitor else render)(spec, settings)
+        previous = load_spec(args.previous) if args.previous else None
+        manifests = model_monitor(spec, settings) if args.as_modelmonitor else render(spec, settings, previous)
         if kafka_properties_note(spec, settings):
             print(f"mmon k8s: {kafka_properties_note(spec, settings)}", file=sys.stderr)
         if args.action == "render":

@@ -9,6 +9,14 @@ both produce the same objects. Resources, all named after ``DeploySettings.name`
 - Deployment, Service, HorizontalPodAutoscaler and NetworkPolicy ``<name>-logger``: the inference logger.
 - One Strimzi KafkaTopic per topic of the spec; a PodMonitor scraping the job and the logger.
 
+A spec change restarts the job as `upgrade_plan` says, from the class of the change (`contract.upgrades`,
+given the ``previous`` spec): compatible and migratable changes restore the last state (``upgradeMode:
+last-state``, the job moves what it holds to the new spec); an incompatible one is never restored as is: the
+job is stopped with a drained savepoint (``upgradeMode: savepoint``; the Flink operator's drain option is
+always set, so that its stop-with-savepoint emits every open window and releases every waiting request
+first) and the new spec starts from that savepoint, which then holds nothing but the Kafka offsets and the
+sink's committed transactions (``allowNonRestoredState``: an operator the new spec no longer has).
+
 Pods run as the image's non-root user with no privilege escalation, no capabilities and the runtime's
 default seccomp profile. Secrets are referenced, never rendered: ``kafka.properties`` (SASL/SSL
 credentials) stays out of the spec ConfigMap; the job and the logger read the Kafka client properties
@@ -27,6 +35,7 @@ from typing import Optional
 
 import yaml
 
+from contract import upgrades
 from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
 from contract.spec import ConfigError, MonitorSpec, spec_to_dict
 
@@ -42,6 +51,8 @@ LOGGER_PORT = 8080
 LOGGER_FORMATS = ("thesis", "kserve-v1")
 DAY_MS = 86_400_000
 SPEC_HASH_ANNOTATION = "monitoring.mmon.dev/spec-hash"
+UPGRADE_ANNOTATION = "monitoring.mmon.dev/upgrade"
+DRAIN_OPTION = "kubernetes.operator.job.drain-on-savepoint-deletion"  # the operator's stop-with-savepoint drains
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_NAME = 45  # leaves room for the suffixes (-logger, -baseline) and the Flink operator's own (-rest, -taskmanager-1-1)
 FLINK_UID = 9999  # the flink user and group of the official Flink image (k8s/Dockerfile checks it)
@@ -90,13 +101,36 @@ class Manifest:
     body: dict
 
 
-def render(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
-    """Every resource of the monitor, in apply order."""
+@dataclass(frozen=True)
+class UpgradePlan:
+    """How the Flink operator restarts the job for a spec change (`upgrade_plan`)."""
+
+    mode: str = "last-state"  # the FlinkDeployment's job.upgradeMode
+    allow_non_restored_state: bool = False
+    note: str = ""  # why, for people: the UPGRADE_ANNOTATION
+
+
+def upgrade_plan(previous: Optional[MonitorSpec], spec: MonitorSpec) -> UpgradePlan:
+    """The restart for a change from ``previous`` (None: unknown, or a first deployment) to ``spec``: the last
+    state unless the change is incompatible, then a drained savepoint (module docstring)."""
+    if previous is None:
+        return UpgradePlan()
+    upgrade = upgrades.classify(previous, spec)
+    if upgrade.kind != upgrades.INCOMPATIBLE:
+        return UpgradePlan(note=f"{upgrade.kind}: last-state" if upgrade.changes else "")
+    changes = "; ".join(f"{change.path} {change.before} -> {change.after}" for change in upgrade.refused)
+    return UpgradePlan("savepoint", True, f"incompatible ({changes}): drained savepoint, open windows emitted")
+
+
+def render(spec: MonitorSpec, settings: DeploySettings, previous: Optional[MonitorSpec] = None) -> list[Manifest]:
+    """Every resource of the monitor, in apply order; ``previous``: the spec running now, if any, which decides
+    how the job restarts (`upgrade_plan`)."""
     if not DNS_LABEL.fullmatch(settings.name) or len(settings.name) > MAX_NAME:
         raise ConfigError(f"resource name {settings.name!r}: needs lower-case letters, digits and '-', at most "
                           f"{MAX_NAME} characters (pass --name)")
+    plan = upgrade_plan(previous and _in_cluster_spec(previous, settings), _in_cluster_spec(spec, settings))
     spec = _in_cluster_spec(spec, settings)
-    job = flink_session_job(spec, settings) if settings.session_cluster else flink_deployment(spec, settings)
+    job = (flink_session_job if settings.session_cluster else flink_deployment)(spec, settings, plan)
     return [
         Manifest("monitor-configmap.yaml", spec_configmap(spec, settings)),
         Manifest(f"{job['kind'].lower()}.yaml", job),
@@ -189,6 +223,7 @@ def flink_configuration(spec: MonitorSpec, settings: DeploySettings) -> dict:
         "high-availability.type": "kubernetes",
         "high-availability.storageDir": f"{state}/ha",
         "restart-strategy.type": "exponential-delay",
+        DRAIN_OPTION: "true",
         "python.executable": VENV_PYTHON,
         "python.client.executable": VENV_PYTHON,
         "job.autoscaler.enabled": "false",
@@ -208,9 +243,19 @@ def job_args(spec: MonitorSpec) -> list[str]:
             "--config", f"{SPEC_DIR}/{SPEC_KEY}", "--kafka", spec.kafka.bootstrap_servers]
 
 
-def _job(spec: MonitorSpec, jar_uri: str) -> dict:
-    return {"jarURI": jar_uri, "entryClass": "org.apache.flink.client.python.PythonDriver", "args": job_args(spec),
-            "parallelism": spec.job.parallelism, "upgradeMode": "last-state", "state": "running"}
+def _job(spec: MonitorSpec, jar_uri: str, plan: UpgradePlan) -> dict:
+    job = {"jarURI": jar_uri, "entryClass": "org.apache.flink.client.python.PythonDriver", "args": job_args(spec),
+           "parallelism": spec.job.parallelism, "upgradeMode": plan.mode, "state": "running"}
+    if plan.allow_non_restored_state:
+        job["allowNonRestoredState"] = True
+    return job
+
+
+def _job_metadata(settings: DeploySettings, plan: UpgradePlan) -> dict:
+    metadata = _metadata(settings, settings.name, "job")
+    if plan.note:
+        metadata["annotations"] = {UPGRADE_ANNOTATION: plan.note}
+    return metadata
 
 
 def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
@@ -240,10 +285,10 @@ def _spec_text(spec: MonitorSpec) -> str:
     return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
 
 
-def flink_deployment(spec: MonitorSpec, settings: DeploySettings) -> dict:
+def flink_deployment(spec: MonitorSpec, settings: DeploySettings, plan: UpgradePlan = UpgradePlan()) -> dict:
     return {
         "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
-        "metadata": _metadata(settings, settings.name, "job"),
+        "metadata": _job_metadata(settings, plan),
         "spec": {
             "image": settings.image,
             "imagePullPolicy": "IfNotPresent",
@@ -253,12 +298,12 @@ def flink_deployment(spec: MonitorSpec, settings: DeploySettings) -> dict:
             "podTemplate": _pod_template(spec, settings),
             "jobManager": {"replicas": 1, "resource": {"cpu": 0.5, "memory": "1600m"}},
             "taskManager": {"resource": {"cpu": 1.0, "memory": "2048m"}},
-            "job": _job(spec, f"local:///opt/flink/opt/{FLINK_PYTHON_JAR}"),
+            "job": _job(spec, f"local:///opt/flink/opt/{FLINK_PYTHON_JAR}", plan),
         },
     }
 
 
-def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
+def flink_session_job(spec: MonitorSpec, settings: DeploySettings, plan: UpgradePlan = UpgradePlan()) -> dict:
     """A session job: the operator fetches the PythonDriver jar over HTTP (session jobs cannot use
     local://). The Python code comes from the session cluster's image, which must be ours, and the
     session cluster's pods must mount the spec and baseline ConfigMaps at SPEC_DIR and BASELINE_DIR and
@@ -267,10 +312,11 @@ def flink_session_job(spec: MonitorSpec, settings: DeploySettings) -> dict:
     jar = f"https://repo1.maven.org/maven2/org/apache/flink/flink-python/{FLINK_VERSION}/{FLINK_PYTHON_JAR}"
     return {
         "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
-        "metadata": _metadata(settings, settings.name, "job"),
+        "metadata": _job_metadata(settings, plan),
         "spec": {"deploymentName": settings.session_cluster, "flinkConfiguration": {
-            k: v for k, v in flink_configuration(spec, settings).items() if k.startswith(("execution.", "python.", "restart-"))},
-            "job": _job(spec, jar)},
+            k: v for k, v in flink_configuration(spec, settings).items()
+            if k.startswith(("execution.", "python.", "restart-", "kubernetes.operator."))},
+            "job": _job(spec, jar, plan)},
     }
 
 

@@ -25,7 +25,7 @@ import yaml
 from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
 from contract.spec import ConfigError, load_spec, parse_spec
 
-from operator_glue import crd
+from operator_glue import crd, manifests
 from operator_glue.manifests import FLINK_UID, FLINK_VERSION, DeploySettings, model_monitor, render, to_yaml
 
 from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
@@ -443,3 +443,61 @@ def test_commands_in_the_manifests_parse_with_the_real_parsers():
 def test_a_name_kubernetes_would_reject_is_a_config_error(name):
     with pytest.raises(ConfigError, match="--name"):
         render(load_spec(EXAMPLE), DeploySettings(name=name))
+
+
+# What a spec change does to the running monitor (issue 20): the Flink operator restarts the job from its last
+# state for a compatible or migratable change, from a drained savepoint for an incompatible one.
+
+def _changed(edit):
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["baseline"] = str(EXAMPLE.parent / document["baseline"])
+    previous = parse_spec(copy.deepcopy(document))
+    edit(document)
+    return previous, parse_spec(document)
+
+
+def _job_of(previous, spec, session_cluster=None) -> dict:
+    settings = DeploySettings(name="iris", session_cluster=session_cluster)
+    return next(m.body for m in render(spec, settings, previous) if m.body["kind"].startswith("Flink"))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["outliers"].update(sigma=4.0),
+    lambda d: d["input"]["features"].pop(),
+], ids=["compatible", "migratable"])
+def test_a_compatible_or_migratable_change_restarts_from_the_last_state(flink_validators, edit):
+    body = _job_of(*_changed(edit))
+    assert body["spec"]["job"]["upgradeMode"] == "last-state" and "allowNonRestoredState" not in body["spec"]["job"]
+    assert body["metadata"]["annotations"][manifests.UPGRADE_ANNOTATION].endswith(": last-state")
+    assert errors(flink_validators["FlinkDeployment"], body) == []
+
+
+@pytest.mark.parametrize("session_cluster", [None, "flink-session"])
+def test_an_incompatible_change_restarts_from_a_drained_savepoint(flink_validators, session_cluster):
+    body = _job_of(*_changed(lambda d: d["window"].update(duration="60s")), session_cluster=session_cluster)
+    job = body["spec"]["job"]
+    assert (job["upgradeMode"], job["allowNonRestoredState"]) == ("savepoint", True)
+    assert body["spec"]["flinkConfiguration"][manifests.DRAIN_OPTION] == "true"
+    note = body["metadata"]["annotations"][manifests.UPGRADE_ANNOTATION]
+    assert note.startswith("incompatible (window.duration 15000ms -> 60000ms)") and "drained savepoint" in note
+    assert errors(flink_validators[body["kind"]], body) == []
+
+
+def test_without_a_previous_spec_the_job_restores_its_last_state_and_drains_any_savepoint_stop(iris_manifests):
+    for kind in ("FlinkDeployment", "FlinkSessionJob"):
+        body = iris_manifests[kind]
+        assert body["spec"]["job"]["upgradeMode"] == "last-state" and "annotations" not in body["metadata"]
+        assert body["spec"]["flinkConfiguration"][manifests.DRAIN_OPTION] == "true"
+
+
+def test_mmon_k8s_render_takes_the_previous_spec(tmp_path):
+    previous, spec = _changed(lambda d: d["window"].update(duration="60s"))
+    paths = {}
+    for name, document in (("previous", previous), ("new", spec)):
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(manifests.spec_to_dict(document)))
+    out = subprocess.run([sys.executable, "-m", "mmon.cli", "k8s", "render", str(paths["new"]), "--previous",
+                          str(paths["previous"]), "--name", "iris"], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    deployment = next(body for body in yaml.safe_load_all(out) if body["kind"] == "FlinkDeployment")
+    assert deployment["spec"]["job"]["upgradeMode"] == "savepoint"
