@@ -87,7 +87,7 @@ def classify(old: MonitorSpec, new: MonitorSpec, old_vocabularies: Optional[Voca
     """The changes from ``old`` to ``new`` (vocabularies: their baselines', when known), each classified."""
     before, after = spec_to_dict(old), spec_to_dict(new)
     changes = [*_columns(old, new), *_vocabularies(old_vocabularies or {}, new_vocabularies or {}),
-               *_output(old, new), *_drift_presence(old, new)]
+               *_output(old, new)]
     covered = {change.path for change in changes}
     for path, was, now in _differences(before, after):
         if path not in _SPECIAL and not any(path == done or path.startswith(done + ".") for done in covered):
@@ -169,15 +169,6 @@ def _output(old: MonitorSpec, new: MonitorSpec) -> list[Change]:
                        "the requests and responses waiting in the join have nowhere to go")]
     return [Change("output", MIGRATABLE, None, new.output.name,
                    "the instances of open windows from before the restore have a missing prediction")]
-
-
-def _drift_presence(old: MonitorSpec, new: MonitorSpec) -> list[Change]:
-    """Drift turned on or off altogether changes the job's graph downstream of the windows: the Kafka sink's
-    operator, whose state holds its transactions, is then another one."""
-    if bool(old.drift.metrics) == bool(new.drift.metrics):
-        return []
-    return [Change("drift.metrics", INCOMPATIBLE, sorted(old.drift.metrics), sorted(new.drift.metrics),
-                   "the drift step is added or removed: the sink's state would not be found")]
 
 
 def _shown(value: Any) -> str:
