@@ -121,8 +121,8 @@ def bench_spec(options: Options, bootstrap: str, run_id: str) -> MonitorSpec:
     spec = load_spec(options.config)
     if not spec.baseline.exists():
         raise BenchError(f"baseline {spec.baseline} missing: build it with `mmon baseline`")
-    topics = TopicsSpec(**{f.name: f"bench-{run_id}-{getattr(spec.kafka.topics, f.name)}"
-                           for f in dataclasses.fields(TopicsSpec)})
+    named = {f.name: getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(TopicsSpec)}
+    topics = TopicsSpec(**{name: topic and f"bench-{run_id}-{topic}" for name, topic in named.items()})  # labels: None
     kafka = dataclasses.replace(spec.kafka, bootstrap_servers=bootstrap, group_id=f"mmon-bench-{run_id}", topics=topics)
     return dataclasses.replace(spec, kafka=kafka, job=dataclasses.replace(spec.job, metrics_port=0))
 

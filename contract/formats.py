@@ -57,6 +57,22 @@ of the output's type (`encode_response` writes them)::
                "datatype":"BYTES","data":[...]}]}  (exactly one tensor, shape [n] or [n, 1]; an object
                with "outputs" and no "inputs"; a numeric datatype, or BYTES for a categorical output)
 
+Labels (read only when the schema has ``ground_truth``, the spec's section, which needs an output; without
+it a label message is ``not_request`` in every format), the true outputs of a request, known late, one per
+instance of the request with the same id, in order; ``time`` is when the label became known. Each label is
+checked as a one-feature instance of the output's type, like a prediction (``null``: that instance's label is
+not given). `encode_label` writes them::
+
+    thesis     {"type":"label","id":"<id>","time":<epoch ms>,"payload":{"labels":[...]}}
+    kserve-v1  a CloudEvent of type io.mmon.inference.label (`CLOUDEVENT_LABEL_TYPE`), data {"labels":[...]}
+               (a plain body with "labels" and neither "instances" nor "predictions" is a label message too,
+               id and time from the defaults)
+    oip-v2     {"id":"<id>","parameters":{"time":<epoch ms>,"type":"label"},"outputs":[{"name":"label-0",
+               "shape":[n],"datatype":"BYTES","data":[...]}]}  (a response's shape, told apart by
+               parameters.type "label": an object with "outputs", no "inputs", and a parameters object whose
+               "type" is "label" is a label message whatever the schema, so that no label is ever read as a
+               response; exactly one tensor, its name not read)
+
 Decoding checks run in this order; the first that fails raises `FormatError` with its reason, and the
 reasons are exactly the dead-letter reasons of the job and the logger:
 
@@ -68,41 +84,49 @@ reasons are exactly the dead-letter reasons of the job and the logger:
    a CloudEvent whose ``specversion`` is not "1.0" or whose ``data`` is not an object; an OIP request
    whose ``inputs`` is not a non-empty list of tensor objects, that is neither exactly one tensor nor
    holds tensors named like the features (two of the same feature's name included), an OIP response
-   whose ``outputs`` is not a list of exactly one tensor object, or ``parameters`` not an object.
+   or label message whose ``outputs`` is not a list of exactly one tensor object, or ``parameters`` not
+   an object.
 4. ``not_request``   thesis message whose ``type`` is not "request", or CloudEvent whose ``type`` is not
    ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored),
-   unless it is a response and the schema has an output.
+   unless it is a response and the schema has an output, or a label message and the schema has
+   ``ground_truth``; an OIP label message when the schema has no ``ground_truth``.
 5. ``bad_id``        the id is missing (and no ``default_id``), not a string, or empty.
 6. ``bad_time``      the time is missing (and no ``default_time_ms``), of the wrong type (thesis/OIP:
    a JSON number, not a boolean; CloudEvent: an RFC 3339 string), not finite, not positive, or
    beyond `MAX_TIME_MS`.
 7. ``bad_datatype``  (oip-v2) the single tensor's ``datatype`` is not a numeric tensor type
    (`NUMERIC_DATATYPES`); a feature's tensor's is not BYTES (categorical) or numeric (numeric), in
-   feature order; the output tensor's is neither numeric nor (categorical output) BYTES.
+   feature order; the output tensor's (a response's or a label message's) is neither numeric nor
+   (categorical output) BYTES.
 8. ``bad_shape``     (oip-v2) the single tensor's ``shape`` is not ``[n, k]`` of positive integers, or
    ``data`` does not hold n * k values; a feature's or the output's tensor's shape is not [n] or
    [n, 1] of positive integers, or its ``data`` does not hold n values (feature tensors in feature
    order), or the feature tensors disagree on n.
-9. ``no_instances``  ``instances`` (thesis, kserve-v1) or ``predictions`` is missing, not a list, or empty.
+9. ``no_instances``  ``instances`` (thesis, kserve-v1), ``predictions`` or ``labels`` is missing, not a
+   list, or empty.
 10. ``bad_instance``  an instance is not a list (nor, with a named schema, an object), or a value in it
     has the wrong JSON type for its feature: not a number (numeric), not a string or a number
     (categorical; booleans, lists and objects never fit), a finite number that is not integral
     (categorical), or a string longer than `MAX_CATEGORY_CHARS` (categorical: a window keeps up to 2,048
     distinct values and lists the most frequent in its record, which must stay small); a prediction
-    likewise for the output.
+    or a label likewise for the output.
 11. ``wrong_feature_count``  a list instance is empty, the list instances disagree in length, or their
     length is not the schema's number of features (the single oip-v2 tensor's k likewise).
 12. ``non_finite``   a number is NaN or infinite (Python's JSON reader accepts ``NaN``/``Infinity`` and
     turns ``1e999`` into inf; none of them may reach the statistics), or an integer beyond a double.
-    Checks 10 and 12 run instance by instance (each prediction an instance): all of an instance's value
-    types, then its numbers' finiteness, then the next instance.
+    Checks 10 and 12 run instance by instance (each prediction, each label an instance): all of an
+    instance's value types, then its numbers' finiteness, then the next instance.
 13. ``future_time``  (checked by the job and the logger, not by `decode`) the request time is more than
     ``window.max_future_skew`` ahead of the wall clock: such a record is dead-lettered and never moves
     the watermark.
 14. ``unmatched_response``  (the job) a response with no request of its id within ``output.join_timeout``.
 15. ``wrong_prediction_count``  (the job) a response whose number of predictions is not its request's
     number of instances.
-16. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
+16. ``unmatched_label``  (the job) a label message with no request of its id within ``ground_truth.max_delay``,
+    or whose request's prediction was already released.
+17. ``wrong_label_count``  (the job) a label message whose number of labels is not its request's number of
+    instances.
+18. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
 """
 from __future__ import annotations
 
@@ -138,17 +162,24 @@ NON_FINITE = "non_finite"
 FUTURE_TIME = "future_time"
 UNMATCHED_RESPONSE = "unmatched_response"
 WRONG_PREDICTION_COUNT = "wrong_prediction_count"
+UNMATCHED_LABEL = "unmatched_label"
+WRONG_LABEL_COUNT = "wrong_label_count"
 LATE = "late"
 REASONS = (TOO_LARGE, BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
            NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
-           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, LATE)
+           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, UNMATCHED_LABEL, WRONG_LABEL_COUNT, LATE)
 
 DEFAULT_SOURCE = "mmon"
 """A CloudEvent's ``source`` when the encoder is given none (the logger passes each event's own)."""
 CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+CLOUDEVENT_LABEL_TYPE = "io.mmon.inference.label"
+"""A label message's CloudEvent type (kserve-v1): mmon's own, KServe logs no labels."""
 OIP_INPUT_NAME = "input-0"
 OIP_OUTPUT_NAME = "output-0"
+OIP_LABEL_NAME = "label-0"
+REQUEST, RESPONSE, LABEL = "request", "response", "label"
+"""The kinds of message: a thesis message's ``type`` (and an OIP v2 label message's ``parameters.type``)."""
 NUMERIC_DATATYPES = frozenset({"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64",
                                "UINT8", "UINT16", "UINT32", "UINT64"})
 
@@ -188,11 +219,13 @@ Instances = Sequence[Row]
 class Schema:
     """What a record's values must be: the features (names in instance order, or None: unnamed, list
     instances only) with their types (`FEATURE_TYPES`), and the model output, when responses are read
-    (`output_name` None: responses are ``not_request``)."""
+    (`output_name` None: responses are ``not_request``), and whether label messages are read (``ground_truth``:
+    the spec has a ``ground_truth`` section, which needs the output; else labels are ``not_request``)."""
     features: Optional[tuple[str, ...]]
     types: tuple[str, ...]
     output_name: Optional[str] = None
     output_type: str = CATEGORICAL
+    ground_truth: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "types", tuple(self.types))
@@ -204,6 +237,8 @@ class Schema:
                 raise ValueError(f"feature names must be unique, got {list(self.features)}")
         if not self.types:
             raise ValueError("a schema needs at least one feature")
+        if self.ground_truth and self.output_name is None:
+            raise ValueError("labels (ground_truth) need an output")
         for kind in (*self.types, self.output_type):
             if kind not in FEATURE_TYPES:
                 raise ValueError(f"unknown feature type {kind!r}; expected one of {', '.join(FEATURE_TYPES)}")
@@ -215,11 +250,12 @@ class Schema:
 
     @classmethod
     def from_spec(cls, spec: Any) -> "Schema":
-        """The schema of a `contract.spec.MonitorSpec` (its ``input.features`` and ``output``)."""
+        """The schema of a `contract.spec.MonitorSpec` (its ``input.features``, ``output`` and ``ground_truth``)."""
         features = spec.input.features
         output = spec.output
         return cls(tuple(f.name for f in features), tuple(f.type for f in features),
-                   None if output is None else output.name, CATEGORICAL if output is None else output.type)
+                   None if output is None else output.name, CATEGORICAL if output is None else output.type,
+                   spec.ground_truth is not None)
 
     @property
     def width(self) -> int:
@@ -247,7 +283,14 @@ class ParsedResponse(NamedTuple):
     predictions: list[Value]
 
 
-Parsed = Union[ParsedRequest, ParsedResponse]
+class ParsedLabels(NamedTuple):
+    """A label message: the true outputs of the request ``request_id``, one per instance, known at ``time_ms``."""
+    request_id: str
+    time_ms: int
+    labels: list[Value]
+
+
+Parsed = Union[ParsedRequest, ParsedResponse, ParsedLabels]
 
 
 # ---------------------------------------------------------------------------------------------- time
@@ -397,17 +440,49 @@ def encode_response(format: str, request_id: str, time_ms: int, predictions: Seq
 
     Raises ValueError for an unknown format or a non-finite value.
     """
+    return _encode_outputs(format, RESPONSE, request_id, time_ms, predictions, source)
+
+
+def encode_label(format: str, request_id: str, time_ms: int, labels: Sequence[Any], *,
+                 source: str = DEFAULT_SOURCE) -> str:
+    """One label message (the true outputs of the request `request_id`, one per instance, known at `time_ms`)
+    as compact JSON in `format`: thesis ``{"type":"label",...,"payload":{"labels":[...]}}``, kserve-v1 a
+    CloudEvent of type `CLOUDEVENT_LABEL_TYPE` whose data is ``{"labels":[...]}``, oip-v2
+    ``{"id":...,"parameters":{"time":...,"type":"label"},"outputs":[<one tensor, shape [n]>]}`` (BYTES when a
+    label is a string, else FP64). Values and ``source`` as in `encode`.
+
+    Raises ValueError for an unknown format or a non-finite value.
+    """
+    return _encode_outputs(format, LABEL, request_id, time_ms, labels, source)
+
+
+class _Outputs(NamedTuple):
+    """What tells a response from a label message: the key of its values, its CloudEvent type, its OIP tensor's
+    name, and what `decode` makes of it."""
+    key: str
+    event_type: str
+    tensor_name: str
+    parsed: type
+
+
+_OUTPUTS = {RESPONSE: _Outputs("predictions", CLOUDEVENT_RESPONSE_TYPE, OIP_OUTPUT_NAME, ParsedResponse),
+            LABEL: _Outputs("labels", CLOUDEVENT_LABEL_TYPE, OIP_LABEL_NAME, ParsedLabels)}
+
+
+def _encode_outputs(format: str, kind: str, request_id: str, time_ms: int, outputs: Sequence[Any], source: str) -> str:
+    """`encode_response` (``kind`` `RESPONSE`) and `encode_label` (`LABEL`): one value per instance."""
     _known(format)
-    values = [_value(v) for v in predictions]
+    values = [_value(v) for v in outputs]
     time_ms = int(time_ms)
+    key, event_type, tensor_name, _ = _OUTPUTS[kind]
     if format == THESIS:
-        message = {"type": "response", "id": request_id, "time": time_ms, "payload": {"predictions": values}}
+        message = {"type": kind, "id": request_id, "time": time_ms, "payload": {key: values}}
     elif format == KSERVE_V1:
-        message = _cloudevent(request_id, time_ms, source, CLOUDEVENT_RESPONSE_TYPE, {"predictions": values})
+        message = _cloudevent(request_id, time_ms, source, event_type, {key: values})
     else:
-        tensor = {"name": OIP_OUTPUT_NAME, "shape": [len(values)], "datatype": _column_datatype(values),
-                  "data": values}
-        message = {"id": request_id, "parameters": {"time": time_ms}, "outputs": [tensor]}
+        tensor = {"name": tensor_name, "shape": [len(values)], "datatype": _column_datatype(values), "data": values}
+        parameters = {"time": time_ms, **({"type": LABEL} if kind == LABEL else {})}
+        message = {"id": request_id, "parameters": parameters, "outputs": [tensor]}
     return _JSON.encode(message)
 
 
@@ -521,11 +596,12 @@ def _check_instances(instances: Any, schema: Optional[Schema]) -> list[list[Valu
             for row in instances]
 
 
-def _check_predictions(predictions: Any, schema: Schema) -> list[Value]:
-    """A response's predictions: a non-empty list, each value checked as an instance of one value."""
-    if not isinstance(predictions, list) or not predictions:
-        raise FormatError(NO_INSTANCES, "predictions missing, not a list, or empty")
-    return [_check_values([value], (schema.output_type,))[0] for value in predictions]
+def _check_outputs(values: Any, schema: Schema, kind: str) -> list[Value]:
+    """A response's predictions or a label message's labels: a non-empty list, each value checked as an
+    instance of the output's one column."""
+    if not isinstance(values, list) or not values:
+        raise FormatError(NO_INSTANCES, f"{_OUTPUTS[kind].key} missing, not a list, or empty")
+    return [_check_values([value], (schema.output_type,))[0] for value in values]
 
 
 def reads_responses(schema: Optional[Schema]) -> bool:
@@ -533,39 +609,69 @@ def reads_responses(schema: Optional[Schema]) -> bool:
     return schema is not None and schema.output_name is not None
 
 
+def reads_labels(schema: Optional[Schema]) -> bool:
+    """Whether `decode` reads label messages under ``schema`` (``ground_truth``); else they are not requests."""
+    return schema is not None and schema.ground_truth
+
+
+def _kinds(schema: Optional[Schema]) -> tuple[str, ...]:
+    """The kinds of message `decode` reads under ``schema``: requests, responses with an output, labels with
+    ground truth."""
+    return (REQUEST, *((RESPONSE,) if reads_responses(schema) else ()), *((LABEL,) if reads_labels(schema) else ()))
+
+
+def _read_kind(kind: Any, schema: Optional[Schema], shown: Any = None) -> str:
+    """``kind`` if `decode` reads that kind of message under ``schema``; else ``not_request`` naming its type
+    (``shown``, else ``kind``)."""
+    if kind not in _kinds(schema):
+        raise FormatError(NOT_REQUEST, f"type {kind if shown is None else shown!r}")
+    return kind
+
+
 def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     payload = _object(obj.get("payload"), "payload")
-    response = obj.get("type") == "response" and reads_responses(schema)
-    if obj.get("type") != "request" and not response:
-        raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
+    kind = _read_kind(obj.get("type"), schema)
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(obj.get("time"), default_time_ms)
-    return _request_or_response(request_id, time_ms, payload, response, schema)
+    return _message(kind, request_id, time_ms, payload, schema)
 
 
-def _request_or_response(request_id: str, time_ms: int, body: dict, response: bool, schema) -> Parsed:
-    """A thesis payload's or a KServe v1 body's ``predictions`` (a response) or ``instances`` (a request)."""
-    if response:
-        return ParsedResponse(request_id, time_ms, _check_predictions(body.get("predictions"), schema))
-    return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), schema))
+def _message(kind: str, request_id: str, time_ms: int, body: dict, schema) -> Parsed:
+    """A thesis payload's or a KServe v1 body's ``instances`` (a request), ``predictions`` (a response) or
+    ``labels`` (a label message)."""
+    if kind == REQUEST:
+        return ParsedRequest(request_id, time_ms, _check_instances(body.get("instances"), schema))
+    return _OUTPUTS[kind].parsed(request_id, time_ms, _check_outputs(body.get(_OUTPUTS[kind].key), schema, kind))
+
+
+_CLOUDEVENT_KINDS = {CLOUDEVENT_REQUEST_TYPE: REQUEST, CLOUDEVENT_RESPONSE_TYPE: RESPONSE, CLOUDEVENT_LABEL_TYPE: LABEL}
+
+
+def _plain_kind(body: dict, schema: Optional[Schema]) -> str:
+    """A plain KServe v1 body's kind: a request when it has ``instances``, else a response when it has
+    ``predictions`` (responses read), else a label message when it has ``labels`` (labels read)."""
+    if "instances" not in body:
+        for kind in _kinds(schema)[1:]:
+            if _OUTPUTS[kind].key in body:
+                return kind
+    return REQUEST
 
 
 def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     if "specversion" not in obj:  # a plain KServe v1 body
         body = obj
-        response = reads_responses(schema) and "predictions" in obj and "instances" not in obj
+        kind = _plain_kind(obj, schema)
         request_id = _request_id(None, default_id)
         time_ms = _numeric_time(None, default_time_ms)
     else:
         if obj["specversion"] != "1.0":
             raise FormatError(BAD_ENVELOPE, f"specversion {obj['specversion']!r}")
         body = _object(obj.get("data"), "data")
-        response = obj.get("type") == CLOUDEVENT_RESPONSE_TYPE and reads_responses(schema)
-        if obj.get("type") != CLOUDEVENT_REQUEST_TYPE and not response:
-            raise FormatError(NOT_REQUEST, f"type {obj.get('type')!r}")
+        event_type = obj.get("type")
+        kind = _read_kind(_CLOUDEVENT_KINDS.get(event_type) if isinstance(event_type, str) else None, schema, event_type)
         request_id = _request_id(obj.get("id"), default_id)
         time_ms = _cloudevent_time(obj.get("time"), default_time_ms)
-    return _request_or_response(request_id, time_ms, body, response, schema)
+    return _message(kind, request_id, time_ms, body, schema)
 
 
 def _positive_int(value: Any) -> bool:
@@ -614,13 +720,21 @@ def _feature_rows(tensors: dict[int, dict], schema: Schema) -> list[list[Value]]
     return [_check_values(row, schema.types) for row in rows]
 
 
-def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
-    response = reads_responses(schema) and "inputs" not in obj and "outputs" in obj
-    tensors = obj.get("outputs" if response else "inputs")
-    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
-        raise FormatError(BAD_ENVELOPE, f"{'outputs' if response else 'inputs'} is not a list of tensor objects")
+def _oip_kind(obj: dict, schema: Optional[Schema]) -> str:
+    """An OIP v2 message's kind: with ``outputs`` and no ``inputs``, a label message when its ``parameters.type``
+    is "label" (whatever the schema reads), else a response when responses are read; otherwise a request."""
+    if "inputs" in obj or "outputs" not in obj:
+        return REQUEST
+    parameters = obj.get("parameters")
+    if isinstance(parameters, dict) and parameters.get("type") == LABEL:
+        return LABEL
+    return RESPONSE if reads_responses(schema) else REQUEST
+
+
+def _tensors_by_feature(tensors: list, schema: Optional[Schema]) -> dict[int, dict]:
+    """A request's tensors named like a feature of a named schema, by feature index (two of one name: bad_envelope)."""
     by_feature: dict[int, dict] = {}
-    if not response and _named(schema):
+    if _named(schema):
         index = {name: j for j, name in enumerate(schema.features)}
         for tensor in tensors:
             name = tensor.get("name")
@@ -628,20 +742,36 @@ def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
                 if index[name] in by_feature:
                     raise FormatError(BAD_ENVELOPE, f"two tensors named {name!r}")
                 by_feature[index[name]] = tensor
+    return by_feature
+
+
+def _output_tensor(tensor: dict, schema: Schema, kind: str) -> list[Value]:
+    """The one tensor of a response or a label message: a numeric datatype (or BYTES for a categorical output),
+    shape [n] or [n, 1], its values checked as the output's."""
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str) or not (datatype in NUMERIC_DATATYPES or (
+            datatype == "BYTES" and schema.output_type == CATEGORICAL)):
+        raise FormatError(BAD_DATATYPE, f"datatype {datatype!r} of the {schema.output_type} output")
+    _vector_length(tensor)
+    return _check_outputs(tensor["data"], schema, kind)
+
+
+def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
+    kind = _oip_kind(obj, schema)
+    key = "inputs" if kind == REQUEST else "outputs"
+    tensors = obj.get(key)
+    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
+        raise FormatError(BAD_ENVELOPE, f"{key} is not a list of tensor objects")
+    by_feature = _tensors_by_feature(tensors, schema) if kind == REQUEST else {}
     if not by_feature and len(tensors) != 1:
-        raise FormatError(BAD_ENVELOPE, f"{'outputs' if response else 'inputs'} is not exactly one tensor"
-                                        + ("" if response else " or tensors named like the features"))
+        raise FormatError(BAD_ENVELOPE, f"{key} is not exactly one tensor"
+                                        + (" or tensors named like the features" if kind == REQUEST else ""))
     parameters = _object(obj.get("parameters", {}), "parameters")
+    _read_kind(kind, schema)  # a label message while labels are not read: not_request
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(parameters.get("time"), default_time_ms)
-    if response:
-        tensor = tensors[0]
-        datatype = tensor.get("datatype")
-        if not isinstance(datatype, str) or not (datatype in NUMERIC_DATATYPES or (
-                datatype == "BYTES" and schema.output_type == CATEGORICAL)):
-            raise FormatError(BAD_DATATYPE, f"datatype {datatype!r} of the {schema.output_type} output")
-        _vector_length(tensor)
-        return ParsedResponse(request_id, time_ms, _check_predictions(tensor["data"], schema))
+    if kind != REQUEST:
+        return _OUTPUTS[kind].parsed(request_id, time_ms, _output_tensor(tensors[0], schema, kind))
     if by_feature:
         return ParsedRequest(request_id, time_ms, _feature_rows(by_feature, schema))
     return ParsedRequest(request_id, time_ms, _oip_rows(tensors[0], schema))
@@ -662,7 +792,8 @@ def decode(format: str, raw: Union[str, bytes], *, default_id: Optional[str] = N
            default_time_ms: Optional[int] = None, schema: Optional[Schema] = None,
            n_features: Optional[int] = None, max_record_bytes: Optional[int] = None) -> Parsed:
     """Parse one message of `format` into a `ParsedRequest` (request_id, time_ms, instances) or, when
-    `schema` has an output, possibly a `ParsedResponse` (request_id, time_ms, predictions).
+    `schema` has an output, possibly a `ParsedResponse` (request_id, time_ms, predictions), or when it has
+    ``ground_truth``, possibly a `ParsedLabels` (request_id, time_ms, labels).
 
     `default_id` / `default_time_ms` stand in when the message carries no id / time (e.g. the Kafka
     key and record timestamp). `schema` gives the features (names and types) and the output;

@@ -17,7 +17,8 @@ COVARIANCE = "covariance"  # one record per window and enabled matrix (stats.cov
 OUTLIERS = "outliers"  # one alert per (instance, feature) that breaks a rule
 DRIFT = "drift"  # one record per (window, feature, metric)
 DEAD_LETTER = "dead_letter"  # one record per input record that could not be monitored, with its reason
-KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER)
+PERFORMANCE = "performance"  # one record per (window, metric) and revision: realised performance (ground_truth)
+KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE)
 
 FILE_NAMES = {kind: f"{kind}.jsonl" for kind in KINDS}
 """Kind -> the JSON-lines file an embedded run (``mmon run --output DIR``) writes it to."""
@@ -42,4 +43,4 @@ SUMMARY_FIELDS = ("instances", "windows", OUTLIERS, "drift_alerts", "late", DEAD
 def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:
     """Kind -> the spec's Kafka topic (covariance records share the stats topic)."""
     return {STATS: topics.stats, COVARIANCE: topics.stats, OUTLIERS: topics.outliers, DRIFT: topics.drift,
-            DEAD_LETTER: topics.dead_letter}
+            DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance}

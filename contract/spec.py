@@ -34,10 +34,16 @@ DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
 NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS)  # they need an order of the values
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
+# The realised-performance metrics of `ground_truth.metrics`, by the output's type: a categorical output's
+# (f1 per class, f1_macro their mean, confusion the matrix) and a numeric output's (bias: mean of prediction - truth).
+# Kept here rather than imported from udfs.performance (the numeric core), which checks its names against these.
+GROUND_TRUTH_METRICS = {CATEGORICAL: ("accuracy", "precision", "recall", "f1", "f1_macro", "confusion"),
+                        NUMERIC: ("mae", "rmse", "bias")}
+DEFAULT_GROUND_TRUTH_METRICS = {CATEGORICAL: ("accuracy",), NUMERIC: ("mae",)}
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
-DAY_MS = 24 * _UNIT_MS["h"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
+DAY_MS = _UNIT_MS["d"]
 MAX_DURATION_MS = 365 * DAY_MS
 """Every duration's ceiling (a year, `DURATION`): far inside a Java long of milliseconds, whatever is added to it."""
 KAFKA_MAX_RECORD_BYTES = 1_048_588
@@ -56,8 +62,8 @@ def number_text(value: float) -> str:
 
 
 def duration_text(millis: float) -> str:
-    """``millis`` in the largest unit `Duration.parse` reads that writes it whole (``100ms``, ``15s``, ``24h``)."""
-    for unit in ("h", "m", "s"):
+    """``millis`` in the largest unit `Duration.parse` reads that writes it whole (``100ms``, ``15s``, ``36h``, ``7d``)."""
+    for unit in ("d", "h", "m", "s"):
         if millis and millis % _UNIT_MS[unit] == 0:
             return f"{int(millis // _UNIT_MS[unit])}{unit}"
     return f"{number_text(millis)}ms"
@@ -115,7 +121,7 @@ def _shown(hint: Any) -> Callable[[float], str]:
 
 
 class Duration(int):
-    """Milliseconds, written in YAML as ``15s``, ``500ms``, ``1m``, ``2h`` or a number of seconds."""
+    """Milliseconds, written in YAML as ``15s``, ``500ms``, ``1m``, ``2h``, ``7d`` or a number of seconds."""
 
     @classmethod
     def parse(cls, value: Any, path: str) -> "Duration":
@@ -190,6 +196,30 @@ class OutputSpec:
                                             "range": Range(0, DAY_MS, open="low")})
 
 
+MAX_LABEL_DELAY_MS = 90 * DAY_MS
+"""The longest `GroundTruthSpec.max_delay`: every prediction waits that long in the job's state for its label."""
+
+
+@dataclass(frozen=True)
+class GroundTruthSpec:
+    max_delay: Duration = field(
+        default=Duration(7 * DAY_MS), metadata={
+            "doc": "How long (event time) a prediction waits for its label, and a label for its prediction: then the "
+                   "prediction counts as unlabelled, the label is dead-lettered unmatched_label, and the window's "
+                   "performance record is final.",
+            "range": Range(0, MAX_LABEL_DELAY_MS, open="low", why="each waiting prediction is kept in state")})
+    metrics: tuple[str, ...] = field(
+        default=DEFAULT_GROUND_TRUTH_METRICS[CATEGORICAL], metadata={
+            "doc": "Realised performance per window: a categorical output's accuracy, precision, recall, f1 (per "
+                   "class), f1_macro, confusion; a numeric output's mae, rmse, bias (default for a numeric output: mae)."})
+    false_alarm_rate: float = field(default=0.01, metadata={
+        "doc": "Chance that a window whose model is as good as the baseline's is alerted.",
+        "range": Range(0, 1, open="both")})
+    update_interval: Duration = field(default=Duration(10_000), metadata={
+        "doc": "A window's performance record is revised at most this often as its labels arrive.",
+        "range": Range(0, DAY_MS, open="low")})
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     duration: Duration = field(default=Duration(15_000), metadata={"doc": "Tumbling window length.",
@@ -248,10 +278,13 @@ class DriftSpec:
 @dataclass(frozen=True)
 class TopicsSpec:
     inference: str = field(default="inference", metadata={"doc": "Topic the inference logger writes to."})
+    labels: Optional[str] = field(default=None, metadata={
+        "doc": "Topic of the label messages (ground_truth; null: they travel the inference topic)."})
     stats: str = field(default="stats", metadata={"doc": "Window statistics output topic."})
     outliers: str = field(default="outliers", metadata={"doc": "Per-instance outlier alerts topic."})
     drift: str = field(default="drift", metadata={"doc": "Drift records topic."})
     dead_letter: str = field(default="dead-letter", metadata={"doc": "Malformed and late records, with the reason."})
+    performance: str = field(default="performance", metadata={"doc": "Realised performance records (ground_truth)."})
 
 
 @dataclass(frozen=True)
@@ -294,6 +327,10 @@ class MonitorSpec:
         default=None, metadata={"doc": "The model's responses: joined to their requests by id, their predictions monitored as "
                                        "one more column (null: responses are not read; they are dead-lettered not_request, an OIP v2 "
                                        "response bad_envelope)."})
+    ground_truth: Optional[GroundTruthSpec] = field(
+        default=None, metadata={"doc": "Labels (the true outputs, known late): joined to their predictions by request id, "
+                                       "the model's realised performance per window, alerted when worse than the "
+                                       "baseline's. Needs output (null: label messages are dead-lettered not_request)."})
     window: WindowSpec = field(default_factory=WindowSpec, metadata={"doc": "Event-time windowing."})
     stats: StatsSpec = field(default_factory=StatsSpec, metadata={"doc": "Window statistics."})
     outliers: OutlierSpec = field(default_factory=OutlierSpec, metadata={"doc": "Per-instance outlier rules."})
@@ -347,8 +384,17 @@ def parse_spec(document: Any) -> MonitorSpec:
     if CATEGORICAL in spec.column_types and "metrics" not in ((document or {}).get("drift") or {}):
         categorical_metrics = {name: DriftMetricSpec() for name in HISTOGRAM_METRICS if name not in NUMERIC_ONLY_METRICS}
         spec = dataclasses.replace(spec, drift=dataclasses.replace(spec.drift, metrics=categorical_metrics))
+    spec = _default_ground_truth_metrics(spec, document)
     _check_semantics(spec)
     return spec
+
+
+def _default_ground_truth_metrics(spec: MonitorSpec, document: Any) -> MonitorSpec:
+    """A numeric output's default `ground_truth.metrics` (the field's own default is a categorical output's)."""
+    if spec.ground_truth is None or spec.output is None or "metrics" in (document["ground_truth"] or {}):
+        return spec
+    metrics = DEFAULT_GROUND_TRUTH_METRICS[spec.output.type]
+    return dataclasses.replace(spec, ground_truth=dataclasses.replace(spec.ground_truth, metrics=metrics))
 
 
 def spec_to_dict(spec: Any) -> Any:
@@ -382,6 +428,26 @@ def _check_semantics(spec: MonitorSpec) -> None:
             column = spec.columns[spec.column_types.index(CATEGORICAL)]
             raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
+    if spec.ground_truth is not None:
+        _check_ground_truth(spec.ground_truth, spec.output)
+
+
+def _check_ground_truth(ground_truth: GroundTruthSpec, output: Optional[OutputSpec]) -> None:
+    """Labels are the output's true values: they need an output, and metrics of its type, each once."""
+    if output is None:
+        raise ConfigError("ground_truth: needs an output section (the predictions the labels are compared with)")
+    allowed = GROUND_TRUTH_METRICS[output.type]
+    if not ground_truth.metrics:
+        raise ConfigError(f"ground_truth.metrics: at least one metric is required (for a {output.type} output: "
+                          f"{', '.join(allowed)})")
+    for i, name in enumerate(ground_truth.metrics):
+        if name not in allowed:
+            other = NUMERIC if output.type == CATEGORICAL else CATEGORICAL
+            why = (f"{name!r} applies to a {other} output, and output {output.name!r} is {output.type}"
+                   if name in GROUND_TRUTH_METRICS[other] else f"unknown metric {name!r}")
+            raise ConfigError(f"ground_truth.metrics[{i}]: {why} (for a {output.type} output: {', '.join(allowed)})")
+        if name in ground_truth.metrics[:i]:
+            raise ConfigError(f"ground_truth.metrics[{i}]: {name!r} is listed twice")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:

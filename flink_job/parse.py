@@ -6,10 +6,12 @@ its dead-letter reasons (the job's tests hold the two to each other line by line
 ``future_time`` and ``too_large`` checks. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
 names and types, each categorical feature's vocabulary from the baseline, and the output) and registered
 as that instance (`register_functions`). It parses each record's JSON once and returns
-``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN>``: the
-values packed row-major as float64 (n x k for a request; n x 1, the predictions, for a response, read
-only when the spec has an output), a numeric value as is, a missing one NaN, a categorical one its index
-in the feature's vocabulary or else ``-(1 + j)`` for ``labels[j]``. ``reason`` is NULL for a record that
+``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN, truth BOOLEAN>``:
+the values packed row-major as float64 (n x k for a request; n x 1, the predictions, for a response, read
+only when the spec has an output; n x 1, the request's true outputs, for a label message, ``truth`` true,
+read only when the spec has ``ground_truth``), a numeric value as is, a missing one NaN, a categorical one its
+index in the column's vocabulary (a prediction's and a label's: the output's) or else ``-(1 + j)`` for
+``labels[j]``. ``reason`` is NULL for a record that
 can be monitored. The source's rowtime column calls ``mmon_request_time_ms`` on the same record (NULL
 for a dead-lettered one, so no rejected time moves the watermark); the Java side memoises the last
 record per thread, so that is not a second parse. The step's output is the view `REQUESTS_VIEW`, one row
@@ -34,8 +36,9 @@ JAVA_FUNCTIONS = {PARSE_FUNCTION: "ParseRequest", TIME_FUNCTION: "RequestTimeMs"
 REQUESTS_VIEW = "mmon_requests"
 def schema_json(spec: MonitorSpec, baseline: Any) -> str:
     """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads: the features' names and types, each
-    categorical column's `udfs.baseline.CategoricalBaseline.vocabulary` (the codes 0, 1, ...), and the output
-    (`flink_job.main.checked_baseline` has checked that the baseline has each column with the spec's type)."""
+    categorical column's `udfs.baseline.CategoricalBaseline.vocabulary` (the codes 0, 1, ...), the output
+    (`flink_job.main.checked_baseline` has checked that the baseline has each column with the spec's type), and
+    ``ground_truth`` when the spec has that section (label messages are read; absent: they are not_request)."""
     columns = baseline.columns
 
     def vocabulary(column) -> list[str]:
@@ -47,6 +50,8 @@ def schema_json(spec: MonitorSpec, baseline: Any) -> str:
     if spec.output is not None:
         content.update(output_name=spec.output.name, output_type=spec.output.type,
                        output_vocabulary=vocabulary(spec.output))
+    if spec.ground_truth is not None:
+        content.update(ground_truth=True)
     return json.dumps(content)
 
 

@@ -11,7 +11,7 @@ from flink_job.watermarks import ROWTIME
 
 POSITION_FIELDS = ("source_name", "source_partition", "source_position")
 PARSED_FIELDS = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms",
-                 "instances": "instances", "labels": "labels", "response": "response"}
+                 "instances": "instances", "labels": "labels", "response": "response", "truth": "truth"}
 """The view's fields taken from ``mmon_parse``'s result, by the result's field names."""
 REQUEST_FIELDS = (*PARSED_FIELDS, "raw", *POSITION_FIELDS, ROWTIME)
 """The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).

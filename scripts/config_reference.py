@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from contract.spec import Duration, MonitorSpec, field_doc, spec_to_dict
+from contract.spec import DAY_MS, Duration, MonitorSpec, duration_text, field_doc, spec_to_dict
 
 
 def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -88,8 +88,10 @@ def default_text(f: dataclasses.Field) -> str:
         return "required"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(f.default, Duration):
-        return f"`{f.default / 1000:g}s`"
+    if value is None:
+        return "`null`"
+    if isinstance(f.default, Duration):  # in seconds, or whole days
+        return f"`{duration_text(f.default) if f.default and f.default % DAY_MS == 0 else f'{f.default / 1000:g}s'}`"
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     if isinstance(value, dict):

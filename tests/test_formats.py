@@ -182,7 +182,7 @@ def test_a_record_over_max_record_bytes_is_too_large_before_any_other_check():
 
 
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 16
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 18
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
 
 
@@ -190,21 +190,31 @@ def test_reasons_are_distinct_snake_case():
 
 MIXED = formats.Schema(("age", "color", "income", "size"), ("numeric", "categorical", "numeric", "categorical"),
                        "prediction", "categorical")
+# MIXED reading label messages too (issue 21: the spec has ground_truth), and with a numeric output
+LABELLED = formats.Schema(MIXED.features, MIXED.types, "prediction", "categorical", ground_truth=True)
+LABELLED_NUMERIC = formats.Schema(MIXED.features, MIXED.types, "score", "numeric", ground_truth=True)
 
 
 def test_reasons_end_with_the_job_level_ones_in_order():
-    assert formats.REASONS[-4:] == ("future_time", "unmatched_response", "wrong_prediction_count", "late")
+    """The job's own reasons after the decoder's: the future check, the response join's, the label join's (issue
+    21), and late last."""
+    assert formats.REASONS[-6:] == ("future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label",
+                                    "wrong_label_count", "late")
 
 
 def test_schema_checks_and_shorthands():
     assert formats.Schema.numeric(3) == formats.Schema(None, ("numeric",) * 3)
     spec = SimpleNamespace(input=SimpleNamespace(features=(SimpleNamespace(name="a", type="numeric"),
                                                            SimpleNamespace(name="b", type="categorical"))),
-                           output=SimpleNamespace(name="p", type="numeric"))
+                           output=SimpleNamespace(name="p", type="numeric"), ground_truth=None)
     assert formats.Schema.from_spec(spec) == formats.Schema(("a", "b"), ("numeric", "categorical"), "p", "numeric")
-    spec.output = None
+    spec.ground_truth = SimpleNamespace(metrics=("mae",))
+    assert formats.Schema.from_spec(spec) == formats.Schema(("a", "b"), ("numeric", "categorical"), "p", "numeric",
+                                                            ground_truth=True)
+    spec.output, spec.ground_truth = None, None
     assert formats.Schema.from_spec(spec).output_name is None
-    for bad in [(("a",), ("numeric", "numeric")), (("a", "a"), ("numeric", "numeric")), (("a",), ("text",)), ((), ())]:
+    for bad in [(("a",), ("numeric", "numeric")), (("a", "a"), ("numeric", "numeric")), (("a",), ("text",)), ((), ()),
+                (("a",), ("numeric",), None, "categorical", True)]:  # labels need an output
         with pytest.raises(ValueError):
             formats.Schema(*bad)
     with pytest.raises(ValueError, match="either"):
@@ -336,33 +346,51 @@ def test_a_plain_kserve_body_with_predictions_is_a_response():
     assert isinstance(both, formats.ParsedRequest)
 
 
-def _response(fmt, predictions, **tensor):
-    message = json.loads(formats.encode_response(fmt, "r", T_MS, ["x"]))
+def _response(fmt, predictions, encoder=formats.encode_response, key="predictions", **tensor):
+    """A response (or with `formats.encode_label` and ``labels``, a label message) holding ``predictions`` as
+    they are, valid or not; ``tensor``: the OIP tensor's fields to replace."""
+    message = json.loads(encoder(fmt, "r", T_MS, ["x"]))
     if fmt == "oip-v2":
         message["outputs"][0].update({"data": predictions, "shape": [len(predictions) if isinstance(predictions, list)
                                                                       else 1], **tensor})
     else:
-        (message["payload"] if fmt == "thesis" else message["data"])["predictions"] = predictions
+        (message["payload"] if fmt == "thesis" else message["data"])[key] = predictions
     return json.dumps(message, allow_nan=True)
 
 
-@pytest.mark.parametrize("fmt,raw,reason", [
-    ("thesis", _response("thesis", []), "no_instances"),
-    ("thesis", _response("thesis", "setosa"), "no_instances"),
-    ("kserve-v1", _response("kserve-v1", None), "no_instances"),
-    ("kserve-v1", _response("kserve-v1", [0.5]), "bad_instance"),
-    ("thesis", _response("thesis", [["a"]]), "bad_instance"),
-    ("thesis", _response("thesis", [math.inf]), "non_finite"),
-    ("oip-v2", _response("oip-v2", [1, 2], datatype="BOOL"), "bad_datatype"),
-    ("oip-v2", _response("oip-v2", [1, 2], shape=[2, 2]), "bad_shape"),
-    ("oip-v2", _response("oip-v2", [1, 2], shape=[3]), "bad_shape"),
-    ("oip-v2", _response("oip-v2", [True]), "bad_instance"),
-    ("oip-v2", json.dumps({"id": "r", "outputs": [{}, {}]}), "bad_envelope"),
-])
-def test_bad_responses(fmt, raw, reason):
+def _label(fmt, labels, **tensor):
+    return _response(fmt, labels, formats.encode_label, "labels", **tensor)
+
+
+# (format, values, the OIP tensor's fields replaced, reason): a response's predictions or a label message's labels
+BAD_OUTPUTS = [
+    ("thesis", [], {}, "no_instances"),
+    ("thesis", "setosa", {}, "no_instances"),
+    ("kserve-v1", None, {}, "no_instances"),
+    ("kserve-v1", [0.5], {}, "bad_instance"),
+    ("thesis", [["a"]], {}, "bad_instance"),
+    ("thesis", ["r" * (formats.MAX_CATEGORY_CHARS + 1)], {}, "bad_instance"),
+    ("thesis", [math.inf], {}, "non_finite"),
+    ("thesis", [math.nan, True], {}, "non_finite"),  # value by value: its type, then its finiteness
+    ("oip-v2", [1, 2], {"datatype": "BOOL"}, "bad_datatype"),
+    ("oip-v2", [1, 2], {"shape": [2, 2]}, "bad_shape"),
+    ("oip-v2", [1, 2], {"shape": [3]}, "bad_shape"),
+    ("oip-v2", [True], {}, "bad_instance"),
+]
+
+
+@pytest.mark.parametrize("fmt,values,tensor,reason", BAD_OUTPUTS)
+@pytest.mark.parametrize("build", ["response", "label"])
+def test_bad_responses_and_labels(build, fmt, values, tensor, reason):
+    raw = _response(fmt, values, **tensor) if build == "response" else _label(fmt, values, **tensor)
     with pytest.raises(FormatError) as caught:
-        decode(fmt, raw, schema=MIXED)
+        decode(fmt, raw, schema=LABELLED)
     assert caught.value.reason == reason
+
+
+def test_an_oip_response_is_exactly_one_tensor():
+    with pytest.raises(FormatError, match="^bad_envelope: outputs is not exactly one tensor$"):
+        decode("oip-v2", json.dumps({"id": "r", "outputs": [{}, {}]}), schema=MIXED)
 
 
 def test_a_numeric_output_takes_numbers_only():
@@ -371,6 +399,91 @@ def test_a_numeric_output_takes_numbers_only():
                         (_response("oip-v2", ["a"], datatype="BYTES"), "bad_datatype")]:
         with pytest.raises(FormatError) as caught:
             decode("oip-v2" if "outputs" in raw else "thesis", raw, schema=numeric_output)
+        assert caught.value.reason == reason
+
+
+# ------------------------------------------------------------------ issue 21: label messages (ground truth)
+
+
+
+def test_label_encodings_are_exact():
+    assert formats.encode_label("thesis", "r1", T_MS, ["setosa", None, 2]) == (
+        '{"type":"label","id":"r1","time":1763767500123,"payload":{"labels":["setosa",null,2]}}')
+    assert json.loads(formats.encode_label("kserve-v1", "r1", T_MS, [0.5], source="http://labeller")) == {
+        "specversion": "1.0", "id": "r1", "source": "http://labeller", "type": "io.mmon.inference.label",
+        "time": "2025-11-21T23:25:00.123Z", "datacontenttype": "application/json", "data": {"labels": [0.5]}}
+    assert formats.CLOUDEVENT_LABEL_TYPE == "io.mmon.inference.label"
+    assert formats.encode_label("oip-v2", "r1", T_MS, ["a", "b"]) == (
+        '{"id":"r1","parameters":{"time":1763767500123,"type":"label"},'
+        '"outputs":[{"name":"label-0","shape":[2],"datatype":"BYTES","data":["a","b"]}]}')
+    assert json.loads(formats.encode_label("oip-v2", "r1", T_MS, [1, None]))["outputs"][0]["datatype"] == "FP64"
+    with pytest.raises(ValueError):
+        formats.encode_label("thesis", "r1", T_MS, [math.inf])
+    with pytest.raises(ValueError, match="unknown format"):
+        formats.encode_label("csv", "r1", T_MS, [1])
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_labels_decode_only_with_ground_truth(fmt):
+    raw = formats.encode_label(fmt, "r1", T_MS, ["setosa", None, 1])
+    assert decode(fmt, raw, schema=LABELLED) == formats.ParsedLabels("r1", T_MS, ["setosa", None, "1"])
+    assert decode(fmt, formats.encode_label(fmt, "r1", T_MS, [0.25, None, 3]), schema=LABELLED_NUMERIC) == (
+        formats.ParsedLabels("r1", T_MS, [0.25, None, 3.0]))
+    for schema in (MIXED, None, formats.Schema.numeric(4), formats.Schema(MIXED.features, MIXED.types)):
+        with pytest.raises(FormatError, match="^not_request: type 'label'$|^not_request: type 'io.mmon.inference.label'$"):
+            decode(fmt, raw, schema=schema)  # an OIP label message too: never read as a response
+    # requests and responses read as before under a schema with ground truth
+    assert decode(fmt, formats.encode_response(fmt, "r1", T_MS, ["a"]), schema=LABELLED) == (
+        formats.ParsedResponse("r1", T_MS, ["a"]))
+    assert decode(fmt, encode(fmt, "r1", T_MS, [[1, "red", 2, "XL"]], schema=LABELLED), schema=LABELLED) == (
+        formats.ParsedRequest("r1", T_MS, [[1.0, "red", 2.0, "XL"]]))
+
+
+def test_a_label_time_is_read_like_a_request_time():
+    seconds = json.loads(formats.encode_label("thesis", "r1", T_MS, ["a"]))
+    seconds["time"] = 1_700_000_000
+    assert decode("thesis", json.dumps(seconds), schema=LABELLED).time_ms == 1_700_000_000_000
+    without = json.loads(formats.encode_label("oip-v2", "r1", T_MS, ["a"]))
+    del without["parameters"]["time"]
+    assert decode("oip-v2", json.dumps(without), schema=LABELLED, default_time_ms=7).time_ms == 7
+
+
+def test_a_plain_kserve_body_with_labels_is_a_label_message():
+    assert decode("kserve-v1", '{"labels":["a",2]}', default_id="k", default_time_ms=5, schema=LABELLED) == (
+        formats.ParsedLabels("k", 5, ["a", "2"]))
+    assert isinstance(decode("kserve-v1", '{"labels":["a"],"predictions":["b"]}', default_id="k", default_time_ms=5,
+                             schema=LABELLED), formats.ParsedResponse)
+    assert isinstance(decode("kserve-v1", '{"labels":["a"],"instances":[[1,"a",2,"b"]]}', default_id="k",
+                             default_time_ms=5, schema=LABELLED), formats.ParsedRequest)
+    with pytest.raises(FormatError, match="^no_instances"):  # without ground truth: a request without instances
+        decode("kserve-v1", '{"labels":["a"]}', default_id="k", default_time_ms=5, schema=MIXED)
+
+
+def test_an_oip_message_with_inputs_is_a_request_whatever_its_parameters_type():
+    request = json.loads(encode("oip-v2", "r1", T_MS, [[1, "red", 2, "XL"]], schema=LABELLED))
+    request["parameters"]["type"] = "label"
+    request["outputs"] = [{"name": "label-0", "shape": [1], "datatype": "BYTES", "data": ["a"]}]
+    assert decode("oip-v2", json.dumps(request), schema=LABELLED) == ("r1", T_MS, [[1.0, "red", 2.0, "XL"]])
+
+
+@pytest.mark.parametrize("fmt,raw,reason", [
+    ("oip-v2", json.dumps({"id": "r", "parameters": {"type": "label"}, "outputs": [{}, {}]}), "bad_envelope"),
+    ("oip-v2", json.dumps({"id": "r", "parameters": {"type": "label", "time": 5}, "outputs": "x"}), "bad_envelope"),
+    ("thesis", _label("thesis", ["a"]).replace('"r"', "7"), "bad_id"),
+    ("kserve-v1", _label("kserve-v1", ["a"]).replace("2025-11-21T23:25:00.123Z", "soon"), "bad_time"),
+    ("oip-v2", _label("oip-v2", ["a"]).replace(str(T_MS), "-1"), "bad_time"),
+])
+def test_bad_label_envelopes_ids_and_times(fmt, raw, reason):
+    with pytest.raises(FormatError) as caught:
+        decode(fmt, raw, schema=LABELLED)
+    assert caught.value.reason == reason
+
+
+def test_a_numeric_output_takes_numeric_labels_only():
+    for raw, fmt, reason in [(_label("thesis", ["a"]), "thesis", "bad_instance"),
+                             (_label("oip-v2", ["a"], datatype="BYTES"), "oip-v2", "bad_datatype")]:
+        with pytest.raises(FormatError) as caught:
+            decode(fmt, raw, schema=LABELLED_NUMERIC)
         assert caught.value.reason == reason
 
 
@@ -400,6 +513,8 @@ def test_named_categorical_and_missing_values_round_trip(fmt, data, rows):
     predictions = data.draw(st.lists(categorical_value, min_size=1, max_size=4))
     response = decode(fmt, formats.encode_response(fmt, "r", T_MS, predictions), schema=MIXED)
     assert response == formats.ParsedResponse("r", T_MS, [_normalised(v, "categorical") for v in predictions])
+    labels = decode(fmt, formats.encode_label(fmt, "r", T_MS, predictions), schema=LABELLED)
+    assert labels == formats.ParsedLabels("r", T_MS, [_normalised(v, "categorical") for v in predictions])
 
 
 # ------------------------------------------------------------------ the cases the Java parser is held to
@@ -427,7 +542,7 @@ def test_the_java_parsers_cases_are_what_the_reference_decoder_makes(case):
     schema = PARSE_CASES["schemas"][case["schema"]]
     expect = case["expect"]
     decoded = formats.Schema(tuple(schema["names"]), tuple(schema["types"]), schema.get("output_name"),
-                             schema.get("output_type") or "categorical")
+                             schema.get("output_type") or "categorical", schema.get("ground_truth", False))
     try:
         parsed = formats.decode(case["format"], case["line"], schema=decoded, default_id=case["default_id"],
                                 default_time_ms=case["default_time_ms"])
@@ -435,9 +550,20 @@ def test_the_java_parsers_cases_are_what_the_reference_decoder_makes(case):
         assert err.reason == expect["reason"]
         return
     assert expect["reason"] is None
-    response = isinstance(parsed, formats.ParsedResponse)
-    instances = [[p] for p in parsed.predictions] if response else parsed.instances
-    assert (parsed.request_id, parsed.time_ms, response, instances) == (
-        expect["request_id"], expect["request_time_ms"], expect["response"], expect["instances"])
-    if not response:
-        assert _labels(schema, instances) == expect["labels"]
+    response, truth = isinstance(parsed, formats.ParsedResponse), isinstance(parsed, formats.ParsedLabels)
+    instances = parsed.instances if isinstance(parsed, formats.ParsedRequest) else [[value] for value in parsed[2]]
+    assert (parsed.request_id, parsed.time_ms, response, truth, instances) == (
+        expect["request_id"], expect["request_time_ms"], expect["response"], expect["truth"], expect["instances"])
+    output_column = {"types": [schema.get("output_type")], "vocabularies": [schema.get("output_vocabulary")]}
+    assert _labels(output_column if response or truth else schema, instances) == expect["labels"]
+
+
+def test_the_cases_cover_label_messages_in_every_format_and_every_reason():
+    """Issue 21: label messages in the three formats, accepted and rejected, with and without ground truth."""
+    cases = PARSE_CASES["cases"]
+    truths = {case["format"] for case in cases if case["expect"]["truth"]}
+    assert truths == set(formats.FORMATS)
+    unread = {case["format"] for case in cases if "label" in case["name"] and case["expect"]["reason"] == "not_request"}
+    assert unread == set(formats.FORMATS)
+    decoder_reasons = set(formats.REASONS[:formats.REASONS.index(formats.FUTURE_TIME)]) - {formats.TOO_LARGE}
+    assert {case["expect"]["reason"] for case in cases} - {None} == decoder_reasons

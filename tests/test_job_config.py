@@ -27,9 +27,10 @@ from flink_job import main as run_main
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris" / "monitor.yaml"
 
 
-def _write_spec(tmp_path: Path, edit) -> Path:
-    spec = yaml.safe_load(EXAMPLE.read_text())
-    spec["baseline"] = str(EXAMPLE.parent / spec["baseline"])
+def _write_spec(tmp_path: Path, edit, example: Path = EXAMPLE) -> Path:
+    """``example`` (the Iris spec unless given) edited by ``edit``, its baseline an absolute path."""
+    spec = yaml.safe_load(example.read_text())
+    spec["baseline"] = str(example.parent / spec["baseline"])
     edit(spec)
     path = tmp_path / "monitor.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -76,15 +77,15 @@ def test_each_bad_field_is_named_in_one_line(tmp_path, capsys, field, value, mes
     ("drift.metrics", {"kl": {"false_alarm_rate": 1}}, "drift.metrics.kl.false_alarm_rate: must be > 0 and < 1, got 1"),
     ("drift.metrics", {"kl": {"false_alarm_rate": 0}}, "drift.metrics.kl.false_alarm_rate: must be > 0 and < 1, got 0"),
     ("output", {"type": "numeric", "join_timeout": "99999999999999999999s"},
-     "output.join_timeout: must be > 0ms and <= 24h, got 99999999999999991611392ms"),
+     "output.join_timeout: must be > 0ms and <= 1d, got 99999999999999991611392ms"),
     ("output", {"type": "numeric", "join_timeout": "86400001ms"},
-     "output.join_timeout: must be > 0ms and <= 24h, got 86400001ms"),
-    ("job.checkpoint_interval", "0s", "job.checkpoint_interval: must be >= 100ms and <= 8760h, got 0ms"),
-    ("job.checkpoint_interval", "99ms", "job.checkpoint_interval: must be >= 100ms and <= 8760h, got 99ms"),
-    ("window.duration", "99999999999999999999s", "window.duration: must be > 0ms and <= 8760h, got 9999"),
+     "output.join_timeout: must be > 0ms and <= 1d, got 86400001ms"),
+    ("job.checkpoint_interval", "0s", "job.checkpoint_interval: must be >= 100ms and <= 365d, got 0ms"),
+    ("job.checkpoint_interval", "99ms", "job.checkpoint_interval: must be >= 100ms and <= 365d, got 99ms"),
+    ("window.duration", "99999999999999999999s", "window.duration: must be > 0ms and <= 365d, got 9999"),
     ("window.watermark_delay", float("nan"), "window.watermark_delay: must be a whole, non-negative number"),
     ("window.idle_timeout", float("inf"), "window.idle_timeout: must be a whole, non-negative number"),
-    ("window.max_future_skew", 10 ** 400, "window.max_future_skew: must be >= 0ms and <= 8760h, got 1"),
+    ("window.max_future_skew", 10 ** 400, "window.max_future_skew: must be >= 0ms and <= 365d, got 1"),
     ("job.parallelism", 10 ** 30, f"job.parallelism: must be >= 1 and <= 32768 (Flink's largest), got {10 ** 30}"),
 ])
 def test_numbers_are_finite_and_in_range_and_durations_bounded(tmp_path, capsys, field, value, message):
@@ -104,6 +105,88 @@ def test_the_bounds_themselves_are_accepted(tmp_path):
     assert (spec.output.join_timeout, spec.job.checkpoint_interval, spec.job.parallelism) == (86_400_000, 100, 32_768)
     assert (spec.drift.metrics["kl"].threshold, spec.drift.metrics["kl"].false_alarm_rate) == (0.0, 0.999)
     assert load_spec(_write_spec(tmp_path, _set("window.duration", "8760h"))).window.duration == 365 * 86_400_000
+    assert load_spec(_write_spec(tmp_path, _set("window.duration", "365d"))).window.duration == 365 * 86_400_000
+
+
+@pytest.mark.parametrize("text, millis", [("7d", 7 * 86_400_000), ("1.5d", 129_600_000), (" 2 d ", 172_800_000),
+                                          ("36h", 129_600_000), ("1d", 86_400_000)])
+def test_durations_read_days(text, millis):
+    """Issue 21: ``ground_truth.max_delay`` is days; every duration reads ``d``, and a whole number of days is
+    written in days (the messages', the reference's and the CRD's bounds)."""
+    assert config.Duration.parse(text, "x") == millis
+    assert config.duration_text(millis) == {129_600_000: "36h"}.get(millis, text.strip().replace(" ", ""))
+
+
+# ------------------------------------------------------------------ issue 21: ground_truth and the label topics
+
+PENGUINS = EXAMPLE.parent.parent / "penguins" / "monitor.yaml"
+
+
+def _penguins(tmp_path: Path, edit) -> Path:
+    """The penguins spec (categorical output ``prediction``) edited."""
+    return _write_spec(tmp_path, edit, PENGUINS)
+
+
+def test_ground_truth_defaults_and_round_trip(tmp_path):
+    spec = load_spec(_penguins(tmp_path, lambda s: s.update(ground_truth={})))
+    assert spec.ground_truth == config.GroundTruthSpec(max_delay=7 * 86_400_000, metrics=("accuracy",),
+                                                       false_alarm_rate=0.01, update_interval=10_000)
+    assert (spec.kafka.topics.labels, spec.kafka.topics.performance) == (None, "performance")
+    assert config.parse_spec(json.loads(json.dumps(config.spec_to_dict(spec)))) == spec
+    assert load_spec(_penguins(tmp_path, lambda s: None)).ground_truth is None
+    numeric = load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric"}, ground_truth={})))
+    assert numeric.ground_truth.metrics == ("mae",)  # a numeric output's default
+    chosen = load_spec(_penguins(tmp_path, lambda s: s.update(ground_truth={
+        "max_delay": "90d", "metrics": ["f1_macro", "confusion", "accuracy"], "false_alarm_rate": 0.001,
+        "update_interval": "1m"}) or s["kafka"]["topics"].update(labels="penguins-labels", performance="perf")))
+    assert (chosen.ground_truth.max_delay, chosen.ground_truth.metrics, chosen.ground_truth.update_interval) == (
+        90 * 86_400_000, ("f1_macro", "confusion", "accuracy"), 60_000)
+    assert (chosen.kafka.topics.labels, chosen.kafka.topics.performance) == ("penguins-labels", "perf")
+
+
+def test_ground_truth_metrics_are_the_output_types_own():
+    assert config.GROUND_TRUTH_METRICS == {
+        "categorical": ("accuracy", "precision", "recall", "f1", "f1_macro", "confusion"),
+        "numeric": ("mae", "rmse", "bias")}
+    assert all(set(config.DEFAULT_GROUND_TRUTH_METRICS[kind]) <= set(names)
+               for kind, names in config.GROUND_TRUTH_METRICS.items())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.pop("output"), "ground_truth: needs an output section"),
+    (lambda s: s["ground_truth"].update(metrics=["mae"]),
+     "ground_truth.metrics[0]: 'mae' applies to a numeric output, and output 'prediction' is categorical "
+     "(for a categorical output: accuracy, precision, recall, f1, f1_macro, confusion)"),
+    (lambda s: s["ground_truth"].update(metrics=["accuracy", "auc"]), "ground_truth.metrics[1]: unknown metric 'auc'"),
+    (lambda s: s["ground_truth"].update(metrics=["f1", "f1"]), "ground_truth.metrics[1]: 'f1' is listed twice"),
+    (lambda s: s["ground_truth"].update(metrics=[]), "ground_truth.metrics: at least one metric is required"),
+    (lambda s: s["ground_truth"].update(metrics="accuracy"), "ground_truth.metrics: expected a list"),
+    (lambda s: s["ground_truth"].update(max_delay="91d"),
+     "ground_truth.max_delay: must be > 0ms and <= 90d (each waiting prediction is kept in state), got 91d"),
+    (lambda s: s["ground_truth"].update(max_delay=0), "ground_truth.max_delay: must be > 0ms and <= 90d"),
+    (lambda s: s["ground_truth"].update(max_delay="a week"), "ground_truth.max_delay: expected a duration"),
+    (lambda s: s["ground_truth"].update(update_interval="0s"), "ground_truth.update_interval: must be > 0ms and <= 1d"),
+    (lambda s: s["ground_truth"].update(false_alarm_rate=1), "ground_truth.false_alarm_rate: must be > 0 and < 1, got 1"),
+    (lambda s: s["ground_truth"].update(horizon="7d"), "ground_truth.horizon: unknown field"),
+    (lambda s: s["kafka"]["topics"].update(labels=""), "kafka.topics.labels: expected a non-empty string"),
+])
+def test_each_bad_ground_truth_field_is_named_in_one_line(tmp_path, capsys, edit, message):
+    path = _penguins(tmp_path, lambda s: s.update(ground_truth={"metrics": ["accuracy"]}) or edit(s))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(message), caught.value
+    assert run_main.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmon run: {message}") and "\n" not in err, err
+
+
+def test_a_numeric_output_takes_the_numeric_metrics(tmp_path):
+    spec = load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric"},
+                                                               ground_truth={"metrics": ["rmse", "bias", "mae"]})))
+    assert spec.ground_truth.metrics == ("rmse", "bias", "mae")
+    with pytest.raises(ConfigError, match=r"^ground_truth\.metrics\[0\]: 'accuracy' applies to a categorical output"):
+        load_spec(_write_spec(tmp_path, lambda s: s.update(output={"type": "numeric"}, ground_truth={})
+                              or s["ground_truth"].update(metrics=["accuracy"])))
 
 
 def test_missing_files_are_clear_errors(tmp_path, capsys):

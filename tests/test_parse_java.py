@@ -1,13 +1,14 @@
 """The Java parse functions (jvm/udfs) against the reference decoder `contract.formats.decode`.
 
 Thousands of records per format, valid and mutated (keys deleted, values swapped for every JSON type,
-NaN/Infinity/1e999, truncated text, requests turned into responses and back), go through ``mmon_parse``
-in one Flink job under three schemas at once: numeric and categorical features with a categorical output
-(`MIXED`, the functions `flink_job.parse.register_functions` registers from a spec and baselines), four
-numeric features with a numeric output, and four numeric features without one. Each result must be what
-`formats.decode` gives for the same record and schema: the same dead-letter reason, or the same id, time,
-kind (request or response) and values, the Java codes read back through the vocabularies and the
-record's labels. ``mmon_request_time_ms`` must give the request time the rowtime column uses.
+NaN/Infinity/1e999, truncated text, requests turned into responses or label messages and back), go through
+``mmon_parse`` in one Flink job under four schemas at once: numeric and categorical features with a
+categorical output and ground truth (`MIXED`, the functions `flink_job.parse.register_functions` registers
+from a spec and baselines), the same without ground truth, four numeric features with a numeric output and
+ground truth, and four numeric features without an output. Each result must be what `formats.decode` gives
+for the same record and schema: the same dead-letter reason, or the same id, time, kind (request, response or
+label message) and values, the Java codes read back through the vocabularies and the record's labels.
+``mmon_request_time_ms`` must give the request time the rowtime column uses.
 """
 from __future__ import annotations
 
@@ -45,15 +46,17 @@ Feature = NamedTuple("Feature", [("name", str), ("type", str)])
 Output = NamedTuple("Output", [("name", str), ("type", str)])
 MIXED_SPEC = SimpleNamespace(input=SimpleNamespace(features=(
     Feature("x1", "numeric"), Feature("color", "categorical"), Feature("x2", "numeric"), Feature("size", "categorical"))),
-    output=Output("prediction", "categorical"))
+    output=Output("prediction", "categorical"), ground_truth=SimpleNamespace(metrics=("accuracy",)))
+UNLABELLED_SPEC = SimpleNamespace(**{**vars(MIXED_SPEC), "ground_truth": None})
 MIXED_BASELINE = Baseline(
     features={"color": CategoricalBaseline.from_values(["red"] * 5 + ["green"] * 4 + ["blue"] * 3 + ["teal"],
                                                        max_categories=3),
               "size": CategoricalBaseline.from_values(["1"] * 4 + ["2"] * 3 + ["10"] * 2 + ["3"])},
     output=OutputBaseline("prediction", CategoricalBaseline.from_values(["setosa"] * 3 + ["versicolor"] * 2 + ["0"])))
 MIXED = formats.Schema.from_spec(MIXED_SPEC)
+UNLABELLED = formats.Schema.from_spec(UNLABELLED_SPEC)
 NUMERIC_NAMES = ("sl", "sw", "pl", "pw")
-NUMERIC_OUT = formats.Schema(NUMERIC_NAMES, ("numeric",) * 4, "score", "numeric")
+NUMERIC_OUT = formats.Schema(NUMERIC_NAMES, ("numeric",) * 4, "score", "numeric", ground_truth=True)
 NUMERIC = formats.Schema(NUMERIC_NAMES, ("numeric",) * 4)
 
 
@@ -69,17 +72,20 @@ def _vocabulary(feature: Any) -> tuple:
     return tuple(feature.vocabulary) if hasattr(feature, "vocabulary") else ()
 
 
+MIXED_VOCABULARIES = (*(_vocabulary(MIXED_BASELINE.features.get(name)) for name in MIXED.features),
+                      _vocabulary(MIXED_BASELINE.output.feature))
 CASES = (
-    Case(MIXED, parse.PARSE_FUNCTION, parse.TIME_FUNCTION,
-         (*(_vocabulary(MIXED_BASELINE.features.get(name)) for name in MIXED.features),
-          _vocabulary(MIXED_BASELINE.output.feature))),
+    Case(MIXED, parse.PARSE_FUNCTION, parse.TIME_FUNCTION, MIXED_VOCABULARIES),
+    Case(UNLABELLED, "mmon_parse_unlabelled", "mmon_time_unlabelled", MIXED_VOCABULARIES),
     Case(NUMERIC_OUT, "mmon_parse_numeric_out", "mmon_time_numeric_out", ((),) * 5),
     Case(NUMERIC, "mmon_parse_numeric", "mmon_time_numeric", ((),) * 5),
 )
-MIXED_CASE, NUMERIC_OUT_CASE, NUMERIC_CASE = range(3)
+MIXED_CASE, UNLABELLED_CASE, NUMERIC_OUT_CASE, NUMERIC_CASE = range(4)
 
 VALUES: tuple[Any, ...] = (
-    None, True, False, 0, -1, 1, 2, 4, 1.5, 1e308, -0.0, 10.0, 2.5, "", "x", "1.0", "request", "response",
+    None, True, False, 0, -1, 1, 2, 4, 1.5, 1e308, -0.0, 10.0, 2.5, "", "x", "1.0", "request", "response", "label",
+    "labels", formats.CLOUDEVENT_LABEL_TYPE, {"type": "label"}, {"time": 1_800_000_000_123, "type": "label"},
+    {"labels": ["setosa"]},
     "FP64", "INT8", "BYTES", "red", "teal", "purple", "10", "setosa", "x1", "color", "inputs", "outputs",
     formats.CLOUDEVENT_REQUEST_TYPE, formats.CLOUDEVENT_RESPONSE_TYPE, "2027-01-15T08:00:00.5+01:00",
     "2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "1800000000123", 1_800_000_000, 1_800_000_000.0005,
@@ -131,6 +137,9 @@ def _text_mutation(text: str, rng: random.Random) -> str:
         swaps = (('"request"', '"response"'), ('"response"', '"request"'), ("inference.request", "inference.response"),
                  ("inference.response", "inference.request"), ('"instances"', '"predictions"'),
                  ('"predictions"', '"instances"'), ('"inputs"', '"outputs"'), ('"outputs"', '"inputs"'),
+                 ('"label"', '"response"'), ('"response"', '"label"'), ("inference.label", "inference.request"),
+                 ("io.mmon.inference.label", formats.CLOUDEVENT_RESPONSE_TYPE), ('"labels"', '"predictions"'),
+                 ('"predictions"', '"labels"'), (',"type":"label"', ""), ('"time":', '"type":"label","time":'),
                  ('"specversion":"1.0",', ""), ('"BYTES"', '"FP64"'), ('"FP64"', '"BYTES"'), ('"shape":[', '"shape":[1,'))
         old, new = rng.choice(swaps)
         return text.replace(old, new, 1)
@@ -185,11 +194,12 @@ def _records(fmt: str, rng: random.Random) -> list[tuple[str, Optional[str], Opt
             plain = all(isinstance(r, list) and not any(isinstance(v, str) for v in r) for r in rows)
             named = None if plain and rng.random() < 0.5 else MIXED
             text = formats.encode(fmt, f"req-{i}", time_ms, rows, schema=named if fmt == formats.OIP_V2 else None)
-        else:  # a response
-            predictions = [rng.choice(PREDICTIONS) for _ in range(n)]
-            text = formats.encode_response(fmt, f"req-{i}", time_ms, predictions)
+        else:  # a response or a label message
+            values = [rng.choice(PREDICTIONS) for _ in range(n)]
+            label = rng.random() < 0.5
+            text = (formats.encode_label if label else formats.encode_response)(fmt, f"req-{i}", time_ms, values)
             if fmt == formats.KSERVE_V1 and rng.random() < 0.2:  # a plain body
-                text = json.dumps({"predictions": predictions})
+                text = json.dumps({"labels" if label else "predictions": values})
         mutation = rng.random()
         if mutation < 0.55:
             text = json.dumps(_mutated(json.loads(text), rng), separators=(",", ":"), allow_nan=True)
@@ -201,14 +211,16 @@ def _records(fmt: str, rng: random.Random) -> list[tuple[str, Optional[str], Opt
 
 
 def _expected(case: Case, fmt: str, raw: str, default_id, default_time) -> tuple:
-    """(reason,) or (None, id, time, response, values: n x k, a response's n x 1) by `formats.decode`."""
+    """(reason,) or (None, id, time, response, truth, values: n x k, a response's or a label message's n x 1) by
+    `formats.decode`."""
     try:
         parsed = formats.decode(fmt, raw, default_id=default_id, default_time_ms=default_time, schema=case.schema)
     except formats.FormatError as err:
         return (err.reason,)
-    if isinstance(parsed, formats.ParsedResponse):
-        return (None, parsed.request_id, parsed.time_ms, True, [[v] for v in parsed.predictions])
-    return (None, parsed.request_id, parsed.time_ms, False, parsed.instances)
+    if isinstance(parsed, formats.ParsedRequest):
+        return (None, parsed.request_id, parsed.time_ms, False, False, parsed.instances)
+    response = isinstance(parsed, formats.ParsedResponse)
+    return (None, parsed.request_id, parsed.time_ms, response, not response, [[v] for v in parsed[2]])
 
 
 class Result(NamedTuple):
@@ -218,10 +230,11 @@ class Result(NamedTuple):
     instances: Optional[bytes]
     labels: Optional[list]
     response: Optional[bool]
+    truth: Optional[bool]
     rowtime_ms: Optional[int]
 
 
-FIELDS = ("reason", "request_id", "time_ms", "instances", "labels", "response")
+FIELDS = ("reason", "request_id", "time_ms", "instances", "labels", "response", "truth")
 
 
 def _result(row, case: int) -> Result:
@@ -231,14 +244,15 @@ def _result(row, case: int) -> Result:
 
 
 def _actual(row, case: int = NUMERIC_CASE) -> tuple:
-    """(reason,) or (None, id, time, response, values), the values decoded: NaN is None, a categorical code
-    its vocabulary's value or its label."""
+    """(reason,) or (None, id, time, response, truth, values), the values decoded: NaN is None, a categorical
+    code its vocabulary's value or its label."""
     result = _result(row, case)
     if result.reason is not None:
         return (result.reason,)
     schema, vocabularies = CASES[case].schema, CASES[case].vocabularies
-    columns = (schema.output_type,) if result.response else schema.types
-    vocabularies = vocabularies[-1:] if result.response else vocabularies[:-1]
+    output = result.response or result.truth  # predictions or labels: the output's one column
+    columns = (schema.output_type,) if output else schema.types
+    vocabularies = vocabularies[-1:] if output else vocabularies[:-1]
     labels = list(result.labels or ())
     matrix = np.frombuffer(bytes(result.instances), dtype="<f8").reshape(-1, len(columns))
     values = []
@@ -254,13 +268,14 @@ def _actual(row, case: int = NUMERIC_CASE) -> tuple:
                 assert code == value
                 decoded.append(vocabulary[code] if code >= 0 else labels[-code - 1])
         values.append(decoded)
-    return (None, result.request_id, result.time_ms, result.response, values)
+    return (None, result.request_id, result.time_ms, result.response, result.truth, values)
 
 
-def _first_unseen(values: list, case: Case, response: bool) -> list:
-    """The record's categorical values outside the vocabularies, each once, in first-seen order."""
-    kinds = (case.schema.output_type,) if response else case.schema.types
-    vocabularies = case.vocabularies[-1:] if response else case.vocabularies[:-1]
+def _first_unseen(values: list, case: Case, output: bool) -> list:
+    """The record's categorical values outside the vocabularies (``output``: a response's or a label message's,
+    in the output's), each once, in first-seen order."""
+    kinds = (case.schema.output_type,) if output else case.schema.types
+    vocabularies = case.vocabularies[-1:] if output else case.vocabularies[:-1]
     seen: list = []
     for row in values:
         for value, kind, vocabulary in zip(row, kinds, vocabularies):
@@ -278,10 +293,14 @@ def t_env() -> TableEnvironment:
     package = java_functions.package()
     for case in CASES[1:]:
         schema = case.schema
-        output = {} if schema.output_name is None else {"output_name": schema.output_name,
-                                                        "output_type": schema.output_type}
-        java = package.FeatureSchema.fromJson(json.dumps({"names": schema.features, "types": schema.types,
-                                                          "vocabularies": [[]] * schema.width, **output}))
+        if schema == UNLABELLED:
+            java = parse.java_schema(UNLABELLED_SPEC, MIXED_BASELINE)
+        else:
+            output = {} if schema.output_name is None else {"output_name": schema.output_name,
+                                                            "output_type": schema.output_type,
+                                                            "ground_truth": schema.ground_truth}
+            java = package.FeatureSchema.fromJson(json.dumps({"names": schema.features, "types": schema.types,
+                                                              "vocabularies": [[]] * schema.width, **output}))
         env._j_tenv.createTemporarySystemFunction(case.parse_function, package.ParseRequest(java))
         env._j_tenv.createTemporarySystemFunction(case.time_function, package.RequestTimeMs(java))
     source.register_functions(env)
@@ -329,16 +348,14 @@ def test_java_parser_agrees_with_the_reference_decoder(t_env, fmt):
             # the rowtime column's time is the parse step's; none for a dead-lettered record
             assert result.rowtime_ms == (result.time_ms if result.reason is None else None)
             if result.reason is None:  # labels: each value outside the vocabularies once, in first-seen order
-                assert list(result.labels or ()) == _first_unseen(got[4], case, got[3])
+                assert list(result.labels or ()) == _first_unseen(got[5], case, got[3] or got[4])
             else:
-                assert result.instances is None and result.labels is None and result.response is False
-        kinds = {(got[3], bool(_result(row, c).labels)) for row, got in zip(rows, actual) if got[0] is None}
-        if case.schema.output_name is not None:
-            assert (True, False) in kinds  # responses are read
-        else:
-            assert not any(response for response, _ in kinds)
-        if c == MIXED_CASE:
-            assert {(False, True), (True, True), (False, False)} <= kinds  # labels on requests and responses
+                assert (result.instances, result.labels, result.response, result.truth) == (None, None, False, False)
+        kinds = {(got[3], got[4], bool(_result(row, c).labels)) for row, got in zip(rows, actual) if got[0] is None}
+        assert any(response for response, _, _ in kinds) == (case.schema.output_name is not None)  # responses read
+        assert any(truth for _, truth, _ in kinds) == case.schema.ground_truth  # label messages read
+        if c == MIXED_CASE:  # unseen categorical values on requests, responses and label messages
+            assert {(False, False, True), (True, False, True), (False, True, True), (False, False, False)} <= kinds
 
 
 @pytest.mark.parametrize("fmt", formats.FORMATS)
@@ -388,8 +405,8 @@ def test_kafka_time_mode_ignores_the_message_time(t_env, fmt):
     [good, bad, missing_default] = _run(t_env, fmt, [(with_time, None, 1_900_000_000_000),
                                                      (bad_time, None, 1_900_000_000_001),
                                                      (with_time, None, None)], message_time=False)
-    assert _actual(good) == (None, "a", 1_900_000_000_000, False, rows)
-    assert _actual(bad) == (None, "a", 1_900_000_000_001, False, rows)
+    assert _actual(good) == (None, "a", 1_900_000_000_000, False, False, rows)
+    assert _actual(bad) == (None, "a", 1_900_000_000_001, False, False, rows)
     assert _actual(missing_default) == (formats.BAD_TIME,)
 
 

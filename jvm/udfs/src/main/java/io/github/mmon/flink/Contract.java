@@ -13,6 +13,7 @@ public final class Contract {
     // CloudEvent types
     public static final String CLOUDEVENT_REQUEST_TYPE = "org.kubeflow.serving.inference.request";
     public static final String CLOUDEVENT_RESPONSE_TYPE = "org.kubeflow.serving.inference.response";
+    public static final String CLOUDEVENT_LABEL_TYPE = "io.mmon.inference.label";
 
     // dead-letter reasons (contract.formats.REASONS)
     public static final String TOO_LARGE = "too_large";
@@ -30,8 +31,10 @@ public final class Contract {
     public static final String FUTURE_TIME = "future_time";
     public static final String UNMATCHED_RESPONSE = "unmatched_response";
     public static final String WRONG_PREDICTION_COUNT = "wrong_prediction_count";
+    public static final String UNMATCHED_LABEL = "unmatched_label";
+    public static final String WRONG_LABEL_COUNT = "wrong_label_count";
     public static final String LATE = "late";
-    public static final String[] REASONS = {"too_large", "bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "late"};
+    public static final String[] REASONS = {"too_large", "bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label", "wrong_label_count", "late"};
 
     // limits
     public static final int MAX_CATEGORY_CHARS = 1024;
@@ -46,7 +49,8 @@ public final class Contract {
     public static final String OUTLIERS = "outliers";
     public static final String DRIFT = "drift";
     public static final String DEAD_LETTER = "dead_letter";
-    public static final String[] KINDS = {"stats", "covariance", "outliers", "drift", "dead_letter"};
+    public static final String PERFORMANCE = "performance";
+    public static final String[] KINDS = {"stats", "covariance", "outliers", "drift", "dead_letter", "performance"};
 
     // accounting counters (contract.outputs)
     public static final String RECORDS_READ = "records_read";

@@ -18,7 +18,9 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
 /**
  * What a record's values must be ({@code flink_job.formats.Schema}), with the codes of the categorical values:
  * the features (names in instance order, types {@code "numeric"} / {@code "categorical"}) and the model
- * output ({@code outputName == null}: none, responses are {@code not_request}). A categorical column's
+ * output ({@code outputName == null}: none, responses are {@code not_request}), and whether label messages are
+ * read ({@link #readsLabels}: the spec has {@code ground_truth}, which needs the output; else they are
+ * {@code not_request}). A categorical column's
  * vocabulary is its baseline's categories then its other values (built by {@code flink_job.parse.java_schema});
  * a value in it is coded as its index, and {@link RequestParser} codes any other one as {@code -(1 + j)}, j
  * indexing the record's labels.
@@ -41,11 +43,19 @@ public final class FeatureSchema implements Serializable {
     private final String outputName;
     private final String outputType;
     private final String[] outputVocabulary;
+    private final boolean groundTruth;
 
     private transient volatile Index index;
 
+    /** A schema whose label messages are not read. */
     public FeatureSchema(String[] names, String[] types, String[][] vocabularies, String outputName,
                          String outputType, String[] outputVocabulary) {
+        this(names, types, vocabularies, outputName, outputType, outputVocabulary, false);
+    }
+
+    /** {@code groundTruth}: label messages are read (the spec has {@code ground_truth}); needs an output. */
+    public FeatureSchema(String[] names, String[] types, String[][] vocabularies, String outputName,
+                         String outputType, String[] outputVocabulary, boolean groundTruth) {
         if (names.length == 0 || types.length != names.length || vocabularies.length != names.length) {
             throw new IllegalArgumentException("need at least one feature, and a type and a vocabulary for each");
         }
@@ -59,12 +69,17 @@ public final class FeatureSchema implements Serializable {
         this.outputName = outputName;
         this.outputType = outputName == null ? null : checkType(outputType);
         this.outputVocabulary = outputVocabulary == null || outputName == null ? new String[0] : outputVocabulary.clone();
+        if (groundTruth && outputName == null) {
+            throw new IllegalArgumentException("labels (ground_truth) need an output");
+        }
+        this.groundTruth = groundTruth;
         index();  // fails early on duplicate names or values
     }
 
     /**
      * The schema from one JSON object {@code {"names": [...], "types": [...], "vocabularies": [[...], ...],
-     * "output_name": ..., "output_type": ..., "output_vocabulary": [...]}} (the output keys optional): one
+     * "output_name": ..., "output_type": ..., "output_vocabulary": [...], "ground_truth": true}} (the output keys
+     * and ground_truth optional, ground_truth false when absent): one
      * call from Python, where building the arrays element by element through the gateway costs a round trip
      * per value.
      */
@@ -84,7 +99,8 @@ public final class FeatureSchema implements Serializable {
         boolean output = outputName != null && !outputName.isNull();
         return new FeatureSchema(strings(spec.get("names")), strings(spec.get("types")), vocabularyArrays,
                 output ? outputName.textValue() : null, output ? spec.get("output_type").textValue() : null,
-                output && spec.hasNonNull("output_vocabulary") ? strings(spec.get("output_vocabulary")) : null);
+                output && spec.hasNonNull("output_vocabulary") ? strings(spec.get("output_vocabulary")) : null,
+                spec.path("ground_truth").asBoolean(false));
     }
 
     private static String[] strings(JsonNode array) {
@@ -133,6 +149,11 @@ public final class FeatureSchema implements Serializable {
 
     public boolean hasOutput() {
         return outputName != null;
+    }
+
+    /** Whether label messages are read (the spec has {@code ground_truth}); else they are {@code not_request}. */
+    public boolean readsLabels() {
+        return groundTruth;
     }
 
     /** The index of the feature named {@code name}, or -1. */
@@ -227,18 +248,20 @@ public final class FeatureSchema implements Serializable {
         }
         return Arrays.equals(names, that.names) && Arrays.equals(types, that.types)
                 && Arrays.deepEquals(vocabularies, that.vocabularies) && Objects.equals(outputName, that.outputName)
-                && Objects.equals(outputType, that.outputType) && Arrays.equals(outputVocabulary, that.outputVocabulary);
+                && Objects.equals(outputType, that.outputType) && Arrays.equals(outputVocabulary, that.outputVocabulary)
+                && groundTruth == that.groundTruth;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(Arrays.hashCode(names), Arrays.hashCode(types), Arrays.deepHashCode(vocabularies),
-                outputName, outputType, Arrays.hashCode(outputVocabulary));
+                outputName, outputType, Arrays.hashCode(outputVocabulary), groundTruth);
     }
 
     @Override
     public String toString() {
         return "FeatureSchema" + Arrays.toString(names) + Arrays.toString(types)
-                + (outputName == null ? "" : " -> " + outputName + " (" + outputType + ")");
+                + (outputName == null ? "" : " -> " + outputName + " (" + outputType + ")")
+                + (groundTruth ? " with labels" : "");
     }
 }

@@ -12,11 +12,12 @@ import org.apache.flink.types.Row;
 /**
  * {@code mmon_parse(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock,
  * max_record_bytes)}:
- * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response>} (see
+ * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response, truth>} (see
  * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
  * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
- * request, n x 1 for a response), as {@link RequestRouter} and Python read them, with the record's labels
- * (the categorical values outside the vocabularies, coded {@code -(1 + j)}; NULL when it has none).
+ * request, n x 1 for a response or a label message: {@code truth} true, its values the request's true
+ * outputs), as {@link RequestRouter} and Python read them, with the record's labels (the categorical values
+ * outside the vocabularies, coded {@code -(1 + j)}; NULL when it has none).
  *
  * <p>Not deterministic: the {@code future_time} check reads the wall clock (or the thread's latest accepted
  * time). That is also what keeps the planner from calling it once per field the view selects from its
@@ -26,7 +27,7 @@ public class ParseRequest extends ScalarFunction {
 
     public static final String RESULT_TYPE =
             "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances BYTES, labels ARRAY<STRING>, "
-                    + "response BOOLEAN>";
+                    + "response BOOLEAN, truth BOOLEAN>";
 
     private final FeatureSchema schema;
 
@@ -42,7 +43,7 @@ public class ParseRequest extends ScalarFunction {
                 maxFutureSkewMs, wallClock, maxRecordBytes);
         String[] labels = parsed.labels();  // none (the usual case) as NULL: an empty array costs a conversion
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()),
-                labels == null || labels.length == 0 ? null : labels, parsed.response());
+                labels == null || labels.length == 0 ? null : labels, parsed.response(), parsed.truth());
     }
 
     @Override

@@ -1,7 +1,7 @@
 package io.github.mmon.flink;
 
 /**
- * One decoded record: {@code reason} is null for a request (or response) that can be monitored, else its
+ * One decoded record: {@code reason} is null for a request (or response, or label message) that can be monitored, else its
  * dead-letter reason. {@code timeMs} is the request time when it was read before a check failed (else the
  * default time, possibly null), so even a rejected record has an event time to carry.
  *
@@ -9,17 +9,18 @@ package io.github.mmon.flink;
  * predictions), coded as {@link RequestParser} says: numeric as is, missing NaN, categorical its index in the
  * {@link FeatureSchema} vocabulary or else {@code -(1 + j)} for {@code labels[j]}. {@code labels} is empty when
  * every value was in the vocabularies (null when rejected). {@code response} is true for an accepted response
- * (false for every rejected record).
+ * (false for every rejected record). {@code truth} is true for an accepted label message (ground truth): its
+ * instances are the request's true outputs, n x 1, coded as predictions are (false for every rejected record).
  */
 public record ParsedRequest(String reason, String requestId, Long timeMs, double[][] instances, String[] labels,
-                            boolean response) {
+                            boolean response, boolean truth) {
 
     static ParsedRequest accepted(String requestId, long timeMs, double[][] instances, String[] labels,
-                                  boolean response) {
-        return new ParsedRequest(null, requestId, timeMs, instances, labels, response);
+                                  boolean response, boolean truth) {
+        return new ParsedRequest(null, requestId, timeMs, instances, labels, response, truth);
     }
 
     static ParsedRequest rejected(String reason, String requestId, Long timeMs) {
-        return new ParsedRequest(reason, requestId, timeMs, null, null, false);
+        return new ParsedRequest(reason, requestId, timeMs, null, null, false, false);
     }
 }

@@ -27,7 +27,8 @@ import org.apache.flink.table.data.binary.BinaryStringData;
 /**
  * The inference-log decoder of {@code flink_job/formats.py} in Java: the same three formats, the same
  * checks in the same order, the same dead-letter reasons, the same values (read by a {@link FeatureSchema}:
- * named and list instances, categorical values, missing values, OIP per-feature tensors, responses). The
+ * named and list instances, categorical values, missing values, OIP per-feature tensors, responses, label
+ * messages). The
  * Python module is the reference; the job's tests hold this class to it line by line.
  *
  * <p>Values come out as a float64 matrix: a numeric value as is, a missing one NaN, a categorical one its
@@ -180,7 +181,8 @@ public final class RequestParser {
             requestId = request.id;
             Labels labels = new Labels();
             double[][] values = request.values.check(labels);
-            return ParsedRequest.accepted(requestId, state.timeMs, values, labels.array(), request.response);
+            return ParsedRequest.accepted(requestId, state.timeMs, values, labels.array(), request.kind == Kind.RESPONSE,
+                    request.kind == Kind.LABEL);
         } catch (Rejected rejected) {
             return ParsedRequest.rejected(rejected.reason, requestId,
                     state.timeMs != null ? state.timeMs : defaultTimeMs);
@@ -192,7 +194,50 @@ public final class RequestParser {
         double[][] check(Labels labels) throws Rejected;
     }
 
-    private record Request(String id, boolean response, Values values) {
+    private record Request(String id, Kind kind, Values values) {
+    }
+
+    /**
+     * The kinds of message (formats.REQUEST, RESPONSE, LABEL): a thesis message's {@code type}, the key of the
+     * values in a thesis payload or a KServe v1 body, the CloudEvent type.
+     */
+    private enum Kind {
+        REQUEST("request", "instances", CLOUDEVENT_REQUEST_TYPE),
+        RESPONSE("response", "predictions", CLOUDEVENT_RESPONSE_TYPE),
+        LABEL("label", "labels", CLOUDEVENT_LABEL_TYPE);
+
+        final String type;
+        final String values;
+        final String eventType;
+
+        Kind(String type, String values, String eventType) {
+            this.type = type;
+            this.values = values;
+            this.eventType = eventType;
+        }
+
+        /** Whether {@code schema} reads this kind (formats._kinds): responses with an output, labels with ground truth. */
+        boolean readBy(FeatureSchema schema) {
+            return this == REQUEST || (this == RESPONSE ? schema.hasOutput() : schema.readsLabels());
+        }
+
+        /** The kind whose thesis type (or CloudEvent type, {@code event}) is {@code name}'s text, or null. */
+        static Kind named(JsonNode name, boolean event) {
+            for (Kind kind : values()) {
+                if (isText(name, event ? kind.eventType : kind.type)) {
+                    return kind;
+                }
+            }
+            return null;
+        }
+    }
+
+    /** formats._read_kind: {@code kind} if the schema reads it, else not_request. */
+    private static Kind read(Kind kind, FeatureSchema schema) throws Rejected {
+        if (kind == null || !kind.readBy(schema)) {
+            throw new Rejected(NOT_REQUEST);
+        }
+        return kind;
     }
 
     /** The record's categorical values outside the vocabularies, each once, in first-seen order. */
@@ -368,85 +413,110 @@ public final class RequestParser {
 
     private static Request thesis(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
         JsonNode payload = object(get(obj, "payload"));
-        JsonNode type = get(obj, "type");
-        boolean response = schema.hasOutput() && isText(type, "response");
-        if (!response && !isText(type, "request")) {
-            throw new Rejected(NOT_REQUEST);
-        }
+        Kind kind = read(Kind.named(get(obj, "type"), false), schema);
         String id = requestId(get(obj, "id"), state);
         numericTime(get(obj, "time"), state);
-        return body(id, response, payload, schema);
+        return body(id, kind, payload, schema);
     }
 
-    /** The instances (a request) or predictions (a response) of a thesis payload or a KServe v1 body. */
-    private static Request body(String id, boolean response, JsonNode body, FeatureSchema schema) {
-        if (response) {
-            return new Request(id, true, labels -> checkPredictions(get(body, "predictions"), schema, labels));
+    /** The instances (a request), predictions (a response) or labels (a label message) of a thesis payload or a
+     * KServe v1 body. */
+    private static Request body(String id, Kind kind, JsonNode body, FeatureSchema schema) {
+        JsonNode values = get(body, kind.values);
+        if (kind == Kind.REQUEST) {
+            return new Request(id, kind, labels -> checkInstances(values, schema, labels));
         }
-        return new Request(id, false, labels -> checkInstances(get(body, "instances"), schema, labels));
+        return new Request(id, kind, labels -> checkPredictions(values, schema, labels));
+    }
+
+    /** formats._plain_kind: a plain body without instances is a response (predictions) or a label message
+     * (labels) when the schema reads them; else a request. */
+    private static Kind plainKind(JsonNode obj, FeatureSchema schema) {
+        if (!obj.has(Kind.REQUEST.values)) {
+            for (Kind kind : new Kind[] {Kind.RESPONSE, Kind.LABEL}) {
+                if (kind.readBy(schema) && obj.has(kind.values)) {
+                    return kind;
+                }
+            }
+        }
+        return Kind.REQUEST;
     }
 
     private static Request kserveV1(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
         if (!obj.has("specversion")) {  // a plain KServe v1 body: id and time from the defaults
-            boolean response = schema.hasOutput() && obj.has("predictions") && !obj.has("instances");
+            Kind kind = plainKind(obj, schema);
             String id = requestId(null, state);
             cloudEventTime(null, state);
-            return body(id, response, obj, schema);
+            return body(id, kind, obj, schema);
         }
         if (!isText(obj.get("specversion"), "1.0")) {
             throw new Rejected(BAD_ENVELOPE);
         }
         JsonNode data = object(get(obj, "data"));
-        JsonNode type = get(obj, "type");
-        boolean response = schema.hasOutput() && isText(type, CLOUDEVENT_RESPONSE_TYPE);
-        if (!response && !isText(type, CLOUDEVENT_REQUEST_TYPE)) {
-            throw new Rejected(NOT_REQUEST);
-        }
+        Kind kind = read(Kind.named(get(obj, "type"), true), schema);
         String id = requestId(get(obj, "id"), state);
         cloudEventTime(get(obj, "time"), state);
-        return body(id, response, data, schema);
+        return body(id, kind, data, schema);
+    }
+
+    /** formats._oip_kind: with outputs and no inputs, a label message when parameters.type is "label" (whatever
+     * the schema), else a response when the schema has an output; otherwise a request. */
+    private static Kind oipKind(JsonNode obj, FeatureSchema schema) {
+        if (obj.has("inputs") || !obj.has("outputs")) {
+            return Kind.REQUEST;
+        }
+        JsonNode parameters = obj.get("parameters");
+        if (parameters != null && parameters.isObject() && isText(get(parameters, "type"), Kind.LABEL.type)) {
+            return Kind.LABEL;
+        }
+        return schema.hasOutput() ? Kind.RESPONSE : Kind.REQUEST;
     }
 
     private static Request oipV2(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
-        boolean response = schema.hasOutput() && !obj.has("inputs") && obj.has("outputs");
-        JsonNode tensors = get(obj, response ? "outputs" : "inputs");
+        Kind kind = oipKind(obj, schema);
+        JsonNode tensors = get(obj, kind == Kind.REQUEST ? "inputs" : "outputs");
         if (tensors == null || !tensors.isArray() || tensors.isEmpty()) {
             throw new Rejected(BAD_ENVELOPE);
         }
         for (JsonNode tensor : tensors) {
             object(tensor);
         }
-        JsonNode[] byFeature = null;  // a tensor per feature, when any is named like one
-        if (!response) {
-            for (JsonNode tensor : tensors) {
-                JsonNode name = get(tensor, "name");
-                int j = name != null && name.isTextual() ? schema.feature(name.textValue()) : -1;
-                if (j >= 0) {
-                    if (byFeature == null) {
-                        byFeature = new JsonNode[schema.width()];
-                    }
-                    if (byFeature[j] != null) {
-                        throw new Rejected(BAD_ENVELOPE);
-                    }
-                    byFeature[j] = tensor;
-                }
-            }
-        }
+        JsonNode[] byFeature = kind == Kind.REQUEST ? tensorsByFeature(tensors, schema) : null;
         if (byFeature == null && tensors.size() != 1) {
             throw new Rejected(BAD_ENVELOPE);
         }
         JsonNode parameters = obj.has("parameters") ? object(obj.get("parameters")) : null;
+        read(kind, schema);  // a label message while labels are not read: not_request
         String id = requestId(get(obj, "id"), state);
         numericTime(parameters == null ? null : get(parameters, "time"), state);
         JsonNode tensor = tensors.get(0);
-        if (response) {
-            return new Request(id, true, labels -> outputTensor(tensor, schema, labels));
+        if (kind != Kind.REQUEST) {
+            return new Request(id, kind, labels -> outputTensor(tensor, schema, labels));
         }
-        JsonNode[] features = byFeature;
-        if (features != null) {
-            return new Request(id, false, labels -> featureRows(features, schema, labels));
+        if (byFeature != null) {
+            return new Request(id, kind, labels -> featureRows(byFeature, schema, labels));
         }
-        return new Request(id, false, labels -> oipRows(tensor, schema, labels));
+        return new Request(id, kind, labels -> oipRows(tensor, schema, labels));
+    }
+
+    /** formats._tensors_by_feature: a request's tensors named like a feature, by feature index (null: none is);
+     * two of one name are bad_envelope. */
+    private static JsonNode[] tensorsByFeature(JsonNode tensors, FeatureSchema schema) throws Rejected {
+        JsonNode[] byFeature = null;
+        for (JsonNode tensor : tensors) {
+            JsonNode name = get(tensor, "name");
+            int j = name != null && name.isTextual() ? schema.feature(name.textValue()) : -1;
+            if (j >= 0) {
+                if (byFeature == null) {
+                    byFeature = new JsonNode[schema.width()];
+                }
+                if (byFeature[j] != null) {
+                    throw new Rejected(BAD_ENVELOPE);
+                }
+                byFeature[j] = tensor;
+            }
+        }
+        return byFeature;
     }
 
     /** The single [n, k] tensor of a request: a numeric datatype, its columns checked as the features. */
@@ -516,7 +586,8 @@ public final class RequestParser {
         return out;
     }
 
-    /** The one output tensor of a response: a numeric datatype (or BYTES, categorical output), [n] or [n, 1]. */
+    /** The one output tensor of a response or a label message: a numeric datatype (or BYTES, categorical output),
+     * [n] or [n, 1]. */
     private static double[][] outputTensor(JsonNode tensor, FeatureSchema schema, Labels labels) throws Rejected {
         JsonNode datatype = get(tensor, "datatype");
         FeatureSchema.Columns output = schema.output();
@@ -583,7 +654,8 @@ public final class RequestParser {
         return out;
     }
 
-    /** formats._check_predictions: a non-empty list, each value an instance of the output's one column. */
+    /** formats._check_outputs: a response's predictions or a label message's labels, a non-empty list, each value
+     * an instance of the output's one column. */
     private static double[][] checkPredictions(JsonNode predictions, FeatureSchema schema, Labels labels)
             throws Rejected {
         if (predictions == null || !predictions.isArray() || predictions.isEmpty()) {

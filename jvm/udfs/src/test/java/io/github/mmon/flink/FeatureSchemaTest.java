@@ -3,9 +3,11 @@ package io.github.mmon.flink;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.apache.flink.util.InstantiationUtil;
 import org.junit.jupiter.api.Test;
@@ -27,6 +29,17 @@ class FeatureSchemaTest {
         assertEquals(1, schema.features().code(0, "blue"));
         assertEquals(-1, schema.features().code(0, "green"));
         assertEquals(0, schema.output().code(0, "yes"));
+        assertFalse(schema.readsLabels());
+    }
+
+    @Test
+    void groundTruthMakesTheSchemaReadLabelsAndAnotherSchema() {
+        FeatureSchema schema = FeatureSchema.fromJson(COLOURS_JSON.replace("}", ",\"ground_truth\":true}"));
+        assertTrue(schema.readsLabels());
+        assertEquals(RequestParserTest.LABELLED, schema);
+        assertEquals(RequestParserTest.LABELLED.hashCode(), schema.hashCode());
+        assertNotEquals(RequestParserTest.COLOURS, schema);  // the parse memo compares schemas: they must differ
+        assertFalse(FeatureSchema.fromJson(COLOURS_JSON.replace("}", ",\"ground_truth\":false}")).readsLabels());
     }
 
     @Test
@@ -64,5 +77,7 @@ class FeatureSchemaTest {
                         new String[][] {{"x", "x"}}, null, null, null));
         assertThrows(IllegalArgumentException.class,
                 () -> new FeatureSchema(new String[] {"a"}, numeric, new String[1][], "out", "text", null));
+        assertThrows(IllegalArgumentException.class,  // labels need an output
+                () -> new FeatureSchema(new String[] {"a"}, numeric, new String[1][], null, null, null, true));
     }
 }

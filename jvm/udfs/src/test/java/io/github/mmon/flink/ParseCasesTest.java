@@ -22,8 +22,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * {@link RequestParser} against the Python reference decoder on the cases of {@code parse_cases.json} (see its
- * {@code about}): the same reason for a rejected line; for an accepted one the same id, time, kind (request or
- * response), values (the Java codes read back through the vocabularies and the labels) and labels.
+ * {@code about}): the same reason for a rejected line; for an accepted one the same id, time, kind (request,
+ * response or label message), values (the Java codes read back through the vocabularies and the labels) and labels.
  */
 class ParseCasesTest {
 
@@ -53,6 +53,7 @@ class ParseCasesTest {
         assertEquals(text(expect.get("request_id")), parsed.requestId(), name);
         assertEquals(number(expect.get("request_time_ms")), parsed.timeMs(), name);
         assertEquals(expect.get("response").booleanValue(), parsed.response(), name);
+        assertEquals(expect.get("truth").booleanValue(), parsed.truth(), name);
         assertArrayEquals(JSON.convertValue(expect.get("labels"), String[].class), parsed.labels(), name);
         assertEquals(expect.get("instances"), decoded(parsed, schema), name);
     }
@@ -60,12 +61,12 @@ class ParseCasesTest {
     /** The parsed values as the reference writes them: numbers, category texts (codes read back), null. */
     private static JsonNode decoded(ParsedRequest parsed, FeatureSchema schema) {
         List<List<Object>> rows = new ArrayList<>();
+        boolean output = parsed.response() || parsed.truth();  // predictions or labels: the output's one column
         for (double[] instance : parsed.instances()) {
             List<Object> row = new ArrayList<>();
             for (int j = 0; j < instance.length; j++) {
-                String[] vocabulary = parsed.response() ? schema.outputVocabulary() : schema.vocabulary(j);
-                boolean categorical = Contract.CATEGORICAL.equals(
-                        parsed.response() ? schema.outputType() : schema.type(j));
+                String[] vocabulary = output ? schema.outputVocabulary() : schema.vocabulary(j);
+                boolean categorical = Contract.CATEGORICAL.equals(output ? schema.outputType() : schema.type(j));
                 row.add(value(instance[j], categorical, vocabulary, parsed.labels()));
             }
             rows.add(row);

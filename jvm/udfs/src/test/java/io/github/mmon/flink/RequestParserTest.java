@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.types.Row;
@@ -22,6 +23,10 @@ class RequestParserTest {
     static final FeatureSchema COLOURS = new FeatureSchema(new String[] {"colour", "size"},
             new String[] {Contract.CATEGORICAL, Contract.NUMERIC}, new String[][] {{"red", "blue"}, null},
             "label", Contract.CATEGORICAL, new String[] {"yes", "no"});
+    /** COLOURS reading label messages (the spec's ground_truth). */
+    static final FeatureSchema LABELLED = new FeatureSchema(new String[] {"colour", "size"},
+            new String[] {Contract.CATEGORICAL, Contract.NUMERIC}, new String[][] {{"red", "blue"}, null},
+            "label", Contract.CATEGORICAL, new String[] {"yes", "no"}, true);
     private static final long HOUR = 3_600_000L;
 
     private static String thesis(String id, Object time, String instances) {
@@ -77,7 +82,7 @@ class RequestParserTest {
     void aRejectedRecordIsNeverFutureTimeAndMovesNoClock() {
         ParsedRequest rejected = ParsedRequest.rejected("bad_id", null, Long.MAX_VALUE);
         assertSame(rejected, RequestParser.notInTheFuture(rejected, 0L, 1L));
-        ParsedRequest accepted = ParsedRequest.accepted("r", 10_000L, new double[][] {{1}}, new String[0], false);
+        ParsedRequest accepted = ParsedRequest.accepted("r", 10_000L, new double[][] {{1}}, new String[0], false, false);
         assertEquals("future_time", RequestParser.notInTheFuture(accepted, 8_999L, 1_000L).reason());
         assertSame(accepted, RequestParser.notInTheFuture(accepted, 9_000L, 1_000L));
     }
@@ -150,6 +155,55 @@ class RequestParserTest {
         assertEquals("bad_json", rejected.getField(0));
         assertEquals(42L, rejected.getField(2));
         assertNull(rejected.getField(3));
+    }
+
+    private static Row parsed(FeatureSchema schema, String format, String line) {
+        return new ParseRequest(schema).eval(StringData.fromString(line), format, true, null, null, null, false, null);
+    }
+
+    @Test
+    void aLabelMessageIsTruthItsLabelsCodedLikeTheOutputColumn() {
+        String line = "{\"type\":\"label\",\"id\":\"r1\",\"time\":1700000000500,\"payload\":{\"labels\":"
+                + "[\"no\",\"maybe\",null,\"yes\",\"maybe\"]}}";
+        Row row = parsed(LABELLED, Contract.THESIS, line);
+        assertNull(row.getField(0));
+        assertEquals("r1", row.getField(1));
+        assertEquals(1_700_000_000_500L, row.getField(2));  // when the label became known
+        assertArrayEquals(new double[] {1, -1, Double.NaN, 0, -1}, Rows.unpacked((byte[]) row.getField(3)));
+        assertArrayEquals(new String[] {"maybe"}, (String[]) row.getField(4));
+        assertEquals(List.of(false, true), List.of(row.getField(5), row.getField(6)));
+        assertEquals(1_700_000_000_500L, new RequestTimeMs(LABELLED).eval(StringData.fromString(line),
+                Contract.THESIS, true, null, null, null, false, null));  // the rowtime: the label's own time
+        assertEquals(Contract.NOT_REQUEST, parsed(COLOURS, Contract.THESIS, line).getField(0));  // no ground truth
+        assertEquals(Contract.NOT_REQUEST, parsed(IRIS, Contract.THESIS, line).getField(0));
+    }
+
+    @Test
+    void requestsAndResponsesAreNotTruthUnderASchemaThatReadsLabels() {
+        Row request = parsed(LABELLED, Contract.THESIS, thesis("r1", 1_700_000_000_000L, "[[\"red\",1]]"));
+        Row response = parsed(LABELLED, Contract.THESIS,
+                "{\"type\":\"response\",\"id\":\"r1\",\"time\":1700000000000,\"payload\":{\"predictions\":[\"no\"]}}");
+        assertEquals(List.of(false, false), List.of(request.getField(5), request.getField(6)));
+        assertEquals(List.of(true, false), List.of(response.getField(5), response.getField(6)));
+        assertEquals(false, parsed(LABELLED, Contract.THESIS, "[]").getField(6));  // rejected: neither
+    }
+
+    @Test
+    void aLabelCloudEventAndAnOipLabelMessage() {
+        String event = "{\"specversion\":\"1.0\",\"id\":\"r2\",\"source\":\"s\",\"type\":\""
+                + Contract.CLOUDEVENT_LABEL_TYPE + "\",\"time\":\"2023-11-14T22:13:20.250Z\",\"data\":{\"labels\":[\"yes\"]}}";
+        Row fromEvent = parsed(LABELLED, Contract.KSERVE_V1, event);
+        assertEquals(List.of("r2", 1_700_000_000_250L, true), List.of(fromEvent.getField(1), fromEvent.getField(2),
+                fromEvent.getField(6)));
+        assertArrayEquals(new double[] {0}, Rows.unpacked((byte[]) fromEvent.getField(3)));
+        assertEquals(Contract.NOT_REQUEST, parsed(COLOURS, Contract.KSERVE_V1, event).getField(0));
+        String oip = "{\"id\":\"r3\",\"parameters\":{\"time\":1700000000000,\"type\":\"label\"},\"outputs\":"
+                + "[{\"name\":\"label-0\",\"shape\":[2,1],\"datatype\":\"BYTES\",\"data\":[\"no\",\"yes\"]}]}";
+        Row fromOip = parsed(LABELLED, Contract.OIP_V2, oip);
+        assertEquals(List.of(false, true), List.of(fromOip.getField(5), fromOip.getField(6)));
+        assertArrayEquals(new double[] {1, 0}, Rows.unpacked((byte[]) fromOip.getField(3)));
+        // without ground truth never a response, though it has the shape of one
+        assertEquals(Contract.NOT_REQUEST, parsed(COLOURS, Contract.OIP_V2, oip).getField(0));
     }
 
     @Test

@@ -16,7 +16,8 @@ final class Rows {
 
     static final RowTypeInfo REQUEST_TYPE = new RowTypeInfo(new TypeInformation<?>[] {Types.STRING, Types.STRING,
         Types.LONG, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO,
-        Types.BOOLEAN, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING, Types.INT, Types.LONG},
+        Types.BOOLEAN, Types.BOOLEAN, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING, Types.INT,
+        Types.LONG},
             JobRows.REQUEST_FIELDS);
 
     private Rows() {
@@ -44,7 +45,7 @@ final class Rows {
     private static Row row(String reason, String id, Long timeMs, byte[] packed, String[] labels, boolean response) {
         String[] none = labels == null || labels.length == 0 ? null : labels;
         byte[] raw = ("{\"id\":\"" + id + "\"}").getBytes(StandardCharsets.UTF_8);
-        return Row.of(reason, id, timeMs, packed, none, response, raw, "input", null, 7L);
+        return Row.of(reason, id, timeMs, packed, none, response, false, raw, "input", null, 7L);
     }
 
     static double[][] instances(double[]... instances) {
