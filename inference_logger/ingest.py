@@ -20,6 +20,15 @@ they are decoded as responses (a `Response`, written to Kafka for the job to joi
 without one a response event is `Ignored` (acknowledged, not written), and a plain body holding only
 predictions is rejected as a request without instances.
 
+Labels (issue 21). When the spec has ``ground_truth``, label messages are decoded too (a `Label`, the true
+outputs of the request with that id, written for the job to join to its predictions): a CloudEvent of type
+``io.mmon.inference.label`` (`contract.formats.CLOUDEVENT_LABEL_TYPE`) whose data is ``{"labels": [...]}``
+or an OIP v2 label body; or a plain body: ``{"labels": [...]}``, an OIP v2 label body, or a thesis label
+message ``{"type": "label", "id": ..., "time": ..., "payload": {"labels": [...]}}``. A label needs its
+request's id: a plain label body without ``X-Request-Id`` or an ``id`` of its own is ``bad_id`` (no id is
+made up for it). Its time is when the label became known: ``ce-time``, else the body's own, else the receive
+time. Without ``ground_truth`` a label message is rejected as any body without instances is.
+
 This module knows neither HTTP servers nor Kafka: it maps (content type, headers, body) to a result.
 """
 from __future__ import annotations
@@ -67,6 +76,10 @@ class Checks:
     def reads_responses(self) -> bool:
         return formats.reads_responses(self.schema)
 
+    @property
+    def reads_labels(self) -> bool:
+        return formats.reads_labels(self.schema)
+
 
 @dataclass(frozen=True)
 class Inference:
@@ -87,6 +100,21 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Label:
+    """One label message (the spec has ground_truth): the true outputs of the request ``request_id``, known at
+    ``time_ms``."""
+    request_id: str
+    time_ms: int
+    labels: list
+    attributes: dict
+
+
+_WHAT = {Inference: "a request (instances or inputs)", Response: "a response (predictions or outputs)",
+         Label: "a label message (labels)"}
+"""What each kind of body is, for a body that does not fit its event's type."""
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A logged response while the spec has no output: acknowledged, not written."""
     request_id: str
@@ -94,7 +122,7 @@ class Ignored:
 
 
 def parse(content_type: str, headers: Mapping[str, str], body: bytes | bytearray, received_ms: int,
-          checks: Checks = Checks()) -> Inference | Response | Ignored:
+          checks: Checks = Checks()) -> Inference | Response | Label | Ignored:
     """Classify and validate one logger request; raises `Rejected` with the status and reason to answer."""
     headers = {name.lower(): value for name, value in headers.items()}
     media_type = content_type.split(";")[0].strip().lower()
@@ -107,9 +135,11 @@ def parse(content_type: str, headers: Mapping[str, str], body: bytes | bytearray
     body_obj = _load(body)
     if attributes:
         return _with_attributes(attributes, body_obj, received_ms, checks)
-    request_id = _utf8(headers.get("x-request-id"), formats.BAD_ID, "X-Request-Id")
-    request_id = request_id or _body_id(body_obj) or str(uuid.uuid4())
-    return _inference(body_obj, request_id, received_ms, {}, checks)
+    given_id = _utf8(headers.get("x-request-id"), formats.BAD_ID, "X-Request-Id") or _body_id(body_obj)
+    parsed = _inference(body_obj, given_id or str(uuid.uuid4()), received_ms, {}, checks)
+    if isinstance(parsed, Label) and not given_id:
+        raise Rejected(400, formats.BAD_ID, "a label message needs its request's id: X-Request-Id or the body's id")
+    return parsed
 
 
 def _load(body: bytes | bytearray) -> dict:
@@ -141,7 +171,7 @@ def _binary_attributes(headers: Mapping[str, str]) -> dict:
     return attributes if "specversion" in attributes else {}
 
 
-def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Response | Ignored:
+def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Response | Label | Ignored:
     data = event.get("data")
     if not isinstance(data, dict):
         raise Rejected(400, formats.BAD_ENVELOPE, "structured event without an object 'data'")
@@ -150,7 +180,8 @@ def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Re
     return _with_attributes(attributes, data, received_ms, checks)
 
 
-def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks: Checks) -> Inference | Response | Ignored:
+def _with_attributes(attributes: dict, body_obj: dict, received_ms: int,
+                     checks: Checks) -> Inference | Response | Label | Ignored:
     if attributes.get("specversion") != "1.0":
         raise Rejected(400, formats.BAD_ENVELOPE, f"specversion {attributes.get('specversion')!r}, expected '1.0'")
     for name, value in attributes.items():
@@ -169,11 +200,11 @@ def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks:
         except ValueError as err:
             raise Rejected(400, formats.BAD_TIME, str(err)) from None
     parsed = _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms)
-    if response and not isinstance(parsed, Response):
-        raise Rejected(400, formats.BAD_ENVELOPE, f"event type {event_type} but the body is a request "
-                                                  "(instances or inputs, no predictions or outputs)")
-    if not response and isinstance(parsed, Response):
-        raise Rejected(400, formats.BAD_ENVELOPE, f"event type {event_type or 'none'} but the body is a response")
+    label = event_type == formats.CLOUDEVENT_LABEL_TYPE and checks.reads_labels
+    expected = Response if response else Label if label else Inference
+    if not isinstance(parsed, expected):
+        raise Rejected(400, formats.BAD_ENVELOPE, f"event type {event_type or 'none'} but the body is "
+                                                  f"{_WHAT[type(parsed)]}, not {_WHAT[expected]}")
     return parsed
 
 
@@ -182,26 +213,34 @@ def _body_id(body_obj: dict) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+def _body_format(body_obj: dict, checks: Checks) -> str:
+    """The format a body is read in: a thesis label message (labels read), OIP v2 (``inputs``, or ``outputs``
+    with responses or labels read), else KServe v1."""
+    if checks.reads_labels and body_obj.get("type") == formats.LABEL:
+        return formats.THESIS
+    if "inputs" in body_obj or (checks.reads_responses and "outputs" in body_obj):
+        return formats.OIP_V2
+    return formats.KSERVE_V1
+
+
 def _inference(body_obj: dict, request_id: str, received_ms: int, attributes: dict, checks: Checks,
-               event_time_ms: Optional[int] = None) -> Inference | Response:
-    """Validate a KServe v1 or OIP v2 body (a request; with an output in the spec, possibly a response) with
-    the job's own decoder.
+               event_time_ms: Optional[int] = None) -> Inference | Response | Label:
+    """Validate a KServe v1 or OIP v2 body (a request; with an output in the spec, possibly a response; with
+    ground truth, possibly a label message, a thesis one too) with the job's own decoder.
 
     The envelope's id wins over the body's; the time is the event's, else the body's own (OIP
-    ``parameters.time``), else the receive time.
+    ``parameters.time``, a thesis message's ``time``), else the receive time.
     """
-    oip = "inputs" in body_obj or (checks.reads_responses and "outputs" in body_obj)
     try:
-        parsed = formats.decode_object(formats.OIP_V2 if oip else formats.KSERVE_V1, body_obj, default_id=request_id,
+        parsed = formats.decode_object(_body_format(body_obj, checks), body_obj, default_id=request_id,
                                        default_time_ms=received_ms, schema=checks.schema)
     except formats.FormatError as err:
         raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
     time_ms = event_time_ms if event_time_ms is not None else parsed.time_ms
     _check_time(time_ms, received_ms, checks.max_future_skew_ms)
     request_id = _utf8(request_id, formats.BAD_ID, "the id")
-    if isinstance(parsed, formats.ParsedResponse):
-        return Response(request_id, time_ms, parsed.predictions, attributes)
-    return Inference(request_id, time_ms, parsed.instances, attributes)
+    kind = {formats.ParsedRequest: Inference, formats.ParsedResponse: Response, formats.ParsedLabels: Label}
+    return kind[type(parsed)](request_id, time_ms, parsed[2], attributes)
 
 
 def _check_time(time_ms: int, received_ms: int, max_future_skew_ms: int) -> None:

@@ -8,7 +8,10 @@ body), key the request id, timestamp the request time, CloudEvents attributes as
 CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
 ``all``): with a spec whose ``output`` is set (``--config``) they are validated and written the same way
 (value `contract.formats.encode_response`, key the request's id, so a response lands in its request's
-partition); otherwise acknowledged with 200 and not written. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
+partition); otherwise acknowledged with 200 and not written. *Label messages* (the true outputs, known late;
+`inference_logger.ingest` says which bodies): with a spec whose ``ground_truth`` is set, validated and written
+the same way (value `contract.formats.encode_label`, key the request's id) to the spec's
+``kafka.topics.labels``, else to ``--topic``; without one they are rejected as bodies without instances. Bad input: 4xx with a one-line ``reason: detail`` (413 also for a record over the
 producer's ``max_request_size``); Kafka unavailable or the logger full: 503 with ``Retry-After``.
 
 Bounded by construction: a request is admitted only while fewer than ``max_in_flight`` requests and
@@ -79,6 +82,7 @@ class LoggerConfig:
     token: Optional[str] = field(default=None, repr=False)
     kafka_properties: Mapping[str, Any] = field(default_factory=dict, repr=False)  # KafkaProducer arguments
     checks: ingest.Checks = ingest.Checks()
+    labels_topic: Optional[str] = None  # where label messages go (the spec's kafka.topics.labels); None: topic
 
 
 class LoggerMetrics:
@@ -96,6 +100,8 @@ class LoggerMetrics:
         self.instances = Counter("mmon_logger_instances", "Instances written to Kafka", registry=self.registry)
         self.predictions = Counter("mmon_logger_predictions", "Predictions (of logged responses) written to Kafka",
                                    registry=self.registry)
+        self.labels = Counter("mmon_logger_labels", "Labels (of label messages, ground_truth) written to Kafka",
+                              registry=self.registry)
         self.produce_latency = Histogram(
             "mmon_logger_produce_latency_seconds", "From handing a record to the producer to the broker's ack",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
@@ -121,8 +127,10 @@ class Record:
     value: bytes
     timestamp_ms: int
     headers: list
-    instances: int  # instances of a request, 0 for a response
+    instances: int = 0  # instances of a request
     predictions: int = 0  # predictions of a response
+    labels: int = 0  # labels of a label message
+    topic: Optional[str] = None  # None: the inference topic (LoggerConfig.topic)
 
 
 def _compact(value):
@@ -235,20 +243,26 @@ class InferenceLogger:
             return parsed
         headers = [(f"ce_{name}", str(attr).encode()) for name, attr in parsed.attributes.items()]
         source = parsed.attributes.get("source") or formats.DEFAULT_SOURCE  # the event's own, if it has one
+        key = parsed.request_id.encode()
         if isinstance(parsed, ingest.Response):
             value = formats.encode_response(self.config.format, parsed.request_id, parsed.time_ms,
                                             [_compact(v) for v in parsed.predictions], source=source).encode()
-            return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, 0, len(parsed.predictions))
+            return Record(key, value, parsed.time_ms, headers, predictions=len(parsed.predictions))
+        if isinstance(parsed, ingest.Label):
+            value = formats.encode_label(self.config.format, parsed.request_id, parsed.time_ms,
+                                         [_compact(v) for v in parsed.labels], source=source).encode()
+            return Record(key, value, parsed.time_ms, headers, labels=len(parsed.labels),
+                          topic=self.config.labels_topic)
         value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
                                _integral_as_int(parsed.instances), schema=self.config.checks.schema,
                                source=source).encode()
-        return Record(parsed.request_id.encode(), value, parsed.time_ms, headers, len(parsed.instances))
+        return Record(key, value, parsed.time_ms, headers, instances=len(parsed.instances))
 
     async def _write(self, record: Record) -> web.Response:
         started = time.perf_counter()
         try:
-            metadata = await self.publisher.publish(self.config.topic, record.key, record.value, record.timestamp_ms,
-                                                    record.headers)
+            metadata = await self.publisher.publish(record.topic or self.config.topic, record.key, record.value,
+                                                    record.timestamp_ms, record.headers)
         except RecordTooLarge as err:
             raise ingest.Rejected(413, RECORD_TOO_LARGE, str(err)) from None
         except KafkaUnavailable as err:
@@ -258,6 +272,7 @@ class InferenceLogger:
         self.metrics.produced_bytes.inc(len(record.value))
         self.metrics.instances.inc(record.instances)
         self.metrics.predictions.inc(record.predictions)
+        self.metrics.labels.inc(record.labels)
         return web.json_response({"id": record.key.decode(), "topic": metadata.topic,
                                   "partition": metadata.partition, "offset": metadata.offset})
 
@@ -333,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="MONITOR_YAML",
                         help="monitor spec: validate instances against input.features (names, types, width), "
                              "reject (400) times more than window.max_future_skew ahead (default without a spec: "
-                             f"{ingest.DEFAULT_MAX_FUTURE_SKEW_MS // 60_000} min), and with output set write the "
-                             "logged responses too (else they are acknowledged and not written)")
+                             f"{ingest.DEFAULT_MAX_FUTURE_SKEW_MS // 60_000} min), with output set write the "
+                             "logged responses too (else they are acknowledged and not written), and with ground_truth "
+                             "set take label messages, written to kafka.topics.labels (else to --topic)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
                         help="larger request bodies get 413 (default %(default)s)")
     parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight,
@@ -378,6 +394,7 @@ def config_from_args(argv: list[str], environ: Mapping[str, str] = os.environ) -
     if args.max_in_flight_bytes < args.max_body_bytes:
         parser.error("--max-in-flight-bytes must be at least --max-body-bytes")
     try:
+        spec = spec_config.load_spec(args.config) if args.config else None
         return LoggerConfig(
             kafka=args.kafka, topic=args.topic, host=args.host, port=args.port, format=args.format,
             max_body_bytes=args.max_body_bytes, linger_ms=args.linger_ms, kafka_timeout_ms=args.kafka_timeout_ms,
@@ -385,7 +402,7 @@ def config_from_args(argv: list[str], environ: Mapping[str, str] = os.environ) -
             max_in_flight_bytes=args.max_in_flight_bytes, header_timeout_s=args.header_timeout,
             body_timeout_s=args.body_timeout, max_pending_ms=args.max_pending_ms,
             token=_token(args.token_file, environ), kafka_properties=_producer_arguments(args.kafka_property, environ),
-            checks=_checks(args.config))
+            checks=_checks(spec), labels_topic=spec.kafka.topics.labels if spec else None)
     except (ValueError, OSError) as err:  # ConfigError and PropertyError are ValueErrors
         parser.error(str(err))
 
@@ -403,10 +420,9 @@ def _producer_arguments(assignments: list[str], environ: Mapping[str, str]) -> d
     return kafka_properties.producer_arguments(properties)
 
 
-def _checks(spec_path: Optional[Path]) -> ingest.Checks:
-    if spec_path is None:
+def _checks(spec: Optional[spec_config.MonitorSpec]) -> ingest.Checks:
+    if spec is None:
         return ingest.Checks()
-    spec = spec_config.load_spec(spec_path)
     skew = getattr(spec.window, "max_future_skew", ingest.DEFAULT_MAX_FUTURE_SKEW_MS)
     return ingest.Checks(schema=formats.Schema.from_spec(spec), max_future_skew_ms=int(skew))
 

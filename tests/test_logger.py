@@ -1,6 +1,7 @@
 """`mmon logger` end to end: real HTTP in (a logger subprocess), real Kafka out (the session broker)."""
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import subprocess
@@ -79,11 +80,15 @@ class Logger:
             raise
 
 
-@pytest.fixture(scope="module")
-def topic(kafka_broker):
-    name = f"logger-{uuid.uuid4().hex[:8]}"
+def new_topic(kafka_broker, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topics([name])
     return name
+
+
+@pytest.fixture(scope="module")
+def topic(kafka_broker):
+    return new_topic(kafka_broker, "logger")
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +98,10 @@ def logger(kafka_broker, topic):
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def read_record(kafka_broker, topic):
-    """The record the logger reported writing, fetched by its partition and offset."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, enable_auto_commit=False)
+def record_reader(bootstrap: str, topic: str):
+    """(read, consumer): ``read(ack)`` is the record the logger reported writing to ``topic``, fetched by its
+    partition and offset."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
 
     def read(ack: dict):
         assert ack["topic"] == topic
@@ -110,6 +115,13 @@ def read_record(kafka_broker, topic):
                     return record
         raise AssertionError(f"record {ack} not found in Kafka")
 
+    return read, consumer
+
+
+@pytest.fixture(scope="module")
+def read_record(kafka_broker, topic):
+    """A record the logger wrote to the inference topic (`record_reader`)."""
+    read, consumer = record_reader(kafka_broker.bootstrap, topic)
     yield read
     consumer.close()
 
@@ -429,3 +441,155 @@ def test_parser_returns_a_response_only_when_the_schema_has_an_output(penguin_sc
         Ignored("r1", headers["ce-type"])
     with pytest.raises(Rejected, match="no_instances"):
         parse("application/json", {}, body, RECEIVED_MS, Checks(schema=no_output))  # a plain body: not a request
+
+
+# --- labels (issue 21): a spec with ground_truth makes the logger take label messages --------------------------
+
+LABEL_HEADERS = {"Ce-Specversion": "1.0", "Ce-Time": CE_TIME, "Ce-Source": "http://labeller.example/",
+                 "Ce-Type": formats.CLOUDEVENT_LABEL_TYPE}
+
+
+def labelled_spec(tmp_path: Path, labels_topic) -> Path:
+    """The penguins spec with ground_truth, label messages to ``labels_topic`` (None: the inference topic)."""
+    import yaml
+    spec = yaml.safe_load(PENGUINS_SPEC.read_text())
+    spec["baseline"] = str(PENGUINS_SPEC.parent / spec["baseline"])
+    spec["ground_truth"] = {"max_delay": "2d", "metrics": ["accuracy", "f1_macro"]}
+    spec["kafka"]["topics"]["labels"] = labels_topic
+    path = tmp_path / f"labelled-{labels_topic}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def labels_topic(kafka_broker):
+    return new_topic(kafka_broker, "labels")
+
+
+@pytest.fixture(scope="module")
+def label_logger(kafka_broker, topic, labels_topic, tmp_path_factory):
+    """A logger of the labelled penguins spec, label messages to their own topic, behind a bearer token."""
+    folder = tmp_path_factory.mktemp("labels")
+    (folder / "token").write_text("s3cret\n")
+    process = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--token-file", str(folder / "token"),
+                     "--config", str(labelled_spec(folder, labels_topic)))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def read_label(kafka_broker, labels_topic):
+    """A record the logger wrote to the labels topic (`record_reader`)."""
+    read, consumer = record_reader(kafka_broker.bootstrap, labels_topic)
+    yield read
+    consumer.close()
+
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def test_a_binary_label_event_is_written_to_the_labels_topic_under_its_request_id(label_logger, read_label,
+                                                                                  penguin_schema):
+    request_id = f"lab-{uuid.uuid4()}"
+    record = written(label_logger, read_label, {"labels": ["Gentoo", None, 2]}, **LABEL_HEADERS, **AUTH,
+                     **{"Ce-Id": request_id})
+    assert record.key == request_id.encode() and record.timestamp == CE_TIME_MS
+    assert record.value.decode() == formats.encode_label(formats.THESIS, request_id, CE_TIME_MS, ["Gentoo", None, "2"])
+    labelled = dataclasses.replace(penguin_schema, ground_truth=True)
+    assert formats.decode(formats.THESIS, record.value, schema=labelled) == \
+        formats.ParsedLabels(request_id, CE_TIME_MS, ["Gentoo", None, "2"])
+    assert dict(record.headers)["ce_type"] == formats.CLOUDEVENT_LABEL_TYPE.encode()
+
+
+def test_structured_oip_and_plain_label_messages(label_logger, read_label):
+    """A structured event with an OIP v2 label body; a thesis label message and a KServe-style ``{"labels"}``
+    body POSTed plain (its id the header's, its time the receive time)."""
+    oip = json.loads(formats.encode_label(formats.OIP_V2, "ignored", 1_700_000_000_000, ["Adelie", "Chinstrap"]))
+    event = {"specversion": "1.0", "id": "lab-oip", "source": "http://labeller", "time": CE_TIME,
+             "type": formats.CLOUDEVENT_LABEL_TYPE, "data": oip}
+    structured = written(label_logger, read_label, event, "application/cloudevents+json", **AUTH)
+    assert structured.value.decode() == formats.encode_label(formats.THESIS, "lab-oip", CE_TIME_MS,
+                                                             ["Adelie", "Chinstrap"])
+    thesis = json.loads(formats.encode_label(formats.THESIS, "lab-thesis", 1_700_000_000_500, ["Adelie"]))
+    plain = written(label_logger, read_label, thesis, **AUTH)
+    assert (plain.key, plain.timestamp) == (b"lab-thesis", 1_700_000_000_500)
+    before = time.time() * 1000
+    bare = written(label_logger, read_label, {"labels": ["Gentoo"]}, **AUTH, **{"X-Request-Id": "lab-bare"})
+    message = json.loads(bare.value)
+    assert (message["type"], message["id"], message["payload"]) == ("label", "lab-bare", {"labels": ["Gentoo"]})
+    assert before - 1 <= message["time"] == bare.timestamp <= time.time() * 1000 + 1
+
+
+def test_requests_and_responses_still_go_to_the_inference_topic(label_logger, read_record):
+    request = written(label_logger, read_record, {"instances": [PENGUIN]}, **AUTH, **{"X-Request-Id": "lab-req"})
+    response = written(label_logger, read_record, {"predictions": ["Adelie"]}, **RESPONSE_HEADERS, **AUTH,
+                       **{"Ce-Id": "lab-req"})
+    assert json.loads(request.value)["type"] == "request" and json.loads(response.value)["type"] == "response"
+
+
+BAD_LABELS = [
+    (401, "unauthorized", {"labels": ["Adelie"]}, {**LABEL_HEADERS, "Ce-Id": "x"}),
+    (400, "bad_id", {"labels": ["Adelie"]}, AUTH),  # a plain label body must name its request
+    (400, "no_instances", {"labels": []}, {**LABEL_HEADERS, "Ce-Id": "x", **AUTH}),
+    (400, "bad_instance", {"labels": [1.5]}, {**LABEL_HEADERS, "Ce-Id": "x", **AUTH}),  # categorical: integral only
+    (400, "non_finite", b'{"labels": [NaN]}', {**LABEL_HEADERS, "Ce-Id": "x", **AUTH}),
+    (400, "bad_time", {"labels": ["Adelie"]}, {**LABEL_HEADERS, "Ce-Id": "x", "Ce-Time": "later", **AUTH}),
+    (400, "bad_envelope", {"instances": [PENGUIN]}, {**LABEL_HEADERS, "Ce-Id": "x", **AUTH}),
+    (400, "bad_envelope", {"labels": ["Adelie"]}, {**RESPONSE_HEADERS, "Ce-Id": "x", **AUTH}),
+    (400, "future_time", {"labels": ["Adelie"]}, {**LABEL_HEADERS, "Ce-Id": "x", "Ce-Time": "2999-01-01T00:00:00Z",
+                                                  **AUTH}),
+]
+
+
+@pytest.mark.parametrize("status,reason,body,headers", BAD_LABELS, ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD_LABELS)])
+def test_bad_label_messages_are_refused_and_write_nothing(label_logger, kafka_broker, labels_topic, topic, status,
+                                                          reason, body, headers):
+    offsets = end_offset(kafka_broker, labels_topic), end_offset(kafka_broker, topic)
+    got, text = label_logger.post_json(body, **headers)
+    assert got == status and text.startswith(reason) and text.count("\n") == 1, text
+    assert (end_offset(kafka_broker, labels_topic), end_offset(kafka_broker, topic)) == offsets
+
+
+def test_labels_are_counted_apart(label_logger):
+    before = label_logger.samples()
+    assert label_logger.post_json({"labels": ["Adelie", "Gentoo"]}, **LABEL_HEADERS, **AUTH, **{"Ce-Id": "c"})[0] == 200
+    after = label_logger.samples()
+    assert after["mmon_logger_labels_total"] - before.get("mmon_logger_labels_total", 0) == 2
+    for name in ("mmon_logger_instances_total", "mmon_logger_predictions_total"):
+        assert after[name] == before[name]
+
+
+def test_without_a_labels_topic_labels_travel_the_inference_topic_in_the_output_format(kafka_broker, topic,
+                                                                                       read_record, tmp_path):
+    logger = Logger("--kafka", kafka_broker.bootstrap, "--topic", topic, "--format", "kserve-v1",
+                    "--config", str(labelled_spec(tmp_path, None)))
+    try:
+        record = written(logger, read_record, {"labels": ["Chinstrap"]}, **LABEL_HEADERS, **{"Ce-Id": "lab-v1"})
+    finally:
+        logger.stop()
+    assert record.value.decode() == formats.encode_label(formats.KSERVE_V1, "lab-v1", CE_TIME_MS, ["Chinstrap"],
+                                                         source=LABEL_HEADERS["Ce-Source"])
+
+
+def test_without_ground_truth_a_label_event_is_refused_as_before(penguin_logger, kafka_broker, topic):
+    offset = end_offset(kafka_broker, topic)
+    status, text = penguin_logger.post_json({"labels": ["Adelie"]}, **LABEL_HEADERS, **{"Ce-Id": "unread"})
+    assert status == 400 and text.startswith("no_instances"), text
+    assert end_offset(kafka_broker, topic) == offset
+
+
+def test_parser_returns_a_label_only_with_ground_truth(penguin_schema):
+    from inference_logger.ingest import Checks, Label, Rejected, parse
+    headers = {"ce-specversion": "1.0", "ce-id": "r1", "ce-type": formats.CLOUDEVENT_LABEL_TYPE, "ce-time": CE_TIME}
+    body = b'{"labels": ["Adelie", 0]}'
+    labelled = Checks(schema=dataclasses.replace(penguin_schema, ground_truth=True))
+    assert parse("application/json", headers, body, RECEIVED_MS, labelled) == \
+        Label("r1", CE_TIME_MS, ["Adelie", "0"], {name[3:]: value for name, value in headers.items()})
+    for checks in (Checks(schema=penguin_schema), Checks()):
+        with pytest.raises(Rejected, match="no_instances"):
+            parse("application/json", headers, body, RECEIVED_MS, checks)
+    thesis = formats.encode_label(formats.THESIS, "r2", 1_700_000_000_000, ["Gentoo"]).encode()
+    assert parse("application/json", {"X-Request-Id": "hdr"}, thesis, RECEIVED_MS, labelled) == \
+        Label("hdr", 1_700_000_000_000, ["Gentoo"], {})  # the header's id wins, the message's time
+    with pytest.raises(Rejected, match="no_instances"):  # without ground truth: a KServe body without instances
+        parse("application/json", {}, thesis, RECEIVED_MS, Checks(schema=penguin_schema))
