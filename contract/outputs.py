@@ -34,10 +34,13 @@ ACCOUNTING = (RECORDS_READ, REQUESTS_ACCEPTED, INSTANCES_ACCEPTED)
 requests accepted + records dead-lettered."""
 RESPONSES_JOINED = "responses_joined"
 """The response join's counter: joined responses never reach the router, so they are counted apart."""
+LABELS_JOINED = "labels_joined"
+"""The label join's counter (``ground_truth``): joined label messages never reach the router either."""
 
 SUMMARY_FIELDS = ("instances", "windows", OUTLIERS, "drift_alerts", "late", DEAD_LETTER, "job_seconds",
-                  "instances_per_s", *ACCOUNTING, RESPONSES_JOINED, "accounted")
-"""The fields of ``summary.json`` in order (``responses_joined`` only when the spec has an output)."""
+                  "instances_per_s", *ACCOUNTING, RESPONSES_JOINED, LABELS_JOINED, "accounted")
+"""The fields of ``summary.json`` in order (``responses_joined`` only when the spec has an output, ``labels_joined``
+only when it has ``ground_truth``)."""
 
 
 def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:

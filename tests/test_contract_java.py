@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 JAVA = ROOT / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github" / "mmon" / "flink"
 GENERATOR = runpy.run_path(str(ROOT / "scripts" / "generate_contract.py"))
 SHARED_NAMES = {*formats.FORMATS, *formats.REASONS, *spec.FEATURE_TYPES, *outputs.KINDS, *outputs.ACCOUNTING,
-                outputs.RESPONSES_JOINED, formats.CLOUDEVENT_REQUEST_TYPE, formats.CLOUDEVENT_RESPONSE_TYPE,
-                formats.CLOUDEVENT_LABEL_TYPE}
+                outputs.RESPONSES_JOINED, outputs.LABELS_JOINED, formats.CLOUDEVENT_REQUEST_TYPE,
+                formats.CLOUDEVENT_RESPONSE_TYPE, formats.CLOUDEVENT_LABEL_TYPE}
 
 
 def test_contract_java_is_generated_from_the_python_contract():

@@ -57,6 +57,7 @@ public final class Contract {
     public static final String REQUESTS_ACCEPTED = "requests_accepted";
     public static final String INSTANCES_ACCEPTED = "instances_accepted";
     public static final String RESPONSES_JOINED = "responses_joined";
+    public static final String LABELS_JOINED = "labels_joined";
 
     /** contract.formats.label_code: the code of the categorical value {@code labels[j]}, outside the vocabulary. */
     public static double labelCode(int j) {
