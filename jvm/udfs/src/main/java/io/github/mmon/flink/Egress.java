@@ -32,7 +32,7 @@ public class Egress extends RichMapFunction<Row, Row> {
     private transient Counter driftAlerts;
     private transient Map<String, Counter> outliersByFeature;
     private transient Map<String, Counter> deadLettersByReason;
-    private transient Map<String, long[]> driftValueMicros;
+    private transient Map<String, long[]> gauges;
 
     @Override
     public void open(OpenContext context) {
@@ -42,7 +42,7 @@ public class Egress extends RichMapFunction<Row, Row> {
         driftAlerts = group.counter("drift_alerts");
         outliersByFeature = new HashMap<>();
         deadLettersByReason = new HashMap<>();
-        driftValueMicros = new HashMap<>();
+        gauges = new HashMap<>();
     }
 
     @Override
@@ -61,6 +61,8 @@ public class Egress extends RichMapFunction<Row, Row> {
             (LATE.equals(key) ? lateEvents : parseErrors).inc();
         } else if (DRIFT.equals(kind)) {
             trackDrift(payload);
+        } else if (PERFORMANCE.equals(kind)) {
+            trackPerformance(payload);
         }
         return Row.of(kind, key, stamp(payload, field, System.currentTimeMillis()));
     }
@@ -75,15 +77,43 @@ public class Egress extends RichMapFunction<Row, Row> {
         JsonNode record = JSON.readTree(payload);
         String feature = record.get("feature").asText();
         String metric = record.get("metric").asText();
-        long[] cell = driftValueMicros.computeIfAbsent(feature + "\u0000" + metric, k -> {
-            long[] holder = new long[1];
-            Gauge<Long> last = () -> holder[0];
-            group.addGroup("feature", feature).addGroup("metric", metric).gauge("drift_value_micros", last);
-            return holder;
-        });
-        cell[0] = Math.round(record.get("value").asDouble() * 1e6);
+        gauge(feature + "\u0000" + metric, "drift_value_micros", "feature", feature, "metric", metric)[0] =
+                Math.round(record.get("value").asDouble() * 1e6);
         if (record.get("drift").asBoolean()) {
             driftAlerts.inc();
         }
+    }
+
+    /** Of the latest performance record of each metric (and class): its value x 1e6 (a number: not the confusion
+     * matrix, nor a value not yet defined), whether it is alerted (1 or 0), and the label coverage x 1e6. */
+    private void trackPerformance(String payload) throws IOException {
+        JsonNode record = JSON.readTree(payload);
+        String metric = record.get("metric").asText();
+        String label = record.has("class") ? record.get("class").asText() : "";
+        String key = "performance\u0000" + metric + "\u0000" + label;
+        JsonNode value = record.get("value");
+        if (value != null && value.isNumber()) {
+            gauge(key, "performance_value_micros", "metric", metric, "class", label)[0] = Math.round(value.asDouble() * 1e6);
+        }
+        gauge(key + "\u0000alert", "performance_alert", "metric", metric, "class", label)[0] =
+                record.get("alert").asBoolean() ? 1 : 0;
+        JsonNode coverage = record.get("coverage");
+        if (coverage != null && coverage.isNumber()) {
+            gauge("label_coverage", "label_coverage_micros")[0] = Math.round(coverage.asDouble() * 1e6);
+        }
+    }
+
+    /** The cell of the gauge {@code name} under {@code key}, registered on first use in the groups given as
+     * (name, value) pairs: set it to report a new value. */
+    private long[] gauge(String key, String name, String... groups) {
+        return gauges.computeIfAbsent(key, k -> {
+            long[] holder = new long[1];
+            MetricGroup at = group;
+            for (int i = 0; i + 1 < groups.length; i += 2) {
+                at = at.addGroup(groups[i], groups[i + 1]);
+            }
+            at.gauge(name, (Gauge<Long>) () -> holder[0]);
+            return holder;
+        });
     }
 }

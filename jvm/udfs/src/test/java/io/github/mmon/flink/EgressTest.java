@@ -3,8 +3,18 @@ package io.github.mmon.flink;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.runtime.clusterframework.types.ResourceID;
+import org.apache.flink.runtime.executiongraph.ExecutionAttemptID;
+import org.apache.flink.runtime.metrics.groups.TaskMetricGroup;
+import org.apache.flink.runtime.metrics.groups.TaskManagerMetricGroup;
+import org.apache.flink.runtime.metrics.util.TestingMetricRegistry;
+import org.apache.flink.runtime.operators.testutils.MockEnvironmentBuilder;
 import org.apache.flink.streaming.api.operators.StreamMap;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.apache.flink.types.Row;
@@ -44,5 +54,53 @@ class EgressTest {
         }
         assertEquals(4, out.size());
         assertEquals(Row.of("dead_letter", "late"), Row.project(out.get(1), new int[] {0, 1}));
+    }
+
+    /** The gauges an {@link Egress} registered, by name and the values of its groups' keys (e.g.
+     * {@code performance_alert <metric>=f1 <class>=a}), after {@code rows} went through it. */
+    private static Map<String, Object> gaugesAfter(Row... rows) throws Exception {
+        Map<String, Object> gauges = new HashMap<>();
+        TestingMetricRegistry registry = TestingMetricRegistry.builder().setRegisterConsumer((metric, name, group) -> {
+            if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros")) {
+                StringBuilder key = new StringBuilder(name);
+                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class)>"))
+                        .sorted(Map.Entry.comparingByKey()).forEach(v -> key.append(' ').append(v.getKey())
+                                .append('=').append(v.getValue()));
+                gauges.put(key.toString(), gauge);
+            }
+        }).build();
+        TaskMetricGroup task = TaskManagerMetricGroup.createTaskManagerMetricGroup(registry, "host", ResourceID.generate())
+                .addJob(new JobID(), "job").addTask(ExecutionAttemptID.randomId(), "task");
+        OneInputStreamOperatorTestHarness<Row, Row> harness = new OneInputStreamOperatorTestHarness<>(
+                new StreamMap<>(new Egress()), Outputs.serializer(JobRows.RECORD),
+                new MockEnvironmentBuilder().setMetricGroup(task).build());
+        harness.setup(Outputs.serializer(JobRows.RECORD));
+        harness.open();
+        for (Row row : rows) {
+            harness.processElement(row, 1L);
+        }
+        harness.close();
+        Map<String, Object> values = new HashMap<>();
+        gauges.forEach((key, gauge) -> values.put(key, ((Gauge<?>) gauge).getValue()));
+        return values;
+    }
+
+    @Test
+    void performanceRecordsSetTheGaugesOfTheirMetricAndClassAndTheLabelCoverage() throws Exception {
+        Map<String, Object> gauges = gaugesAfter(
+                Row.of(Contract.PERFORMANCE, "m/0/accuracy",
+                        "{\"metric\":\"accuracy\",\"value\":0.5,\"coverage\":0.25,\"alert\":false}"),
+                Row.of(Contract.PERFORMANCE, "m/0/f1/a",
+                        "{\"metric\":\"f1\",\"class\":\"a\",\"value\":0.125,\"coverage\":0.25,\"alert\":true}"),
+                Row.of(Contract.PERFORMANCE, "m/0/confusion",
+                        "{\"metric\":\"confusion\",\"value\":[[1,0],[0,1]],\"coverage\":0.75,\"alert\":false}"),
+                Row.of(Contract.PERFORMANCE, "m/15000/accuracy",
+                        "{\"metric\":\"accuracy\",\"value\":0.75,\"coverage\":null,\"alert\":true}"));
+        assertEquals(Map.of("performance_value_micros <class>= <metric>=accuracy", 750_000L,
+                "performance_alert <class>= <metric>=accuracy", 1L,
+                "performance_value_micros <class>=a <metric>=f1", 125_000L,
+                "performance_alert <class>=a <metric>=f1", 1L,
+                "performance_alert <class>= <metric>=confusion", 0L,
+                "label_coverage_micros", 750_000L), gauges);
     }
 }
