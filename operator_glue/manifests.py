@@ -122,14 +122,16 @@ def upgrade_plan(previous: Optional[MonitorSpec], spec: MonitorSpec) -> UpgradeP
     return UpgradePlan("savepoint", True, f"incompatible ({changes}): drained savepoint, open windows emitted")
 
 
-def render(spec: MonitorSpec, settings: DeploySettings, previous: Optional[MonitorSpec] = None) -> list[Manifest]:
+def render(spec: MonitorSpec, settings: DeploySettings, previous: Optional[MonitorSpec] = None,
+           plan: Optional[UpgradePlan] = None) -> list[Manifest]:
     """Every resource of the monitor, in apply order; ``previous``: the spec running now, if any, which decides
-    how the job restarts (`upgrade_plan`)."""
+    how the job restarts (`upgrade_plan`), unless ``plan`` is given (the controller keeps the plan of a change
+    the Flink operator may not have carried out yet, `plan_of`)."""
     if not DNS_LABEL.fullmatch(settings.name) or len(settings.name) > MAX_NAME:
         raise ConfigError(f"resource name {settings.name!r}: needs lower-case letters, digits and '-', at most "
                           f"{MAX_NAME} characters (pass --name)")
-    plan = upgrade_plan(previous and _in_cluster_spec(previous, settings), _in_cluster_spec(spec, settings))
-    spec = _in_cluster_spec(spec, settings)
+    plan = plan or upgrade_plan(previous and in_cluster_spec(previous, settings), in_cluster_spec(spec, settings))
+    spec = in_cluster_spec(spec, settings)
     job = (flink_session_job if settings.session_cluster else flink_deployment)(spec, settings, plan)
     return [
         Manifest("monitor-configmap.yaml", spec_configmap(spec, settings)),
@@ -156,7 +158,7 @@ def baseline_configmap(baseline_json: str, settings: DeploySettings) -> dict:
             "data": {BASELINE_KEY: baseline_json}}
 
 
-def _in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
+def in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
     """The spec as the pod sees it: the baseline at its mount path, the cluster's Kafka address."""
     return _with_cluster_kafka(dataclasses.replace(spec, baseline=Path(f"{BASELINE_DIR}/{BASELINE_KEY}")), settings)
 
@@ -207,8 +209,12 @@ def _labels(settings: DeploySettings, component: str) -> dict:
             "app.kubernetes.io/component": component, "app.kubernetes.io/managed-by": "mmon"}
 
 
+def spec_configmap_name(settings: DeploySettings) -> str:
+    return f"{settings.name}-spec"
+
+
 def spec_configmap(spec: MonitorSpec, settings: DeploySettings) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(settings, f"{settings.name}-spec", "spec"),
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(settings, spec_configmap_name(settings), "spec"),
             "data": {SPEC_KEY: _spec_text(spec)}}
 
 
@@ -249,6 +255,13 @@ def _job(spec: MonitorSpec, jar_uri: str, plan: UpgradePlan) -> dict:
     if plan.allow_non_restored_state:
         job["allowNonRestoredState"] = True
     return job
+
+
+def plan_of(job: dict) -> UpgradePlan:
+    """The upgrade plan a rendered FlinkDeployment or FlinkSessionJob carries (`_job`, `_job_metadata`)."""
+    spec_job = job.get("spec", {}).get("job", {})
+    note = (job.get("metadata", {}).get("annotations") or {}).get(UPGRADE_ANNOTATION, "")
+    return UpgradePlan(spec_job.get("upgradeMode", "last-state"), bool(spec_job.get("allowNonRestoredState")), note)
 
 
 def _job_metadata(settings: DeploySettings, plan: UpgradePlan) -> dict:

@@ -18,14 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from contract.spec import ConfigError, parse_spec
+from contract.spec import ConfigError, MonitorSpec, parse_spec
 
 from operator_glue import crd
 from operator_glue.kube import NotServed, apply, resource_api
-from operator_glue.manifests import DeploySettings, kafka_properties_note, render
+from operator_glue.manifests import (
+    SPEC_KEY,
+    DeploySettings,
+    in_cluster_spec,
+    kafka_properties_note,
+    plan_of,
+    render,
+    spec_configmap_name,
+)
 
 log = logging.getLogger("mmon.operator")
 FIELD_MANAGER = "mmon-operator"
@@ -55,7 +64,7 @@ class Reconciler:
             spec = parse_spec(monitor.get("spec"))
             settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
                                            baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
-            manifests = render(spec, settings)
+            manifests = self._manifests(spec, settings)
         except ConfigError as err:
             return self._finish(monitor, (), (), None, [_condition("Applied", "False", "InvalidSpec", str(err), meta)])
         applied, skipped = [], []
@@ -73,6 +82,25 @@ class Reconciler:
                                           kafka_properties_note(spec, settings)]))
         conditions = [_condition("Applied", "True", "Applied", message, meta), self._baseline_condition(settings, meta)]
         return self._finish(monitor, applied, skipped, self._flink_job(settings), conditions)
+
+    def _manifests(self, spec: MonitorSpec, settings: DeploySettings) -> list:
+        """The monitor's resources. The spec the job runs now decides how a change restarts it (`render`); a
+        spec unchanged since the last pass keeps the plan that pass chose, so a drained-savepoint upgrade the
+        Flink operator has not carried out yet is not turned back into a last-state restart."""
+        running = self._running_spec(settings)
+        unchanged = running is not None and running == in_cluster_spec(spec, settings)
+        job = self._flink_job(settings) if unchanged else None
+        return render(spec, settings, previous=running, plan=plan_of(job) if job else None)
+
+    def _running_spec(self, settings: DeploySettings) -> Optional[MonitorSpec]:
+        """The spec of the ``<name>-spec`` ConfigMap the last pass applied (what the job runs), or None when there
+        is none or it cannot be read (a change then restarts from the last state, as before)."""
+        try:
+            config_map = resource_api(self.dyn, "v1", "ConfigMap").get(
+                name=spec_configmap_name(settings), namespace=settings.namespace).to_dict()
+            return parse_spec(yaml.safe_load(config_map["data"][SPEC_KEY]))
+        except (ApiException, NotServed, KeyError, TypeError, yaml.YAMLError, ConfigError):
+            return None
 
     def _baseline_condition(self, settings: DeploySettings, meta: dict) -> dict:
         """Whether the baseline ConfigMap the job mounts exists (without it the pods never start)."""

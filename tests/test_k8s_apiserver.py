@@ -29,7 +29,7 @@ from contract.spec import load_spec, parse_spec
 
 from operator_glue import crd
 from operator_glue.kube import apply, connect, resource_api
-from operator_glue.manifests import SPEC_HASH_ANNOTATION, DeploySettings, render
+from operator_glue.manifests import SPEC_HASH_ANNOTATION, UPGRADE_ANNOTATION, DeploySettings, render
 from operator_glue.reconciler import Reconciler
 
 import k8s_testenv
@@ -318,6 +318,32 @@ def test_a_second_pass_changes_nothing(dyn, iris_monitor):
     reconciler.reconcile(get(dyn, crd.API_VERSION, crd.KIND, "iris"))
     after = {kind: get(dyn, v, kind, name)["metadata"]["resourceVersion"] for v, kind, name in children}
     assert after == before
+
+
+def test_the_controller_restarts_each_spec_change_by_its_class_and_keeps_a_pending_drain(dyn, iris_monitor):
+    """The running spec (the ``-spec`` ConfigMap of the last pass) decides the restart: an incompatible change (the
+    window length) renders a drained savepoint, kept while the spec stays the same (the Flink operator may not have
+    carried it out yet); a compatible change after it restores the last state."""
+    def deploy(spec: dict) -> dict:
+        body = {"apiVersion": crd.API_VERSION, "kind": crd.KIND, "metadata": {"name": "upgrade", "namespace": NAMESPACE},
+                "spec": spec}
+        outcome = Reconciler(dyn, DeploySettings(name="")).reconcile(apply(dyn, body))
+        assert {c["type"]: c for c in outcome.status["conditions"]}["Applied"]["status"] == "True"
+        job = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "upgrade")
+        return {"mode": job["spec"]["job"]["upgradeMode"], "allow": job["spec"]["job"].get("allowNonRestoredState", False),
+                "note": (job["metadata"].get("annotations") or {}).get(UPGRADE_ANNOTATION, "")}
+
+    first = copy.deepcopy(iris_monitor["spec"])
+    assert deploy(first) == {"mode": "last-state", "allow": False, "note": ""}
+    longer = copy.deepcopy(first)
+    longer["window"]["duration"] = "60s"
+    drained = deploy(longer)
+    assert (drained["mode"], drained["allow"]) == ("savepoint", True) and "window.duration" in drained["note"]
+    assert deploy(longer) == drained  # a second pass of the same spec keeps the pending drain
+    calmer = copy.deepcopy(longer)
+    calmer["outliers"]["sigma"] = 4
+    assert deploy(calmer)["mode"] == "last-state"
+    resource_api(dyn, crd.API_VERSION, crd.KIND).delete(name="upgrade", namespace=NAMESPACE)
 
 
 def test_the_operator_role_is_enough_to_reconcile_and_no_more(dyn, iris_monitor, control_plane):
