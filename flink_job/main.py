@@ -116,7 +116,7 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
         "job_seconds": round(job_seconds, 3),
         "instances_per_s": None,
         **{name: int(counted.get(name, 0)) for name in outputs.ACCOUNTING},
-        **({outputs.RESPONSES_JOINED: int(counted.get(outputs.RESPONSES_JOINED, 0))} if spec.output else {}),
+        **{name: int(counted.get(name, 0)) for name in joined_counters(spec)},
     }
     summary["accounted"] = (summary[outputs.RECORDS_READ] == summary[outputs.REQUESTS_ACCEPTED] + len(dead)
                             and summary[outputs.INSTANCES_ACCEPTED] == summary["instances"])
@@ -126,6 +126,13 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
         after_first = summary["instances"] - first_feature[0]["count"] - first_feature[0].get("missing", 0)
         summary["instances_per_s"] = round(after_first / span_s) if span_s > 0 else None
     return {name: summary[name] for name in outputs.SUMMARY_FIELDS if name in summary}
+
+
+def joined_counters(spec: MonitorSpec) -> tuple[str, ...]:
+    """The counters of the records the joins consume (they never reach the router, so they are counted apart from
+    its records read): joined responses with an output, joined label messages with ground_truth."""
+    return (((outputs.RESPONSES_JOINED,) if spec.output else ())
+            + ((outputs.LABELS_JOINED,) if spec.ground_truth else ()))
 
 
 def checked_baseline(spec: MonitorSpec) -> Baseline:
@@ -158,7 +165,7 @@ def checked_baseline(spec: MonitorSpec) -> Baseline:
 
 
 def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
-    from flink_job import pipeline, sinks, source
+    from flink_job import pipeline, sinks, source, state
 
     output = args.output.resolve()  # the file sink may run in a TaskManager with another working directory
     output.mkdir(parents=True, exist_ok=True)
@@ -172,7 +179,8 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
         label = str(args.input) if args.input else "generated"
         options = pipeline.RunOptions(numbered_input=numbered, input_label=label, input_lines=lines,
                                       metrics_port=metrics_port)
-        print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/", flush=True)
+        rocksdb = ", state in RocksDB" if state.state_backend_options(spec) else ""
+        print(f"mmon run: embedded job on {lines:,} lines from {label} -> {output}/{rocksdb}", flush=True)
         env, t_env = pipeline.create_environments(spec, options)
         records = pipeline.build(t_env, spec, baseline, options)
         sinks.write_files(sinks.egress(records), output)
@@ -182,8 +190,7 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
             result = env.execute("mmon " + spec.model.name)
         finally:
             progress.stopped.set()
-        counted = {name: result.get_accumulator_result(name)
-                   for name in outputs.ACCOUNTING + ((outputs.RESPONSES_JOINED,) if spec.output else ())}
+        counted = {name: result.get_accumulator_result(name) for name in outputs.ACCOUNTING + joined_counters(spec)}
         summary = summarize(output, spec, time.monotonic() - progress.started, counted)
     print("mmon run: done. " + ", ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
     (output / outputs.SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,4 +1,5 @@
-"""Assembles the job in dataflow order: source -> parse -> event time -> outliers -> windows -> drift -> sinks.
+"""Assembles the job in dataflow order: source -> parse -> event time -> [response join -> [label join]] -> outliers
+-> windows -> drift [and performance] -> sinks.
 
 `build` returns the egress stream of ``(kind, key, payload)`` rows; `flink_job.main` runs it embedded
 (collected into files) or on Kafka (inserted into the sink table).
@@ -18,7 +19,7 @@ from contract.spec import MonitorSpec
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, jvm, parse, rows, source, watermarks, windows
+from flink_job import drift, jvm, parse, performance, rows, source, state, watermarks, windows
 
 BUNDLE_TIME_MS = 30
 BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's default, 100 ms, delays sparse alerts)
@@ -45,8 +46,9 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     """Job-wide settings: the Python operators (windows, drift) in Beam worker processes with small
     bundles (a stats row waits at most ~30 ms; PyFlink's thread mode deadlocked two tasks' embedded
     interpreters once a Python key selector shared a task with the Java router), object reuse between
-    chained operators, UTC session zone, source idleness, the job's jars, and the Prometheus reporter
-    when a port is set. Outlier alerts and dead letters never reach Python."""
+    chained operators, UTC session zone, source idleness, the state backend (`flink_job.state`: RocksDB when
+    predictions wait long for their labels), the job's jars, and the Prometheus reporter when a port is set.
+    Outlier alerts and dead letters never reach Python."""
     config = Configuration()
     settings = {
         "python.executable": sys.executable,
@@ -61,6 +63,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
         "parallelism.default": str(spec.job.parallelism),
         "pipeline.max-parallelism": str(windows.MAX_PARALLELISM),
         **watermarks.idleness_options(spec.window),
+        **state.state_backend_options(spec),
     }
     settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jvm.job_jars(kafka=options.bootstrap is not None))
     if options.checkpoint_dir:
@@ -155,9 +158,16 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live)):
         t_env.execute_sql(statement)
     requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
+    if spec.output is not None:
+        requests = windows.joined_responses(requests, spec, baseline)
+    labelled = None
+    if spec.ground_truth is not None:
+        requests, labelled = performance.joined_labels(requests, spec, baseline)
     sub_batches, records = windows.route(requests, spec, baseline)
     stats = windows.feature_stats(sub_batches, spec, baseline)
     outputs = [windows.stats_records(stats)]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
+    if labelled is not None:
+        outputs.append(performance.performance_records(labelled, spec, baseline))
     return records.union(*outputs)

@@ -2,7 +2,9 @@
 
 When the spec has an ``output``, the parsed records first pass the Java ``ResponseJoin``, keyed by request
 id: each request leaves with its predictions appended as its last column (NaN, missing, when no response
-came within ``output.join_timeout``), so from here on the output is one more column (`MonitorSpec.columns`).
+came within ``output.join_timeout``), so from here on the output is one more column (`MonitorSpec.columns`);
+with ``ground_truth`` they then pass the label join (`flink_job.performance`), which keeps the predictions for
+their labels and consumes the label records.
 A column is numeric (float64 values, NaN missing) or categorical (codes: the index of a value in its
 baseline's `CategoricalBaseline.vocabulary`, or ``-(1 + j)`` for the window's unseen value ``labels[j]``).
 
@@ -121,14 +123,13 @@ def router_settings(spec: MonitorSpec, baseline: Baseline):
 
 
 def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[DataStream, DataStream]:
-    """The parsed requests (`rows.REQUEST_FIELDS` rows) through the Java router (after the response join,
-    when the spec has an output): returns the sub-batches with their shard keys (`rows.KEYED_SUB_BATCH_ROW`;
-    shard 0's with every column when covariance is on) and the alert and dead-letter rows (`rows.OUTPUT_ROW`)."""
+    """The parsed requests (`rows.REQUEST_FIELDS` rows; after the response join when the spec has an output, and
+    the label join when it has ground_truth: see `flink_job.pipeline.build`) through the Java router: returns the
+    sub-batches with their shard keys (`rows.KEYED_SUB_BATCH_ROW`; shard 0's with every column when covariance is
+    on) and the alert and dead-letter rows (`rows.OUTPUT_ROW`)."""
     package = java_functions.package()
     dead_letters = package.DeadLetters(spec.job.dead_letter_max_raw_bytes)
     router = package.RequestRouter(router_settings(spec, baseline), outliers.java_rules(spec, baseline), dead_letters)
-    if spec.output is not None:
-        requests = joined_responses(requests, spec, baseline)
     sub_batches = java_functions.transformed(requests, router, rows.KEYED_SUB_BATCH_ROW,
                                              "event time, outliers, sub-batches", UIDS["router"])
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)

@@ -1,27 +1,19 @@
 package io.github.mmon.flink;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
-import java.util.Arrays;
-import java.util.List;
 import java.util.TreeMap;
 import java.util.function.Consumer;
 
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.state.ListState;
-import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
@@ -49,7 +41,7 @@ import org.apache.flink.types.Row;
  * dead-lettered {@code wrong_prediction_count} and the request's predictions count as missing. A request that
  * comes when the watermark has passed its time leaves at once, for the router to dead-letter {@code late}, and a
  * response that was waiting for it is dead-lettered {@code late} too (never counted as joined). Rejected
- * records pass straight through.
+ * records and label records ({@code truth}: for the {@link LabelJoin} after this operator) pass straight through.
  *
  * <p>Why this operator holds the watermark back: a request released later keeps its own time, so the
  * watermark this operator forwards stays below the earliest request still waiting (never further back than
@@ -142,7 +134,7 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
                 new ValueStateDescriptor<>(name, rowType), (key, state) -> {
                     Row row = state.value();
                     if (row != null && from != null) {
-                        row = remapped(row, from, to);
+                        row = WaitingRows.remapped(row, JobRows.INSTANCES, JobRows.LABELS, from, to);
                         state.update(row);
                     }
                     if (row != null) {
@@ -151,47 +143,25 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
                 });
     }
 
-    /** {@code row} with its values (and labels) moved from the columns {@code from} to {@code to}, by name. */
-    private static Row remapped(Row row, ColumnLayout from, ColumnLayout to) {
-        byte[] packed = (byte[]) row.getField(JobRows.INSTANCES);
-        double[] values = new double[packed.length / Double.BYTES];
-        ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(values);
-        ColumnLayout.Packed moved = to.remapFrom(from, values, values.length, (String[]) row.getField(JobRows.LABELS));
-        Row copy = copy(row);
-        copy.setField(JobRows.INSTANCES, moved.packed());
-        copy.setField(JobRows.LABELS, moved.labels().length == 0 ? null : moved.labels());
-        return copy;
-    }
-
     /** The columns of the waiting rows, read back on a restore (union state: every subtask reads it whole). */
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        columnsState = context.getOperatorStateStore().getUnionListState(
-                new ListStateDescriptor<>("waiting-columns", PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
-        for (byte[] entry : columnsState.get()) {
-            try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(entry))) {
-                restoredColumns = new ColumnLayout[] {ColumnLayout.read(in), ColumnLayout.read(in)};
-            }
-        }
+        columnsState = WaitingRows.columnsState(context, "waiting-columns");
+        restoredColumns = WaitingRows.restored(columnsState);
     }
 
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (DataOutputStream out = new DataOutputStream(bytes)) {
-            requestColumns.write(out);
-            responseColumns.write(out);
-        }
-        columnsState.update(List.of(bytes.toByteArray()));
+        WaitingRows.save(columnsState, requestColumns, responseColumns);
     }
 
     @Override
     public void processElement(StreamRecord<Row> element) throws Exception {
         Row row = element.getValue();
-        if (row.getField(JobRows.REASON) != null) {
-            output.collect(element);
+        if (row.getField(JobRows.REASON) != null || Boolean.TRUE.equals(row.getField(JobRows.TRUTH))) {
+            output.collect(element);  // rejected records, and label records (for the label join after this one)
             return;
         }
         if (Boolean.TRUE.equals(row.getField(JobRows.RESPONSE))) {
@@ -347,20 +317,8 @@ public class ResponseJoin extends AbstractStreamOperator<Row>
         }
         Row joined = copy(requestRow);
         joined.setField(JobRows.INSTANCES, out.array());
-        joined.setField(JobRows.LABELS, merged(labels, predictions == null ? null : responseLabels));
+        joined.setField(JobRows.LABELS, WaitingRows.concatenated(labels, predictions == null ? null : responseLabels));
         return joined;
-    }
-
-    private static String[] merged(String[] first, String[] second) {
-        if (second == null || second.length == 0) {
-            return first;
-        }
-        if (first == null || first.length == 0) {
-            return second;
-        }
-        String[] both = Arrays.copyOf(first, first.length + second.length);
-        System.arraycopy(second, 0, both, first.length, second.length);
-        return both;
     }
 
     private static long time(Row row) {

@@ -190,6 +190,17 @@ class ResponseJoinTest {
     }
 
     @Test
+    void labelRecordsPassStraightThroughForTheLabelJoin() throws Exception {
+        open(TIMEOUT);
+        send(Rows.request("r1", 1_000, TWO));
+        Row label = LabelJoinTest.label("r1", 1_100, new double[] {1, 0});
+        send(label);
+        assertEquals(label, only().getValue());
+        send(Rows.response("r1", 1_200, new double[] {2, 0}));
+        assertJoined(only(), 1_000, 1, 2, 2, 3, 4, 0);  // the request was not taken for a repeated one
+    }
+
+    @Test
     void rejectedRecordsPassStraightThrough() throws Exception {
         open(TIMEOUT);
         send(Rows.rejected("bad_instance", "r1", 1_000L));

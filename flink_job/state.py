@@ -1,0 +1,23 @@
+"""Where the job keeps its keyed state, decided from the spec by a pure function (no PyFlink import: the
+Kubernetes glue renders the same settings into the FlinkDeployment).
+
+Flink's default, the heap backend, keeps state as Java objects: fast, and fine for windows and the response
+join, which hold seconds to minutes of requests. With ``ground_truth`` every prediction waits up to
+``max_delay`` for its label (days): past `ROCKSDB_MIN_DELAY_MS` the job uses the embedded RocksDB backend
+(``flink-statebackend-rocksdb``, part of the Flink distribution's ``flink-dist`` jar with its native library,
+so nothing more to fetch), which keeps state on local disk, serialized, and checkpoints it incrementally.
+"""
+from __future__ import annotations
+
+from contract.spec import MonitorSpec
+
+ROCKSDB_MIN_DELAY_MS = 10 * 60_000
+"""Past this ``ground_truth.max_delay`` the job keeps its state in RocksDB."""
+
+
+def state_backend_options(spec: MonitorSpec) -> dict[str, str]:
+    """Flink options for the spec's state backend: RocksDB (with incremental checkpoints) when predictions wait
+    longer than `ROCKSDB_MIN_DELAY_MS` for their labels; none (the heap backend) otherwise."""
+    if spec.ground_truth is not None and spec.ground_truth.max_delay > ROCKSDB_MIN_DELAY_MS:
+        return {"state.backend.type": "rocksdb", "execution.checkpointing.incremental": "true"}
+    return {}
