@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Queue;
 
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
@@ -31,15 +30,7 @@ class LabelJoinTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> opened(
             long maxDelayMs, FeatureSchema schema, OperatorSubtaskState restored) throws Exception {
-        LabelJoin join = new LabelJoin(Rows.REQUEST_TYPE, schema, maxDelayMs);
-        KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness =
-                new KeyedOneInputStreamOperatorTestHarness<>(join, new ResponseJoin.ByRequestId(), Types.STRING);
-        harness.setup(Outputs.serializer(Rows.REQUEST_TYPE));
-        if (restored != null) {
-            harness.initializeState(restored);
-        }
-        harness.open();
-        return harness;
+        return JoinHarness.opened(new LabelJoin(Rows.REQUEST_TYPE, schema, maxDelayMs), restored);
     }
 
     private void open(long maxDelayMs) throws Exception {

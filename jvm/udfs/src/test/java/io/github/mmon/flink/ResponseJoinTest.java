@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
@@ -32,16 +31,8 @@ class ResponseJoinTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> opened(
             long timeoutMs, FeatureSchema schema, OperatorSubtaskState restored) throws Exception {
-        ResponseJoin join = new ResponseJoin(Rows.REQUEST_TYPE, schema, timeoutMs, "unmatched_response",
-                "wrong_prediction_count");
-        KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness =
-                new KeyedOneInputStreamOperatorTestHarness<>(join, new ResponseJoin.ByRequestId(), Types.STRING);
-        harness.setup(Outputs.serializer(Rows.REQUEST_TYPE));
-        if (restored != null) {
-            harness.initializeState(restored);
-        }
-        harness.open();
-        return harness;
+        return JoinHarness.opened(new ResponseJoin(Rows.REQUEST_TYPE, schema, timeoutMs, "unmatched_response",
+                "wrong_prediction_count"), restored);
     }
 
     /** Two numeric features, then the output: categorical (classes "a", "b", "c") or numeric. */
