@@ -1,8 +1,8 @@
 """Source step: the inference log as one raw STRING per record, read by the JVM.
 
 Two source tables with the same columns, so everything downstream is shared:
-``raw_payload`` (the message); where it was read, as `rows.POSITION_FIELDS`: ``source_name`` (a
-constant: the topic, or the input's label), ``source_partition`` (the Kafka partition; NULL for a file)
+``raw_payload`` (the message); where it was read, as `rows.POSITION_FIELDS`: ``source_name`` (the topic, a
+constant unless a labels topic is read too, or the input's label), ``source_partition`` (the Kafka partition; NULL for a file)
 and ``source_position`` (the Kafka offset, or the line number), numbers that the Java ``DeadLetters``
 writes as ``topic/partition/offset`` or ``label:LINE`` for a dead letter alone; ``default_id`` /
 ``default_time_ms`` (the Kafka key and record timestamp, stand-ins for a message without id or time);
@@ -87,22 +87,30 @@ def file_source_ddl(spec: MonitorSpec, numbered: Path, label: str) -> str:
     return _table_ddl(spec, ["line STRING"], computed, options)
 
 
+def source_topics(spec: MonitorSpec) -> tuple[str, ...]:
+    """The topics the job reads: the inference topic, and the labels topic when the spec has ``ground_truth`` and
+    names one (else label messages travel the inference topic)."""
+    labels = spec.kafka.topics.labels if spec.ground_truth is not None else None
+    return (spec.kafka.topics.inference, *([labels] if labels and labels != spec.kafka.topics.inference else []))
+
+
 def kafka_source_ddl(spec: MonitorSpec, bootstrap: str) -> str:
-    """An unbounded source on the inference topic: value and key as raw strings, the record's
-    timestamp, partition and offset as metadata (the topic is the one subscribed to: a constant). A new
-    consumer group starts from the earliest offset."""
-    topic = spec.kafka.topics.inference
+    """An unbounded source on the inference topic (and the labels topic: `source_topics`): value and key as raw
+    strings, the record's timestamp, partition and offset as metadata (the topic too when there are two; one is a
+    constant). A new consumer group starts from the earliest offset."""
+    topics = source_topics(spec)
     declared = ["raw_payload STRING", "kafka_key STRING",
                 "kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
                 "source_partition INT METADATA FROM 'partition' VIRTUAL",
-                "source_position BIGINT METADATA FROM 'offset' VIRTUAL"]
+                "source_position BIGINT METADATA FROM 'offset' VIRTUAL",
+                *(["source_topic STRING METADATA FROM 'topic' VIRTUAL"] if len(topics) > 1 else [])]
     computed = {
-        "source_name": parse.sql_string(topic),
+        "source_name": "source_topic" if len(topics) > 1 else parse.sql_string(topics[0]),
         "default_id": "kafka_key",
         "default_time_ms": f"{EPOCH_MS}(kafka_ts)",
     }
     options = {
-        "connector": "kafka", "topic": topic,
+        "connector": "kafka", "topic": ";".join(topics),
         "properties.bootstrap.servers": bootstrap, "properties.group.id": spec.kafka.group_id,
         "scan.startup.mode": "group-offsets", "properties.auto.offset.reset": "earliest",
         "key.format": "raw", "key.fields": "kafka_key", "value.format": "raw", "value.fields-include": "EXCEPT_KEY",
