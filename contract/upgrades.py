@@ -2,18 +2,21 @@
 
 A job restored from a checkpoint or savepoint (``mmon run --kafka ... --restore-from PATH``; on Kubernetes,
 every change of a ModelMonitor's spec) carries state written under the old spec: the open windows' buffers
-(instances by column), the requests and responses waiting in the response join, the window state of each
+(instances by column), the requests and responses waiting in the response join, the predictions and labels
+waiting in the label join (``ground_truth``) and each window's performance so far, the window state of each
 shard, the Kafka source's offsets and the sink's transactions. `classify` compares the old spec with the new
 one, field by field, and puts each change in a class:
 
 - ``compatible``: restore and apply; nothing in the state depends on it (thresholds, metrics, sigma, top-k,
-  the join timeout: requests already waiting keep the deadline they were stored with);
+  the join timeout and ``ground_truth.max_delay``: rows already waiting keep the deadline they were stored with;
+  ``ground_truth`` added);
 - ``migratable``: the state depends on it and the job moves it (features added, removed or reordered, a
   vocabulary grown or otherwise changed, the shards): open windows are moved to the new columns by name and
   categories re-coded by their text, never read by position (a window part of which had already left the
   router early closes under the old spec, and its later instances under the new, as a second record);
 - ``incompatible``: the state cannot be carried over (the window length, a column's type, the output
-  removed or renamed, the input topic, the delivery guarantee): the job refuses to start from the state,
+  removed or renamed, ``ground_truth`` removed, the state backend changed (`contract.state`: ``max_delay`` across
+  its RocksDB threshold), the input topic, the delivery guarantee): the job refuses to start from the state,
   with a message naming the change and the way forward (`way_forward`).
 
 Pure: specs in, an `Upgrade` out; what the specs' baselines hold (the vocabularies) is passed in as plain
@@ -24,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from contract import state
 from contract.spec import MonitorSpec, spec_to_dict
 
 COMPATIBLE, MIGRATABLE, INCOMPATIBLE = "compatible", "migratable", "incompatible"
@@ -87,7 +91,7 @@ def classify(old: MonitorSpec, new: MonitorSpec, old_vocabularies: Optional[Voca
     """The changes from ``old`` to ``new`` (vocabularies: their baselines', when known), each classified."""
     before, after = spec_to_dict(old), spec_to_dict(new)
     changes = [*_columns(old, new), *_vocabularies(old_vocabularies or {}, new_vocabularies or {}),
-               *_output(old, new)]
+               *_output(old, new), *_ground_truth(old, new), *_state_backend(old, new)]
     covered = {change.path for change in changes}
     for path, was, now in _differences(before, after):
         if path not in _SPECIAL and not any(path == done or path.startswith(done + ".") for done in covered):
@@ -104,6 +108,8 @@ _RULES: dict[str, tuple[str, str]] = {
     "output.join_timeout": (COMPATIBLE, "waiting requests keep the deadline they were stored with"),
     "output.type": (INCOMPATIBLE, "the predictions in the state are of the old type"),
     "output.name": (INCOMPATIBLE, "the waiting responses' and the open windows' predictions are under the old name"),
+    "ground_truth.max_delay": (COMPATIBLE, "waiting predictions and labels keep the deadline they were stored with, "
+                                           "and a window's final record comes no earlier than under the old one"),
     "stats.covariance": (MIGRATABLE, "shard 0's sub-batches change: open windows are re-routed"),
     "stats.correlation": (MIGRATABLE, "shard 0's sub-batches change: open windows are re-routed"),
     "job.parallelism": (MIGRATABLE, "the shards and their keys change: open windows are re-routed"),
@@ -113,7 +119,7 @@ _RULES: dict[str, tuple[str, str]] = {
     "baseline": (COMPATIBLE, "drift and outliers use the new baseline; a window part of which had already "
                              "left early closes on the old bins"),
 }
-_SPECIAL = {"input.features", "output"}
+_SPECIAL = {"input.features", "output", "ground_truth"}
 
 
 def _rule(path: str, old: MonitorSpec, new: MonitorSpec) -> tuple[str, str]:
@@ -169,6 +175,29 @@ def _output(old: MonitorSpec, new: MonitorSpec) -> list[Change]:
                        "the requests and responses waiting in the join have nowhere to go")]
     return [Change("output", MIGRATABLE, None, new.output.name,
                    "the instances of open windows from before the restore have a missing prediction")]
+
+
+def _ground_truth(old: MonitorSpec, new: MonitorSpec) -> list[Change]:
+    """The ground_truth section added (compatible: the label join starts empty, so the labels of requests from
+    before the restore are dead-lettered unmatched_label) or removed (incompatible: the predictions and labels
+    waiting in the label join would be lost)."""
+    if (old.ground_truth is None) == (new.ground_truth is None):
+        return []
+    if new.ground_truth is None:
+        return [Change("ground_truth", INCOMPATIBLE, "present", None,
+                       "the predictions and labels waiting in the label join have nowhere to go")]
+    return [Change("ground_truth", COMPATIBLE, None, "present", "the labels of requests from before the restore "
+                   "find no prediction waiting: they are dead-lettered unmatched_label")]
+
+
+def _state_backend(old: MonitorSpec, new: MonitorSpec) -> list[Change]:
+    """The state backend changed (`contract.state`: ground_truth.max_delay across its RocksDB threshold): a
+    checkpoint is read only by the backend that wrote it."""
+    was, now = (state.state_backend_options(spec).get(state.BACKEND_OPTION, state.HEAP) for spec in (old, new))
+    if was == now:
+        return []
+    return [Change(state.BACKEND_OPTION, INCOMPATIBLE, was, now,
+                   "a checkpoint is restored only by the state backend that wrote it")]
 
 
 def _shown(value: Any) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional
 if __package__ in (None, ""):  # `flink run -py flink_job/main.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contract import formats, outputs  # noqa: E402
+from contract import formats, outputs, state  # noqa: E402
 from contract.spec import ConfigError, MonitorSpec, load_spec, spec_to_dict  # noqa: E402
 
 if TYPE_CHECKING:  # the numeric core loads numpy and scipy: imported where a run needs it, not for --help
@@ -165,7 +165,7 @@ def checked_baseline(spec: MonitorSpec) -> Baseline:
 
 
 def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
-    from flink_job import pipeline, sinks, source, state
+    from flink_job import pipeline, sinks, source
 
     output = args.output.resolve()  # the file sink may run in a TaskManager with another working directory
     output.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,12 @@ from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
+from contract import state
 from contract.spec import MonitorSpec
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, jvm, parse, performance, rows, source, state, watermarks, windows
+from flink_job import drift, jvm, parse, performance, rows, source, watermarks, windows
 
 BUNDLE_TIME_MS = 30
 BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's default, 100 ms, delays sparse alerts)
@@ -46,7 +47,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     """Job-wide settings: the Python operators (windows, drift) in Beam worker processes with small
     bundles (a stats row waits at most ~30 ms; PyFlink's thread mode deadlocked two tasks' embedded
     interpreters once a Python key selector shared a task with the Java router), object reuse between
-    chained operators, UTC session zone, source idleness, the state backend (`flink_job.state`: RocksDB when
+    chained operators, UTC session zone, source idleness, the state backend (`contract.state`: RocksDB when
     predictions wait long for their labels), the job's jars, and the Prometheus reporter when a port is set.
     Outlier alerts and dead letters never reach Python."""
     config = Configuration()

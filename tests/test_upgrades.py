@@ -104,6 +104,23 @@ def test_the_output_removed_is_incompatible_and_added_migratable():
     assert renamed.kind == INCOMPATIBLE
 
 
+def test_ground_truth_added_is_compatible_removed_incompatible_and_its_max_delay_compatible_within_a_backend():
+    labelled = {**PENGUINS, "ground_truth": {"max_delay": "1m"}}
+    assert upgrades.classify(parse_spec(PENGUINS), parse_spec(labelled)).kind == COMPATIBLE
+    removed = upgrades.classify(parse_spec(labelled), parse_spec(PENGUINS))
+    assert removed.kind == INCOMPATIBLE and removed.refused[0].path == "ground_truth"
+    (change,) = _changed(labelled, lambda d: d["ground_truth"].update(max_delay="5m")).changes
+    assert (change.path, change.kind) == ("ground_truth.max_delay", COMPATIBLE) and "deadline" in change.why
+
+
+def test_a_max_delay_across_the_rocksdb_threshold_changes_the_state_backend_incompatibly():
+    labelled = {**PENGUINS, "ground_truth": {"max_delay": "1m"}}
+    upgrade = _changed(labelled, lambda d: d["ground_truth"].update(max_delay="7d"))
+    assert upgrade.kind == INCOMPATIBLE
+    assert [(c.path, c.before, c.after) for c in upgrade.refused] == [("state.backend.type", "hashmap", "rocksdb")]
+    assert upgrades.classify(parse_spec(PENGUINS), parse_spec({**PENGUINS, "ground_truth": {}})).kind == INCOMPATIBLE
+
+
 def test_the_model_name_under_exactly_once_is_incompatible():
     exactly_once = {**PENGUINS, "job": {"delivery_guarantee": "exactly-once"}}
     upgrade = _changed(exactly_once, lambda d: d["model"].update(name="other"))
