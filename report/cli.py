@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                     "which metrics, outliers by feature, dead letters by reason, the accounting identity), each "
                     "drift metric's timeline against its threshold, every flagged window's histogram beside the "
                     "baseline's (a categorical column's: its category shares), window statistics (missing shares "
-                    "included) and outliers per window over time. The summary covers every "
+                    "included) and outliers per window over time; with ground truth, the model's realised performance "
+                    "per window (its revisions, alerts and label coverage) beside the prediction column's drift. "
+                    "The summary covers every "
                     "feature; the detailed sections draw at most --max-features of them (the flagged ones first), "
                     "or the ones --features names. Reads the output folder of `mmon run --output DIR`, or with "
                     "--kafka the spec's output topics.",

@@ -4,7 +4,9 @@ Time axes are UTC. A long run is down-sampled to at most `MAX_POINTS` buckets of
 each keeping what must not disappear (a drift value's maximum and whether any window was flagged, the
 widest p25-p75 band), so the page stays a few MB whatever the run's length. The flagged windows'
 histograms (a categorical column's: its category shares) are drawn for at most `MAX_HISTOGRAMS` windows
-per feature, evenly spread over the flagged ones.
+per feature, evenly spread over the flagged ones. Realised performance (with ground truth) is drawn per
+metric: each window's final or latest value, the baseline, the alerted windows, the label coverage and the
+earlier revisions.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from matplotlib.collections import LineCollection, PatchCollection, PolyCollecti
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from report.findings import Episode, Findings, record_instances
+from report.findings import Episode, Findings, PerformanceSeries, latest_performance, record_instances, series_rows
 from udfs.baseline import CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 MAX_POINTS = 400
@@ -36,6 +38,7 @@ LABELLED_SLOTS = 6  # category bars: each panel names its bars up to this many (
 OTHER, UNSEEN = "other", "unseen"
 DPI = 96
 VALUE, THRESHOLD, FLAGGED, BASELINE = "#5b3f9e", "#222222", "#d62728", "#9e9e9e"
+MAX_CLASS_LINES = 10  # a per-class metric's axes: one line per class up to this many (the table lists them all)
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,8 @@ class Timelines:
         self.value, = ax.plot([], [], color=VALUE, lw=1.0, **style)
         self.threshold, = ax.plot([], [], color=THRESHOLD, lw=0.8, ls="--")
         self.hits, = ax.plot([], [], "o", ms=3, color=FLAGGED)
-        lo, hi = mdates.date2num(_times([first_ms + window_ms // 2, last_ms - window_ms // 2]))
-        pad = (hi - lo) * ax.margins()[0]
-        ax.set_xlim(lo - pad, hi + pad)
         ax.tick_params(labelsize=7)
-        _time_axis(ax)
+        _window_axis(ax, first_ms, last_ms, window_ms)
 
     def draw(self, rows: pd.DataFrame, feature: str, metric: str) -> Plot:
         rows = rows.sort_values("window_start").reset_index(drop=True)
@@ -628,3 +628,72 @@ def _outlier_heatmap(per_window: np.ndarray, features: Sequence[str], edges: np.
     ax.set_yticks(np.arange(len(features)) + 0.5, features, fontsize=7)
     ax.tick_params(labelsize=7)
     return _encoded(fig, "outlier alerts per window by feature", features)
+
+
+def _window_axis(ax: Axes, first_ms: int, last_ms: int, window_ms: int) -> None:
+    """The run's windows ``[first_ms, last_ms)`` at their middles, with autoscaling's margins (as `Timelines`)."""
+    lo, hi = mdates.date2num(_times([first_ms + window_ms // 2, last_ms - window_ms // 2]))
+    pad = (hi - lo) * ax.margins()[0]
+    ax.set_xlim(lo - pad, hi + pad)
+    _time_axis(ax)
+
+
+def performance_figure(performance: pd.DataFrame, series: Sequence[PerformanceSeries], first_ms: int, last_ms: int,
+                       window_ms: int) -> Figure:
+    """One axes per metric (a per-class metric: a line per class, at most `MAX_CLASS_LINES`): each window's final
+    or latest value (a line at the window's middle, its line's label the series' name), its baseline (dashed,
+    the same colour), alerted windows (red dots), earlier revisions (faint dots); behind them, on a second axis
+    from 0 to 1, the windows' label coverage (grey steps)."""
+    latest = latest_performance(performance)
+    metrics = list(dict.fromkeys(s.metric for s in series))
+    fig = _figure(11, 1.7 * len(metrics) + 0.5, left=0.9, right=0.7, top=0.1)
+    axes = fig.subplots(len(metrics), 1, squeeze=False, gridspec_kw={"hspace": 0.15})[:, 0]
+    for ax, metric in zip(axes, metrics):
+        lines = [s for s in series if s.metric == metric][:MAX_CLASS_LINES]
+        coverage = latest[latest["metric"] == metric].drop_duplicates("window_start").sort_values("window_start")
+        _coverage(ax.twinx(), coverage)
+        ax.set_zorder(1)  # the values over the coverage band
+        ax.patch.set_visible(False)
+        for colour, s in enumerate(lines):
+            _performance_line(ax, series_rows(latest, s.metric, s.label), series_rows(performance, s.metric, s.label),
+                              s, f"C{colour % 10}")
+        ax.set_ylabel(metric, fontsize=8)
+        ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
+        if len(lines) > 1:
+            ax.legend(fontsize=6, ncol=min(len(lines), 6), loc="upper left", frameon=False)
+        _window_axis(ax, first_ms, last_ms, window_ms)
+    return fig
+
+
+def _performance_line(ax: Axes, latest: pd.DataFrame, every: pd.DataFrame, series: PerformanceSeries,
+                      colour: str) -> None:
+    latest = latest.sort_values("window_start")
+    x = _times((latest["window_start"] + latest["window_end"]) // 2)
+    value = pd.to_numeric(latest["value"]).to_numpy(dtype=float)
+    ax.plot(x, value, color=colour, lw=1.0, marker=".", ms=3, label=series.name, gid="value")
+    earlier = every.merge(latest[["window_start", "revision"]], on="window_start", suffixes=("", "_latest"))
+    earlier = earlier[earlier["revision"] != earlier["revision_latest"]]
+    ax.plot(_times((earlier["window_start"] + earlier["window_end"]) // 2),
+            pd.to_numeric(earlier["value"]).to_numpy(dtype=float), ".", color=colour, ms=3, alpha=0.3, gid="revisions")
+    if series.baseline is not None:
+        ax.axhline(series.baseline, color=colour, lw=0.8, ls="--", alpha=0.8, gid="baseline")
+    alerted = latest["alert"].fillna(False).astype(bool).to_numpy()
+    ax.plot(x[alerted], value[alerted], "o", ms=5, color=FLAGGED, gid="alerted")
+
+
+def _coverage(ax: Axes, latest: pd.DataFrame) -> None:
+    if len(latest):
+        edges = _times(np.append(latest["window_start"].to_numpy(), latest["window_end"].to_numpy()[-1]))
+        ax.stairs(pd.to_numeric(latest["coverage"]).fillna(0).to_numpy(dtype=float), edges, fill=True,
+                  color=BASELINE, alpha=0.18, lw=0, gid="coverage")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("label coverage", fontsize=7, color="#777777")
+    ax.tick_params(labelsize=6, colors="#777777")
+
+
+def performance(performance: pd.DataFrame, series: Sequence[PerformanceSeries], first_ms: int, last_ms: int,
+                window_ms: int) -> Plot:
+    """`performance_figure`, encoded."""
+    return _encoded(performance_figure(performance, series, first_ms, last_ms, window_ms),
+                    "realised performance per window against the baseline, alerted windows, label coverage and "
+                    "earlier revisions")

@@ -1,12 +1,14 @@
 """What a run found, as the page's summary states it: its size and time range, which features drifted
 when and by which metrics, the features ranked by flagged windows and outliers, dead letters by reason,
-and the accounting identity. Everything is computed from the output records (`report.outputs.RunOutputs`)
-and the spec. `select` picks the features the page draws in detail.
+and the accounting identity; with ground truth, the model's realised performance per metric (its windows'
+final or latest values, the windows alerted, the label coverage), an alerted window a finding as a flagged
+drift window is. Everything is computed from the output records (`report.outputs.RunOutputs`) and the spec.
+`select` picks the features the page draws in detail.
 """
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import pandas as pd
@@ -69,6 +71,34 @@ class Accounting:
 
 
 @dataclass(frozen=True)
+class PerformanceSeries:
+    """One realised-performance metric (of one class, for a per-class metric) over the run: each window's value
+    is its final record's, else its latest revision's."""
+
+    metric: str
+    label: Optional[str]
+    """The class of a per-class metric (precision, recall, f1); None for the others."""
+    windows: int
+    """Windows with a record of it."""
+    alerted: tuple[int, ...]
+    """Starts of the windows whose value is alerted (worse than the baseline's by more than chance)."""
+    last_start: Optional[int]
+    last_value: Optional[float]
+    """The value of the last window that has one (None: no window has a value yet)."""
+    baseline: Optional[float]
+    coverage: Optional[float]
+    """Labelled pairs / predictions over its windows."""
+    revisions: int
+    """Its records in all, the windows' earlier revisions included."""
+    final: int
+    """Windows whose record is final."""
+
+    @property
+    def name(self) -> str:
+        return self.metric if self.label is None else f"{self.metric} ({self.label})"
+
+
+@dataclass(frozen=True)
 class Findings:
     model: str
     features: tuple[str, ...]
@@ -91,6 +121,21 @@ class Findings:
     accounting: Accounting
     timelines_complete: bool
     """``drift.emit_all``: the drift records hold every window's value, not only the flagged ones."""
+    output: Optional[str] = None
+    """The prediction column (the spec's ``output.name``), None without an output."""
+    performance: tuple[PerformanceSeries, ...] = ()
+    """Each realised-performance metric (per class where it is per class), in the records' order; empty when the
+    run has no performance records (no ground truth)."""
+    performance_flagged: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    """Start of each alerted performance window -> the `PerformanceSeries.name` of each metric alerted in it."""
+    performance_episodes: list[Episode] = field(default_factory=list)
+    """The alerted performance windows merged into runs of back-to-back windows (``feature``: the prediction
+    column), as `episodes` merges a feature's flagged windows."""
+
+    @property
+    def performance_alerts(self) -> int:
+        """Performance alerts: (window, metric) pairs alerted."""
+        return sum(len(names) for names in self.performance_flagged.values())
 
 
 def _ordered(known: tuple[str, ...], seen: pd.Series) -> tuple[str, ...]:
@@ -161,6 +206,65 @@ def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
     return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter), **counted)
 
 
+def latest_performance(performance: pd.DataFrame) -> pd.DataFrame:
+    """Each (window, metric, class)'s record that gives its value: the final one, else its latest revision; one
+    row each, by window start."""
+    ranked = performance.assign(_final=performance["final"].fillna(False).astype(bool),
+                                _class=performance["class"].fillna(""))
+    ranked = ranked.sort_values(["window_start", "metric", "_class", "_final", "revision"], kind="stable")
+    latest = ranked.drop_duplicates(["window_start", "metric", "_class"], keep="last")
+    return latest.drop(columns=["_final", "_class"]).reset_index(drop=True)
+
+
+def series_rows(performance: pd.DataFrame, metric: str, label: Optional[str]) -> pd.DataFrame:
+    """The records of ``metric`` (of class ``label``; None: a metric without classes)."""
+    same_class = performance["class"].isna() if label is None else performance["class"] == label
+    return performance[(performance["metric"] == metric) & same_class]
+
+
+def _scalar(values: pd.Series) -> pd.Series:
+    """Whether each value is a number or none (a confusion matrix is neither)."""
+    return values.map(lambda v: not isinstance(v, (list, dict))).astype(bool)
+
+
+def _number_or_none(value) -> Optional[float]:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def performance_series(performance: pd.DataFrame) -> tuple[PerformanceSeries, ...]:
+    """Each scalar metric's `PerformanceSeries` (the confusion matrix is drawn in no line), in the records'
+    order of metrics and classes."""
+    if not len(performance):
+        return ()
+    scalar = performance[_scalar(performance["value"])]
+    latest = latest_performance(scalar)
+    result = []
+    for metric, label in dict.fromkeys(zip(scalar["metric"], scalar["class"].where(scalar["class"].notna(), None))):
+        rows, revisions = series_rows(latest, metric, label), series_rows(scalar, metric, label)
+        valued = rows[rows["value"].notna()]
+        last = valued.iloc[-1] if len(valued) else None
+        predictions = pd.to_numeric(rows["predictions"]).fillna(0)
+        labelled = pd.to_numeric(rows["labelled"]).fillna(0)
+        result.append(PerformanceSeries(
+            metric=str(metric), label=None if label is None else str(label), windows=len(rows),
+            alerted=tuple(int(s) for s in rows[rows["alert"].fillna(False).astype(bool)]["window_start"]),
+            last_start=None if last is None else int(last["window_start"]),
+            last_value=None if last is None else _number_or_none(last["value"]),
+            baseline=_number_or_none(rows["baseline"].dropna().iloc[-1]) if rows["baseline"].notna().any() else None,
+            coverage=float(labelled.sum() / predictions.sum()) if predictions.sum() else None,
+            revisions=len(revisions), final=int(rows["final"].fillna(False).astype(bool).sum())))
+    return tuple(result)
+
+
+def performance_flagged(series: Sequence[PerformanceSeries]) -> dict[int, tuple[str, ...]]:
+    """Alerted window start -> the metrics alerted in it, in time order."""
+    by_start: dict[int, list[str]] = {}
+    for s in series:
+        for start in s.alerted:
+            by_start.setdefault(start, []).append(s.name)
+    return {start: tuple(by_start[start]) for start in sorted(by_start)}
+
+
 def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     stats, drift = outputs.stats, outputs.drift
     features = _ordered(spec.columns, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
@@ -181,7 +285,16 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
         episodes=episodes(flagged, window), ranking=ranking(features, metrics, flagged, outliers_by_feature),
         outliers=len(outputs.outliers), outliers_by_feature=outliers_by_feature,
         dead_letters_by_reason={str(r): int(n) for r, n in outputs.dead_letter["reason"].value_counts().items()},
-        accounting=accounting(outputs, instances), timelines_complete=spec.drift.emit_all)
+        accounting=accounting(outputs, instances), timelines_complete=spec.drift.emit_all,
+        **_performance(outputs, spec, window))
+
+
+def _performance(outputs: RunOutputs, spec: MonitorSpec, window: int) -> dict:
+    output = spec.output.name if spec.output else None
+    series = performance_series(outputs.performance)
+    alerted = performance_flagged(series)
+    return {"output": output, "performance": series, "performance_flagged": alerted,
+            "performance_episodes": episodes({output or "prediction": alerted}, window) if alerted else []}
 
 
 class SelectionError(Exception):

@@ -3,14 +3,15 @@ or from the Kafka output topics of a spec (`from_kafka`).
 
 Only the fields the report uses are kept (a dead letter's raw record can be 64 KiB), as one pandas
 frame per kind. The stats topic also carries the covariance records; they have no ``feature`` and
-are left out.
+are left out. Performance records (`OPTIONAL`) exist only when the spec has ``ground_truth``: a folder without
+their file, or an empty topic, gives an empty frame.
 """
 from __future__ import annotations
 
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -25,8 +26,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count"),
     outputs.OUTLIERS: ("feature", "request_time", "rule"),
     outputs.DEAD_LETTER: ("reason",),
+    outputs.PERFORMANCE: ("window_start", "window_end", "metric", "class", "value", "labelled", "predictions",
+                          "coverage", "baseline", "alert", "final", "revision"),
 }
 """Output kind -> the fields the report reads."""
+
+OPTIONAL = frozenset({outputs.PERFORMANCE})
+"""Kinds a run writes only for some specs (performance: with ``ground_truth``); a folder without their files loads."""
 
 FILES = {kind: outputs.FILE_NAMES[kind] for kind in COLUMNS}
 
@@ -47,6 +53,8 @@ class RunOutputs:
     summary: Optional[dict]
     source: str
     since_ms: Optional[int] = None  # Kafka: only records written from then on were read
+    performance: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.PERFORMANCE])))
+    """Realised performance, every revision of every (window, metric[, class]); empty without ground truth."""
 
 
 def frames(records_by_kind: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, pd.DataFrame]:
@@ -71,10 +79,11 @@ def _json_lines(path: Path) -> Iterable[dict]:
 
 def from_directory(directory: Path) -> RunOutputs:
     """The outputs of an embedded run (`mmon run --output DIR`)."""
-    missing = [name for name in FILES.values() if not (directory / name).is_file()]
+    missing = [name for kind, name in FILES.items() if kind not in OPTIONAL and not (directory / name).is_file()]
     if missing:
         raise OutputsError(f"{directory}: not the output folder of `mmon run` (no {', '.join(missing)})")
-    by_kind = frames({kind: _json_lines(directory / name) for kind, name in FILES.items()})
+    by_kind = frames({kind: _json_lines(directory / name) for kind, name in FILES.items()
+                      if (directory / name).is_file()})
     summary_path = directory / outputs.SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     return RunOutputs(**by_kind, summary=summary, source=str(directory))

@@ -88,6 +88,10 @@ class Plots:
     outliers: figures.Plot
     missing: list[str]
     """The features drawn in detail that have missing values (the statistics' missing-share row)."""
+    performance: Optional[figures.Plot] = None
+    """Realised performance over time (None: no performance records)."""
+    output_timelines: tuple[Timeline, ...] = ()
+    """The prediction column's drift timelines, drawn beside the performance (with performance records only)."""
 
 
 def utc(ms: Optional[int]) -> str:
@@ -102,10 +106,15 @@ def span(ms: int) -> str:
     return " ".join(f"{n} {unit}" for n, unit in parts if n) or f"{ms} ms"
 
 
+def measure(value: Optional[float]) -> str:
+    """A metric's value to 4 significant digits ('-': none)."""
+    return "-" if value is None else f"{value:.4g}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(utc=utc, span=span, number=lambda n: f"{n:,}")
+    env.filters.update(utc=utc, span=span, number=lambda n: f"{n:,}", measure=measure)
     return env
 
 
@@ -114,15 +123,29 @@ def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, Column
     """Every figure of the page, the detailed ones for ``features`` alone; the outputs hold at least one
     window's statistics."""
     window_starts = np.concatenate([outputs.stats["window_start"], outputs.drift["window_start"]]).astype("int64")
-    drift = outputs.drift[outputs.drift["feature"].isin(features)].groupby(["feature", "metric"])
     drawer = figures.Timelines(findings.timelines_complete, findings.first_ms, findings.last_ms, findings.window_ms)
-    timelines = [Timeline(feature, metric, drawer.draw(drift.get_group((feature, metric)), feature, metric))
-                 for feature in features for metric in findings.metrics if (feature, metric) in drift.groups]
+    timelines = _timelines(drawer, outputs.drift, findings, features)
+    performance, output_timelines = None, []
+    if findings.performance:
+        performance = figures.performance(outputs.performance, findings.performance, findings.first_ms,
+                                          findings.last_ms, findings.window_ms)
+        if findings.output is not None:
+            output_timelines = ([t for t in timelines if t.feature == findings.output]
+                                or _timelines(drawer, outputs.drift, findings, [findings.output]))
     return Plots(overview=figures.overview(findings, window_starts), timelines=timelines,
                  histograms=_histograms(outputs.stats, findings, baseline, features),
                  statistics=figures.window_statistics(outputs.stats, findings, baseline, features),
                  outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts, features),
-                 missing=figures.missing_columns(outputs.stats, baseline, features))
+                 missing=figures.missing_columns(outputs.stats, baseline, features),
+                 performance=performance, output_timelines=tuple(output_timelines))
+
+
+def _timelines(drawer: figures.Timelines, drift: pd.DataFrame, findings: Findings,
+               features: Sequence[str]) -> list[Timeline]:
+    """The drift timelines of ``features``, each metric's in the findings' order."""
+    groups = drift[drift["feature"].isin(features)].groupby(["feature", "metric"])
+    return [Timeline(feature, metric, drawer.draw(groups.get_group((feature, metric)), feature, metric))
+            for feature in features for metric in findings.metrics if (feature, metric) in groups.groups]
 
 
 def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, ColumnBaseline],

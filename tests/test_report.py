@@ -1,11 +1,13 @@
 """`mmon report`: the page of the session's embedded run (conftest `embedded_run`) checked against its
 output files, the same page made from Kafka topics, the page of the penguins run (conftest `penguins_run`:
-categorical features, missing values, the model's predictions) against its files, synthetic runs for the
+categorical features, missing values, the model's predictions) against its files, the same run with realised
+performance records beside it (the model performance section), synthetic runs for the
 down-sampling and the flagged-only drift output, a synthetic 300-feature run folder for the features drawn in detail
 (--max-features, --features) and the capped summary, and the page opened in headless Chromium with
 networking disabled."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -21,6 +23,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+
+from contract import outputs as output_names
 
 from contract.spec import load_spec, parse_spec, spec_to_dict
 
@@ -158,7 +162,8 @@ def test_accounting_line_adds_up(report, embedded_run):
 def _kafka_spec(embedded_run, bootstrap: str, tmp: Path) -> tuple[Path, dict]:
     spec = yaml.safe_load(embedded_run["spec_path"].read_text())
     suffix = uuid.uuid4().hex[:8]
-    topics = {kind: f"report-{kind}-{suffix}" for kind in ("inference", "stats", "outliers", "drift", "dead_letter")}
+    topics = {kind: f"report-{kind}-{suffix}"
+              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance")}
     spec["kafka"].update(bootstrap_servers=bootstrap, topics=topics)
     path = tmp / "monitor.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -176,7 +181,8 @@ def test_report_from_kafka_topics_equals_the_folder_report(report, embedded_run,
     kafka_broker.create_topics([topics[kind] for kind in FILES], partitions=2)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=5)
     now_ms, out = int(time.time() * 1000), embedded_run["output"]
-    files = {**{kind: [name] for kind, name in FILES.items()}, "stats": ["stats.jsonl", "covariance.jsonl"]}
+    files = {**{kind: [name] for kind, name in FILES.items() if (out / name).is_file()},  # no performance.jsonl
+             "stats": ["stats.jsonl", "covariance.jsonl"]}
     stale = {**embedded_run["stats"][0], "feature": "stale_feature"}
     producer.send(topics["stats"], value=json.dumps(stale).encode(), timestamp_ms=now_ms - 3 * 3_600_000)
     for kind, names in files.items():
@@ -555,3 +561,170 @@ def test_categorical_statistics_are_the_shares_over_time(penguins_run):
         expected = [records[s]["missing"] / (records[s]["missing"] + records[s]["count"]) for s in starts]
         np.testing.assert_allclose(missing, expected, rtol=1e-12)
     assert max(missing_share for missing_share in figures.missing_share_lines(rows_of["sex"])[2]) > 0.3
+
+
+ALERT_BELOW = 0.7  # the made-up records' alert: a window's accuracy below this
+PERFORMANCE_BASELINE = 0.9
+LABELLED_AT = (15, 36, 54)  # of a window's 60 predictions, those labelled at each revision
+
+
+def _performance_records(windows: list[tuple[int, int]], classes: list[str], alerted: int, recovering: int,
+                         seed: int = 5) -> tuple[list[dict], dict]:
+    """Performance records in the record format of `contract.outputs` (kind ``performance``, the fields
+    flink_job.performance writes: model, window_start, window_end, metric, class, value, labelled, predictions,
+    coverage, baseline, alert, final, revision), computed with numpy from made-up predictions and labels of 60
+    instances per window, labelled in three steps (`LABELLED_AT`: revisions 0, 1, 2; the last window's last one
+    not final, its labels still coming): accuracy, recall per class and the confusion matrix. Window ``alerted``
+    is wrong 60 % of the time; window ``recovering`` has its 9 wrong predictions labelled first, so its first
+    revision is alerted and its later ones not; the others are wrong 5 % of the time. Returns the records
+    (revision by revision, as the job emits them) and what numpy says of each window's last revision."""
+    rng = np.random.default_rng(seed)
+    records, latest = [], {"accuracy": [], "alert": [], "labelled": [], "recall": {c: [] for c in classes}}
+    by_revision: list[list[dict]] = [[] for _ in LABELLED_AT]
+    for index, (start, end) in enumerate(windows):
+        predicted = rng.integers(len(classes), size=60)
+        wrong = np.arange(60) < 9 if index == recovering else rng.random(60) < (0.6 if index == alerted else 0.05)
+        truth = np.where(wrong, (predicted + 1 + rng.integers(len(classes) - 1, size=60)) % len(classes), predicted)
+        for revision, k in enumerate(LABELLED_AT):
+            p, t = predicted[:k], truth[:k]
+            accuracy = float(np.mean(p == t))
+            common = {"model": "penguins", "window_start": start, "window_end": end, "labelled": k, "predictions": 60,
+                      "coverage": k / 60, "final": revision == len(LABELLED_AT) - 1 and index < len(windows) - 1,
+                      "revision": revision}
+            rows = [{**common, "metric": "accuracy", "value": accuracy, "baseline": PERFORMANCE_BASELINE,
+                     "alert": accuracy < ALERT_BELOW}]
+            recall = {c: float(np.mean(p[t == i] == i)) if np.any(t == i) else None for i, c in enumerate(classes)}
+            rows += [{**common, "metric": "recall", "class": c, "value": v, "baseline": PERFORMANCE_BASELINE,
+                      "alert": False} for c, v in recall.items()]
+            confusion = np.zeros((len(classes), len(classes)), dtype=int)
+            np.add.at(confusion, (t, p), 1)
+            rows.append({**common, "metric": "confusion", "classes": classes, "value": confusion.tolist(),
+                         "baseline": None, "alert": False})
+            by_revision[revision] += rows
+        latest["accuracy"].append(accuracy)
+        latest["alert"].append(accuracy < ALERT_BELOW)
+        latest["labelled"].append(LABELLED_AT[-1])
+        for c in classes:
+            latest["recall"][c].append(recall[c])
+    records = [r for rows in by_revision for r in rows]
+    return records, latest
+
+
+def _check_performance_findings(findings, windows: list[tuple[int, int]], classes: list[str], latest: dict,
+                                alerted: int) -> None:
+    """The findings of `_performance_records`' records equal what numpy says: per metric the windows, the
+    alerted ones (the last revision's alert: not the recovering window's first), last values, coverage."""
+    starts = [start for start, _ in windows]
+    assert [s.name for s in findings.performance] == ["accuracy", *(f"recall ({c})" for c in classes)]
+    accuracy = findings.performance[0]
+    assert accuracy.windows == len(windows) and accuracy.revisions == len(windows) * len(LABELLED_AT)
+    assert accuracy.alerted == tuple(s for s, hit in zip(starts, latest["alert"]) if hit) == (starts[alerted],)
+    assert accuracy.last_start == starts[-1] and accuracy.last_value == latest["accuracy"][-1]
+    assert accuracy.baseline == PERFORMANCE_BASELINE
+    assert accuracy.coverage == pytest.approx(sum(latest["labelled"]) / (60 * len(windows)))
+    assert accuracy.final == len(windows) - 1
+    for series, c in zip(findings.performance[1:], classes):
+        values = [v for v in latest["recall"][c] if v is not None]
+        assert series.label == c and series.alerted == () and series.last_value == values[-1]
+    assert findings.performance_flagged == {starts[alerted]: ("accuracy",)}
+    assert findings.performance_alerts == 1
+    [episode] = findings.performance_episodes
+    assert (episode.start_ms, episode.end_ms, episode.windows, episode.metrics) == (
+        starts[alerted], windows[alerted][1], 1, {"accuracy": 1})
+
+
+def _check_performance_section(tags: _Tags, windows: list[tuple[int, int]], latest: dict, alerted: int) -> None:
+    rows = {(a["data-metric"], a["data-class"]): a for a in tags.classed("performance-metric")}
+    accuracy = rows.pop(("accuracy", ""))
+    assert int(accuracy["data-windows"]) == len(windows)
+    assert accuracy["data-alerted"].split() == [str(windows[alerted][0])]
+    assert float(accuracy["data-last"]) == latest["accuracy"][-1]
+    assert float(accuracy["data-baseline"]) == PERFORMANCE_BASELINE
+    assert float(accuracy["data-coverage"]) == pytest.approx(sum(latest["labelled"]) / (60 * len(windows)))
+    assert {metric for metric, _ in rows} == {"recall"}  # the confusion matrix has no row
+    assert _counts(tags)["performance_alerts"] == 1
+    text = " ".join(tags.text_by_id["performance-finding"].split())
+    assert f"worse than its baseline by more than chance in 1 of {len(windows)} windows" in text
+    assert len(tags.classed("performance-plot")) == 1
+
+
+def test_performance_records_make_a_model_performance_section():
+    """A synthetic run with performance records (`_performance_records`): the findings and the section say what
+    numpy says; the same run without them has no section."""
+    outputs, spec = _synthetic(30, emit_all=True)
+    windows = sorted(set(zip(outputs.stats["window_start"], outputs.stats["window_end"])))
+    records, latest = _performance_records(windows, ["a", "b", "c"], alerted=7, recovering=3)
+    with_performance = dataclasses.replace(outputs, performance=frames({"performance": records})["performance"])
+    _check_performance_findings(find(with_performance, spec), windows, ["a", "b", "c"], latest, alerted=7)
+    tags = _Tags(page.render(with_performance, spec, {}))
+    _check_performance_section(tags, windows, latest, alerted=7)
+    assert not tags.classed("output-timeline")  # the spec has no output
+    without = _Tags(page.render(outputs, spec, {}))
+    assert not without.classed("performance-metric") and "performance-finding" not in without.text_by_id
+    assert "performance_alerts" not in _counts(without)
+    assert tags.classed("timeline") == without.classed("timeline")
+
+
+def test_the_performance_figure_draws_the_latest_values_revisions_and_alerts():
+    outputs, spec = _synthetic(12, emit_all=True)
+    windows = sorted(set(zip(outputs.stats["window_start"], outputs.stats["window_end"])))
+    records, latest = _performance_records(windows, ["a", "b"], alerted=4, recovering=1)
+    performance = frames({"performance": records})["performance"]
+    findings = find(dataclasses.replace(outputs, performance=performance), spec)
+    fig = figures.performance_figure(performance, findings.performance, findings.first_ms, findings.last_ms,
+                                     findings.window_ms)
+    accuracy_axes, recall_axes = [ax for ax in fig.axes if ax.get_ylabel() in ("accuracy", "recall")]
+    lines = {line.get_gid(): line for line in accuracy_axes.get_lines()}
+    np.testing.assert_array_equal(lines["value"].get_ydata(), latest["accuracy"])
+    assert len(lines["revisions"].get_ydata()) == len(windows) * (len(LABELLED_AT) - 1)
+    np.testing.assert_array_equal(lines["alerted"].get_ydata(), [latest["accuracy"][4]])
+    assert list(lines["baseline"].get_ydata()) == [PERFORMANCE_BASELINE] * 2
+    assert [line.get_label() for line in recall_axes.get_lines() if line.get_gid() == "value"] == ["recall (a)",
+                                                                                                   "recall (b)"]
+    coverage = [p for ax in fig.axes for p in ax.patches if p.get_gid() == "coverage"]
+    assert len(coverage) == 2  # a band behind each metric's axes
+    np.testing.assert_allclose(coverage[0].get_data().values, [LABELLED_AT[-1] / 60] * len(windows))
+
+
+@flink
+def test_a_penguins_run_with_performance_records(penguins_run, penguins_report, tmp_path):
+    """The session's penguins run folder copied with a performance.jsonl beside its outputs (records written by
+    `_performance_records` in the record format of contract.outputs, computed with numpy over the run's own
+    windows and the model's classes: the job's own records need a labelled stream): `mmon report` loads them, its
+    findings and its model performance section say what numpy says, and the prediction column's drift timelines
+    stand beside the performance. The run as the job wrote it, without the file, has no such section; nor has
+    the copy with an empty file."""
+    run = tmp_path / "run"
+    shutil.copytree(penguins_run["output"], run)
+    windows = sorted({(r["window_start"], r["window_end"]) for r in penguins_run["stats"]})
+    classes = list(penguins_run["baseline"].columns["prediction"].categories)
+    records, latest = _performance_records(windows, classes, alerted=20, recovering=5)
+    performance_file = run / output_names.FILE_NAMES[output_names.PERFORMANCE]
+    performance_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = load_spec(run / "spec.json")
+    outputs = from_directory(run)
+    assert len(outputs.performance) == len(records)
+    _check_performance_findings(find(outputs, spec), windows, classes, latest, alerted=20)
+
+    path = tmp_path / "report.html"
+    proc = _mmon_report(str(run), "-o", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tags = _Tags(path.read_text())
+    _check_performance_section(tags, windows, latest, alerted=20)
+    [section] = [a for name, a in tags.tags if name == "section" and a.get("id") == "performance"]
+    assert section["data-output"] == spec.output.name == "prediction"
+    beside = {(a["data-feature"], a["data-metric"]) for a in tags.classed("output-timeline")}
+    assert beside == {("prediction", r["metric"]) for r in penguins_run["drift"] if r["feature"] == "prediction"}
+    assert len(beside) == len(spec.drift.metrics)
+    without = penguins_report["tags"]
+    assert {k: v for k, v in _counts(tags).items() if k != "performance_alerts"} == _counts(without)
+    assert not from_directory(penguins_run["output"]).performance.shape[0]
+    assert "performance" not in {a.get("id") for _, a in without.tags}
+    assert not without.classed("performance-metric") and not without.classed("output-timeline")
+
+    performance_file.write_text("")
+    assert report_main([str(run), "-o", str(tmp_path / "empty.html")]) == 0
+    empty = _Tags((tmp_path / "empty.html").read_text())
+    assert "performance" not in {a.get("id") for _, a in empty.tags}
+    assert _counts(empty) == _counts(without)
+    assert empty.classed("timeline") == without.classed("timeline")
