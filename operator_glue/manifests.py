@@ -38,6 +38,7 @@ import yaml
 from contract import upgrades
 from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
 from contract.spec import ConfigError, MonitorSpec, spec_to_dict
+from contract.state import state_backend_options
 
 from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
@@ -219,7 +220,8 @@ def spec_configmap(spec: MonitorSpec, settings: DeploySettings) -> dict:
 
 
 def flink_configuration(spec: MonitorSpec, settings: DeploySettings) -> dict:
-    """Flink options (all strings, as the CRD wants): state, restarts, metrics, Python, autoscaler (off)."""
+    """Flink options (all strings, as the CRD wants): state (RocksDB when predictions wait long for their labels:
+    `contract.state`), restarts, metrics, Python, autoscaler (off)."""
     state = f"{settings.state_dir.rstrip('/')}/{settings.name}"
     conf = {
         "taskmanager.numberOfTaskSlots": "1",
@@ -236,6 +238,7 @@ def flink_configuration(spec: MonitorSpec, settings: DeploySettings) -> dict:
         "job.autoscaler.target.utilization": "0.6",
         "job.autoscaler.stabilization.interval": "1m",
         "job.autoscaler.metrics.window": "5m",
+        **state_backend_options(spec),
     }
     if spec.job.metrics_port:
         conf["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
@@ -401,10 +404,13 @@ def _bootstrap_ports(bootstrap_servers: str) -> list[int]:
 
 def kafka_topics(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
     """Strimzi KafkaTopics: as many partitions as the job's parallelism (at least 3, so the logger and
-    the job can scale), one day of inference log, a week of results, two weeks of dead letters."""
+    the job can scale), one day of inference log, a week of results (performance records with ground_truth) and
+    of label messages (when they have a topic of their own), two weeks of dead letters."""
     partitions = max(3, spec.job.parallelism)
     topics = spec.kafka.topics
-    retention_days = {topics.inference: 1, topics.stats: 7, topics.outliers: 7, topics.drift: 7, topics.dead_letter: 14}
+    retention_days = {topics.inference: 1, topics.stats: 7, topics.outliers: 7, topics.drift: 7, topics.dead_letter: 14,
+                      **({topics.performance: 7} if spec.ground_truth else {}),
+                      **({topics.labels: 7} if spec.ground_truth and topics.labels else {})}
     return [{
         "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
         "metadata": {**_metadata(settings, _dns_name(topic), "topic"),

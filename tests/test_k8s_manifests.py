@@ -490,6 +490,22 @@ def test_without_a_previous_spec_the_job_restores_its_last_state_and_drains_any_
         assert body["spec"]["flinkConfiguration"][manifests.DRAIN_OPTION] == "true"
 
 
+def test_ground_truth_with_a_long_max_delay_keeps_the_state_in_rocksdb_and_gets_its_topics(flink_validators):
+    document = manifests.spec_to_dict(load_spec(EXAMPLE))
+    document["output"] = {"name": "score", "type": "numeric"}
+    document["ground_truth"] = {"max_delay": "2d"}
+    document["kafka"]["topics"]["labels"] = "iris-labels"
+    bodies = [m.body for m in render(parse_spec(document), DeploySettings(name="iris"))]
+    deployment = next(body for body in bodies if body["kind"] == "FlinkDeployment")
+    assert deployment["spec"]["flinkConfiguration"]["state.backend.type"] == "rocksdb"
+    assert errors(flink_validators["FlinkDeployment"], deployment) == []
+    topics = {body["spec"]["topicName"] for body in bodies if body["kind"] == "KafkaTopic"}
+    assert {"iris-labels", document["kafka"]["topics"]["performance"]} <= topics
+    document["ground_truth"]["max_delay"] = "5m"
+    short = next(m.body for m in render(parse_spec(document), DeploySettings(name="iris")) if m.body["kind"] == "FlinkDeployment")
+    assert "state.backend.type" not in short["spec"]["flinkConfiguration"]
+
+
 def test_mmon_k8s_render_takes_the_previous_spec(tmp_path):
     previous, spec = _changed(lambda d: d["window"].update(duration="60s"))
     paths = {}
