@@ -318,4 +318,19 @@ class LabelJoinTest {
         send(Rows.request("r2", 2_100, instances(new double[] {1, 2, 2}, new double[] {3, 4, -1}), "q"));
         assertJoined(labelled().get(1), 2_100, new double[] {2, -1}, new double[] {1, 0}, "q");
     }
+
+    /** The state a waiting prediction costs, as checkpointed: a one-instance request (two features, its prediction
+     * a class of the vocabulary) under a 13-character id, with its deadline and timer. */
+    @Test
+    void aWaitingPredictionCostsUnderTwoHundredBytesOfCheckpointedState() throws Exception {
+        open(MAX_DELAY);
+        long empty = harness.snapshot(1L, 1L).getStateSize();
+        int waiting = 10_000;
+        for (int i = 0; i < waiting; i++) {
+            send(Rows.request(String.format("req-%09d", i), 1_000 + i, instances(new double[] {1, 2, i % 3})));
+        }
+        long bytes = (harness.snapshot(2L, 2L).getStateSize() - empty) / waiting;
+        System.out.println("LabelJoin: " + bytes + " bytes of checkpointed state per waiting prediction");
+        assertTrue(bytes < 200, bytes + " bytes");
+    }
 }
