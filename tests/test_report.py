@@ -1,7 +1,8 @@
 """`mmon report`: the page of the session's embedded run (conftest `embedded_run`) checked against its
 output files, the same page made from Kafka topics, the page of the penguins run (conftest `penguins_run`:
 categorical features, missing values, the model's predictions) against its files, the same run with realised
-performance records beside it (the model performance section), synthetic runs for the
+performance records written beside it and a real run of the penguins example with ground truth (the model
+performance section), synthetic runs for the
 down-sampling and the flagged-only drift output, a synthetic 300-feature run folder for the features drawn in detail
 (--max-features, --features) and the capped summary, and the page opened in headless Chromium with
 networking disabled."""
@@ -728,3 +729,78 @@ def test_a_penguins_run_with_performance_records(penguins_run, penguins_report, 
     assert "performance" not in {a.get("id") for _, a in empty.tags}
     assert _counts(empty) == _counts(without)
     assert empty.classed("timeline") == without.classed("timeline")
+
+
+@pytest.fixture(scope="module")
+def labelled_penguins_run(tmp_path_factory):
+    """A real embedded run of the penguins example with ground truth (examples/penguins/ground-truth.yaml) over the
+    staged penguins stream with its label messages (`streams.penguins.generate(labels=True)`: a concept stage whose
+    model is wrong a third of the time, labels seconds to hours late, 5 % never); its outputs as `run_mmon` loads
+    them, with the stream."""
+    from embedded_run import PENGUINS_SEED, PENGUINS_STAGE_SIZE, run_mmon
+
+    from streams import penguins
+
+    example = REPO / "examples" / "penguins" / "ground-truth.yaml"
+    spec = yaml.safe_load(example.read_text())
+    spec["baseline"] = str(example.parent / spec["baseline"])
+    spec["job"]["metrics_port"] = 0
+    tmp = tmp_path_factory.mktemp("labelled-penguins")
+    stream = penguins.generate(seed=PENGUINS_SEED, stage_size=PENGUINS_STAGE_SIZE, format=spec["input"]["format"],
+                               labels=True)
+    penguins.write_jsonl(stream, tmp / "penguins-labelled.jsonl")
+    return {**run_mmon(spec, tmp / "penguins-labelled.jsonl", tmp), "stream": stream}
+
+
+@flink
+def test_the_report_of_a_real_run_with_ground_truth(labelled_penguins_run, tmp_path):
+    """The job's own performance records: each window's accuracy in the findings, the table and the figure is
+    numpy's over the stream's answered and labelled requests of that window (the job's records are final at the
+    end of the bounded input); the concept stage's windows are far below the first stage's; the coverage is the
+    labelled share of the answered requests; the prediction column's drift stands beside."""
+    run, stream = labelled_penguins_run, labelled_penguins_run["stream"]
+    assert run["performance"], "the job wrote performance records"
+    window_ms = run["window_ms"]
+    answered, labelled = stream.response_ms >= 0, stream.label_ms >= 0
+    scored = answered & labelled
+    starts = stream.time_ms - stream.time_ms % window_ms
+    right = np.array(stream.predictions, dtype=object) == np.array(stream.truth, dtype=object)
+    windows = np.unique(starts[answered])
+    accuracy = np.array([right[scored & (starts == w)].mean() for w in windows])
+    coverage = scored.sum() / answered.sum()
+
+    spec = load_spec(run["output"] / "spec.json")
+    outputs = from_directory(run["output"])
+    assert len(outputs.performance) == len(run["performance"])
+    findings = find(outputs, spec)
+    series = {s.name: s for s in findings.performance}
+    assert set(series) == set(spec.ground_truth.metrics) == {"accuracy", "f1_macro"}
+    s = series["accuracy"]
+    assert s.windows == s.final == len(windows)
+    assert s.revisions == sum(r["metric"] == "accuracy" for r in run["performance"])
+    assert s.last_start == windows[-1] and s.last_value == pytest.approx(accuracy[-1], abs=1e-12)
+    assert s.coverage == pytest.approx(coverage)
+    assert s.alerted == tuple(r["window_start"] for r in run["performance"]
+                              if r["metric"] == "accuracy" and r["final"] and r["alert"])
+    concept, first = (next(st for st in stream.stages if st.kind == kind) for kind in ("concept", "normal"))
+    inside = lambda stage: (windows >= stage.first_ms) & (windows + window_ms <= stage.end_ms)
+    assert accuracy[inside(concept)].max() < 0.8 < 0.95 < accuracy[inside(first)].min()
+
+    fig = figures.performance_figure(outputs.performance, findings.performance, findings.first_ms, findings.last_ms,
+                                     findings.window_ms)
+    [accuracy_axes] = [ax for ax in fig.axes if ax.get_ylabel() == "accuracy"]
+    [line] = [line for line in accuracy_axes.get_lines() if line.get_gid() == "value"]
+    np.testing.assert_allclose(line.get_ydata(), accuracy, atol=1e-12)
+
+    path = tmp_path / "report.html"
+    proc = _mmon_report(str(run["output"]), "-o", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tags = _Tags(path.read_text())
+    rows = {a["data-metric"]: a for a in tags.classed("performance-metric")}
+    assert set(rows) == {"accuracy", "f1_macro"}
+    assert int(rows["accuracy"]["data-windows"]) == len(windows)
+    assert float(rows["accuracy"]["data-last"]) == pytest.approx(accuracy[-1], abs=1e-12)
+    assert float(rows["accuracy"]["data-coverage"]) == pytest.approx(coverage)
+    assert len(tags.classed("performance-plot")) == 1
+    assert {a["data-feature"] for a in tags.classed("output-timeline")} == {"prediction"}
+    assert _counts(tags)["performance_alerts"] == findings.performance_alerts
