@@ -73,12 +73,19 @@ def transformed(stream: DataStream, operator, output_type: TypeInformation, name
     return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator).uid(uid))
 
 
-def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str, uid: str) -> DataStream:
+def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str, uid: str,
+                      partitioned: bool = False) -> DataStream:
     """``stream`` keyed in the JVM by ``j_key_selector`` (a Java ``KeySelector`` of a string key) through the
-    Java keyed one-input operator ``operator``, rows of the same type out; its state is found by ``uid``."""
+    Java keyed one-input operator ``operator``, rows of the same type out; its state is found by ``uid``.
+    ``partitioned``: ``stream`` already is, by the same key (a keyed operator's output): it is reinterpreted as
+    keyed, without an exchange, and the operator chains to the one before."""
     j_stream = stream._j_data_stream
     j_string = Types.STRING().get_java_type_info()
-    keyed_stream = j_stream.keyBy(j_key_selector, j_string)
+    if partitioned:
+        utils = get_gateway().jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils
+        keyed_stream = utils.reinterpretAsKeyedStream(j_stream, j_key_selector, j_string)
+    else:
+        keyed_stream = j_stream.keyBy(j_key_selector, j_string)
     return DataStream(keyed_stream.transform(name, j_stream.getType(), operator).uid(uid))
 
 

@@ -29,7 +29,6 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.java_gateway import get_gateway
 
 from contract import outputs
 from contract.spec import CATEGORICAL, MonitorSpec
@@ -57,11 +56,10 @@ def joined_labels(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -
     ``LabelJoin``: returns the records for the router (requests, rejected records, labels dead-lettered) and the
     labelled batches (`KEYED_BATCH_ROW`) for `performance_records`."""
     package = java_functions.package()
-    j_stream = requests._j_data_stream
-    join = package.LabelJoin(j_stream.getType(), parse.java_schema(spec, baseline), int(spec.ground_truth.max_delay))
-    keyed = get_gateway().jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils.reinterpretAsKeyedStream(
-        j_stream, package.ResponseJoin.ByRequestId(), Types.STRING().get_java_type_info())
-    passed = DataStream(keyed.transform("label join", j_stream.getType(), join).uid(UIDS["label_join"]))
+    join = package.LabelJoin(requests._j_data_stream.getType(), parse.java_schema(spec, baseline),
+                             int(spec.ground_truth.max_delay))
+    passed = java_functions.keyed_transformed(requests, package.ResponseJoin.ByRequestId(), join, "label join",
+                                              UIDS["label_join"], partitioned=True)
     labelled = java_functions.side_output(passed, package.LabelJoin.LABELLED)
     batches = java_functions.transformed(labelled, package.LabelledBatches(int(spec.window.duration), FLUSH_MS),
                                          KEYED_BATCH_ROW, "labelled batches per window", UIDS["batches"])
