@@ -6,6 +6,7 @@ Also the entry point for a standalone cluster: ``flink run -py flink_job/main.py
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import tempfile
@@ -54,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _generated_stream(work: Path, spec: MonitorSpec, args: argparse.Namespace) -> Path:
     """The default input: the staged stream of the example whose model has the spec's features
-    (`streams.example_for`: Iris or penguins), in the spec's format."""
+    (`streams.example_for`: Iris or penguins), in the spec's format, with its label messages when the spec has
+    ``ground_truth`` (the penguins stream has them)."""
     import streams
 
     example = streams.example_for(spec.input.names)
@@ -62,8 +64,15 @@ def _generated_stream(work: Path, spec: MonitorSpec, args: argparse.Namespace) -
         raise ConfigError(f"input.features: no example stream has these features ({', '.join(spec.input.names)}): "
                           "pass the inference log with --input")
     path = work / "stream.jsonl"
-    written = streams.examples()[example].write_example(path, spec.input.format, seed=args.seed,
-                                                        stage_size=args.stage_size, rate_scale=args.rate_scale)
+    write = streams.examples()[example].write_example
+    labelled = {}
+    if spec.ground_truth is not None:
+        if "ground_truth" not in inspect.signature(write).parameters:
+            raise ConfigError(f"ground_truth: the {example} example stream has no labels: pass the inference log "
+                              "with its label messages with --input")
+        labelled = {"ground_truth": True}
+    written = write(path, spec.input.format, seed=args.seed, stage_size=args.stage_size, rate_scale=args.rate_scale,
+                    **labelled)
     print(f"mmon run: generated {written}", flush=True)
     return path
 
