@@ -1,6 +1,6 @@
 """The Iris baseline reproduces the thesis's Table 3.3.1; mixed CSVs (categorical columns, missing values,
-the output column) against pandas; JSON (version 3, and version 2 still read) and thesis-format round
-trips; the CLI."""
+the output column) against pandas; the model's performance on the baseline rows (--target) against
+scikit-learn; JSON (version 3, and version 2 still read) and thesis-format round trips; the CLI."""
 import json
 from pathlib import Path
 
@@ -13,9 +13,11 @@ from udfs import baseline_cli
 from udfs.baseline import MAX_SAMPLE, Baseline, BaselineError, CategoricalBaseline, FeatureBaseline, training_sample
 from udfs.categorical import CategoricalStats
 from udfs.histogram import default_bin_count, quantile_edges
+from udfs.performance import ClassificationBaseline, RegressionBaseline
 from udfs.stats import BlockStats
 
 IRIS = Path(__file__).resolve().parents[1] / "examples" / "iris"
+PENGUINS = Path(__file__).resolve().parents[1] / "examples" / "penguins"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 # Thesis Table 3.3.1: count, avg, sample stddev, min, max
 TABLE_3_3_1 = {
@@ -309,3 +311,69 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         baseline_cli.main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_cli_target_records_the_penguin_models_performance(tmp_path, capsys):
+    """species is the truth, prediction the model's output: the confusion matrix and accuracy are
+    scikit-learn's, the section survives a round trip, and the species column is no feature."""
+    from sklearn.metrics import accuracy_score, confusion_matrix
+    out = tmp_path / "baseline.json"
+    assert baseline_cli.main([str(PENGUINS / "training.csv"), "--target", "species", "--output-column", "prediction",
+                              "-o", str(out)]) == 0
+    frame = pd.read_csv(PENGUINS / "training.csv")
+    loaded = Baseline.load(out)
+    performance = loaded.performance
+    assert isinstance(performance, ClassificationBaseline) and performance.target == "species"
+    assert "species" not in loaded.columns and performance.labelled == len(frame) and performance.unscored == 0
+    expected = confusion_matrix(frame["species"], frame["prediction"], labels=list(performance.classes))
+    assert performance.confusion.tolist() == expected.tolist()
+    document = json.loads(out.read_text())["performance"]
+    assert document["accuracy"] == accuracy_score(frame["species"], frame["prediction"])
+    assert document["confusion"] == expected.tolist() and document["classes"] == ["Adelie", "Gentoo", "Chinstrap"]
+    assert loaded.fingerprint == Baseline.from_csv(PENGUINS / "training.csv", output="prediction",
+                                                   target="species").fingerprint
+    assert "performance of prediction against species: accuracy 1  f1_macro 1  over 258 rows" in capsys.readouterr().out
+
+
+def test_a_baseline_without_a_performance_section_still_loads_as_before():
+    """The committed penguins baseline predates --target: no section, no performance, same fingerprint."""
+    committed = Baseline.load(PENGUINS / "baseline.json")
+    assert "performance" not in json.loads((PENGUINS / "baseline.json").read_text()) and committed.performance is None
+    assert committed.fingerprint == Baseline.from_csv(PENGUINS / "training.csv", output="prediction",
+                                                      features=[c for c in committed.features]).fingerprint
+
+
+def test_numeric_target_keeps_residual_metrics_and_sample(tmp_path, monkeypatch):
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+    monkeypatch.setattr(baseline_module, "MAX_SAMPLE", 100)
+    rng = np.random.default_rng(8)
+    frame = _mixed_frame(300, seed=8).assign(truth=rng.normal(5, 1, 300).round(4))
+    frame["guess"] = (frame["truth"] + rng.normal(0.2, 0.5, 300)).round(4)
+    frame.loc[rng.random(300) < 0.05, "guess"] = np.nan
+    baseline = Baseline.from_csv(_write_csv(frame, tmp_path / "numeric.csv"), output="guess", target="truth")
+    assert list(baseline.columns) == ["size", "colour", "code", "label", "guess"]
+    performance, scored = baseline.performance, frame.dropna(subset=["guess"])
+    assert isinstance(performance, RegressionBaseline) and performance.unscored == frame["guess"].isna().sum()
+    metrics = performance.metrics()
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(scored["truth"], scored["guess"]), rel=1e-12)
+    assert metrics["rmse"] == pytest.approx(root_mean_squared_error(scored["truth"], scored["guess"]), rel=1e-12)
+    assert metrics["bias"] == pytest.approx((scored["guess"] - scored["truth"]).mean(), rel=1e-9)
+    assert performance.residuals.tolist() == training_sample(scored["guess"] - scored["truth"]).tolist()
+    baseline.save(tmp_path / "b.json")
+    assert Baseline.load(tmp_path / "b.json").fingerprint == baseline.fingerprint
+
+
+def test_target_errors(tmp_path, capsys):
+    path = _write_csv(_mixed_frame(50, seed=9), tmp_path / "mixed.csv")
+    with pytest.raises(BaselineError, match="a target .* needs an output column"):
+        Baseline.from_csv(path, target="label")
+    with pytest.raises(BaselineError, match="no column 'truth'"):
+        Baseline.from_csv(path, output="label", target="truth")
+    with pytest.raises(BaselineError, match="column 'colour': numeric, but"):
+        Baseline.from_csv(path, output="size", target="colour")
+    with pytest.raises(BaselineError, match="performance: must be a mapping with a type"):
+        (tmp_path / "bad.json").write_text(json.dumps({**json.loads((PENGUINS / "baseline.json").read_text()),
+                                                        "performance": {"type": "ordinal"}}))
+        Baseline.load(tmp_path / "bad.json")
+    assert baseline_cli.main([str(path), "--target", "label", "-o", str(tmp_path / "x.json")]) == 1
+    assert capsys.readouterr().err.strip() == "mmon baseline: a target (the labels) needs an output column (the model's predictions)"

@@ -12,11 +12,22 @@ Saved as versioned JSON::
         "<categorical>": {"type": "categorical", "count": 120, "missing": 0, "missing_rate": 0.0,
                           "distinct": 60, "singletons": 9, "categories": ["a", ...], "counts": [40, ...],
                           "other": 11, "other_values": ["x", ...], "other_unnamed": 0}},
-     "output": {"name": "prediction", "type": ..., ...the fields of its type...}}
+     "output": {"name": "prediction", "type": ..., ...the fields of its type...},
+     "performance": {"type": "categorical", "target": "species", "labelled": 258, "unscored": 0,
+                     "classes": [...], "accuracy": ..., "precision": {...}, "recall": {...}, "f1": {...},
+                     "f1_macro": ..., "confusion": [[...], ...]}}
 
 ``count`` is the number of present values and ``missing`` of missing ones (an empty or ``NA`` cell, or
 NaN); ``missing_rate = missing / (count + missing)`` is written for readers and derived again on load.
-``output`` is absent when the baseline has none. Version 2 files (no ``type``, no ``missing``, no
+``output`` is absent when the baseline has none. ``performance`` is the model's realised performance on
+the baseline rows (`udfs.performance`): present only when ``mmon baseline --target COL`` named the label
+column (the truth, the output column being the model's prediction), absent otherwise, so older version 3
+files read as baselines without one. A categorical output stores the confusion matrix (rows labels,
+columns predictions; every classification metric and its alert test are functions of it), a numeric
+output ``{"type": "numeric", "target", "labelled", "unscored", "mae", "rmse", "bias", "sums": [r, |r|,
+r^2], "residuals": [sorted]}``, the residuals ``r = prediction - label`` kept like a feature's ``sample``
+(all up to :data:`MAX_SAMPLE`, else a seeded subsample). The metric values are written for readers and
+derived again on load. Version 2 files (no ``type``, no ``missing``, no
 ``output``) still load, every feature numeric with nothing missing; version 1 files (no sample, no
 binning) are refused with the command that regenerates them.
 
@@ -62,6 +73,7 @@ from contract.spec import CATEGORICAL, FEATURE_TYPES, NUMERIC  # noqa: F401 (re-
 
 from udfs.categorical import CategoryLayout, by_count, value_counts
 from udfs.histogram import default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts, quantile_edges
+from udfs.performance import BASELINE_TYPES, PerformanceBaseline
 from udfs.stats import PERCENTILES
 
 FORMAT = "mmon-baseline"
@@ -247,15 +259,21 @@ class OutputBaseline:
 @dataclass(frozen=True, eq=False)
 class Baseline:
     """Per-feature baselines in feature order (each a `FeatureBaseline` or a `CategoricalBaseline`), and
-    optionally the model output's (`OutputBaseline`)."""
+    optionally the model output's (`OutputBaseline`) and the model's performance on the baseline rows
+    (`udfs.performance.ClassificationBaseline` or `RegressionBaseline`, of the output's type)."""
 
     features: Mapping[str, ColumnBaseline]
     source: str = ""
     output: Optional[OutputBaseline] = None
+    performance: Optional[PerformanceBaseline] = None
 
     def __post_init__(self):
         if self.output is not None and self.output.name in self.features:
             raise BaselineError(f"output {self.output.name!r} is also a feature")
+        if self.performance is not None and (self.output is None or self.output.feature.type != self.performance.type):
+            raise BaselineError("a performance baseline needs an output of its type")
+        if self.performance is not None and self.performance.target in self.columns:
+            raise BaselineError(f"target {self.performance.target!r} is also a monitored column")
 
     @property
     def columns(self) -> dict[str, ColumnBaseline]:
@@ -266,9 +284,11 @@ class Baseline:
     @classmethod
     def from_csv(cls, path: Union[str, Path], features: Optional[Sequence[str]] = None, bins: Optional[int] = None,
                  binning: str = "quantile", *, categorical: Sequence[str] = (), numeric: Sequence[str] = (),
-                 max_categories: int = MAX_CATEGORIES, output: Optional[str] = None) -> "Baseline":
-        """Baseline of the columns ``features`` (default: every column but ``output``) of a CSV with a
-        header, and of the ``output`` column if one is named.
+                 max_categories: int = MAX_CATEGORIES, output: Optional[str] = None,
+                 target: Optional[str] = None) -> "Baseline":
+        """Baseline of the columns ``features`` (default: every column but ``output`` and ``target``) of a
+        CSV with a header, and of the ``output`` column if one is named; with a ``target`` (the labels,
+        which needs an ``output``: the model's predictions) the model's performance on these rows too.
 
         A column is categorical when any present cell is not a number (Python's ``float``), numeric
         otherwise; ``categorical`` and ``numeric`` name columns whose type is forced (a forced numeric
@@ -278,18 +298,23 @@ class Baseline:
         """
         path = Path(path)
         header, cells = _read_csv(path)
-        names = [name for name in (features or header) if name != output] + ([output] if output else [])
+        if target is not None and output is None:
+            raise BaselineError("a target (the labels) needs an output column (the model's predictions)")
+        names = [name for name in (features or header) if name not in (output, target)] + ([output] if output else [])
         forced = {**{name: CATEGORICAL for name in categorical}, **{name: NUMERIC for name in numeric}}
         both = set(categorical) & set(numeric)
         if both:
             raise BaselineError(f"column {sorted(both)[0]!r} cannot be both categorical and numeric")
-        unknown = [name for name in [*names, *forced] if name not in header]
+        unknown = [name for name in [*names, *forced, *([target] if target else [])] if name not in header]
         if unknown:
             raise BaselineError(f"{path}: no column {unknown[0]!r} (columns: {', '.join(header)})")
         built = {name: _column_baseline(f"{path}: column {name!r}", cells[:, header.index(name)], forced.get(name),
                                         bins, binning, max_categories) for name in names}
         result = OutputBaseline(output, built.pop(output)) if output else None
-        return cls(built, source=path.name, output=result)
+        performance = None if target is None else _performance(
+            f"{path}: column {target!r}", target, result.feature.type, cells[:, header.index(output)],
+            cells[:, header.index(target)])
+        return cls(built, source=path.name, output=result, performance=performance)
 
     @classmethod
     def from_thesis_format(cls, descriptive: Mapping[str, Mapping[str, float]],
@@ -341,7 +366,8 @@ class Baseline:
         if not isinstance(features, dict) or not features:
             raise BaselineError(f"{path}: 'features' must be a non-empty mapping")
         return cls({name: _column_from_dict(data, f"{path}: features.{name}", version) for name, data in features.items()},
-                   source=str(document.get("source", "")), output=_output_from_dict(document.get("output"), path))
+                   source=str(document.get("source", "")), output=_output_from_dict(document.get("output"), path),
+                   performance=_performance_from_dict(document.get("performance"), path))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -351,7 +377,9 @@ class Baseline:
 
     def _content(self) -> dict:
         output = {"output": {"name": self.output.name, **self.output.feature.to_dict()}} if self.output else {}
-        return {"features": {name: feature.to_dict() for name, feature in self.features.items()}, **output}
+        performance = {"performance": self.performance.to_dict()} if self.performance else {}
+        return {"features": {name: feature.to_dict() for name, feature in self.features.items()}, **output,
+                **performance}
 
 
 def training_sample(values: np.ndarray) -> np.ndarray:
@@ -427,6 +455,27 @@ def _output_from_dict(data, path) -> Optional[OutputBaseline]:
     return OutputBaseline(data["name"], _column_from_dict(data, f"{path}: output", VERSION))
 
 
+def _performance_from_dict(data, path) -> Optional[PerformanceBaseline]:
+    where = f"{path}: performance"
+    if data is None:
+        return None
+    if not isinstance(data, dict) or data.get("type") not in BASELINE_TYPES:
+        raise BaselineError(f"{where}: must be a mapping with a type, one of {', '.join(BASELINE_TYPES)}")
+    with _fields_of(where):
+        return BASELINE_TYPES[data["type"]].from_dict(data)
+
+
+def _performance(where: str, target: str, kind: str, predicted: np.ndarray, labels: np.ndarray) -> PerformanceBaseline:
+    """The model's performance from its ``predicted`` cells against the ``labels`` (the target's cells),
+    of the output's type ``kind``; missing cells are unscored rows."""
+    with _fields_of(where):
+        if kind == CATEGORICAL:
+            return BASELINE_TYPES[kind].from_pairs(target, np.where(_present(predicted), predicted, None),
+                                                   np.where(_present(labels), labels, None))
+        return BASELINE_TYPES[kind].from_pairs(target, _number_cells(predicted), _number_cells(labels),
+                                               training_sample)
+
+
 def _dumps(value, indent: str = "") -> str:
     """JSON with mappings indented and every list (all flat here) on one line."""
     if not isinstance(value, dict) or not value:
@@ -455,19 +504,30 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
 def _column_baseline(where: str, cells: np.ndarray, forced: Optional[str], bins: Optional[int], binning: str,
                      max_categories: int) -> ColumnBaseline:
     """One column's baseline: numeric when ``forced`` so or when every present cell is a number."""
-    present = np.array([cell.strip() not in MISSING_CELLS for cell in cells], dtype=bool)
-    numbers = _numbers(cells[present])
+    present = _present(cells)
     try:
-        if (forced or (NUMERIC if numbers is not None else CATEGORICAL)) == CATEGORICAL:
+        if (forced or (NUMERIC if _numbers(cells[present]) is not None else CATEGORICAL)) == CATEGORICAL:
             return CategoricalBaseline.from_values(np.where(present, cells, None), max_categories)
-        if numbers is None:
-            bad = next(i for i in np.flatnonzero(present) if _numbers(cells[i:i + 1]) is None)
-            raise BaselineError(f"numeric, but {cells[bad]!r} on data row {bad + 1} is not a number")
-        values = np.full(len(cells), np.nan)
-        values[present] = numbers
-        return FeatureBaseline.from_values(values, bins, binning)
+        return FeatureBaseline.from_values(_number_cells(cells), bins, binning)
     except BaselineError as err:
         raise BaselineError(f"{where}: {err}") from None
+
+
+def _present(cells: np.ndarray) -> np.ndarray:
+    """Which cells hold a value (not empty, not ``NA``, spaces around ignored)."""
+    return np.array([cell.strip() not in MISSING_CELLS for cell in cells], dtype=bool)
+
+
+def _number_cells(cells: np.ndarray) -> np.ndarray:
+    """The cells as floats, NaN where missing; a present cell that is not a number raises `BaselineError`."""
+    present = _present(cells)
+    numbers = _numbers(cells[present])
+    if numbers is None:
+        bad = next(i for i in np.flatnonzero(present) if _numbers(cells[i:i + 1]) is None)
+        raise BaselineError(f"numeric, but {cells[bad]!r} on data row {bad + 1} is not a number")
+    values = np.full(len(cells), np.nan)
+    values[present] = numbers
+    return values
 
 
 def _numbers(cells: np.ndarray) -> Optional[np.ndarray]:

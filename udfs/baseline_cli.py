@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from udfs.baseline import BINNINGS, CATEGORICAL, MAX_CATEGORIES, NUMERIC, Baseline, BaselineError, ColumnBaseline
+from udfs.performance import PerformanceBaseline
 
 SHOWN_CATEGORIES = 5
 
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-column", metavar="COL",
                         help="the column holding the model's output (e.g. its predictions on the training set, or "
                              "the labels): its baseline is the output's, not a feature's")
+    parser.add_argument("--target", metavar="COL",
+                        help="the column holding the truth (the labels) for the output column's predictions: records "
+                             "the model's performance on these rows (accuracy, precision, recall, f1, f1_macro and "
+                             "the confusion matrix, or mae, rmse and bias), which windows' realised performance is "
+                             "tested against; needs --output-column, and the column is no feature")
     return parser
 
 
@@ -80,10 +86,11 @@ def main(argv: list[str]) -> int:
         print("mmon baseline: --bins and --max-categories must be at least 1", file=sys.stderr)
         return 2
     try:
-        names = _feature_names(args.csv, args.features, args.label)
+        names = _feature_names(args.csv, args.features, args.label + ([args.target] if args.target else []))
         baseline = Baseline.from_csv(args.csv, features=names, bins=args.bins, binning=args.binning,
                                      categorical=args.categorical, numeric=args.numeric,
-                                     max_categories=args.max_categories, output=args.output_column)
+                                     max_categories=args.max_categories, output=args.output_column,
+                                     target=args.target)
         baseline.save(args.output)
     except (BaselineError, OSError) as err:
         print(f"mmon baseline: {err}", file=sys.stderr)
@@ -95,4 +102,15 @@ def main(argv: list[str]) -> int:
     width = max(16, *map(len, baseline.columns))
     for name, feature in baseline.columns.items():
         print(describe(name, feature, width))
+    if baseline.performance:
+        print(describe_performance(baseline.output.name, baseline.performance))
     return 0
+
+
+def describe_performance(output: str, performance: PerformanceBaseline) -> str:
+    """One printout line: the output's metrics against the target over the scored rows."""
+    metrics = performance.metrics()
+    shown = (("accuracy", "f1_macro") if performance.type == CATEGORICAL else ("mae", "rmse", "bias"))
+    values = "  ".join(f"{name} {float(metrics[name]):.4g}" for name in shown)
+    return (f"performance of {output} against {performance.target}: {values}  over {performance.labelled} rows "
+            f"({performance.unscored} unscored)")
