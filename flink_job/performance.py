@@ -33,6 +33,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from contract import outputs
 from contract.spec import CATEGORICAL, MonitorSpec
 
+from udfs import performance as realised
 from udfs.baseline import Baseline
 
 from flink_job import java_functions, parse, windows
@@ -90,9 +91,7 @@ class Metrics:
     @classmethod
     def of(cls, spec: MonitorSpec, baseline: Baseline) -> "Metrics":
         """The metrics of ``spec``: a categorical output's codes index its baseline vocabulary (the parser's order)."""
-        from udfs import performance as realised
-
-        reference = getattr(baseline, "performance", None)
+        reference = baseline.performance
         test = (None if reference is None
                 else realised.PerformanceTest(reference, spec.ground_truth.false_alarm_rate, spec.ground_truth.metrics))
         column = baseline.output.feature
@@ -101,8 +100,6 @@ class Metrics:
 
     def new(self) -> Any:
         """An empty window accumulator."""
-        from udfs import performance as realised
-
         if self.vocabulary is None:
             return realised.RegressionWindow()
         return self.reference.window() if self.reference is not None else realised.ClassificationWindow(self.vocabulary)

@@ -1,15 +1,21 @@
-"""The performance step's schedule without Flink: `flink_job.performance.WindowPerformance` driven by hand with a
-fake keyed context (the window's key, its event-time timers and watermark, its state), batch by batch."""
+"""The performance step without Flink: `flink_job.performance.WindowPerformance`'s schedule driven by hand with a
+fake keyed context (its event-time timers and watermark, its state), batch by batch; and `Metrics`, the spec's
+metrics over `udfs.performance` from the label join's codes, against scikit-learn."""
 from __future__ import annotations
 
 import json
 from typing import Optional
 
 import numpy as np
+import pytest
+from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_absolute_error,
+                             precision_recall_fscore_support, root_mean_squared_error)
 
 from contract import outputs
 
-from flink_job.performance import WindowPerformance
+from udfs import performance as realised
+
+from flink_job.performance import Metrics, WindowPerformance
 
 WINDOW_MS, MAX_DELAY_MS, INTERVAL_MS = 10_000, 60_000, 5_000
 START = 20_000
@@ -162,3 +168,89 @@ def test_a_window_restored_under_a_longer_max_delay_is_final_at_the_later_time()
     assert fire(function, keyed, FINAL_AT) == []
     [final] = fire(function, keyed, FINAL_AT + MAX_DELAY_MS)
     assert_record(final, 0, None, 0, 4, final=True)
+
+
+# ------------------------------------------------------------------ the metrics over udfs.performance
+
+VOCABULARY = np.array(["Adelie", "Chinstrap", "Gentoo"], dtype=object)
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "f1_macro", "confusion")
+NAN = float("nan")
+
+
+def _decoded(codes: np.ndarray, labels: list) -> list:
+    """The class names of a batch's codes (None: missing), as the job's label join writes them."""
+    names = [*VOCABULARY, *labels]
+    return [None if np.isnan(c) else names[int(c) if c >= 0 else len(VOCABULARY) - 1 - int(c)] for c in codes]
+
+
+def _results(metrics: Metrics, window) -> dict:
+    return {r["metric"] + (f"/{r['class']}" if "class" in r else ""): r for r in metrics.results(window)}
+
+
+def _classification_batches() -> list[tuple]:
+    """Batches of (predicted, truth, labels): codes into the vocabulary, an unseen class in each batch's own
+    labels (Kiwi is -1 in one batch and -2 in the other), missing values."""
+    return [(np.array([0, 1, 2, -1, NAN, 0, 2]), np.array([0, 2, 2, 0, 1, -1, NAN]), ["Kiwi"]),
+            (np.array([1, 1, -2, 0, 2]), np.array([1, 0, -2, -1, 2]), ["Emperor", "Kiwi"])]
+
+
+def test_a_categorical_outputs_metrics_equal_scikit_learn_over_codes_with_unseen_classes():
+    metrics = Metrics(CLASSIFICATION, VOCABULARY, None, None)
+    window, predicted, truth = metrics.new(), [], []
+    for p, y, labels in _classification_batches():
+        metrics.update(window, p, y, labels)
+        predicted += _decoded(p, labels)
+        truth += _decoded(y, labels)
+    scored = [(p, y) for p, y in zip(predicted, truth) if p is not None and y is not None]
+    p, y = [s[0] for s in scored], [s[1] for s in scored]
+    results = _results(metrics, window)
+    classes = results["confusion"]["classes"]
+    assert classes == [*VOCABULARY, "Emperor", "Kiwi"]
+    assert results["confusion"]["value"] == confusion_matrix(y, p, labels=classes).tolist()
+    assert results["accuracy"]["value"] == pytest.approx(accuracy_score(y, p))
+    assert results["f1_macro"]["value"] == pytest.approx(f1_score(y, p, average="macro"))
+    expected = precision_recall_fscore_support(y, p, labels=classes, zero_division=np.nan)
+    for name, values in zip(("precision", "recall", "f1"), expected):
+        got = [results[f"{name}/{c}"]["value"] for c in classes]
+        assert got == pytest.approx([None if np.isnan(v) else v for v in values], nan_ok=True), name
+    assert all(r["baseline"] is None and r["alert"] is False for r in results.values())  # no baseline performance
+
+
+def test_a_numeric_outputs_metrics_equal_scikit_learn():
+    metrics = Metrics(("mae", "rmse", "bias"), None, None, None)
+    window = metrics.new()
+    predicted, truth = np.array([1.0, -2.5, 3.0, NAN, 0.5]), np.array([1.5, -2.0, 1.0, 2.0, NAN])
+    metrics.update(window, predicted[:2], truth[:2], None)
+    metrics.update(window, predicted[2:], truth[2:], None)
+    results = _results(metrics, window)
+    p, y = predicted[:3], truth[:3]
+    assert results["mae"]["value"] == pytest.approx(mean_absolute_error(y, p))
+    assert results["rmse"]["value"] == pytest.approx(root_mean_squared_error(y, p))
+    assert results["bias"]["value"] == pytest.approx(float(np.mean(p - y)))
+    assert window.labelled == 3
+
+
+def test_with_the_baselines_performance_each_result_carries_its_baseline_and_the_calibrated_alert():
+    rng = np.random.default_rng(5)
+    truth = rng.choice(VOCABULARY, size=400)
+    right = rng.random(400) < 0.9
+    predicted = np.where(right, truth, rng.choice(VOCABULARY, size=400))
+    reference = realised.ClassificationBaseline.from_pairs("species", list(predicted), list(truth))
+    metrics = Metrics(("accuracy", "recall"), VOCABULARY, reference,
+                      realised.PerformanceTest(reference, 0.01, ("accuracy", "recall")))
+    codes = {name: float(k) for k, name in enumerate(VOCABULARY)}
+    good, bad = metrics.new(), metrics.new()
+    metrics.update(good, np.array([codes[c] for c in truth[:100]]), np.array([codes[c] for c in truth[:100]]), None)
+    wrong = np.array([codes[VOCABULARY[(list(VOCABULARY).index(c) + 1) % 3]] for c in truth[:100]])
+    metrics.update(bad, np.concatenate([wrong[:60], [codes[c] for c in truth[60:100]]]),
+                   np.array([codes[c] for c in truth[:100]]), None)
+    baseline_accuracy = float(np.mean(predicted == truth))
+    for window, alerted in ((good, False), (bad, True)):
+        results = _results(metrics, window)
+        assert results["accuracy"]["baseline"] == pytest.approx(baseline_accuracy)
+        assert results["accuracy"]["alert"] is alerted
+        assert {"low", "p_value"} <= set(results["accuracy"])
+        assert set(results) == {"accuracy", *(f"recall/{c}" for c in VOCABULARY)}
+    empty = _results(metrics, metrics.new())
+    assert empty["accuracy"]["value"] is None and empty["accuracy"]["alert"] is False
+    assert empty["accuracy"]["baseline"] == pytest.approx(baseline_accuracy)
