@@ -11,7 +11,7 @@ training split's features as the original cells, the ``species`` label and the m
 from which the example's baseline is built::
 
     python examples/penguins/train.py
-    mmon baseline examples/penguins/training.csv --label species --output-column prediction \\
+    mmon baseline examples/penguins/training.csv --label species --output-column prediction --target species \\
         -o examples/penguins/baseline.json
 
 `predict` takes rows as mappings from feature name to value (CSV strings, numbers, or None), so it scores

@@ -51,6 +51,7 @@ def test_predict_scores_generated_instances(train):
 def test_baseline_is_current_with_pandas_frequencies_and_missing_counts(tmp_path):
     committed = Baseline.load(PENGUINS / "baseline.json")
     assert baseline_cli.main([str(PENGUINS / "training.csv"), "--label", "species", "--output-column", "prediction",
+                              "--target", "species",
                               "-o", str(tmp_path / "baseline.json")]) == 0
     assert Baseline.load(tmp_path / "baseline.json").fingerprint == committed.fingerprint
     frame = pd.read_csv(PENGUINS / "training.csv")
