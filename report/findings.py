@@ -52,7 +52,8 @@ class Accounting:
     """The identity that nothing was lost: records read = requests accepted + dead-lettered, and
     instances accepted = instances in windows. The read and accepted counts are the job's accumulators,
     in an embedded run's summary.json; the output topics alone hold only the other two (None here). With
-    an ``output``, the summary also counts the responses joined to their requests (not records read)."""
+    an ``output``, the summary also counts the responses joined to their requests, and with ``ground_truth`` the
+    label messages joined to their predictions (neither is a record read)."""
 
     in_windows: int
     dead_lettered: int
@@ -60,6 +61,7 @@ class Accounting:
     requests_accepted: Optional[int] = None
     instances_accepted: Optional[int] = None
     responses_joined: Optional[int] = None
+    labels_joined: Optional[int] = None
 
     @property
     def balanced(self) -> Optional[bool]:
@@ -202,7 +204,8 @@ def ranking(features: Sequence[str], metrics: Sequence[str], flagged: dict[str, 
 
 def accounting(outputs: RunOutputs, in_windows: int) -> Accounting:
     summary = outputs.summary or {}
-    counted = {name: summary.get(name) for name in (*output_names.ACCOUNTING, output_names.RESPONSES_JOINED)}
+    counted = {name: summary.get(name) for name in (*output_names.ACCOUNTING, output_names.RESPONSES_JOINED,
+                                                                   output_names.LABELS_JOINED)}
     return Accounting(in_windows=in_windows, dead_lettered=len(outputs.dead_letter), **counted)
 
 

@@ -804,3 +804,5 @@ def test_the_report_of_a_real_run_with_ground_truth(labelled_penguins_run, tmp_p
     assert len(tags.classed("performance-plot")) == 1
     assert {a["data-feature"] for a in tags.classed("output-timeline")} == {"prediction"}
     assert _counts(tags)["performance_alerts"] == findings.performance_alerts
+    [joined] = [attrs for tag, attrs in tags.tags if attrs.get("id") == "labels-joined"]
+    assert int(joined["data-value"]) == run["summary"]["labels_joined"] == int(labelled.sum())
