@@ -24,6 +24,12 @@ and a null of multinomial draws from the pseudo-count-smoothed baseline histogra
 Thresholds are read at the window sizes themselves (the job interpolates the same simulation between
 powers of two).
 
+Realised performance (issue 21, `udfs.performance`): the accuracy test's false-alarm rate computed
+exactly (summed over every baseline count, :func:`accuracy_alert_rate`) on a grid of baseline sizes, window
+sizes and true accuracies, and measured on null streams (each trial a fresh baseline and a window from the
+same process) for every classification metric and for ``mae``, ``rmse`` and ``bias``, with the power
+against a real drop beside it; ``--performance-only`` runs this section alone (seconds).
+
 Writes ``results.json``, ``report.md`` and ``calibration.png`` into ``--out``.
 """
 from __future__ import annotations
@@ -41,6 +47,7 @@ import numpy as np
 from scipy import stats
 
 from udfs import calibration, drift
+from udfs import performance as perf
 from udfs.baseline import FeatureBaseline
 
 HISTOGRAM_METRICS = tuple(drift.METRICS)
@@ -258,6 +265,136 @@ def run(sizes: Sizes, rate: float, seed: int) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------- realised performance
+
+
+@dataclass(frozen=True)
+class PerformanceSizes:
+    n_base: tuple  # baseline rows of the exact accuracy grid
+    n_window: tuple  # labelled pairs per window
+    accuracy: tuple  # true accuracies
+    trials: int  # null streams per simulated cell, each a fresh baseline
+    draws: int  # each simulated test's null draws
+    cells: tuple  # (n_base, n_window) of the simulated cells
+
+
+PERFORMANCE_FULL = PerformanceSizes(n_base=(30, 100, 258, 1000), n_window=(100, 1000, 10_000),
+                                    accuracy=(0.8, 0.9, 0.95, 0.99), trials=2000, draws=1000,
+                                    cells=((258, 100), (258, 1000)))
+PERFORMANCE_QUICK = PerformanceSizes(n_base=(100, 258), n_window=(100, 1000), accuracy=(0.9, 0.97), trials=150,
+                                     draws=400, cells=((258, 200),))
+ACCURACY_DROPS = (0.02, 0.05, 0.10)
+SIMULATED_ACCURACY, SIMULATED_DROP = 0.9, 0.05  # the classifier of the simulated cells, and its drift
+RESIDUAL_PROCESSES = {"normal": lambda rng, n: rng.normal(0.2, 1.0, n),
+                      "gamma": lambda rng, n: rng.gamma(2.0, 1.0, n) - 2.0}
+"""Residuals of a regressor: normal with a bias of 0.2 sd, and right-skewed (gamma, shape 2, centred)."""
+RESIDUAL_SCALE = 1.25  # the drift of the regression cells: residuals 25 % larger
+
+
+def accuracy_alert_rate(accuracy: float, n_base: int, n_window: int, rate: float,
+                        window_accuracy: Optional[float] = None) -> float:
+    """Exactly how often the accuracy test alerts a window of ``n_window`` pairs of ``window_accuracy``
+    (default ``accuracy``: the false-alarm rate; lower: the power) against baselines of ``n_base`` rows of
+    ``accuracy``: the sum over baseline counts ``k`` of ``P(k) * P(window count < threshold(k))``
+    (counts of probability below 1e-12 of the largest left out)."""
+    k = np.arange(n_base + 1)
+    weights = stats.binom.pmf(k, n_base, accuracy)
+    keep = weights > 1e-12 * weights.max()
+    limits = np.array([perf.accuracy_threshold(perf.accuracy_cdf(n_window, int(c), n_base), rate) for c in k[keep]])
+    window = accuracy if window_accuracy is None else window_accuracy
+    return float(weights[keep] @ stats.binom.cdf(limits - 1, n_window, window))
+
+
+def confusion_process(accuracy: float, classes: int = 3) -> np.ndarray:
+    """Cell probabilities (rows labels) of a classifier: class shares falling from 2 to 1, errors spread evenly."""
+    shares = np.linspace(2, 1, classes) / np.linspace(2, 1, classes).sum()
+    cells = np.outer(shares, np.full(classes, (1 - accuracy) / (classes - 1)))
+    np.fill_diagonal(cells, shares * accuracy)
+    return cells
+
+
+# Each trial's test is seeded by the trial, so that a rate measures the method over its Monte Carlo error
+# rather than the one seed's draws at one window size (the job's seed is fixed: udfs.performance says
+# what that error is).
+
+
+def _alert_shares(verdicts: list) -> dict[str, float]:
+    """Per metric, the share of its defined tests (per class pooled) that alerted."""
+    flags = {}
+    for verdict in verdicts:
+        if verdict.value is not None:
+            flags.setdefault(verdict.metric, []).append(verdict.alert)
+    return {metric: float(np.mean(values)) for metric, values in flags.items()}
+
+
+def classification_alert_rates(rng: np.random.Generator, sizes: PerformanceSizes, n_base: int, n_window: int,
+                               accuracy: float, rate: float, window_accuracy: float) -> dict[str, float]:
+    """Fresh baselines of ``accuracy``, windows of ``window_accuracy``: each metric's alert rate."""
+    base, window = confusion_process(accuracy).ravel(), confusion_process(window_accuracy).ravel()
+    verdicts = []
+    for trial in range(sizes.trials):
+        baseline = perf.ClassificationBaseline("label", ("a", "b", "c"), rng.multinomial(n_base, base).reshape(3, 3))
+        tested = baseline.window()
+        tested.confusion = rng.multinomial(n_window, window).reshape(3, 3)
+        verdicts += perf.PerformanceTest(baseline, rate, draws=sizes.draws, seed=trial).verdicts(tested)
+    return _alert_shares(verdicts)
+
+
+def regression_alert_rates(rng: np.random.Generator, sizes: PerformanceSizes, n_base: int, n_window: int,
+                           process: str, rate: float, scale: float) -> dict[str, float]:
+    """Fresh baselines of ``process`` residuals, windows of them times ``scale``: each metric's alert rate."""
+    draw = RESIDUAL_PROCESSES[process]
+    verdicts = []
+    for trial in range(sizes.trials):
+        baseline = perf.RegressionBaseline.from_pairs("label", draw(rng, n_base), np.zeros(n_base))
+        tested = baseline.window()
+        tested.update(draw(rng, n_window) * scale, np.zeros(n_window))
+        verdicts += perf.PerformanceTest(baseline, rate, draws=sizes.draws, seed=trial).verdicts(tested)
+    return _alert_shares(verdicts)
+
+
+def run_performance(sizes: PerformanceSizes, rate: float, seed: int) -> dict:
+    """The exact accuracy grid (false alarms, power at :data:`ACCURACY_DROPS`) and the simulated cells."""
+    started = time.monotonic()
+    exact = [{"n_base": m, "n_window": n, "accuracy": p, "false_alarm": accuracy_alert_rate(p, m, n, rate),
+              **{f"power_drop_{d}": accuracy_alert_rate(p, m, n, rate, p - d) for d in ACCURACY_DROPS}}
+             for m in sizes.n_base for n in sizes.n_window for p in sizes.accuracy]
+    rng = np.random.default_rng([seed, 21])
+    simulated = []
+    for m, n in sizes.cells:
+        for scenario, window in (("null", SIMULATED_ACCURACY), (f"drop_{SIMULATED_DROP}", SIMULATED_ACCURACY - SIMULATED_DROP)):
+            simulated.append({"output": "categorical", "n_base": m, "n_window": n, "scenario": scenario,
+                              "process": f"accuracy {SIMULATED_ACCURACY}",
+                              **classification_alert_rates(rng, sizes, m, n, SIMULATED_ACCURACY, rate, window)})
+        for process in RESIDUAL_PROCESSES:
+            for scenario, scale in (("null", 1.0), (f"scale_x{RESIDUAL_SCALE}", RESIDUAL_SCALE)):
+                simulated.append({"output": "numeric", "n_base": m, "n_window": n, "process": process,
+                                  "scenario": scenario, **regression_alert_rates(rng, sizes, m, n, process, rate, scale)})
+    return {"rate": rate, "trials": sizes.trials, "draws": sizes.draws, "exact_accuracy": exact,
+            "simulated": simulated, "seconds": time.monotonic() - started}
+
+
+def performance_lines(results: dict) -> list[str]:
+    """The report section: the exact accuracy grid, then the simulated cells, rates in percent."""
+    rate, exact = results["rate"], results["exact_accuracy"]
+    worst = max(exact, key=lambda row: row["false_alarm"])
+    lines = ["## Realised performance: false alarms and power (issue 21)", "",
+             f"Nominal rate {_percent(rate)} %. The accuracy test exactly (summed over every baseline count): worst "
+             f"cell {_percent(worst['false_alarm'])} % (m={worst['n_base']}, n={worst['n_window']}, accuracy "
+             f"{worst['accuracy']}), mean {_percent(np.mean([row['false_alarm'] for row in exact]))} %.", ""]
+    drops = [f"power at -{d}" for d in ACCURACY_DROPS]
+    lines += _table(["baseline rows m", "window n", "accuracy", "false alarms", *drops],
+                    [[str(r["n_base"]), str(r["n_window"]), str(r["accuracy"]), _percent(r["false_alarm"])]
+                     + [_percent(r[f"power_drop_{d}"]) for d in ACCURACY_DROPS] for r in exact])
+    metrics = [m for m in perf.METRIC_NAMES if m in perf.WORSE]
+    lines += ["", f"Null streams ({results['trials']} per row, each a fresh baseline; {results['draws']} null draws "
+                  f"per simulated test; per-class metrics pooled over the classes) and drifted ones:", ""]
+    lines += _table(["output", "m", "n", "process", "scenario", *metrics],
+                    [[r["output"], str(r["n_base"]), str(r["n_window"]), r["process"], r["scenario"]]
+                     + [_percent(r[m]) if m in r else "" for m in metrics] for r in results["simulated"]])
+    return lines
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -414,21 +551,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small sizes (m 120 and 1,000; n 200 and 1,000)")
     parser.add_argument("--rate", type=float, default=0.01, help="nominal false-alarm rate")
     parser.add_argument("--seed", type=int, default=12, help="seed of references and windows")
+    parser.add_argument("--performance-only", action="store_true",
+                        help="only the realised-performance section (the accuracy test exactly, every metric on "
+                             "null and drifted streams)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    sizes = QUICK if args.quick else FULL
     started = time.monotonic()
+    performance = run_performance(PERFORMANCE_QUICK if args.quick else PERFORMANCE_FULL, args.rate, args.seed)
+    section = performance_lines(performance)
+    print("\n".join(section), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.performance_only:
+        (args.out / "performance.json").write_text(json.dumps(performance, indent=1) + "\n")
+        (args.out / "performance.md").write_text("\n".join(section) + "\n")
+        print(f"calibration: wrote {args.out / 'performance.json'} and performance.md in {performance['seconds']:.0f} s")
+        return 0
+    sizes = QUICK if args.quick else FULL
     rows = run(sizes, args.rate, args.seed)
     results = {"command_line": shlex.join(["mmon", "bench", *argv]), "seconds": time.monotonic() - started,
                "seed": args.seed, "rate": args.rate, "sizes": {k: str(v) for k, v in asdict(sizes).items()},
-               "windows": _window_counts(rows), "rows": rows}
+               "windows": _window_counts(rows), "rows": rows, "performance": performance}
     results.update({"null_summary": null_summary(rows, args.rate), "power_verdicts": power_verdicts(rows)})
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "report.md").write_text("\n".join(report_lines(results)) + "\n")
+    (args.out / "report.md").write_text("\n".join(report_lines(results) + [""] + section) + "\n")
     plot(results, args.out / "calibration.png")
     print(f"calibration: wrote {args.out / 'results.json'}, report.md and calibration.png in {results['seconds']:.0f} s")
     return 0

@@ -1,4 +1,5 @@
-"""The calibration benchmark's windows-as-cell-counts give what raw windows give; a tiny run reports."""
+"""The calibration benchmark's windows-as-cell-counts give what raw windows give; a tiny run reports, the
+realised-performance section included."""
 import json
 
 import numpy as np
@@ -47,6 +48,8 @@ def test_a_tiny_run_writes_results_report_and_plot(tmp_path, monkeypatch):
     tiny = bench.Sizes(references={120: 4}, null_windows={120: 3}, drift_windows={120: 2}, legacy_share=2,
                        scipy_windows=2, window_sizes=(200,))
     monkeypatch.setattr(bench, "QUICK", tiny)
+    monkeypatch.setattr(bench, "PERFORMANCE_QUICK", bench.PerformanceSizes(
+        n_base=(50,), n_window=(40,), accuracy=(0.9,), trials=10, draws=100, cells=((60, 30),)))
     monkeypatch.setattr(bench, "DISTRIBUTIONS", {k: bench.DISTRIBUTIONS[k] for k in ("uniform", "poisson4")})
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
@@ -55,3 +58,18 @@ def test_a_tiny_run_writes_results_report_and_plot(tmp_path, monkeypatch):
     report = (tmp_path / "report.md").read_text()
     assert "## Null false-alarm rate, summary" in report and "| uniform | 120 | 200 |" in report
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
+    performance = results["performance"]
+    assert [row["n_base"] for row in performance["exact_accuracy"]] == [50]
+    assert {(row["output"], row["scenario"]) for row in performance["simulated"]} == {
+        ("categorical", "null"), ("categorical", "drop_0.05"), ("numeric", "null"), ("numeric", "scale_x1.25")}
+    assert "## Realised performance: false alarms and power (issue 21)" in report
+
+
+def test_performance_only_prints_and_writes_its_section(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "PERFORMANCE_QUICK", bench.PerformanceSizes(
+        n_base=(258,), n_window=(100,), accuracy=(0.9,), trials=5, draws=100, cells=((60, 30),)))
+    assert bench.main(["--quick", "--performance-only", "--out", str(tmp_path)]) == 0
+    exact = json.loads((tmp_path / "performance.json").read_text())["exact_accuracy"]
+    assert exact[0]["false_alarm"] == pytest.approx(0.0063, abs=5e-5)  # tests/test_performance.py's null streams
+    printed = capsys.readouterr().out
+    assert "| 258 | 100 | 0.9 | 0.6 |" in printed and (tmp_path / "performance.md").exists()

@@ -65,7 +65,15 @@ so a model as good as in training is not alerted because its baseline happened t
   kept. Valid for residuals with a finite fourth moment; heavier tails (Student t with 3 degrees of
   freedom) make ``rmse`` alert more often with small windows.
 
-Each simulated null is drawn once per window size (sizes above :data:`EXACT_SIZES` rounded to the nearest
+Cost, once per distinct window size: the per-class nulls ``DRAWS x K x 4`` cells, ``f1_macro``'s
+``DRAWS x K^2`` (60 ms at ``K`` = 3, 0.6 s at 20, 3.7 s at 50 classes on this machine), the regression
+null ``DRAWS x min(n, 1,024)`` resampled rows (0.5 s at 1,000 pairs, the baseline's own once more); a
+verdict afterwards costs under a millisecond, ``accuracy`` a pass over ``0..n`` (12 ms at 65,536).
+
+Monte Carlo error: each simulated null is seeded and fixed per window size, so its threshold's own error
+does not average out over the windows of one size: the chance of an alert at a threshold read from
+:data:`DRAWS` = 10,000 draws is the method's within about ``2 * sqrt(rate / draws)`` (2 sd): 1 +- 0.2 %
+at a rate of 1 %. Each simulated null is drawn once per window size (sizes above :data:`EXACT_SIZES` rounded to the nearest
 power of ``2 ** (1/8)``: at most 4.4 % off, which moves the window's part of the spread by at most 2.2 %) and seeded by
 that size, so a test is reproducible and the same in every worker. A verdict alerts when its p-value is
 below the rate: equivalently, when the value is outside ``[low, high]``. The simulated p-value counts the
@@ -100,7 +108,7 @@ WORSE: dict[str, str] = {ACCURACY: "low", PRECISION: "low", RECALL: "low", F1: "
 """Which way each tested metric gets worse; ``confusion`` is not tested."""
 
 PRIOR = 1.0
-DRAWS = 4000
+DRAWS = 10_000
 DIRECT_LIMIT = 1024
 EXACT_SIZES = 256
 SEED = 2026_21
@@ -588,8 +596,13 @@ def _dirichlet(rng: np.random.Generator, concentrations: np.ndarray, draws: int)
 def _resampled_deviations(rows: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
     """``(draws, columns)``: means of ``n`` rows resampled from ``rows`` (with replacement) minus the rows'
     mean; above :data:`DIRECT_LIMIT` rows drawn at that size and scaled by ``sqrt(limit / n)``."""
-    size = min(n, DIRECT_LIMIT)
+    size, columns = min(n, DIRECT_LIMIT), np.ascontiguousarray(rows.T)
     chunk = max(1, 2 ** 22 // size)
-    means = np.concatenate([rows[rng.integers(len(rows), size=(min(chunk, draws - start), size))].mean(axis=1)
-                            for start in range(0, draws, chunk)])
-    return (means - rows.mean(axis=0)) * np.sqrt(size / n)
+
+    def means(count: int) -> np.ndarray:
+        """One chunk of draws; a column at a time, summed along the contiguous axis (ten times numpy's mean
+        over the middle axis of the gathered rows)."""
+        index = rng.integers(len(rows), size=(count, size))
+        return np.stack([np.take(column, index).sum(axis=-1) for column in columns], axis=-1) / size
+    drawn = np.concatenate([means(min(chunk, draws - start)) for start in range(0, draws, chunk)])
+    return (drawn - rows.mean(axis=0)) * np.sqrt(size / n)
