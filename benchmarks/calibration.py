@@ -370,6 +370,7 @@ def run_performance(sizes: PerformanceSizes, rate: float, seed: int) -> dict:
             for scenario, scale in (("null", 1.0), (f"scale_x{RESIDUAL_SCALE}", RESIDUAL_SCALE)):
                 simulated.append({"output": "numeric", "n_base": m, "n_window": n, "process": process,
                                   "scenario": scenario, **regression_alert_rates(rng, sizes, m, n, process, rate, scale)})
+        print(f"calibration: performance m={m} n={n} in {time.monotonic() - started:.0f} s", flush=True)
     return {"rate": rate, "trials": sizes.trials, "draws": sizes.draws, "exact_accuracy": exact,
             "simulated": simulated, "seconds": time.monotonic() - started}
 
