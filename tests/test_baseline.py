@@ -335,12 +335,18 @@ def test_cli_target_records_the_penguin_models_performance(tmp_path, capsys):
     assert "performance of prediction against species: accuracy 1  f1_macro 1  over 258 rows" in capsys.readouterr().out
 
 
-def test_a_baseline_without_a_performance_section_still_loads_as_before():
-    """The committed penguins baseline predates --target: no section, no performance, same fingerprint."""
-    committed = Baseline.load(PENGUINS / "baseline.json")
-    assert "performance" not in json.loads((PENGUINS / "baseline.json").read_text()) and committed.performance is None
-    assert committed.fingerprint == Baseline.from_csv(PENGUINS / "training.csv", output="prediction",
-                                                      features=[c for c in committed.features]).fingerprint
+def test_a_baseline_without_a_performance_section_still_loads_as_before(tmp_path):
+    """A version 3 file from before --target (the penguins baseline less its section): no performance, and
+    the fingerprint of the same columns built without a target."""
+    document = json.loads((PENGUINS / "baseline.json").read_text())
+    document.pop("performance", None)
+    (tmp_path / "old.json").write_text(json.dumps(document))
+    old = Baseline.load(tmp_path / "old.json")
+    assert old.performance is None and old.output.name == "prediction"
+    assert old.fingerprint == Baseline.from_csv(PENGUINS / "training.csv", output="prediction",
+                                                features=list(old.features)).fingerprint
+    assert old.fingerprint != Baseline.from_csv(PENGUINS / "training.csv", output="prediction",
+                                                target="species").fingerprint  # the section counts
 
 
 def test_numeric_target_keeps_residual_metrics_and_sample(tmp_path, monkeypatch):
