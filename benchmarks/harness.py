@@ -517,7 +517,7 @@ def run(options: Options, command_line: str) -> dict:
     with kafka_bootstrap(options.kafka) as bootstrap:
         spec = bench_spec(options, bootstrap, run_id)
         spec_path = write_spec(spec, options.out / "monitor.yaml")
-        create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(TopicsSpec)])
+        create_topics(bootstrap, [topic for f in dataclasses.fields(TopicsSpec) if (topic := getattr(spec.kafka.topics, f.name))])
         profile_run = run_thesis if options.profile == "thesis" else run_max
         figures, data = profile_run(options, spec, spec_path, stream)
     figures.update({"profile": options.profile, "run_id": run_id, "command_line": command_line,

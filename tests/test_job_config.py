@@ -18,6 +18,7 @@ from contract import spec as config
 from contract.spec import ConfigError, load_spec, shard_count
 
 from udfs import drift as drift_math
+from udfs import performance as realised
 from udfs import two_sample
 from udfs.baseline import Baseline
 
@@ -235,6 +236,7 @@ def test_metric_names_are_the_numeric_cores_list_without_importing_it():
     assert config.HISTOGRAM_METRICS == tuple(drift_math.METRICS)
     assert config.TWO_SAMPLE_TESTS == tuple(drift_math.TESTS)
     assert config.NUMERIC_ONLY_METRICS == drift_math.NUMERIC_ONLY
+    assert config.GROUND_TRUTH_METRICS == dict(realised.METRICS_BY_TYPE)
     assert set(typing.get_args(typing.get_type_hints(config.FeatureSpec)["type"])) == set(config.FEATURE_TYPES)
     assert set(typing.get_args(typing.get_type_hints(config.OutputSpec)["type"])) == set(config.FEATURE_TYPES)
     probe = "import json, sys, contract.spec; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
