@@ -201,9 +201,10 @@ def label_code(j: int) -> float:
     return float(-(1 + j))
 
 
-def label_index(code: float) -> int:
-    """The index among the labels of a negative `label_code`."""
-    return int(-1 - code)
+def label_index(code):
+    """The index among the labels of a negative `label_code` (a float code, or a numpy array of them: then an
+    array of indices, as floats)."""
+    return -1 - code
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))")

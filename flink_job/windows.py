@@ -188,7 +188,7 @@ def category_codes(column: np.ndarray, vocabulary_size: int) -> np.ndarray:
     """A categorical column's float codes as `CategoricalStats.update` codes into vocabulary + labels:
     ``k >= 0`` stays, ``-(1 + j)`` becomes ``vocabulary_size + j``, NaN (missing) -1."""
     missing = np.isnan(column)
-    codes = np.where(column >= 0, column, vocabulary_size - 1 - column)
+    codes = np.where(column >= 0, column, vocabulary_size + formats.label_index(column))
     codes[missing] = -1
     return codes.astype(np.int32)
 
