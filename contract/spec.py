@@ -285,6 +285,8 @@ class TopicsSpec:
     drift: str = field(default="drift", metadata={"doc": "Drift records topic."})
     dead_letter: str = field(default="dead-letter", metadata={"doc": "Malformed and late records, with the reason."})
     performance: str = field(default="performance", metadata={"doc": "Realised performance records (ground_truth)."})
+    comparison: str = field(default="comparison", metadata={
+        "doc": "The candidate version compared with the stable one (versions.stable and versions.candidate)."})
 
 
 @dataclass(frozen=True)
