@@ -4,6 +4,8 @@ and what a monitor should find in it.
 
 - `streams.iris`: the thesis's Iris experiment (normal / 10 % outliers / drift / 10 % outliers / normal);
 - `streams.penguins`: mixed-type instances with gaps and the model's responses (`streams.penguin_model`);
+- `streams.canary`: the penguins classifier's stable version and a canary side by side, every message naming
+  its version;
 - `streams.wide`: a synthetic Gaussian model of any width, with its baseline and spec.
 
 `EXAMPLES` maps each example model to its generator; `example_for` finds the one whose model has a
@@ -18,9 +20,9 @@ from typing import Optional, Sequence
 
 def examples() -> dict[str, ModuleType]:
     """Example name -> its generator module (``FEATURES``, ``write_example``, ``main``)."""
-    from streams import iris, penguins
+    from streams import canary, iris, penguins
 
-    return {"iris": iris, "penguins": penguins}
+    return {"iris": iris, "penguins": penguins, "canary": canary}
 
 
 def example_for(features: Sequence[str]) -> Optional[str]:

@@ -52,6 +52,7 @@ import numpy as np
 from scipy import stats
 
 from udfs import drift
+from udfs.baseline import NUMERIC, Baseline
 from udfs.performance import ACCURACY, MAE, RMSE, WORSE, ClassificationWindow, RegressionWindow, variances
 from udfs.window_drift import MetricRule
 
@@ -149,6 +150,45 @@ def missing_rate_drift(stable_missing: int, stable_total: int, candidate_missing
     exceed = beyond[np.searchsorted(gaps, gaps, side="right") - 1]
     threshold = float(gaps[np.argmax(exceed <= rule.false_alarm_rate + 1e-12)])
     return DriftComparison(drift.MISSING_RATE, float(value), threshold, bool(value > threshold))
+
+
+@dataclass(frozen=True)
+class WindowSide:
+    """One version's window of one column, as its stats row gives it: present values, missing ones, histogram."""
+
+    count: int
+    missing: int
+    histogram: np.ndarray
+
+    @property
+    def instances(self) -> int:
+        return self.count + self.missing
+
+
+class VersionDrift:
+    """The drift comparisons of ``rules`` (the spec's drift metrics less ``ks``, ``cvm``) for windows of the
+    ``columns`` of ``baseline`` (features and output): what a column's comparison needs of the baseline, its
+    Wasserstein support spacing and std when numeric."""
+
+    def __init__(self, baseline: Baseline, columns: Sequence[str], rules: Sequence[MetricRule]):
+        self.rules = tuple(rule for rule in rules if rule.name not in drift.TESTS)
+        self.spacing, self.std = {}, {}
+        for name in columns:
+            column = baseline.columns[name]
+            if column.type == NUMERIC:
+                self.spacing[name] = np.diff(drift.support_points(column.edges))
+                self.std[name] = float(column.std)
+
+    def compare(self, column: str, stable: WindowSide, candidate: WindowSide) -> list[DriftComparison]:
+        """Every metric of the candidate's window of ``column`` against the stable version's; the histogram
+        metrics only where both have present values."""
+        results = []
+        if stable.count and candidate.count:
+            results += histogram_drift(stable.histogram, candidate.histogram, self.rules, self.spacing.get(column),
+                                       self.std.get(column, 1.0))
+        results += [missing_rate_drift(stable.missing, stable.instances, candidate.missing, candidate.instances, rule)
+                    for rule in self.rules if rule.name == drift.MISSING_RATE]
+        return results
 
 
 # ---------------------------------------------------------------- realised performance
