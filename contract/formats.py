@@ -127,6 +127,8 @@ reasons are exactly the dead-letter reasons of the job and the logger:
 17. ``wrong_label_count``  (the job) a label message whose number of labels is not its request's number of
     instances.
 18. ``late``         (the job) a request whose time is behind the watermark: its window has closed.
+19. ``too_many_versions``  (the job) a record of a model version beyond the first ``versions.max`` distinct
+    versions the job has seen (every result is kept per version, so their number is bounded).
 """
 from __future__ import annotations
 
@@ -165,9 +167,10 @@ WRONG_PREDICTION_COUNT = "wrong_prediction_count"
 UNMATCHED_LABEL = "unmatched_label"
 WRONG_LABEL_COUNT = "wrong_label_count"
 LATE = "late"
+TOO_MANY_VERSIONS = "too_many_versions"
 REASONS = (TOO_LARGE, BAD_JSON, BAD_ENVELOPE, NOT_REQUEST, BAD_ID, BAD_TIME, BAD_DATATYPE, BAD_SHAPE,
            NO_INSTANCES, BAD_INSTANCE, WRONG_FEATURE_COUNT, NON_FINITE, FUTURE_TIME,
-           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, UNMATCHED_LABEL, WRONG_LABEL_COUNT, LATE)
+           UNMATCHED_RESPONSE, WRONG_PREDICTION_COUNT, UNMATCHED_LABEL, WRONG_LABEL_COUNT, LATE, TOO_MANY_VERSIONS)
 
 DEFAULT_SOURCE = "mmon"
 """A CloudEvent's ``source`` when the encoder is given none (the logger passes each event's own)."""

@@ -315,6 +315,44 @@ class JobSpec:
                                   "range": Range(1024, 262_144, why="a dead letter must fit a Kafka record")})
 
 
+MAX_VERSIONS = 64
+"""The most model versions `VersionsSpec.max` allows: every result (windows, drift, joins) is kept per version."""
+
+
+@dataclass(frozen=True)
+class VersionsSpec:
+    max: int = field(default=4, metadata={
+        "doc": "At most this many distinct model versions are monitored, each with its own windows, drift, outliers "
+               "and performance; a record of a further version is dead-lettered too_many_versions. A message's "
+               "version: thesis the top-level \"version\", kserve-v1 the CloudEvent attribute `cloudevent_attribute`, "
+               "oip-v2 `model_version`; absent: model.version.",
+        "range": Range(1, MAX_VERSIONS, why="each version keeps its own window state")})
+    cloudevent_attribute: str = field(default="endpoint", metadata={
+        "doc": "kserve-v1: the CloudEvent attribute that names a message's version (KServe's logger sets `endpoint` "
+               "to default or canary; `component` or `inferenceservicename` also work, or any extension attribute "
+               "your logger sets)."})
+    stable: Optional[str] = field(default=None, metadata={
+        "doc": "The stable version the candidate is compared with, window by window (with candidate; null: no "
+               "comparison)."})
+    candidate: Optional[str] = field(default=None, metadata={
+        "doc": "The candidate (canary) version compared with the stable one (with stable)."})
+    min_count: int = field(default=30, metadata={
+        "doc": "A window is compared only when both versions have at least this many instances in it.",
+        "range": Range(1)})
+
+
+def _check_versions(versions: "VersionsSpec") -> None:
+    """``stable`` and ``candidate`` come together and name two versions."""
+    if (versions.stable is None) != (versions.candidate is None):
+        given, missing = ("stable", "candidate") if versions.candidate is None else ("candidate", "stable")
+        raise ConfigError(f"versions.{missing}: required with versions.{given} (the two versions compared)")
+    if versions.stable is not None and versions.stable == versions.candidate:
+        raise ConfigError(f"versions.candidate: must differ from versions.stable, both are {versions.stable!r}")
+    if versions.stable is not None and versions.max < 2:
+        raise ConfigError(f"versions.max: must be at least 2 to compare {versions.stable!r} with "
+                          f"{versions.candidate!r}, got {versions.max}")
+
+
 def shard_count(spec: "MonitorSpec") -> int:
     """The number of column blocks the window state is split into (never more than the columns)."""
     return min(spec.job.shards or spec.job.parallelism, len(spec.columns))
@@ -339,6 +377,8 @@ class MonitorSpec:
     drift: DriftSpec = field(default_factory=DriftSpec, metadata={"doc": "Window drift against the baseline."})
     kafka: KafkaSpec = field(default_factory=KafkaSpec, metadata={"doc": "Kafka connection and topics."})
     job: JobSpec = field(default_factory=JobSpec, metadata={"doc": "Flink job settings."})
+    versions: VersionsSpec = field(default_factory=VersionsSpec, metadata={
+        "doc": "Model versions served side by side (canary, A/B): every result is kept per version."})
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -432,6 +472,7 @@ def _check_semantics(spec: MonitorSpec) -> None:
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
     if spec.ground_truth is not None:
         _check_ground_truth(spec.ground_truth, spec.output)
+    _check_versions(spec.versions)
 
 
 def _check_ground_truth(ground_truth: GroundTruthSpec, output: Optional[OutputSpec]) -> None:

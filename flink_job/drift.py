@@ -62,12 +62,14 @@ def _test_statistics(tests: pd.Series, names: list[str]) -> dict[str, np.ndarray
 
 def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, window_start: pd.Series,
                   window_end: pd.Series, counts: pd.Series, histograms: pd.Series, tests: pd.Series,
-                  missing: pd.Series = None) -> list[list[str]]:
+                  missing: pd.Series = None, versions: pd.Series = None) -> list[list[str]]:
     """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``math`` from
     `window_drift`, ``tests`` the stats rows' two-sample statistics (JSON objects), ``missing`` their
-    missing values (``missing_rate``; none when omitted)."""
+    missing values (``missing_rate``; none when omitted), ``versions`` their model versions (the spec's
+    ``model.version`` when omitted)."""
     out: list[list[str]] = [[] for _ in range(len(features))]
     names = features.tolist()
+    row_versions = [spec.model.version] * len(names) if versions is None else versions.tolist()
     starts, ends, sizes = window_start.tolist(), window_end.tolist(), [int(c) for c in counts]
     indices = np.array([math.index[name] for name in names], dtype=int)
     test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
@@ -77,7 +79,7 @@ def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, win
         over = values > thresholds
         rows = range(len(names)) if spec.drift.emit_all else np.flatnonzero(over)
         for i in rows:
-            record = {"model": spec.model.name, "feature": names[i], "window_start": int(starts[i]),
+            record = {"model": spec.model.name, "version": row_versions[i], "feature": names[i], "window_start": int(starts[i]),
                       "window_end": int(ends[i]), "metric": metric,
                       "value": None if np.isnan(values[i]) else float(values[i]),  # a window without values
                       "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": sizes[i]}
@@ -88,15 +90,16 @@ def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, win
 
 
 class DriftRecords(ScalarFunction):
-    """``(feature, window_start, window_end, count, missing, histogram, tests) -> ARRAY<STRING>`` on pandas Series."""
+    """``(feature, window_start, window_end, count, missing, histogram, tests, version) -> ARRAY<STRING>`` on pandas
+    Series."""
 
     def __init__(self, spec: MonitorSpec, baseline: Baseline):
         self.spec = spec
         self.math = window_drift(spec, baseline)
 
-    def eval(self, features, window_start, window_end, counts, missing, histograms, tests):
+    def eval(self, features, window_start, window_end, counts, missing, histograms, tests, versions):
         return pd.Series(drift_records(self.spec, self.math, features, window_start, window_end, counts, histograms,
-                                       tests, missing))
+                                       tests, missing, versions))
 
 
 def drift_udf(spec: MonitorSpec, baseline: Baseline):
@@ -108,5 +111,5 @@ def drift_sql(stats_table: str, model: str) -> str:
     """(kind, key, payload) drift rows from the window-statistics table's per-feature rows."""
     key = f"CONCAT({sql_string(model + '/')}, feature, '/', JSON_VALUE(d.payload, '$.metric'))"
     return (f"SELECT '{outputs.DRIFT}' AS kind, {key} AS k, d.payload FROM ("
-            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, missing, histogram, tests) AS records "
+            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, missing, histogram, tests, version) AS records "
             f"FROM {stats_table} WHERE kind = {sql_string(outputs.STATS)}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")

@@ -90,9 +90,15 @@ def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_paylo
             f"CAST({spec.input.max_record_bytes} AS INT))")
 
 
+def version_sql(spec: MonitorSpec) -> str:
+    """The record's model version: the spec's ``model.version`` (every record, until the parser reads it)."""
+    return f"CAST({sql_string(spec.model.version)} AS STRING)"
+
+
 def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:
     """One row of `rows.REQUEST_FIELDS` per record; ``reason`` is NULL for a record that can be monitored."""
     columns = [f"r.parsed.{field} AS {name}" for name, field in rows.PARSED_FIELDS.items()]
+    columns.append(f"{version_sql(spec)} AS {rows.VERSION}")
     passed = [*rows.POSITION_FIELDS, watermarks.ROWTIME]
     columns += ["CAST(r.raw_payload AS BYTES) AS `raw`", *(f"r.{name}" for name in passed)]
     return (f"CREATE TEMPORARY VIEW {REQUESTS_VIEW} AS SELECT {', '.join(columns)} FROM (SELECT raw_payload, "

@@ -14,7 +14,7 @@ window and batch, never per request.
 ``ground_truth.update_interval`` of event time while labels keep coming (each numbered: ``revision`` 0, 1, ...),
 and the last, ``final: true``, when the watermark passes the window's last millisecond plus ``max_delay`` (every
 request of the window has then had its labels or been released) or at the end of a bounded input. A record per
-(window, metric): ``model, window_start, window_end, metric, value, labelled, predictions, coverage, baseline,
+(window, metric): ``model, version, window_start, window_end, metric, value, labelled, predictions, coverage, baseline,
 alert, final, revision``; ``predictions`` counts the window's instances with a prediction (from the arrival rows,
 so the coverage ``labelled / predictions`` is exact at every revision).
 """
@@ -71,7 +71,8 @@ def performance_records(batches: DataStream, spec: MonitorSpec, baseline: Baseli
     """The performance records (`flink_job.rows.OUTPUT_ROW` rows of kind ``performance``, keyed
     ``model/window_start/metric``) from the labelled batches."""
     function = WindowPerformance(spec.model.name, Metrics.of(spec, baseline), int(spec.window.duration),
-                                 int(spec.ground_truth.max_delay), int(spec.ground_truth.update_interval))
+                                 int(spec.ground_truth.max_delay), int(spec.ground_truth.update_interval),
+                                 spec.model.version)
     records = (java_functions.keyed(batches, Types.LONG(), BATCH_ROW)
                .process(function, output_type=RECORD_ROW)
                .name("performance per window")
@@ -166,14 +167,16 @@ class WindowState:
     revision: int = -1
     emitted_at: int = NO_TIME
     pending: bool = False
+    version: str = "1"
 
 
 class WindowPerformance(KeyedProcessFunction):
     """Keyed by window start: each labelled batch folded into its window's `WindowState`; records out with the
     window's first labels, then at most once per ``update_interval_ms`` of event time while labels come, then final."""
 
-    def __init__(self, model: str, metrics: Metrics, window_ms: int, max_delay_ms: int, update_interval_ms: int):
-        self.model, self.metrics = model, metrics
+    def __init__(self, model: str, metrics: Metrics, window_ms: int, max_delay_ms: int, update_interval_ms: int,
+                 version: str = "1"):
+        self.model, self.metrics, self.version = model, metrics, version
         self.window_ms, self.max_delay_ms, self.update_interval_ms = window_ms, max_delay_ms, update_interval_ms
         self.state = None
 
@@ -185,7 +188,7 @@ class WindowPerformance(KeyedProcessFunction):
         state = self.state.value()
         final_at = start + self.window_ms - 1 + self.max_delay_ms
         if state is None or state.final_at < final_at:
-            state = state or WindowState(start, final_at)
+            state = state or WindowState(start, final_at, version=self.version)
             state.final_at = final_at
             ctx.timer_service().register_event_time_timer(final_at)
         self._fold(state, value)
@@ -233,7 +236,7 @@ def window_records(model: str, window_ms: int, state: WindowState, results: list
     """A window's records: each metric result (`Metrics.results`) with the window's counts, coverage, revision
     and finality."""
     coverage = state.labelled / state.predictions if state.predictions else None
-    window = {"model": model, "window_start": state.start, "window_end": state.start + window_ms}
+    window = {"model": model, "version": state.version, "window_start": state.start, "window_end": state.start + window_ms}
     counts = {"labelled": state.labelled, "predictions": state.predictions, "coverage": coverage}
     return [{**window, **{k: v for k, v in result.items() if k != "alert"}, **counts, "alert": result["alert"],
              "final": final, "revision": state.revision} for result in results]

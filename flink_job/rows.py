@@ -13,7 +13,9 @@ POSITION_FIELDS = ("source_name", "source_partition", "source_position")
 PARSED_FIELDS = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms",
                  "instances": "instances", "labels": "labels", "response": "response", "truth": "truth"}
 """The view's fields taken from ``mmon_parse``'s result, by the result's field names."""
-REQUEST_FIELDS = (*PARSED_FIELDS, "raw", *POSITION_FIELDS, ROWTIME)
+VERSION = "version"
+"""The model version of a record (`contract.formats.decode`'s ``version``, else the spec's ``model.version``)."""
+REQUEST_FIELDS = (*PARSED_FIELDS, VERSION, "raw", *POSITION_FIELDS, ROWTIME)
 """The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).
 ``raw`` is the record's UTF-8 bytes, kept for dead letters: turning every record into a Java string on
 its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS` are the source's
@@ -27,11 +29,12 @@ SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed", "la
 window's ``labels``, the unseen category values that negative codes in its categorical columns index."""
 KEYED_SUB_BATCH_ROW = Types.ROW([Types.INT(), SUB_BATCH_ROW])  # (shard key, sub-batch): see `shard_keys`
 STATS_ROW = Types.ROW_NAMED(
-    ["kind", "model", "feature", "window_start", "window_end", "count", "missing", "histogram", "payload", "tests"],
+    ["kind", "model", "feature", "window_start", "window_end", "count", "missing", "histogram", "payload", "tests",
+     VERSION],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.LONG(),
-     Types.BASIC_ARRAY(Types.LONG()), Types.STRING(), Types.STRING()])
+     Types.BASIC_ARRAY(Types.LONG()), Types.STRING(), Types.STRING(), Types.STRING()])
 """A closed window's record: one per column (kind ``stats``: key columns, the present values' ``count`` and
 the ``missing`` ones, the drift-layout histogram, the stats record as JSON and ``tests``, a JSON object of
 two-sample statistic by test name, `two_sample_tests`; ``{}`` when none is configured, a null statistic for
 a column without values), and one per enabled matrix (kind ``covariance``: ``feature`` names the matrix, no
-histogram)."""
+histogram); ``version``: the model version whose instances the window holds (every result is per version)."""

@@ -282,8 +282,9 @@ class EmitStats(ProcessWindowFunction):
     instances (every shard holds them all: a column's present and missing values)."""
 
     def __init__(self, model: str, statistics: tuple[str, ...], tests: tuple[str, ...] = (),
-                 samples: Optional[Mapping[str, np.ndarray]] = None, matrices: tuple[str, ...] = ()):
-        self.model, self.statistics = model, statistics
+                 samples: Optional[Mapping[str, np.ndarray]] = None, matrices: tuple[str, ...] = (),
+                 version: str = "1"):
+        self.model, self.statistics, self.version = model, statistics, version
         self.tests, self.samples = tests, dict(samples or {})
         self.matrices = matrices
         self.windows = self.instances = None
@@ -302,12 +303,12 @@ class EmitStats(ProcessWindowFunction):
             self.instances.inc(first["count"] + first["missing"] + first.get("rejected", 0))
         numeric = columns.numeric_index
         for j, (feature, (result, histogram)) in enumerate(zip(columns.names, results)):
-            record = {"model": self.model, "feature": feature, "window_start": window.start, "window_end": window.end,
-                      **(self._numeric(result) if j in numeric else _categorical(result))}
+            record = {"model": self.model, "version": self.version, "feature": feature, "window_start": window.start,
+                      "window_end": window.end, **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
             tests = self._tests(state.stats, feature, numeric[j]) if j in numeric else "{}"
             yield Row(outputs.STATS, self.model, feature, window.start, window.end, result["count"], result["missing"],
-                      [int(c) for c in histogram], _json(record), tests)
+                      [int(c) for c in histogram], _json(record), tests, self.version)
         if state.covariance is not None:
             yield from self._matrices(state.covariance.result(), window, state.matrix_names)
 
@@ -319,11 +320,11 @@ class EmitStats(ProcessWindowFunction):
     def _matrices(self, result: dict, window, features: Sequence[str]):
         """One `rows.STATS_ROW` of kind ``covariance`` per enabled matrix of ``features``."""
         for statistic in self.matrices:
-            record = {"model": self.model, "statistic": statistic, "window_start": window.start,
+            record = {"model": self.model, "version": self.version, "statistic": statistic, "window_start": window.start,
                       "window_end": window.end, "count": result["count"], "features": list(features),
                       "matrix": result[statistic]}
             yield Row(outputs.COVARIANCE, self.model, statistic, window.start, window.end, result["count"], 0, [],
-                      _json(record), "{}")
+                      _json(record), "{}", self.version)
 
     def _tests(self, stats: BlockStats, feature: str, j: int) -> str:
         """``{test: statistic}`` of ``feature``, the block's numeric column ``j``, as JSON; null for a column
@@ -370,7 +371,7 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     tests = two_sample_tests(spec)
     samples = {name: column.sample for name, column in columns.items() if column.type == NUMERIC} if tests else {}
     matrix = matrix_features(spec) if matrices(spec) else ()
-    emit = EmitStats(spec.model.name, spec.stats.statistics, tests, samples, matrices(spec))
+    emit = EmitStats(spec.model.name, spec.stats.statistics, tests, samples, matrices(spec), spec.model.version)
     matrix_columns = [spec.columns.index(name) for name in matrix]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (java_functions.keyed(sub_batches, Types.INT(), rows.SUB_BATCH_ROW)

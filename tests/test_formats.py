@@ -182,7 +182,7 @@ def test_a_record_over_max_record_bytes_is_too_large_before_any_other_check():
 
 
 def test_reasons_are_distinct_snake_case():
-    assert len(set(formats.REASONS)) == len(formats.REASONS) == 18
+    assert len(set(formats.REASONS)) == len(formats.REASONS) == 19
     assert all(r.replace("_", "").isalpha() and r.islower() for r in formats.REASONS)
 
 
@@ -197,9 +197,9 @@ LABELLED_NUMERIC = formats.Schema(MIXED.features, MIXED.types, "score", "numeric
 
 def test_reasons_end_with_the_job_level_ones_in_order():
     """The job's own reasons after the decoder's: the future check, the response join's, the label join's (issue
-    21), and late last."""
-    assert formats.REASONS[-6:] == ("future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label",
-                                    "wrong_label_count", "late")
+    21), late, then the version limit (issue 22)."""
+    assert formats.REASONS[-7:] == ("future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label",
+                                    "wrong_label_count", "late", "too_many_versions")
 
 
 def test_schema_checks_and_shorthands():

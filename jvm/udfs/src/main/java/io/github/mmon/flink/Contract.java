@@ -34,7 +34,8 @@ public final class Contract {
     public static final String UNMATCHED_LABEL = "unmatched_label";
     public static final String WRONG_LABEL_COUNT = "wrong_label_count";
     public static final String LATE = "late";
-    public static final String[] REASONS = {"too_large", "bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label", "wrong_label_count", "late"};
+    public static final String TOO_MANY_VERSIONS = "too_many_versions";
+    public static final String[] REASONS = {"too_large", "bad_json", "bad_envelope", "not_request", "bad_id", "bad_time", "bad_datatype", "bad_shape", "no_instances", "bad_instance", "wrong_feature_count", "non_finite", "future_time", "unmatched_response", "wrong_prediction_count", "unmatched_label", "wrong_label_count", "late", "too_many_versions"};
 
     // limits
     public static final int MAX_CATEGORY_CHARS = 1024;

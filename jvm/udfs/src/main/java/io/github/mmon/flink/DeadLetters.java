@@ -37,6 +37,10 @@ public final class DeadLetters implements Serializable {
         payload.put("raw_sha256", sha256(bytes));
         payload.put("truncated", bytes.length > maxRawBytes);
         payload.put("source", source(request));
+        Object version = request.getField(JobRows.VERSION);
+        if (version != null) {  // known once the record was read (a parse failure has none)
+            payload.put("version", (String) version);
+        }
         return Row.of(Contract.DEAD_LETTER, reason, payload.toString());
     }
 

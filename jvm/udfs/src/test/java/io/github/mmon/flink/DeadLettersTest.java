@@ -29,6 +29,16 @@ class DeadLettersTest {
     }
 
     @Test
+    void aDeadLetterOfARecordReadCarriesItsVersion() {
+        Row row = request("{}", null);
+        row.setField(JobRows.VERSION, "canary");
+        assertEquals("{\"reason\":\"too_many_versions\",\"raw\":\"{}\",\"raw_bytes\":2,\"raw_sha256\":\""
+                + DeadLetters.sha256("{}".getBytes(StandardCharsets.UTF_8)) + "\",\"truncated\":false,"
+                + "\"source\":\"iris-inference:42\",\"version\":\"canary\"}",
+                new DeadLetters(64).row(Contract.TOO_MANY_VERSIONS, row).getField(2));
+    }
+
+    @Test
     void aLongRecordIsCutAndMarkedTruncatedAndNoRecordIsEmpty() {
         byte[] raw = "{\"id\":1}".getBytes(StandardCharsets.UTF_8);
         assertEquals("{\"reason\":\"late\",\"raw\":\"{\\\"id\",\"raw_bytes\":8,\"raw_sha256\":\"" + DeadLetters.sha256(raw)

@@ -10,10 +10,10 @@ class JobRowsTest {
     @Test
     void requestFieldConstantsArePositionsOfTheirNames() {
         int[] constants = {JobRows.REASON, JobRows.REQUEST_ID, JobRows.REQUEST_TIME_MS, JobRows.INSTANCES,
-            JobRows.LABELS, JobRows.RESPONSE, JobRows.TRUTH, JobRows.RAW, JobRows.SOURCE_NAME,
+            JobRows.LABELS, JobRows.RESPONSE, JobRows.TRUTH, JobRows.VERSION, JobRows.RAW, JobRows.SOURCE_NAME,
             JobRows.SOURCE_PARTITION, JobRows.SOURCE_POSITION};
         String[] names = {"reason", "request_id", "request_time_ms", "instances", "labels", "response", "truth",
-            "raw", "source_name", "source_partition", "source_position"};
+            "version", "raw", "source_name", "source_partition", "source_position"};
         for (int i = 0; i < names.length; i++) {
             assertEquals(names[i], JobRows.REQUEST_FIELDS[constants[i]]);
         }

@@ -28,7 +28,7 @@ class OutlierRulesTest {
     }
 
     private static String payload(String feature, String rule, String value, String threshold) {
-        return "{\"model\":\"iris\",\"request_id\":\"r1\",\"feature\":\"" + feature + "\",\"rule\":\"" + rule
+        return "{\"model\":\"iris\",\"version\":\"1\",\"request_id\":\"r1\",\"feature\":\"" + feature + "\",\"rule\":\"" + rule
                 + "\",\"request_time\":1000,\"value\":" + value + ",\"threshold\":" + threshold + "}";
     }
 

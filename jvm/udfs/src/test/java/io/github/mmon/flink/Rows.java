@@ -16,9 +16,13 @@ final class Rows {
 
     static final RowTypeInfo REQUEST_TYPE = new RowTypeInfo(new TypeInformation<?>[] {Types.STRING, Types.STRING,
         Types.LONG, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO,
-        Types.BOOLEAN, Types.BOOLEAN, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING, Types.INT,
+        Types.BOOLEAN, Types.BOOLEAN, Types.STRING, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING,
+        Types.INT,
         Types.LONG},
             JobRows.REQUEST_FIELDS);
+
+    /** The model version of the test rows. */
+    static final String VERSION = "1";
 
     private Rows() {
     }
@@ -45,7 +49,8 @@ final class Rows {
     private static Row row(String reason, String id, Long timeMs, byte[] packed, String[] labels, boolean response) {
         String[] none = labels == null || labels.length == 0 ? null : labels;
         byte[] raw = ("{\"id\":\"" + id + "\"}").getBytes(StandardCharsets.UTF_8);
-        return Row.of(reason, id, timeMs, packed, none, response, false, raw, "input", null, 7L);
+        return Row.of(reason, id, timeMs, packed, none, response, false, reason == null ? VERSION : null, raw, "input",
+                null, 7L);
     }
 
     static double[][] instances(double[]... instances) {
