@@ -1,5 +1,5 @@
 """Assembles the job in dataflow order: source -> parse -> event time -> [response join -> [label join]] -> outliers
--> windows -> drift [and performance] -> sinks.
+-> windows -> drift [and performance] [-> comparison of two versions] -> sinks.
 
 `build` returns the egress stream of ``(kind, key, payload)`` rows; `flink_job.main` runs it embedded
 (collected into files) or on Kafka (inserted into the sink table).
@@ -20,7 +20,7 @@ from contract.spec import MonitorSpec
 
 from udfs.baseline import Baseline
 
-from flink_job import drift, jvm, parse, performance, rows, source, watermarks, windows
+from flink_job import comparison, drift, jvm, parse, performance, rows, source, watermarks, windows
 
 BUNDLE_TIME_MS = 30
 BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's default, 100 ms, delays sparse alerts)
@@ -169,6 +169,9 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     outputs = [windows.stats_records(stats)]
     if spec.drift.metrics:
         outputs.append(_drift_records(t_env, spec, baseline, stats))
-    if labelled is not None:
-        outputs.append(performance.performance_records(labelled, spec, baseline))
+    realised = performance.performance_records(labelled, spec, baseline) if labelled is not None else None
+    if realised is not None:
+        outputs.append(realised)
+    if comparison.enabled(spec):
+        outputs += comparison.comparison_records(stats, realised, spec, baseline)
     return records.union(*outputs)
