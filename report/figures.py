@@ -23,7 +23,8 @@ from matplotlib.collections import LineCollection, PatchCollection, PolyCollecti
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from report.findings import Episode, Findings, PerformanceSeries, latest_performance, record_instances, series_rows
+from report.findings import (Episode, Findings, PerformanceSeries, VersionsCompared, latest_comparisons,
+                             latest_performance, record_instances, series_rows)
 from udfs.baseline import CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 MAX_POINTS = 400
@@ -697,3 +698,95 @@ def performance(performance: pd.DataFrame, series: Sequence[PerformanceSeries], 
     return _encoded(performance_figure(performance, series, first_ms, last_ms, window_ms),
                     "realised performance per window against the baseline, alerted windows, label coverage and "
                     "earlier revisions")
+
+
+VERDICT_COLOURS = {"worse": FLAGGED, "better": "#2ca02c", "no_evidence": BASELINE}
+STABLE_COLOUR, CANDIDATE_COLOUR = "#1f77b4", "#ff7f0e"
+
+
+def versions_figure(comparison: pd.DataFrame, compared: VersionsCompared, first_ms: int, last_ms: int,
+                    window_ms: int) -> Figure:
+    """The two versions side by side over the run's windows: each one's instances in the compared windows; per
+    column the compared windows (grey) and those where a metric flagged a difference (red, larger the more
+    metrics); per performance metric the versions' values and the difference ``candidate - stable`` with its
+    interval, coloured by verdict."""
+    latest = latest_comparisons(comparison)
+    metrics = sorted(set(latest["metric"]))
+    heights = [1.0, 0.25 * max(len(compared.columns), 2)] + [1.0, 1.0] * len(metrics)
+    fig = _figure(11, sum(heights) * 1.1 + 0.6, left=1.4, right=0.3, top=0.1)
+    axes = fig.subplots(len(heights), 1, squeeze=False, sharex=True,
+                        gridspec_kw={"hspace": 0.2, "height_ratios": heights})[:, 0]
+    drift = comparison[comparison["kind"] == "drift"]
+    _version_counts(axes[0], drift, compared)
+    _version_flags(axes[1], drift, compared)
+    for i, metric in enumerate(metrics):
+        rows = latest[latest["metric"] == metric].sort_values("window_start")
+        _version_values(axes[2 + 2 * i], rows, metric, compared)
+        _version_delta(axes[3 + 2 * i], rows, metric)
+    for ax in axes:
+        ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
+        _window_axis(ax, first_ms, last_ms, window_ms)
+    return fig
+
+
+def _middles(rows: pd.DataFrame) -> np.ndarray:
+    return _times((rows["window_start"] + rows["window_end"]) // 2)
+
+
+def _version_counts(ax: Axes, drift: pd.DataFrame, compared: VersionsCompared) -> None:
+    per_window = drift.groupby("window_start").agg(window_end=("window_end", "max"), stable=("stable_count", "max"),
+                                                   candidate=("candidate_count", "max")).reset_index()
+    x = _middles(per_window)
+    for column, name, colour in (("stable", compared.stable, STABLE_COLOUR),
+                                 ("candidate", compared.candidate, CANDIDATE_COLOUR)):
+        ax.plot(x, per_window[column].to_numpy(dtype=float), marker=".", ms=4, lw=1, color=colour, label=name,
+                gid=f"instances-{column}")
+    ax.set_ylabel("instances", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", frameon=False)
+
+
+def _version_flags(ax: Axes, drift: pd.DataFrame, compared: VersionsCompared) -> None:
+    rows = {column: i for i, column in enumerate(compared.columns)}
+    cells = drift.groupby(["feature", "window_start"]).agg(window_end=("window_end", "max"),
+                                                           flags=("flagged", "sum")).reset_index()
+    y = cells["feature"].map(rows).to_numpy(dtype=float)
+    flags = cells["flags"].to_numpy(dtype=float)
+    x = _middles(cells)
+    ax.scatter(x, y, s=6, color=BASELINE, gid="compared")
+    hit = flags > 0
+    ax.scatter(x[hit], y[hit], s=12 + 14 * flags[hit], marker="s", color=FLAGGED, gid="flagged")
+    ax.set_yticks(range(len(compared.columns)), compared.columns, fontsize=7)
+    ax.set_ylim(len(compared.columns) - 0.5, -0.5)
+
+
+def _version_values(ax: Axes, rows: pd.DataFrame, metric: str, compared: VersionsCompared) -> None:
+    x = _middles(rows)
+    for column, name, colour in (("stable", compared.stable, STABLE_COLOUR),
+                                 ("candidate", compared.candidate, CANDIDATE_COLOUR)):
+        ax.plot(x, pd.to_numeric(rows[column]).to_numpy(dtype=float), marker=".", ms=4, lw=1, color=colour,
+                label=name, gid=f"{metric}-{column}")
+    ax.set_ylabel(metric, fontsize=8)
+    ax.legend(fontsize=7, ncol=2, loc="lower left", frameon=False)
+
+
+def _version_delta(ax: Axes, rows: pd.DataFrame, metric: str) -> None:
+    x = _middles(rows)
+    delta = pd.to_numeric(rows["delta"]).to_numpy(dtype=float)
+    low, high = (pd.to_numeric(rows[c]).to_numpy(dtype=float) for c in ("ci_low", "ci_high"))
+    ax.axhline(0, color=THRESHOLD, lw=0.6)
+    for verdict, colour in VERDICT_COLOURS.items():
+        chosen = (rows["verdict"] == verdict).to_numpy()
+        if chosen.any():
+            ax.errorbar(x[chosen], delta[chosen], yerr=[delta[chosen] - low[chosen], high[chosen] - delta[chosen]],
+                        fmt="o", ms=3, lw=1, capsize=2, color=colour, label=verdict, gid=f"delta-{verdict}")
+    ax.set_ylabel(f"{metric} delta", fontsize=8)
+    ax.legend(fontsize=7, ncol=3, loc="lower left", frameon=False)
+
+
+def versions(comparison: pd.DataFrame, compared: VersionsCompared, first_ms: int, last_ms: int,
+             window_ms: int) -> Plot:
+    """`versions_figure`, encoded."""
+    return _encoded(versions_figure(comparison, compared, first_ms, last_ms, window_ms),
+                    f"the candidate {compared.candidate} against the stable {compared.stable} per window: instances, "
+                    "columns flagged, performance and its difference with its interval")

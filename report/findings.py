@@ -341,3 +341,48 @@ def select(findings: Findings, max_features: Optional[int] = DEFAULT_MAX_FEATURE
     limit = max_features or None
     ranked = tuple(r.feature for r in findings.ranking)
     return Selection(ranked[:limit], total, limit, explicit=False)
+
+
+@dataclass(frozen=True)
+class VersionsCompared:
+    """What the comparison of the candidate version with the stable one found (``versions`` in the spec):
+    ``windows`` the window starts compared, ``flagged`` per column the compared windows where some metric
+    flagged a difference (-> those metrics), ``columns`` every column compared, in the spec's order, and the
+    verdicts of each performance metric's windows (final or latest record) by verdict."""
+
+    stable: str
+    candidate: str
+    windows: tuple[int, ...]
+    columns: tuple[str, ...]
+    flagged: dict[str, dict[int, tuple[str, ...]]]
+    verdicts: dict[str, dict[str, tuple[int, ...]]]
+
+    @property
+    def worse(self) -> dict[str, tuple[int, ...]]:
+        """Per performance metric, the windows where the candidate was judged worse."""
+        return {metric: by["worse"] for metric, by in self.verdicts.items() if by.get("worse")}
+
+
+def latest_comparisons(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Each (window, metric)'s performance comparison that stands: the final one, else the latest."""
+    rows = comparison[comparison["kind"] == "performance"]
+    ranked = rows.assign(_final=rows["final"].eq(True)).sort_values(
+        ["window_start", "metric", "_final"], kind="stable")
+    return ranked.drop_duplicates(["window_start", "metric"], keep="last").drop(columns="_final")
+
+
+def versions_compared(outputs: RunOutputs, spec: MonitorSpec) -> Optional[VersionsCompared]:
+    """The comparison's findings; None without ``versions.stable`` and ``versions.candidate`` in the spec."""
+    versions = spec.versions
+    if versions.stable is None or versions.candidate is None:
+        return None
+    comparison = outputs.comparison
+    drift = comparison[comparison["kind"] == "drift"]
+    flagged_rows = drift.assign(drift=drift["flagged"].eq(True))
+    verdicts = {str(metric): {str(v): tuple(sorted(int(s) for s in group["window_start"]))
+                              for v, group in rows.groupby("verdict")}
+                for metric, rows in latest_comparisons(comparison).groupby("metric")}
+    return VersionsCompared(stable=versions.stable, candidate=versions.candidate,
+                            windows=tuple(sorted(int(s) for s in set(comparison["window_start"].dropna()))),
+                            columns=_ordered(spec.columns, drift["feature"]),
+                            flagged=flagged_windows(flagged_rows), verdicts=verdicts)

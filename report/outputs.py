@@ -28,10 +28,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     outputs.DEAD_LETTER: ("reason",),
     outputs.PERFORMANCE: ("window_start", "window_end", "metric", "class", "value", "labelled", "predictions",
                           "coverage", "baseline", "alert", "final", "revision"),
+    outputs.COMPARISON: ("kind", "window_start", "window_end", "feature", "metric", "value", "threshold", "flagged",
+                         "stable_count", "candidate_count", "stable", "candidate", "delta", "ci_low", "ci_high",
+                         "verdict", "final"),
 }
 """Output kind -> the fields the report reads."""
 
-OPTIONAL = frozenset({outputs.PERFORMANCE})
+OPTIONAL = frozenset({outputs.PERFORMANCE, outputs.COMPARISON})
 """Kinds a run writes only for some specs (performance: with ``ground_truth``); a folder without their files loads."""
 
 FILES = {kind: outputs.FILE_NAMES[kind] for kind in COLUMNS}
@@ -55,6 +58,9 @@ class RunOutputs:
     since_ms: Optional[int] = None  # Kafka: only records written from then on were read
     performance: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.PERFORMANCE])))
     """Realised performance, every revision of every (window, metric[, class]); empty without ground truth."""
+    comparison: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.COMPARISON])))
+    """The candidate version compared with the stable one (drift and performance records); empty without
+    ``versions.stable`` and ``versions.candidate``."""
 
 
 def frames(records_by_kind: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, pd.DataFrame]:

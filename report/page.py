@@ -22,7 +22,8 @@ from contract.spec import MonitorSpec
 from udfs.baseline import ColumnBaseline
 
 from report import figures
-from report.findings import DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, find, select
+from report.findings import (DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, VersionsCompared, find, select,
+                             versions_compared)
 from report.outputs import RunOutputs
 
 TEMPLATE = "report.html.j2"
@@ -168,13 +169,22 @@ def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, 
     return result
 
 
+def versions_plot(outputs: RunOutputs, findings: Findings, compared: Optional[VersionsCompared]) -> Optional[figures.Plot]:
+    """The versions side by side (`figures.versions`); None without a comparison or a compared window."""
+    if compared is None or not compared.windows or findings.first_ms is None:
+        return None
+    return figures.versions(outputs.comparison, compared, findings.first_ms, findings.last_ms, findings.window_ms)
+
+
 def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, ColumnBaseline],
            max_features: Optional[int] = DEFAULT_MAX_FEATURES, features: Optional[Sequence[str]] = None) -> str:
     """The report page of ``outputs`` (made with ``spec``) as HTML, the detailed sections drawn for the
     features `report.findings.select` picks with ``max_features`` and ``features``."""
     findings = find(outputs, spec)
     selection = select(findings, max_features, features)
+    compared = versions_compared(outputs, spec)
     return _environment().get_template(TEMPLATE).render(
+        compared=compared, versions_plot=versions_plot(outputs, findings, compared),
         findings=findings, outputs=outputs, spec=spec, generated_ms=int(time.time() * 1000),
         selection=selection, tables=tables(findings),
         plots=plots(outputs, findings, baseline, selection.features) if len(outputs.stats) else None,
