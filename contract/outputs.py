@@ -20,6 +20,9 @@ DEAD_LETTER = "dead_letter"  # one record per input record that could not be mon
 PERFORMANCE = "performance"  # one record per (window, metric) and revision: realised performance (ground_truth)
 KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE)
 
+VERSION = "version"
+"""The field of every output record (and of the job's rows) that names the model version it is about (issue 22)."""
+
 FILE_NAMES = {kind: f"{kind}.jsonl" for kind in KINDS}
 """Kind -> the JSON-lines file an embedded run (``mmon run --output DIR``) writes it to."""
 
