@@ -73,6 +73,17 @@ not given). `encode_label` writes them::
                "type" is "label" is a label message whatever the schema, so that no label is ever read as a
                response; exactly one tensor, its name not read)
 
+Versions (issue 22). Every message (request, response, label) may name the model version that served it
+(`version_of`; `encode` and the others write it with ``version=``): thesis a top-level ``"version"``
+string, kserve-v1 a CloudEvent attribute (``endpoint``, which KServe's logger sets to ``default`` or
+``canary``; the spec's ``versions.cloudevent_attribute``, `Schema.version_attribute`, names another), oip-v2 a
+top-level ``"model_version"`` string (as the protocol's responses carry it). A message that names none
+(absent, null or empty; a plain KServe v1 body) is of the spec's ``model.version``::
+
+    thesis     {"type":"request","id":"<id>","time":<epoch ms>,"version":"canary","payload":{...}}
+    kserve-v1  {"specversion":"1.0",...,"endpoint":"canary","data":{...}}
+    oip-v2     {"id":"<id>","model_version":"canary","parameters":{...},"inputs":[...]}
+
 Decoding checks run in this order; the first that fails raises `FormatError` with its reason, and the
 reasons are exactly the dead-letter reasons of the job and the logger:
 
@@ -85,7 +96,8 @@ reasons are exactly the dead-letter reasons of the job and the logger:
    whose ``inputs`` is not a non-empty list of tensor objects, that is neither exactly one tensor nor
    holds tensors named like the features (two of the same feature's name included), an OIP response
    or label message whose ``outputs`` is not a list of exactly one tensor object, or ``parameters`` not
-   an object.
+   an object; a version (`version_of`) that is not a string of at most `MAX_VERSION_CHARS` characters (checked
+   after the thesis ``payload``, the CloudEvent ``data`` and the OIP ``parameters``).
 4. ``not_request``   thesis message whose ``type`` is not "request", or CloudEvent whose ``type`` is not
    ``org.kubeflow.serving.inference.request`` (responses travel the same topic and are not monitored),
    unless it is a response and the schema has an output, or a label message and the schema has
@@ -142,7 +154,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
-from contract.spec import CATEGORICAL, FEATURE_TYPES, NUMERIC  # the feature types: one list, the spec's
+from contract.spec import CATEGORICAL, DEFAULT_VERSION_ATTRIBUTE, FEATURE_TYPES, NUMERIC  # the spec's names
 
 THESIS = "thesis"
 KSERVE_V1 = "kserve-v1"
@@ -196,6 +208,13 @@ MAX_TIME_MS = 2**63 - 1
 MAX_CATEGORY_CHARS = 1024
 """The longest categorical value, in characters (code points); a longer one is ``bad_instance``."""
 
+THESIS_VERSION_KEY = "version"
+"""A thesis message's model version: this top-level key (`version_of`)."""
+OIP_VERSION_KEY = "model_version"
+"""An OIP v2 message's model version: this top-level key, as in the protocol's responses (`version_of`)."""
+MAX_VERSION_CHARS = 256
+"""The longest model version, in characters (code points); a longer one is ``bad_envelope``."""
+
 
 def label_code(j: int) -> float:
     """The code of a categorical value outside the vocabulary: ``-(1 + j)``, ``j`` its index among the
@@ -230,6 +249,7 @@ class Schema:
     output_name: Optional[str] = None
     output_type: str = CATEGORICAL
     ground_truth: bool = False
+    version_attribute: str = DEFAULT_VERSION_ATTRIBUTE
 
     def __post_init__(self):
         object.__setattr__(self, "types", tuple(self.types))
@@ -259,7 +279,7 @@ class Schema:
         output = spec.output
         return cls(tuple(f.name for f in features), tuple(f.type for f in features),
                    None if output is None else output.name, CATEGORICAL if output is None else output.type,
-                   spec.ground_truth is not None)
+                   spec.ground_truth is not None, spec.versions.cloudevent_attribute)
 
     @property
     def width(self) -> int:
@@ -413,7 +433,7 @@ def _known(format: str) -> None:
 
 
 def encode(format: str, request_id: str, time_ms: int, instances: Instances, *,
-           schema: Optional[Schema] = None, source: str = DEFAULT_SOURCE) -> str:
+           schema: Optional[Schema] = None, source: str = DEFAULT_SOURCE, version: Optional[str] = None) -> str:
     """One request as compact JSON in `format`. Each instance is a list (feature order) or a mapping
     (feature name -> value); values are numbers, strings or None (JSON null: a missing value). Floats are
     written with Python's shortest round-trip repr, ints as ints, so the output is deterministic; round
@@ -425,39 +445,61 @@ def encode(format: str, request_id: str, time_ms: int, instances: Instances, *,
     column holds a string). String values in list instances need the named schema there.
 
     ``source`` is the kserve-v1 CloudEvent's ``source`` attribute: where the event comes from (the other
-    formats have none).
+    formats have none). ``version`` (None: none) is the model version the message names (`version_key`: a
+    kserve-v1 event's attribute is the schema's ``version_attribute``).
 
     Raises ValueError for an unknown format, a non-finite value, or an oip-v2 request it cannot name.
     """
     _known(format)
     message = _ENCODERS[format](request_id, int(time_ms), [_row(row) for row in instances], schema, source)
-    return _JSON.encode(message)
+    return _JSON.encode(_versioned(format, message, version, schema))
+
+
+_VERSION_BEFORE = {THESIS: "payload", KSERVE_V1: "data", OIP_V2: "parameters"}
+"""The key a message's version goes before (`version_key`): the values last, as every encoder writes them."""
+
+
+def _versioned(format: str, message: dict, version: Optional[str], schema: Optional[Schema] = None) -> dict:
+    """``message`` naming the model ``version`` under `version_key`, before its values; unchanged for None."""
+    if version is None:
+        return message
+    key, before = version_key(format, schema), _VERSION_BEFORE[format]
+    out: dict = {}
+    for name, value in message.items():
+        if name == before:
+            out[key] = version
+        out[name] = value
+    return out
 
 
 def encode_response(format: str, request_id: str, time_ms: int, predictions: Sequence[Any], *,
-                    source: str = DEFAULT_SOURCE) -> str:
+                    source: str = DEFAULT_SOURCE, version: Optional[str] = None,
+                    schema: Optional[Schema] = None) -> str:
     """One response (the model's predictions for the request `request_id`, one per instance) as compact
     JSON in `format`: thesis ``{"type":"response",...,"payload":{"predictions":[...]}}``, kserve-v1 a
     CloudEvent of type `CLOUDEVENT_RESPONSE_TYPE` whose data is ``{"predictions":[...]}``, oip-v2
     ``{"id":...,"parameters":{"time":...},"outputs":[<one tensor, shape [n]>]}`` (BYTES when a prediction
-    is a string, else FP64). Values and ``source`` as in `encode`.
+    is a string, else FP64). Values, ``source``, ``version`` and ``schema`` (its ``version_attribute``) as in
+    `encode`.
 
     Raises ValueError for an unknown format or a non-finite value.
     """
-    return _encode_outputs(format, RESPONSE, request_id, time_ms, predictions, source)
+    return _encode_outputs(format, RESPONSE, request_id, time_ms, predictions, source, version, schema)
 
 
 def encode_label(format: str, request_id: str, time_ms: int, labels: Sequence[Any], *,
-                 source: str = DEFAULT_SOURCE) -> str:
+                 source: str = DEFAULT_SOURCE, version: Optional[str] = None,
+                 schema: Optional[Schema] = None) -> str:
     """One label message (the true outputs of the request `request_id`, one per instance, known at `time_ms`)
     as compact JSON in `format`: thesis ``{"type":"label",...,"payload":{"labels":[...]}}``, kserve-v1 a
     CloudEvent of type `CLOUDEVENT_LABEL_TYPE` whose data is ``{"labels":[...]}``, oip-v2
     ``{"id":...,"parameters":{"time":...,"type":"label"},"outputs":[<one tensor, shape [n]>]}`` (BYTES when a
-    label is a string, else FP64). Values and ``source`` as in `encode`.
+    label is a string, else FP64). Values, ``source``, ``version`` and ``schema`` (its ``version_attribute``) as in
+    `encode`.
 
     Raises ValueError for an unknown format or a non-finite value.
     """
-    return _encode_outputs(format, LABEL, request_id, time_ms, labels, source)
+    return _encode_outputs(format, LABEL, request_id, time_ms, labels, source, version, schema)
 
 
 class _Outputs(NamedTuple):
@@ -473,7 +515,8 @@ _OUTPUTS = {RESPONSE: _Outputs("predictions", CLOUDEVENT_RESPONSE_TYPE, OIP_OUTP
             LABEL: _Outputs("labels", CLOUDEVENT_LABEL_TYPE, OIP_LABEL_NAME, ParsedLabels)}
 
 
-def _encode_outputs(format: str, kind: str, request_id: str, time_ms: int, outputs: Sequence[Any], source: str) -> str:
+def _encode_outputs(format: str, kind: str, request_id: str, time_ms: int, outputs: Sequence[Any], source: str,
+                    version: Optional[str] = None, schema: Optional[Schema] = None) -> str:
     """`encode_response` (``kind`` `RESPONSE`) and `encode_label` (`LABEL`): one value per instance."""
     _known(format)
     values = [_value(v) for v in outputs]
@@ -487,7 +530,7 @@ def _encode_outputs(format: str, kind: str, request_id: str, time_ms: int, outpu
         tensor = {"name": tensor_name, "shape": [len(values)], "datatype": _column_datatype(values), "data": values}
         parameters = {"time": time_ms, **({"type": LABEL} if kind == LABEL else {})}
         message = {"id": request_id, "parameters": parameters, "outputs": [tensor]}
-    return _JSON.encode(message)
+    return _JSON.encode(_versioned(format, message, version, schema))
 
 
 # -------------------------------------------------------------------------------------------- decode
@@ -634,6 +677,7 @@ def _read_kind(kind: Any, schema: Optional[Schema], shown: Any = None) -> str:
 
 def _decode_thesis(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     payload = _object(obj.get("payload"), "payload")
+    version_of(THESIS, obj, schema)
     kind = _read_kind(obj.get("type"), schema)
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(obj.get("time"), default_time_ms)
@@ -671,6 +715,7 @@ def _decode_kserve_v1(obj: dict, default_id, default_time_ms, schema) -> Parsed:
         if obj["specversion"] != "1.0":
             raise FormatError(BAD_ENVELOPE, f"specversion {obj['specversion']!r}")
         body = _object(obj.get("data"), "data")
+        version_of(KSERVE_V1, obj, schema)
         event_type = obj.get("type")
         kind = _read_kind(_CLOUDEVENT_KINDS.get(event_type) if isinstance(event_type, str) else None, schema, event_type)
         request_id = _request_id(obj.get("id"), default_id)
@@ -771,6 +816,7 @@ def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
         raise FormatError(BAD_ENVELOPE, f"{key} is not exactly one tensor"
                                         + (" or tensors named like the features" if kind == REQUEST else ""))
     parameters = _object(obj.get("parameters", {}), "parameters")
+    version_of(OIP_V2, obj, schema)
     _read_kind(kind, schema)  # a label message while labels are not read: not_request
     request_id = _request_id(obj.get("id"), default_id)
     time_ms = _numeric_time(parameters.get("time"), default_time_ms)
@@ -779,6 +825,32 @@ def _decode_oip_v2(obj: dict, default_id, default_time_ms, schema) -> Parsed:
     if by_feature:
         return ParsedRequest(request_id, time_ms, _feature_rows(by_feature, schema))
     return ParsedRequest(request_id, time_ms, _oip_rows(tensors[0], schema))
+
+
+def version_key(format: str, schema: Optional[Schema] = None) -> Optional[str]:
+    """Where a message of ``format`` names its model version: thesis the top-level `THESIS_VERSION_KEY`, kserve-v1
+    the CloudEvent attribute ``schema.version_attribute`` (`DEFAULT_VERSION_ATTRIBUTE` without a schema; a plain
+    KServe v1 body has none), oip-v2 `OIP_VERSION_KEY`."""
+    _known(format)
+    if format == KSERVE_V1:
+        return DEFAULT_VERSION_ATTRIBUTE if schema is None else schema.version_attribute
+    return THESIS_VERSION_KEY if format == THESIS else OIP_VERSION_KEY
+
+
+def version_of(format: str, obj: dict, schema: Optional[Schema] = None) -> Optional[str]:
+    """The model version a message (already parsed from JSON) names (`version_key`), or None when it names none
+    (absent, null or empty; a plain KServe v1 body never names one): the job then takes the spec's
+    ``model.version``. Raises `FormatError` ``bad_envelope`` for a version that is not a string of at most
+    `MAX_VERSION_CHARS` characters; `decode` checks it with the envelope."""
+    if format == KSERVE_V1 and "specversion" not in obj:
+        return None
+    version = obj.get(version_key(format, schema))
+    if version is None or version == "":
+        return None
+    if not isinstance(version, str) or len(version) > MAX_VERSION_CHARS:
+        raise FormatError(BAD_ENVELOPE, f"version {_shown(version)} is not a string of at most {MAX_VERSION_CHARS} "
+                                        "characters")
+    return version
 
 
 _DECODERS = {THESIS: _decode_thesis, KSERVE_V1: _decode_kserve_v1, OIP_V2: _decode_oip_v2}

@@ -21,6 +21,9 @@ PERFORMANCE = "performance"  # one record per (window, metric) and revision: rea
 COMPARISON = "comparison"  # one record per (window, column, metric) and per (window, metric): candidate vs stable version
 KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE, COMPARISON)
 
+VERSION = "version"
+"""The field of every output record (and of the job's rows) that names the model version it is about (issue 22)."""
+
 FILE_NAMES = {kind: f"{kind}.jsonl" for kind in KINDS}
 """Kind -> the JSON-lines file an embedded run (``mmon run --output DIR``) writes it to."""
 

@@ -315,6 +315,8 @@ class JobSpec:
                                   "range": Range(1024, 262_144, why="a dead letter must fit a Kafka record")})
 
 
+DEFAULT_VERSION_ATTRIBUTE = "endpoint"
+"""The CloudEvent attribute that names a kserve-v1 message's model version (KServe's logger: default or canary)."""
 MAX_VERSIONS = 64
 """The most model versions `VersionsSpec.max` allows: every result (windows, drift, joins) is kept per version."""
 
@@ -327,7 +329,7 @@ class VersionsSpec:
                "version: thesis the top-level \"version\", kserve-v1 the CloudEvent attribute `cloudevent_attribute`, "
                "oip-v2 `model_version`; absent: model.version.",
         "range": Range(1, MAX_VERSIONS, why="each version keeps its own window state")})
-    cloudevent_attribute: str = field(default="endpoint", metadata={
+    cloudevent_attribute: str = field(default=DEFAULT_VERSION_ATTRIBUTE, metadata={
         "doc": "kserve-v1: the CloudEvent attribute that names a message's version (KServe's logger sets `endpoint` "
                "to default or canary; `component` or `inferenceservicename` also work, or any extension attribute "
                "your logger sets)."})

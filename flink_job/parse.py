@@ -6,7 +6,9 @@ its dead-letter reasons (the job's tests hold the two to each other line by line
 ``future_time`` and ``too_large`` checks. It is constructed with the job's ``FeatureSchema`` (`java_schema`: the features'
 names and types, each categorical feature's vocabulary from the baseline, and the output) and registered
 as that instance (`register_functions`). It parses each record's JSON once and returns
-``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN, truth BOOLEAN>``:
+``ROW<reason, request_id, time_ms, instances BYTES, labels ARRAY<STRING>, response BOOLEAN, truth BOOLEAN,
+version STRING>`` (the version the record names, `contract.formats.version_of`; the view then takes
+``model.version`` for one that names none):
 the values packed row-major as float64 (n x k for a request; n x 1, the predictions, for a response, read
 only when the spec has an output; n x 1, the request's true outputs, for a label message, ``truth`` true,
 read only when the spec has ``ground_truth``), a numeric value as is, a missing one NaN, a categorical one its
@@ -38,7 +40,8 @@ def schema_json(spec: MonitorSpec, baseline: Any) -> str:
     """`java_schema`'s content as the JSON ``FeatureSchema.fromJson`` reads: the features' names and types, each
     categorical column's `udfs.baseline.CategoricalBaseline.vocabulary` (the codes 0, 1, ...), the output
     (`flink_job.main.checked_baseline` has checked that the baseline has each column with the spec's type), and
-    ``ground_truth`` when the spec has that section (label messages are read; absent: they are not_request)."""
+    ``ground_truth`` when the spec has that section (label messages are read; absent: they are not_request), and the
+    kserve-v1 CloudEvent attribute that names a message's version (``versions.cloudevent_attribute``)."""
     columns = baseline.columns
 
     def vocabulary(column) -> list[str]:
@@ -52,6 +55,7 @@ def schema_json(spec: MonitorSpec, baseline: Any) -> str:
                        output_vocabulary=vocabulary(spec.output))
     if spec.ground_truth is not None:
         content.update(ground_truth=True)
+    content.update(version_attribute=spec.versions.cloudevent_attribute)
     return json.dumps(content)
 
 
@@ -91,8 +95,10 @@ def call_sql(function: str, spec: MonitorSpec, live: bool, raw: str = "raw_paylo
 
 
 def version_sql(spec: MonitorSpec) -> str:
-    """The record's model version: the spec's ``model.version`` (every record, until the parser reads it)."""
-    return f"CAST({sql_string(spec.model.version)} AS STRING)"
+    """The record's model version: the one it names (`contract.formats.version_of`), else the spec's ``model.version``;
+    NULL for a record the parser rejected (its version is not known)."""
+    return (f"CASE WHEN r.parsed.reason IS NULL THEN COALESCE(r.parsed.version, {sql_string(spec.model.version)}) "
+            "ELSE CAST(NULL AS STRING) END")
 
 
 def requests_view_sql(spec: MonitorSpec, source_table: str, live: bool) -> str:

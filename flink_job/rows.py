@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from pyflink.common import Types
 
+from contract import outputs
+
 from flink_job.watermarks import ROWTIME
 
 POSITION_FIELDS = ("source_name", "source_partition", "source_position")
 PARSED_FIELDS = {"reason": "reason", "request_id": "request_id", "request_time_ms": "time_ms",
                  "instances": "instances", "labels": "labels", "response": "response", "truth": "truth"}
 """The view's fields taken from ``mmon_parse``'s result, by the result's field names."""
-VERSION = "version"
-"""The model version of a record (`contract.formats.decode`'s ``version``, else the spec's ``model.version``)."""
+VERSION = outputs.VERSION
+"""The model version of a record (`contract.formats.version_of`, else the spec's ``model.version``)."""
 REQUEST_FIELDS = (*PARSED_FIELDS, VERSION, "raw", *POSITION_FIELDS, ROWTIME)
 """The parsed request row, in the order the Java router reads it (``JobRows.REQUEST_FIELDS``, then rowtime).
 ``raw`` is the record's UTF-8 bytes, kept for dead letters: turning every record into a Java string on

@@ -29,6 +29,12 @@ request's id: a plain label body without ``X-Request-Id`` or an ``id`` of its ow
 made up for it). Its time is when the label became known: ``ce-time``, else the body's own, else the receive
 time. Without ``ground_truth`` a label message is rejected as any body without instances is.
 
+Versions (issue 22). The model version of a message is the CloudEvent attribute the spec names
+(``versions.cloudevent_attribute``, by default ``endpoint``, which KServe's logger sets to ``default`` or
+``canary``): a ``ce-endpoint`` header in binary mode, the event's ``endpoint`` attribute in structured mode; else
+the body's own (OIP ``model_version``, a thesis label's ``version``); else none, and the job takes the spec's
+``model.version``. The logger writes it into the record in the record's format (`contract.formats.version_of`).
+
 This module knows neither HTTP servers nor Kafka: it maps (content type, headers, body) to a result.
 """
 from __future__ import annotations
@@ -88,6 +94,7 @@ class Inference:
     time_ms: int
     instances: list
     attributes: dict  # CloudEvents attribute name -> string value (empty for plain requests)
+    version: Optional[str] = None  # the model version it names (None: the spec's model.version)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Response:
     time_ms: int
     predictions: list
     attributes: dict
+    version: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class Label:
     time_ms: int
     labels: list
     attributes: dict
+    version: Optional[str] = None
 
 
 _WHAT = {Inference: "a request (instances or inputs)", Response: "a response (predictions or outputs)",
@@ -134,7 +143,7 @@ def parse(content_type: str, headers: Mapping[str, str], body: bytes | bytearray
     attributes = _binary_attributes(headers)
     body_obj = _load(body)
     if attributes:
-        return _with_attributes(attributes, body_obj, received_ms, checks)
+        return _with_attributes(attributes, body_obj, received_ms, checks, _version(attributes, checks))
     given_id = _utf8(headers.get("x-request-id"), formats.BAD_ID, "X-Request-Id") or _body_id(body_obj)
     parsed = _inference(body_obj, given_id or str(uuid.uuid4()), received_ms, {}, checks)
     if isinstance(parsed, Label) and not given_id:
@@ -177,11 +186,21 @@ def _structured(event: dict, received_ms: int, checks: Checks) -> Inference | Re
         raise Rejected(400, formats.BAD_ENVELOPE, "structured event without an object 'data'")
     attributes = {name: value if isinstance(value, str) else json.dumps(value)
                   for name, value in event.items() if name not in ("data", "data_base64")}
-    return _with_attributes(attributes, data, received_ms, checks)
+    return _with_attributes(attributes, data, received_ms, checks, _version(event, checks))
 
 
-def _with_attributes(attributes: dict, body_obj: dict, received_ms: int,
-                     checks: Checks) -> Inference | Response | Label | Ignored:
+def _version(event: dict, checks: Checks) -> Optional[str]:
+    """The model version a CloudEvent names (its attributes: binary-mode headers or the structured event): the
+    attribute the spec names (``versions.cloudevent_attribute``, by default KServe's ``endpoint``), checked as the
+    job checks it (`contract.formats.version_of`: a non-string or empty one is ``bad_envelope``)."""
+    try:
+        return formats.version_of(formats.KSERVE_V1, {"specversion": None, **event}, checks.schema)
+    except formats.FormatError as err:
+        raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
+
+
+def _with_attributes(attributes: dict, body_obj: dict, received_ms: int, checks: Checks,
+                     version: Optional[str] = None) -> Inference | Response | Label | Ignored:
     if attributes.get("specversion") != "1.0":
         raise Rejected(400, formats.BAD_ENVELOPE, f"specversion {attributes.get('specversion')!r}, expected '1.0'")
     for name, value in attributes.items():
@@ -199,7 +218,7 @@ def _with_attributes(attributes: dict, body_obj: dict, received_ms: int,
             event_time_ms = formats.parse_rfc3339_ms(attributes["time"])
         except ValueError as err:
             raise Rejected(400, formats.BAD_TIME, str(err)) from None
-    parsed = _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms)
+    parsed = _inference(body_obj, request_id, received_ms, attributes, checks, event_time_ms, version)
     label = event_type == formats.CLOUDEVENT_LABEL_TYPE and checks.reads_labels
     expected = Response if response else Label if label else Inference
     if not isinstance(parsed, expected):
@@ -224,15 +243,17 @@ def _body_format(body_obj: dict, checks: Checks) -> str:
 
 
 def _inference(body_obj: dict, request_id: str, received_ms: int, attributes: dict, checks: Checks,
-               event_time_ms: Optional[int] = None) -> Inference | Response | Label:
+               event_time_ms: Optional[int] = None, version: Optional[str] = None) -> Inference | Response | Label:
     """Validate a KServe v1 or OIP v2 body (a request; with an output in the spec, possibly a response; with
     ground truth, possibly a label message, a thesis one too) with the job's own decoder.
 
     The envelope's id wins over the body's; the time is the event's, else the body's own (OIP
-    ``parameters.time``, a thesis message's ``time``), else the receive time.
+    ``parameters.time``, a thesis message's ``time``), else the receive time; the version likewise, the event's
+    (``version``), else the body's own (OIP ``model_version``, a thesis message's ``version``), else none.
     """
+    body_format = _body_format(body_obj, checks)
     try:
-        parsed = formats.decode_object(_body_format(body_obj, checks), body_obj, default_id=request_id,
+        parsed = formats.decode_object(body_format, body_obj, default_id=request_id,
                                        default_time_ms=received_ms, schema=checks.schema)
     except formats.FormatError as err:
         raise Rejected(400, err.reason, str(err).removeprefix(err.reason).removeprefix(": ")) from None
@@ -240,7 +261,9 @@ def _inference(body_obj: dict, request_id: str, received_ms: int, attributes: di
     _check_time(time_ms, received_ms, checks.max_future_skew_ms)
     request_id = _utf8(request_id, formats.BAD_ID, "the id")
     kind = {formats.ParsedRequest: Inference, formats.ParsedResponse: Response, formats.ParsedLabels: Label}
-    return kind[type(parsed)](request_id, time_ms, parsed[2], attributes)
+    if version is None:
+        version = formats.version_of(body_format, body_obj, checks.schema)  # checked by decode_object
+    return kind[type(parsed)](request_id, time_ms, parsed[2], attributes, version)
 
 
 def _check_time(time_ms: int, received_ms: int, max_future_skew_ms: int) -> None:

@@ -5,7 +5,8 @@ body; the logger writes one Kafka record per request and answers 200 only after 
 it. The record: value in the job's ``thesis`` or ``kserve-v1`` format (`contract.formats.encode`; a
 kserve-v1 event keeps the logged event's own ``source``, `contract.formats.DEFAULT_SOURCE` for a plain
 body), key the request id, timestamp the request time, CloudEvents attributes as ``ce_<name>`` headers (the
-CloudEvents Kafka binding). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
+CloudEvents Kafka binding), and the model version the event names (`inference_logger.ingest`) written into the
+value as the job reads it (`contract.formats.version_of`). Logged *responses* (CloudEvent type ``...response``, KServe's logger mode
 ``all``): with a spec whose ``output`` is set (``--config``) they are validated and written the same way
 (value `contract.formats.encode_response`, key the request's id, so a response lands in its request's
 partition); otherwise acknowledged with 200 and not written. *Label messages* (the true outputs, known late;
@@ -244,18 +245,21 @@ class InferenceLogger:
         headers = [(f"ce_{name}", str(attr).encode()) for name, attr in parsed.attributes.items()]
         source = parsed.attributes.get("source") or formats.DEFAULT_SOURCE  # the event's own, if it has one
         key = parsed.request_id.encode()
+        schema = self.config.checks.schema
         if isinstance(parsed, ingest.Response):
             value = formats.encode_response(self.config.format, parsed.request_id, parsed.time_ms,
-                                            [_compact(v) for v in parsed.predictions], source=source).encode()
+                                            [_compact(v) for v in parsed.predictions], source=source,
+                                            version=parsed.version, schema=schema).encode()
             return Record(key, value, parsed.time_ms, headers, predictions=len(parsed.predictions))
         if isinstance(parsed, ingest.Label):
             value = formats.encode_label(self.config.format, parsed.request_id, parsed.time_ms,
-                                         [_compact(v) for v in parsed.labels], source=source).encode()
+                                         [_compact(v) for v in parsed.labels], source=source,
+                                         version=parsed.version, schema=schema).encode()
             return Record(key, value, parsed.time_ms, headers, labels=len(parsed.labels),
                           topic=self.config.labels_topic)
         value = formats.encode(self.config.format, parsed.request_id, parsed.time_ms,
-                               _integral_as_int(parsed.instances), schema=self.config.checks.schema,
-                               source=source).encode()
+                               _integral_as_int(parsed.instances), schema=schema, source=source,
+                               version=parsed.version).encode()
         return Record(key, value, parsed.time_ms, headers, instances=len(parsed.instances))
 
     async def _write(self, record: Record) -> web.Response:

@@ -15,7 +15,8 @@ JAVA = ROOT / "jvm" / "udfs" / "src" / "main" / "java" / "io" / "github" / "mmon
 GENERATOR = runpy.run_path(str(ROOT / "scripts" / "generate_contract.py"))
 SHARED_NAMES = {*formats.FORMATS, *formats.REASONS, *spec.FEATURE_TYPES, *outputs.KINDS, *outputs.ACCOUNTING,
                 outputs.RESPONSES_JOINED, outputs.LABELS_JOINED, formats.CLOUDEVENT_REQUEST_TYPE,
-                formats.CLOUDEVENT_RESPONSE_TYPE, formats.CLOUDEVENT_LABEL_TYPE}
+                formats.CLOUDEVENT_RESPONSE_TYPE, formats.CLOUDEVENT_LABEL_TYPE, formats.THESIS_VERSION_KEY,
+                formats.OIP_VERSION_KEY, spec.DEFAULT_VERSION_ATTRIBUTE, outputs.VERSION}
 
 
 def test_contract_java_is_generated_from_the_python_contract():
@@ -28,6 +29,7 @@ def test_the_generated_constants_carry_the_python_values():
     assert {value for value in constants.values()} == SHARED_NAMES
     assert constants["LATE"] == formats.LATE and constants["DEAD_LETTER"] == outputs.DEAD_LETTER
     assert re.search(r"MAX_CATEGORY_CHARS = (\d+);", GENERATOR["render"]()).group(1) == str(formats.MAX_CATEGORY_CHARS)
+    assert re.search(r"MAX_VERSION_CHARS = (\d+);", GENERATOR["render"]()).group(1) == str(formats.MAX_VERSION_CHARS)
 
 
 def string_literals(java: str) -> set[str]:
@@ -55,7 +57,8 @@ def test_the_categorical_code_rule_round_trips():
 
 def test_job_rows_names_the_fields_of_the_python_row_types():
     java = (JAVA / "JobRows.java").read_text()
-    arrays = {name: re.findall(r'"([a-z_]+)"', body)
+    constants = dict(re.findall(r'public static final String ([A-Z0-9_]+) = "([^"]*)";', GENERATOR["render"]()))
+    arrays = {name: [text or constants[constant] for text, constant in re.findall(r'"([a-z_]+)"|Contract\.([A-Z_]+)', body)]
               for name, body in re.findall(r"String\[\] ([A-Z_]+) = \{([^}]*)\}", java)}
     assert arrays["REQUEST_FIELDS"] == list(rows.REQUEST_FIELDS[:-1])  # then rowtime, the record's timestamp
     assert arrays["RECORD_FIELDS"] == rows.OUTPUT_ROW.get_field_names()

@@ -206,7 +206,8 @@ def test_schema_checks_and_shorthands():
     assert formats.Schema.numeric(3) == formats.Schema(None, ("numeric",) * 3)
     spec = SimpleNamespace(input=SimpleNamespace(features=(SimpleNamespace(name="a", type="numeric"),
                                                            SimpleNamespace(name="b", type="categorical"))),
-                           output=SimpleNamespace(name="p", type="numeric"), ground_truth=None)
+                           output=SimpleNamespace(name="p", type="numeric"), ground_truth=None,
+                           versions=SimpleNamespace(cloudevent_attribute="endpoint"))
     assert formats.Schema.from_spec(spec) == formats.Schema(("a", "b"), ("numeric", "categorical"), "p", "numeric")
     spec.ground_truth = SimpleNamespace(metrics=("mae",))
     assert formats.Schema.from_spec(spec) == formats.Schema(("a", "b"), ("numeric", "categorical"), "p", "numeric",
@@ -542,7 +543,8 @@ def test_the_java_parsers_cases_are_what_the_reference_decoder_makes(case):
     schema = PARSE_CASES["schemas"][case["schema"]]
     expect = case["expect"]
     decoded = formats.Schema(tuple(schema["names"]), tuple(schema["types"]), schema.get("output_name"),
-                             schema.get("output_type") or "categorical", schema.get("ground_truth", False))
+                             schema.get("output_type") or "categorical", schema.get("ground_truth", False),
+                             schema.get("version_attribute", formats.DEFAULT_VERSION_ATTRIBUTE))
     try:
         parsed = formats.decode(case["format"], case["line"], schema=decoded, default_id=case["default_id"],
                                 default_time_ms=case["default_time_ms"])
@@ -554,8 +556,21 @@ def test_the_java_parsers_cases_are_what_the_reference_decoder_makes(case):
     instances = parsed.instances if isinstance(parsed, formats.ParsedRequest) else [[value] for value in parsed[2]]
     assert (parsed.request_id, parsed.time_ms, response, truth, instances) == (
         expect["request_id"], expect["request_time_ms"], expect["response"], expect["truth"], expect["instances"])
+    assert formats.version_of(case["format"], json.loads(case["line"]), decoded) == expect.get("version")
     output_column = {"types": [schema.get("output_type")], "vocabularies": [schema.get("output_vocabulary")]}
     assert _labels(output_column if response or truth else schema, instances) == expect["labels"]
+
+
+def test_the_cases_cover_a_version_in_every_format_and_every_kind():
+    """Issue 22: each format's version named by a request, a response and a label message; and a bad one rejected."""
+    cases = PARSE_CASES["cases"]
+    named = {(case["format"], case["expect"]["response"], case["expect"]["truth"]) for case in cases
+             if case["expect"].get("version") is not None}
+    assert named == {(fmt, response, truth) for fmt in formats.FORMATS
+                     for response, truth in ((False, False), (True, False), (False, True))}
+    rejected = {case["format"] for case in cases if case["expect"]["reason"] == formats.BAD_ENVELOPE
+                and ("version" in case["name"] or "endpoint" in case["name"])}
+    assert rejected == set(formats.FORMATS)
 
 
 def test_the_cases_cover_label_messages_in_every_format_and_every_reason():

@@ -369,6 +369,37 @@ def test_with_an_output_a_structured_oip_v2_response_and_its_request_are_written
         formats.ParsedResponse(request_id, CE_TIME_MS, ["Adelie", None])
 
 
+# --- versions (issue 22): the CloudEvent's endpoint attribute is carried into the record -----------------------
+
+def test_the_endpoint_of_a_binary_cloudevent_is_the_records_version(penguin_logger, read_record, penguin_schema):
+    """KServe's canary: binary mode (its logger's encoding), ``ce-endpoint`` on the request and on its response."""
+    request_id = f"canary-{uuid.uuid4()}"
+    headers = {**RESPONSE_HEADERS, "Ce-Id": request_id, "Ce-Endpoint": "canary"}
+    request = written(penguin_logger, read_record, {"instances": [PENGUIN]},
+                      **{**headers, "Ce-Type": formats.CLOUDEVENT_REQUEST_TYPE})
+    response = written(penguin_logger, read_record, {"predictions": ["Gentoo"]}, **headers)
+    assert request.value.decode() == formats.encode(formats.THESIS, request_id, CE_TIME_MS, [PENGUIN_ROW],
+                                                    version="canary")
+    assert response.value.decode() == formats.encode_response(formats.THESIS, request_id, CE_TIME_MS, ["Gentoo"],
+                                                              version="canary")
+    for record in (request, response):
+        assert formats.version_of(formats.THESIS, json.loads(record.value), penguin_schema) == "canary"
+        assert dict(record.headers)["ce_endpoint"] == b"canary"
+
+
+def test_the_endpoint_of_a_structured_cloudevent_is_the_records_version(penguin_logger, read_record, penguin_schema):
+    request_id = f"canary-{uuid.uuid4()}"
+    event = {"specversion": "1.0", "id": request_id, "source": "http://penguins.default", "time": CE_TIME,
+             "type": formats.CLOUDEVENT_RESPONSE_TYPE, "endpoint": "default", "datacontenttype": "application/json",
+             "data": {"predictions": ["Adelie"]}}
+    response = written(penguin_logger, read_record, event, "application/cloudevents+json")
+    assert response.value.decode() == formats.encode_response(formats.THESIS, request_id, CE_TIME_MS, ["Adelie"],
+                                                              version="default")
+    assert formats.version_of(formats.THESIS, json.loads(response.value), penguin_schema) == "default"
+    status, text = penguin_logger.post_json({**event, "endpoint": 2}, "application/cloudevents+json")
+    assert status == 400 and text.startswith("bad_envelope: version 2"), text
+
+
 def test_with_an_output_requests_are_checked_against_the_named_typed_features(penguin_logger, read_record):
     request_id = f"obj-{uuid.uuid4()}"
     record = written(penguin_logger, read_record, {"instances": [PENGUIN, {"island": 3}]}, **{"X-Request-Id": request_id})

@@ -46,7 +46,8 @@ Feature = NamedTuple("Feature", [("name", str), ("type", str)])
 Output = NamedTuple("Output", [("name", str), ("type", str)])
 MIXED_SPEC = SimpleNamespace(input=SimpleNamespace(features=(
     Feature("x1", "numeric"), Feature("color", "categorical"), Feature("x2", "numeric"), Feature("size", "categorical"))),
-    output=Output("prediction", "categorical"), ground_truth=SimpleNamespace(metrics=("accuracy",)))
+    output=Output("prediction", "categorical"), ground_truth=SimpleNamespace(metrics=("accuracy",)),
+    versions=SimpleNamespace(cloudevent_attribute="endpoint"))
 UNLABELLED_SPEC = SimpleNamespace(**{**vars(MIXED_SPEC), "ground_truth": None})
 MIXED_BASELINE = Baseline(
     features={"color": CategoricalBaseline.from_values(["red"] * 5 + ["green"] * 4 + ["blue"] * 3 + ["teal"],

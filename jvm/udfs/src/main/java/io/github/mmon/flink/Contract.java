@@ -40,6 +40,14 @@ public final class Contract {
     // limits
     public static final int MAX_CATEGORY_CHARS = 1024;
 
+    // model versions (contract.formats.version_of)
+    public static final String THESIS_VERSION_KEY = "version";
+    public static final String OIP_VERSION_KEY = "model_version";
+    public static final int MAX_VERSION_CHARS = 256;
+
+    // the default kserve-v1 version attribute
+    public static final String DEFAULT_VERSION_ATTRIBUTE = "endpoint";
+
     // feature types (contract.spec.FEATURE_TYPES)
     public static final String NUMERIC = "numeric";
     public static final String CATEGORICAL = "categorical";
@@ -60,6 +68,9 @@ public final class Contract {
     public static final String INSTANCES_ACCEPTED = "instances_accepted";
     public static final String RESPONSES_JOINED = "responses_joined";
     public static final String LABELS_JOINED = "labels_joined";
+
+    // the model version's field in every output record
+    public static final String VERSION = "version";
 
     /** contract.formats.label_code: the code of the categorical value {@code labels[j]}, outside the vocabulary. */
     public static double labelCode(int j) {

@@ -39,7 +39,7 @@ public final class DeadLetters implements Serializable {
         payload.put("source", source(request));
         Object version = request.getField(JobRows.VERSION);
         if (version != null) {  // known once the record was read (a parse failure has none)
-            payload.put("version", (String) version);
+            payload.put(Contract.VERSION, (String) version);
         }
         return Row.of(Contract.DEAD_LETTER, reason, payload.toString());
     }

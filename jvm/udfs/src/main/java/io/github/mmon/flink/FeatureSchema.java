@@ -44,6 +44,8 @@ public final class FeatureSchema implements Serializable {
     private final String outputType;
     private final String[] outputVocabulary;
     private final boolean groundTruth;
+    /** The kserve-v1 CloudEvent attribute that names a message's model version (formats.Schema.version_attribute). */
+    private final String versionAttribute;
 
     private transient volatile Index index;
 
@@ -56,6 +58,13 @@ public final class FeatureSchema implements Serializable {
     /** {@code groundTruth}: label messages are read (the spec has {@code ground_truth}); needs an output. */
     public FeatureSchema(String[] names, String[] types, String[][] vocabularies, String outputName,
                          String outputType, String[] outputVocabulary, boolean groundTruth) {
+        this(names, types, vocabularies, outputName, outputType, outputVocabulary, groundTruth,
+                DEFAULT_VERSION_ATTRIBUTE);
+    }
+
+    /** {@code versionAttribute}: the kserve-v1 CloudEvent attribute that names a message's model version. */
+    public FeatureSchema(String[] names, String[] types, String[][] vocabularies, String outputName,
+                         String outputType, String[] outputVocabulary, boolean groundTruth, String versionAttribute) {
         if (names.length == 0 || types.length != names.length || vocabularies.length != names.length) {
             throw new IllegalArgumentException("need at least one feature, and a type and a vocabulary for each");
         }
@@ -73,13 +82,15 @@ public final class FeatureSchema implements Serializable {
             throw new IllegalArgumentException("labels (ground_truth) need an output");
         }
         this.groundTruth = groundTruth;
+        this.versionAttribute = versionAttribute;
         index();  // fails early on duplicate names or values
     }
 
     /**
      * The schema from one JSON object {@code {"names": [...], "types": [...], "vocabularies": [[...], ...],
-     * "output_name": ..., "output_type": ..., "output_vocabulary": [...], "ground_truth": true}} (the output keys
-     * and ground_truth optional, ground_truth false when absent): one
+     * "output_name": ..., "output_type": ..., "output_vocabulary": [...], "ground_truth": true, "version_attribute": ...}} (the output
+     * keys, ground_truth and version_attribute optional, ground_truth false and version_attribute endpoint when
+     * absent): one
      * call from Python, where building the arrays element by element through the gateway costs a round trip
      * per value.
      */
@@ -100,7 +111,8 @@ public final class FeatureSchema implements Serializable {
         return new FeatureSchema(strings(spec.get("names")), strings(spec.get("types")), vocabularyArrays,
                 output ? outputName.textValue() : null, output ? spec.get("output_type").textValue() : null,
                 output && spec.hasNonNull("output_vocabulary") ? strings(spec.get("output_vocabulary")) : null,
-                spec.path("ground_truth").asBoolean(false));
+                spec.path("ground_truth").asBoolean(false),
+                spec.path("version_attribute").asText(DEFAULT_VERSION_ATTRIBUTE));
     }
 
     private static String[] strings(JsonNode array) {
@@ -149,6 +161,11 @@ public final class FeatureSchema implements Serializable {
 
     public boolean hasOutput() {
         return outputName != null;
+    }
+
+    /** The kserve-v1 CloudEvent attribute that names a message's model version. */
+    public String versionAttribute() {
+        return versionAttribute;
     }
 
     /** Whether label messages are read (the spec has {@code ground_truth}); else they are {@code not_request}. */
@@ -249,13 +266,13 @@ public final class FeatureSchema implements Serializable {
         return Arrays.equals(names, that.names) && Arrays.equals(types, that.types)
                 && Arrays.deepEquals(vocabularies, that.vocabularies) && Objects.equals(outputName, that.outputName)
                 && Objects.equals(outputType, that.outputType) && Arrays.equals(outputVocabulary, that.outputVocabulary)
-                && groundTruth == that.groundTruth;
+                && groundTruth == that.groundTruth && versionAttribute.equals(that.versionAttribute);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(Arrays.hashCode(names), Arrays.hashCode(types), Arrays.deepHashCode(vocabularies),
-                outputName, outputType, Arrays.hashCode(outputVocabulary), groundTruth);
+                outputName, outputType, Arrays.hashCode(outputVocabulary), groundTruth, versionAttribute);
     }
 
     @Override

@@ -19,7 +19,7 @@ public final class JobRows {
      * ({@link DeadLetters#source}): the source's name (a constant: the topic, or the input's label), the Kafka
      * partition (NULL for a file) and the Kafka offset or the file's line number. */
     public static final String[] REQUEST_FIELDS = {"reason", "request_id", "request_time_ms", "instances", "labels",
-        "response", "truth", "version", "raw", "source_name", "source_partition", "source_position"};
+        "response", "truth", Contract.VERSION, "raw", "source_name", "source_partition", "source_position"};
     static final int REASON = index(REQUEST_FIELDS, "reason");
     static final int REQUEST_ID = index(REQUEST_FIELDS, "request_id");
     static final int REQUEST_TIME_MS = index(REQUEST_FIELDS, "request_time_ms");
@@ -27,7 +27,7 @@ public final class JobRows {
     static final int LABELS = index(REQUEST_FIELDS, "labels");
     static final int RESPONSE = index(REQUEST_FIELDS, "response");
     static final int TRUTH = index(REQUEST_FIELDS, "truth");
-    static final int VERSION = index(REQUEST_FIELDS, "version");
+    static final int VERSION = index(REQUEST_FIELDS, Contract.VERSION);
     static final int RAW = index(REQUEST_FIELDS, "raw");
     static final int SOURCE_NAME = index(REQUEST_FIELDS, "source_name");
     static final int SOURCE_PARTITION = index(REQUEST_FIELDS, "source_partition");

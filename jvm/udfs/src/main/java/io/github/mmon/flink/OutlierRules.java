@@ -92,7 +92,7 @@ public final class OutlierRules implements Serializable {
     private ObjectNode payload(Row request, int feature, String rule) {
         ObjectNode payload = JSON.createObjectNode();
         payload.put("model", model);
-        payload.put("version", (String) request.getField(JobRows.VERSION));
+        payload.put(Contract.VERSION, (String) request.getField(JobRows.VERSION));
         payload.put("request_id", (String) request.getField(JobRows.REQUEST_ID));
         payload.put("feature", features[feature]);
         payload.put("rule", rule);

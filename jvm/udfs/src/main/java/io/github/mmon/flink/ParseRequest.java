@@ -12,7 +12,7 @@ import org.apache.flink.types.Row;
 /**
  * {@code mmon_parse(raw, format, message_time, default_id, default_time_ms, max_future_skew_ms, wall_clock,
  * max_record_bytes)}:
- * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response, truth>} (see
+ * one inference-log record as {@code ROW<reason, request_id, time_ms, instances, labels, response, truth, version>} (see
  * {@link RequestParser}), read by the {@link FeatureSchema} the function is constructed with (it is registered
  * as an instance). The JSON is parsed once; the values come back packed, row-major float64 (n x k for a
  * request, n x 1 for a response or a label message: {@code truth} true, its values the request's true
@@ -27,7 +27,7 @@ public class ParseRequest extends ScalarFunction {
 
     public static final String RESULT_TYPE =
             "ROW<reason STRING, request_id STRING, time_ms BIGINT, instances BYTES, labels ARRAY<STRING>, "
-                    + "response BOOLEAN, truth BOOLEAN>";
+                    + "response BOOLEAN, truth BOOLEAN, version STRING>";
 
     private final FeatureSchema schema;
 
@@ -43,7 +43,7 @@ public class ParseRequest extends ScalarFunction {
                 maxFutureSkewMs, wallClock, maxRecordBytes);
         String[] labels = parsed.labels();  // none (the usual case) as NULL: an empty array costs a conversion
         return Row.of(parsed.reason(), parsed.requestId(), parsed.timeMs(), packed(parsed.instances()),
-                labels == null || labels.length == 0 ? null : labels, parsed.response(), parsed.truth());
+                labels == null || labels.length == 0 ? null : labels, parsed.response(), parsed.truth(), parsed.version());
     }
 
     @Override

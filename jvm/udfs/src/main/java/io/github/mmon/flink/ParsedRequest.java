@@ -11,16 +11,18 @@ package io.github.mmon.flink;
  * every value was in the vocabularies (null when rejected). {@code response} is true for an accepted response
  * (false for every rejected record). {@code truth} is true for an accepted label message (ground truth): its
  * instances are the request's true outputs, n x 1, coded as predictions are (false for every rejected record).
+ * {@code version} is the model version the message names (formats.version_of), null when it names none (the job
+ * then takes the spec's {@code model.version}) and for every rejected record.
  */
 public record ParsedRequest(String reason, String requestId, Long timeMs, double[][] instances, String[] labels,
-                            boolean response, boolean truth) {
+                            boolean response, boolean truth, String version) {
 
     static ParsedRequest accepted(String requestId, long timeMs, double[][] instances, String[] labels,
-                                  boolean response, boolean truth) {
-        return new ParsedRequest(null, requestId, timeMs, instances, labels, response, truth);
+                                  boolean response, boolean truth, String version) {
+        return new ParsedRequest(null, requestId, timeMs, instances, labels, response, truth, version);
     }
 
     static ParsedRequest rejected(String reason, String requestId, Long timeMs) {
-        return new ParsedRequest(reason, requestId, timeMs, null, null, false, false);
+        return new ParsedRequest(reason, requestId, timeMs, null, null, false, false, null);
     }
 }

@@ -157,6 +157,7 @@ public final class RequestParser {
         final String defaultId;
         final Long defaultTimeMs;
         Long timeMs;
+        String version;
 
         Decoding(boolean messageTime, String defaultId, Long defaultTimeMs) {
             this.messageTime = messageTime;
@@ -182,7 +183,7 @@ public final class RequestParser {
             Labels labels = new Labels();
             double[][] values = request.values.check(labels);
             return ParsedRequest.accepted(requestId, state.timeMs, values, labels.array(), request.kind == Kind.RESPONSE,
-                    request.kind == Kind.LABEL);
+                    request.kind == Kind.LABEL, state.version);
         } catch (Rejected rejected) {
             return ParsedRequest.rejected(rejected.reason, requestId,
                     state.timeMs != null ? state.timeMs : defaultTimeMs);
@@ -305,6 +306,20 @@ public final class RequestParser {
         return value != null && value.isTextual() && value.textValue().equals(text);
     }
 
+    /** formats.version_of: a message's model version, null when absent or empty; not a string of at most
+     * MAX_VERSION_CHARS characters: bad_envelope. */
+    private static String version(JsonNode value) throws Rejected {
+        if (value == null || isText(value, "")) {
+            return null;
+        }
+        String text = value.isTextual() ? value.textValue() : null;
+        if (text == null || (text.length() > MAX_VERSION_CHARS
+                && text.codePointCount(0, text.length()) > MAX_VERSION_CHARS)) {
+            throw new Rejected(BAD_ENVELOPE);
+        }
+        return text;
+    }
+
     private static String requestId(JsonNode value, Decoding state) throws Rejected {
         if (value == null) {
             if (state.defaultId == null || state.defaultId.isEmpty()) {
@@ -413,6 +428,7 @@ public final class RequestParser {
 
     private static Request thesis(JsonNode obj, FeatureSchema schema, Decoding state) throws Rejected {
         JsonNode payload = object(get(obj, "payload"));
+        state.version = version(get(obj, THESIS_VERSION_KEY));
         Kind kind = read(Kind.named(get(obj, "type"), false), schema);
         String id = requestId(get(obj, "id"), state);
         numericTime(get(obj, "time"), state);
@@ -453,6 +469,7 @@ public final class RequestParser {
             throw new Rejected(BAD_ENVELOPE);
         }
         JsonNode data = object(get(obj, "data"));
+        state.version = version(get(obj, schema.versionAttribute()));
         Kind kind = read(Kind.named(get(obj, "type"), true), schema);
         String id = requestId(get(obj, "id"), state);
         cloudEventTime(get(obj, "time"), state);
@@ -486,6 +503,7 @@ public final class RequestParser {
             throw new Rejected(BAD_ENVELOPE);
         }
         JsonNode parameters = obj.has("parameters") ? object(obj.get("parameters")) : null;
+        state.version = version(get(obj, OIP_VERSION_KEY));
         read(kind, schema);  // a label message while labels are not read: not_request
         String id = requestId(get(obj, "id"), state);
         numericTime(parameters == null ? null : get(parameters, "time"), state);

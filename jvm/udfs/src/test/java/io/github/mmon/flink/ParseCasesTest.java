@@ -23,7 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * {@link RequestParser} against the Python reference decoder on the cases of {@code parse_cases.json} (see its
  * {@code about}): the same reason for a rejected line; for an accepted one the same id, time, kind (request,
- * response or label message), values (the Java codes read back through the vocabularies and the labels) and labels.
+ * response or label message), version, values (the Java codes read back through the vocabularies and the labels) and
+ * labels.
  */
 class ParseCasesTest {
 
@@ -54,6 +55,7 @@ class ParseCasesTest {
         assertEquals(number(expect.get("request_time_ms")), parsed.timeMs(), name);
         assertEquals(expect.get("response").booleanValue(), parsed.response(), name);
         assertEquals(expect.get("truth").booleanValue(), parsed.truth(), name);
+        assertEquals(text(expect.get("version")), parsed.version(), name);
         assertArrayEquals(JSON.convertValue(expect.get("labels"), String[].class), parsed.labels(), name);
         assertEquals(expect.get("instances"), decoded(parsed, schema), name);
     }

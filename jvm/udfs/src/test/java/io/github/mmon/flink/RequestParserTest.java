@@ -82,7 +82,7 @@ class RequestParserTest {
     void aRejectedRecordIsNeverFutureTimeAndMovesNoClock() {
         ParsedRequest rejected = ParsedRequest.rejected("bad_id", null, Long.MAX_VALUE);
         assertSame(rejected, RequestParser.notInTheFuture(rejected, 0L, 1L));
-        ParsedRequest accepted = ParsedRequest.accepted("r", 10_000L, new double[][] {{1}}, new String[0], false, false);
+        ParsedRequest accepted = ParsedRequest.accepted("r", 10_000L, new double[][] {{1}}, new String[0], false, false, null);
         assertEquals("future_time", RequestParser.notInTheFuture(accepted, 8_999L, 1_000L).reason());
         assertSame(accepted, RequestParser.notInTheFuture(accepted, 9_000L, 1_000L));
     }
