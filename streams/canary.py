@@ -15,9 +15,9 @@ Chinstraps' share (about 0.2); the inputs of both versions come from one distrib
 serves the stable model on the canary endpoint too: two versions of one model, which a comparison must not flag
 beyond its false-alarm rate.
 
-Every message carries its version (`with_version`): a kserve-v1 CloudEvent its ``endpoint`` extension attribute
-(the value KServe's payload logger sets, ``default`` or ``canary``), a thesis message a top-level ``version``, an
-OIP v2 message ``model_version``. Each request's response follows it by ``1 + Exp(LATENCY_MS)`` ms, and its label
+Every message carries its version (the encoders' ``version``, `contract.formats.version_key`): a kserve-v1
+CloudEvent its ``endpoint`` extension attribute (the value KServe's payload logger sets, ``default`` or ``canary``),
+a thesis message a top-level ``version``, an OIP v2 message ``model_version``. Each request's response follows it by ``1 + Exp(LATENCY_MS)`` ms, and its label
 (the drawn training row's species) by a delay uniform in [`LABEL_DELAY_MIN_MS`, `LABEL_DELAY_MAX_MS`) of event
 time; no faults (every request answered and labelled). Arrivals are a Poisson process at ``rate`` requests per
 second. One seed gives the same data in every format.
@@ -27,7 +27,6 @@ API: `generate` -> `CanaryStream`; `write_example`. CLI: ``mmon stream canary -o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +50,6 @@ DEFAULT_SEED = 2026
 DEFAULT_START_MS = penguins.DEFAULT_START_MS
 LATENCY_MS = 20.0
 LABEL_DELAY_MIN_MS, LABEL_DELAY_MAX_MS = 1_000, 20_000
-VERSION_FIELDS = {formats.KSERVE_V1: "endpoint", formats.THESIS: "version", formats.OIP_V2: "model_version"}
-"""Where each format's message names its version (the issue's rule)."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +74,6 @@ class CanaryStream:
         chosen = (self.version == version) & (True if mask is None else mask)
         right = np.array(self.predictions, dtype=object)[chosen] == np.array(self.truth, dtype=object)[chosen]
         return float(right.mean())
-
-
-def with_version(line: str, format: str, version: str) -> str:
-    """The message ``line`` (compact JSON in ``format``) naming its model ``version`` (`VERSION_FIELDS`)."""
-    message = json.loads(line)
-    message[VERSION_FIELDS[format]] = version
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
 
 
 def canary_predictions(predictions, canary: str) -> list[str]:
@@ -136,13 +126,12 @@ def _lines(format: str, ids, time_ms, rows, version, predictions, truth, respons
     source = penguins.SOURCE
     events = []
     for i, request_id in enumerate(ids.tolist()):
-        messages = ((int(time_ms[i]), formats.encode(format, request_id, int(time_ms[i]), [rows[i]], schema=schema,
-                                                     source=source)),
-                    (int(response_ms[i]), formats.encode_response(format, request_id, int(response_ms[i]),
-                                                                  [predictions[i]], source=source)),
-                    (int(label_ms[i]), formats.encode_label(format, request_id, int(label_ms[i]), [truth[i]],
-                                                            source=source)))
-        events += [(t, rank, i, with_version(line, format, version[i])) for rank, (t, line) in enumerate(messages)]
+        tagged = dict(source=source, version=str(version[i]))
+        messages = (formats.encode(format, request_id, int(time_ms[i]), [rows[i]], schema=schema, **tagged),
+                    formats.encode_response(format, request_id, int(response_ms[i]), [predictions[i]], **tagged),
+                    formats.encode_label(format, request_id, int(label_ms[i]), [truth[i]], **tagged))
+        times = (time_ms[i], response_ms[i], label_ms[i])
+        events += [(int(t), rank, i, line) for rank, (t, line) in enumerate(zip(times, messages))]
     events.sort(key=lambda event: event[:3])
     return tuple(event[3] for event in events)
 
