@@ -17,7 +17,7 @@ version's goes out as one record::
 Performance (with ``ground_truth``): the per-version performance records, keyed by (window, metric);
 `PerformancePairs` keeps each version's latest revision and, whenever one arrives and both versions have one
 with at least ``versions.min_count`` labelled pairs, compares them (`udfs.comparison.accuracy_difference` at
-``1 - ground_truth.false_alarm_rate``; ``final`` when both are)::
+``1 - ground_truth.false_alarm_rate``; ``final`` when both are, and then the window's state is cleared)::
 
     {"kind":"performance","window_start","window_end","metric","stable","candidate","delta","ci_low","ci_high",
      "verdict","final"}
@@ -151,6 +151,8 @@ class PerformancePairs(KeyedProcessFunction):
                "metric": result.metric, "stable": result.stable, "candidate": result.candidate, "delta": result.delta,
                "ci_low": result.ci_low, "ci_high": result.ci_high, "verdict": result.verdict,
                "final": bool(stable["final"] and candidate["final"])}
+        if out["final"]:
+            self.latest.clear()  # the window's last comparison: nothing of it comes again
         yield Row(outputs.COMPARISON, f"{self.model}/{record['window_start']}/{result.metric}", _json(out))
 
 

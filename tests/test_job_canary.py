@@ -146,3 +146,17 @@ def test_an_identical_canary_raises_nothing_beyond_the_rate(identical_run):
     finals = [r for r in _of_kind(identical_run, "performance") if r["final"]]
     assert len(finals) >= 10
     assert all(r["verdict"] != "worse" for r in finals), finals
+
+
+def test_the_report_shows_the_versions_side_by_side(dropping_run, tmp_path):
+    from test_report import _Tags, _mmon_report
+
+    path = tmp_path / "report.html"
+    proc = _mmon_report(str(dropping_run["output"]), "-o", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tags = _Tags(path.read_text())
+    compared = {r["window_start"] for r in dropping_run["comparison"]}
+    assert tags.having("data-candidate", "section")[0]["data-windows"] == str(len(compared))
+    rows = {row["data-feature"]: {int(s) for s in row["data-windows"].split()} for row in tags.classed("versions-column")}
+    assert rows["prediction"] >= _windows_inside(dropping_run, "canary")
+    assert len(tags.classed("versions-plot")) == 1
