@@ -3,21 +3,27 @@ requests are served by two versions, as KServe's canary logs them (kserve-v1 Clo
 ``endpoint`` attribute; a stable request without one is of the spec's ``model.version``). The canary takes about a
 third of the traffic and serves petal lengths one unit longer. A few requests of a third version come after both:
 with ``versions.max: 2`` they are dead-lettered ``too_many_versions``. Every output is checked against numpy and
-`udfs.drift` on the stream split by version."""
+`udfs.drift` on the stream split by version.
+
+Then the joins per version: the penguins stream with late labels (`labelled_streams`, as test_job_labels), a
+seeded share of its request ids served by the canary (request, response and label each naming it, thesis
+``version``): each version's final performance record of each window equals scikit-learn on that version's pairs."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
 import yaml
 
-from contract import formats
+from contract import formats, outputs
 
 from udfs import drift as drift_math
 
-from embedded_run import DELAY_MS, EXAMPLE, RATES, run_mmon
-from streams import iris
+from embedded_run import DELAY_MS, EXAMPLE, PENGUINS_EXAMPLE, RATES, run_mmon
+from labelled_streams import assert_metrics_equal_sklearn, by_window, expected_pairs, labelled_stream, penguins_baseline
+from streams import iris, penguins
 from window_checks import assert_stats_equal_numpy
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
@@ -120,3 +126,48 @@ def test_a_third_version_is_dead_lettered_too_many_versions_and_the_accounting_h
     assert summary["records_read"] == run["n_lines"] == summary["requests_accepted"] + len(dead)
     assert summary["instances"] == summary["instances_accepted"] == len(run["instances"])
     assert summary["accounted"] is True
+
+
+LABELS_SEED, LABELS_WINDOW_MS = 22, 15_000
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    """The penguins stream with its labels, a seeded ~40 % of its request ids served by the canary."""
+    tmp = tmp_path_factory.mktemp("versions-labels")
+    stream = penguins.generate(seed=LABELS_SEED, stage_size=600, rate=20.0, format=formats.THESIS)
+    labelled = labelled_stream(stream, np.random.default_rng(LABELS_SEED))
+    rng = np.random.default_rng(LABELS_SEED + 1)
+    canary = {rid for rid in stream.ids.tolist() if rng.random() < 0.4}
+    lines = []
+    for line in labelled.lines:
+        message = json.loads(line)
+        if message["id"] in canary:
+            message = {"version": CANARY, **message}
+        lines.append(json.dumps(message, separators=(",", ":")))
+    input_path = tmp / "input.jsonl"
+    input_path.write_text("\n".join(lines) + "\n")
+    spec = yaml.safe_load(PENGUINS_EXAMPLE.read_text())
+    spec["baseline"] = penguins_baseline(tmp)
+    spec["model"]["version"] = STABLE
+    spec["input"]["format"] = formats.THESIS
+    spec["job"]["metrics_port"] = 0
+    spec["drift"] = {"metrics": {"js": {"threshold": 0.5}}}
+    spec["ground_truth"] = {"max_delay": "60s", "metrics": ["accuracy", "f1_macro", "confusion"],
+                            "update_interval": "5s"}
+    run = run_mmon(spec, input_path, tmp)
+    return {**run, "stream": stream, "labelled": labelled,
+            "version": lambda rid: CANARY if rid in canary else STABLE}
+
+
+def test_each_versions_final_performance_equals_scikit_learn_on_its_own_pairs(labelled_run):
+    run = labelled_run
+    pairs = expected_pairs(run["stream"], run["labelled"], run["dead_letter"], LABELS_WINDOW_MS, run["version"])
+    for version in (STABLE, CANARY):
+        windows = by_window(run[outputs.PERFORMANCE], version)
+        assert set(windows) == {start for start, v in pairs if v == version}
+        for start, revisions in windows.items():
+            final = revisions[max(revisions)]
+            assert all(record["final"] for record in final.values())
+            assert_metrics_equal_sklearn(final, pairs[(start, version)], start)
+    assert run["summary"]["accounted"] is True
