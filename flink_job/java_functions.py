@@ -73,6 +73,13 @@ def transformed(stream: DataStream, operator, output_type: TypeInformation, name
     return DataStream(stream._j_data_stream.transform(name, output_type.get_java_type_info(), operator).uid(uid))
 
 
+def transformed_alike(stream: DataStream, operator, name: str, uid: str) -> DataStream:
+    """``stream`` through the Java one-input stream operator ``operator``, rows of the same type out (a type made by
+    the SQL planner, which has no Python twin); its state is found by ``uid``."""
+    j_stream = stream._j_data_stream
+    return DataStream(j_stream.transform(name, j_stream.getType(), operator).uid(uid))
+
+
 def keyed_transformed(stream: DataStream, j_key_selector, operator, name: str, uid: str,
                       partitioned: bool = False) -> DataStream:
     """``stream`` keyed in the JVM by ``j_key_selector`` (a Java ``KeySelector`` of a string key) through the

@@ -117,7 +117,7 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
     outlier_count = sum(1 for _ in (output / outputs.FILE_NAMES[outputs.OUTLIERS]).open())
     summary = {
         "instances": sum(r["count"] + r.get("missing", 0) for r in first_feature),
-        "windows": len(first_feature),
+        "windows": len({r["window_start"] for r in first_feature}),  # a record per window and model version
         outputs.OUTLIERS: outlier_count,
         "drift_alerts": sum(1 for r in drift_rows if r["drift"]),
         "late": sum(1 for r in dead if r["reason"] == formats.LATE),

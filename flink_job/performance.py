@@ -5,11 +5,12 @@ With a ``ground_truth`` section the parsed records pass, after the response join
 request id (on the join's own partitioning: no second exchange): requests go on to the router unchanged, their
 predictions wait in keyed state for their labels up to ``max_delay`` of event time, and label records are
 consumed (joined, or passed on rejected, ``unmatched_label`` / ``wrong_label_count``, for the router to
-dead-letter). Its side output, one arrival row per request and one joined row per labelled request, is gathered
-per window by the Java ``LabelledBatches`` (one batch per window at each watermark), so Python is called per
-window and batch, never per request.
+dead-letter). Its side output, one arrival row per request and one joined row per labelled request, each with the
+request's version, is gathered per window and version by the Java ``LabelledBatches`` (one batch per window and
+version at each watermark), so Python is called per window, version and batch, never per request: every
+performance record is of one version.
 
-`WindowPerformance`, keyed by window start, folds each batch into the window's accumulators
+`WindowPerformance`, keyed by window start and model version, folds each batch into the window's accumulators
 (`udfs.performance`): the window's first record goes out with its first labels, later ones at most once per
 ``ground_truth.update_interval`` of event time while labels keep coming (each numbered: ``revision`` 0, 1, ...),
 and the last, ``final: true``, when the watermark passes the window's last millisecond plus ``max_delay`` (every
@@ -36,18 +37,19 @@ from contract.spec import CATEGORICAL, MonitorSpec
 from udfs import performance as realised
 from udfs.baseline import Baseline
 
-from flink_job import java_functions, parse, windows
+from flink_job import java_functions, parse, rows, windows
 
 FLUSH_MS = 200  # a labelled batch leaves at the next watermark or after this much processing time
 UIDS = {"label_join": "mmon-label-join", "batches": "mmon-labelled-batches", "performance": "mmon-performance"}
 NO_TIME = -(1 << 63)  # before any watermark
 
-BATCH_ROW = Types.ROW_NAMED(["window_start", "predictions", "count", "predicted", "truth", "labels"],
+BATCH_ROW = Types.ROW_NAMED(["window_start", "predictions", "count", "predicted", "truth", "labels", rows.VERSION],
                             [Types.LONG(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
-                             Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BASIC_ARRAY(Types.STRING())])
-"""A window's labelled batch (``LabelledBatches.BATCH_FIELDS``): its new predictions, its ``count`` new labelled
-pairs (``predicted`` and ``truth``, float64 each; negative codes index ``labels``)."""
-KEYED_BATCH_ROW = Types.ROW([Types.LONG(), BATCH_ROW])  # (window start, batch)
+                             Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BASIC_ARRAY(Types.STRING()), Types.STRING()])
+"""A window's labelled batch of one model version (``LabelledBatches.BATCH_FIELDS``): its new predictions, its
+``count`` new labelled pairs (``predicted`` and ``truth``, float64 each; negative codes index ``labels``), the
+``version``."""
+KEYED_BATCH_ROW = Types.ROW([Types.STRING(), BATCH_ROW])  # ("<window start>/<version>", batch)
 RECORD_ROW = Types.ROW_NAMED(["kind", "model", "window_start", "metric", "payload"],
                              [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING()])
 
@@ -73,7 +75,7 @@ def performance_records(batches: DataStream, spec: MonitorSpec, baseline: Baseli
     function = WindowPerformance(spec.model.name, Metrics.of(spec, baseline), int(spec.window.duration),
                                  int(spec.ground_truth.max_delay), int(spec.ground_truth.update_interval),
                                  spec.model.version)
-    records = (java_functions.keyed(batches, Types.LONG(), BATCH_ROW)
+    records = (java_functions.keyed(batches, Types.STRING(), BATCH_ROW)
                .process(function, output_type=RECORD_ROW)
                .name("performance per window")
                .uid(UIDS["performance"]))
@@ -171,8 +173,9 @@ class WindowState:
 
 
 class WindowPerformance(KeyedProcessFunction):
-    """Keyed by window start: each labelled batch folded into its window's `WindowState`; records out with the
-    window's first labels, then at most once per ``update_interval_ms`` of event time while labels come, then final."""
+    """Keyed by window start and model version: each labelled batch folded into its window's `WindowState` (one per
+    version); records out with the window's first labels, then at most once per ``update_interval_ms`` of event time
+    while labels come, then final."""
 
     def __init__(self, model: str, metrics: Metrics, window_ms: int, max_delay_ms: int, update_interval_ms: int,
                  version: str = "1"):
@@ -188,7 +191,7 @@ class WindowPerformance(KeyedProcessFunction):
         state = self.state.value()
         final_at = start + self.window_ms - 1 + self.max_delay_ms
         if state is None or state.final_at < final_at:
-            state = state or WindowState(start, final_at, version=self.version)
+            state = state or WindowState(start, final_at, version=value[6] or self.version)
             state.final_at = final_at
             ctx.timer_service().register_event_time_timer(final_at)
         self._fold(state, value)

@@ -159,6 +159,7 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     for statement in (_source_ddl(spec, options), parse.requests_view_sql(spec, source.SOURCE_TABLE, live)):
         t_env.execute_sql(statement)
     requests = t_env.to_data_stream(t_env.from_path(parse.REQUESTS_VIEW))
+    requests = windows.version_gate(requests, spec)
     if spec.output is not None:
         requests = windows.joined_responses(requests, spec, baseline)
     labelled = None

@@ -24,11 +24,12 @@ its way out of SQL cost as much as parsing it, at 128 features. `POSITION_FIELDS
 columns of the same names (`flink_job.source`), the reference ``DeadLetters.java`` writes."""
 
 OUTPUT_ROW = Types.ROW_NAMED(["kind", "k", "payload"], [Types.STRING(), Types.STRING(), Types.STRING()])
-SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed", "labels"],
+SUB_BATCH_ROW = Types.ROW_NAMED(["shard", "window_start", "count", "packed", "labels", VERSION],
                                 [Types.INT(), Types.LONG(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()),
-                                 Types.BASIC_ARRAY(Types.STRING())])
-"""A sub-batch: a shard's columns of ``count`` instances of one window (``packed``, row-major float64) and the
-window's ``labels``, the unseen category values that negative codes in its categorical columns index."""
+                                 Types.BASIC_ARRAY(Types.STRING()), Types.STRING()])
+"""A sub-batch: a shard's columns of ``count`` instances of one window (``packed``, row-major float64), the
+window's ``labels``, the unseen category values that negative codes in its categorical columns index, and the
+model ``version`` of its instances (null only from a router checkpoint written before versions)."""
 KEYED_SUB_BATCH_ROW = Types.ROW([Types.INT(), SUB_BATCH_ROW])  # (shard key, sub-batch): see `shard_keys`
 STATS_ROW = Types.ROW_NAMED(
     ["kind", "model", "feature", "window_start", "window_end", "count", "missing", "histogram", "payload", "tests",

@@ -17,8 +17,12 @@ watermark itself, so a window never receives them late) or when its values and l
 (columns, shards, keys) it was filled under, so that a restore under a changed spec moves them to the new
 columns by name (`contract.upgrades` classifies the changes; the Java side refuses what it cannot move). Alerts and dead letters leave on the router's side output as output rows.
 
+Every result is per model version: the router keeps a buffer per (window, version), each sub-batch names its
+version, and a (shard, window)'s state holds a `ShardWindow` per version (keyed by shard alone, so the shards keep
+their subtasks whatever the versions), emitting each version's rows, ``version`` in each.
+
 Python keys the sub-batches by shard and folds them into one `udfs.stats.BlockStats` per (shard,
-window) for its numeric columns (one vectorised pass over the sub-batch's matrix, whatever the width) and
+window, version) for its numeric columns (one vectorised pass over the sub-batch's matrix, whatever the width) and
 one `udfs.categorical.CategoricalStats` per categorical column (one ``bincount`` of its codes); each
 sub-batch crosses into Python once. A window fires when the watermark passes its end (the final watermark of a bounded
 input included) and emits one stats row per feature of its shard; when the spec asks for the two-sample
@@ -59,7 +63,8 @@ FLUSH_BYTES = 8 << 20  # a window buffer whose values (float64) and label text r
 MAX_PARALLELISM = 128  # fixed, so that the shard keys' subtasks do not move between runs (Flink's default here)
 KEY_SPACE = 1 << 30  # shard keys start at a routing's fingerprint below this (Java int keys)
 
-UIDS = {"join": "mmon-response-join", "router": "mmon-router", "windows": "mmon-window-stats"}
+UIDS = {"join": "mmon-response-join", "router": "mmon-router", "windows": "mmon-window-stats",
+        "versions": "mmon-version-gate"}
 """The stateful operators' stable ids: a restore finds each one's state by them, whatever else the spec changed."""
 
 
@@ -134,6 +139,14 @@ def route(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> tuple[
                                              "event time, outliers, sub-batches", UIDS["router"])
     records = java_functions.side_output(sub_batches, package.RequestRouter.RECORDS)
     return sub_batches, records
+
+
+def version_gate(requests: DataStream, spec: MonitorSpec) -> DataStream:
+    """The parsed records (`rows.REQUEST_FIELDS` rows) through the Java ``VersionGate``, before the joins: the first
+    ``versions.max`` distinct versions pass, an accepted record of a further one leaves with the reason
+    ``too_many_versions`` (dead-lettered by the router)."""
+    gate = java_functions.package().VersionGate(spec.versions.max)
+    return java_functions.transformed_alike(requests, gate, "versions", UIDS["versions"])
 
 
 def joined_responses(requests: DataStream, spec: MonitorSpec, baseline: Baseline) -> DataStream:
@@ -239,8 +252,9 @@ class ShardWindow:
 
 
 class BlockStatsAggregate(AggregateFunction):
-    """Window state: one `ShardWindow` per shard on its columns' baselines (``columns_by_shard``), updated
-    per sub-batch; ``matrix_columns``: the numeric features' positions when covariance is on (shard 0 then
+    """Window state: per model version, one `ShardWindow` of the shard on its columns' baselines
+    (``columns_by_shard``), updated per sub-batch (the accumulator: version -> `ShardWindow`, each version's
+    instances apart); ``matrix_columns``: the numeric features' positions when covariance is on (shard 0 then
     sees every column; ``matrix_names`` their names), else empty."""
 
     def __init__(self, columns_by_shard: list[ShardColumns], top_k: int, matrix_columns: Sequence[int] = (),
@@ -249,37 +263,46 @@ class BlockStatsAggregate(AggregateFunction):
         self.matrix_columns, self.matrix_names = list(matrix_columns), tuple(matrix_names)
 
     def create_accumulator(self):
-        return None
+        return {}
 
     def add(self, value, accumulator):
-        shard, matrix = value[0], unpack(value[3], value[2])
-        if accumulator is None:
-            whole = shard == 0 and self.matrix_columns
-            accumulator = ShardWindow(shard, self.columns_by_shard[shard], self.top_k,
-                                      self.matrix_columns if whole else (), self.matrix_names if whole else ())
-            expected = sum(len(c.names) for c in self.columns_by_shard) if whole else accumulator.width
-            if matrix.shape[1] != expected:  # never read a sub-batch of another routing as this one's
-                raise ValueError(f"a sub-batch of {matrix.shape[1]} columns for shard {shard}, which has {expected}: "
-                                 "its window state is not this spec's")
-        accumulator.update(matrix, value[4])
+        shard, matrix, version = value[0], unpack(value[3], value[2]), value[5]
+        window = accumulator.get(version)
+        if window is None:
+            window = accumulator[version] = self._new_window(shard, matrix.shape[1])
+        window.update(matrix, value[4])
         return accumulator
+
+    def _new_window(self, shard: int, width: int) -> ShardWindow:
+        """A `ShardWindow` of ``shard`` for a sub-batch of ``width`` columns, which must be the shard's."""
+        whole = shard == 0 and self.matrix_columns
+        window = ShardWindow(shard, self.columns_by_shard[shard], self.top_k,
+                             self.matrix_columns if whole else (), self.matrix_names if whole else ())
+        expected = sum(len(c.names) for c in self.columns_by_shard) if whole else window.width
+        if width != expected:  # never read a sub-batch of another routing as this one's
+            raise ValueError(f"a sub-batch of {width} columns for shard {shard}, which has {expected}: "
+                             "its window state is not this spec's")
+        return window
 
     def get_result(self, accumulator):
         return accumulator
 
     def merge(self, a, b):
-        if a is None or b is None:
-            return b if a is None else a
-        a.merge(b)
+        for version, window in b.items():
+            if version in a:
+                a[version].merge(window)
+            else:
+                a[version] = window
         return a
 
 
 class EmitStats(ProcessWindowFunction):
-    """A closed (shard, window) -> one `rows.STATS_ROW` per column of the window state's shard (its own
-    `ShardColumns`): key columns, counts, the drift-layout histogram, the JSON payload and the statistics of
-    the two-sample ``tests`` against each numeric column's training sample (``samples``, by column name); then,
-    from shard 0, one per enabled matrix (`matrices`) of the numeric features. Shard 0 counts the window's
-    instances (every shard holds them all: a column's present and missing values)."""
+    """A closed (shard, window) -> per model version in it, one `rows.STATS_ROW` per column of the window state's
+    shard (its own `ShardColumns`): key columns, counts, the drift-layout histogram, the JSON payload and the
+    statistics of the two-sample ``tests`` against each numeric column's training sample (``samples``, by column
+    name); then, from shard 0, one per enabled matrix (`matrices`) of the numeric features. Shard 0 counts the
+    window's instances (every shard holds them all: a column's present and missing values). ``version`` stands in
+    for a window state without one (from a router checkpoint written before versions)."""
 
     def __init__(self, model: str, statistics: tuple[str, ...], tests: tuple[str, ...] = (),
                  samples: Optional[Mapping[str, np.ndarray]] = None, matrices: tuple[str, ...] = (),
@@ -295,36 +318,41 @@ class EmitStats(ProcessWindowFunction):
         self.instances = group.counter("instances_windowed")
 
     def process(self, key, context, elements):
-        state = next(iter(elements))
-        window, columns = context.window(), state.columns
+        window = context.window()
+        for version, state in sorted(next(iter(elements)).items(), key=lambda item: str(item[0])):
+            yield from self._version_rows(window, state, self.version if version is None else version)
+
+    def _version_rows(self, window, state: ShardWindow, version: str):
+        """The rows of one version's `ShardWindow`."""
+        columns = state.columns
         results = state.results()
         if state.shard == 0:
             first = results[0][0]
             self.instances.inc(first["count"] + first["missing"] + first.get("rejected", 0))
         numeric = columns.numeric_index
         for j, (feature, (result, histogram)) in enumerate(zip(columns.names, results)):
-            record = {"model": self.model, "version": self.version, "feature": feature, "window_start": window.start,
+            record = {"model": self.model, "version": version, "feature": feature, "window_start": window.start,
                       "window_end": window.end, **(self._numeric(result) if j in numeric else _categorical(result))}
             self.windows.inc()
             tests = self._tests(state.stats, feature, numeric[j]) if j in numeric else "{}"
             yield Row(outputs.STATS, self.model, feature, window.start, window.end, result["count"], result["missing"],
-                      [int(c) for c in histogram], _json(record), tests, self.version)
+                      [int(c) for c in histogram], _json(record), tests, version)
         if state.covariance is not None:
-            yield from self._matrices(state.covariance.result(), window, state.matrix_names)
+            yield from self._matrices(state.covariance.result(), window, state.matrix_names, version)
 
     def _numeric(self, result: dict) -> dict:
         """A numeric column's record fields: ``count``, ``missing``, then the configured statistics."""
         return {"count": result["count"], "missing": result["missing"],
                 **{name: result[name] for name in self.statistics if name not in ("count", "missing")}}
 
-    def _matrices(self, result: dict, window, features: Sequence[str]):
+    def _matrices(self, result: dict, window, features: Sequence[str], version: str):
         """One `rows.STATS_ROW` of kind ``covariance`` per enabled matrix of ``features``."""
         for statistic in self.matrices:
-            record = {"model": self.model, "version": self.version, "statistic": statistic, "window_start": window.start,
+            record = {"model": self.model, "version": version, "statistic": statistic, "window_start": window.start,
                       "window_end": window.end, "count": result["count"], "features": list(features),
                       "matrix": result[statistic]}
             yield Row(outputs.COVARIANCE, self.model, statistic, window.start, window.end, result["count"], 0, [],
-                      _json(record), "{}", self.version)
+                      _json(record), "{}", version)
 
     def _tests(self, stats: BlockStats, feature: str, j: int) -> str:
         """``{test: statistic}`` of ``feature``, the block's numeric column ``j``, as JSON; null for a column

@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -96,15 +97,18 @@ def penguins_baseline(tmp: Path) -> str:
 
 
 def expected_pairs(stream: penguins.PenguinStream, labelled: Labelled, dead: list[dict],
-                   window_ms: int) -> dict[int, list[tuple]]:
+                   window_ms: int, version: Optional[Callable[[str], str]] = None) -> dict:
     """Window start -> the (prediction, label, labelled) of each of its requests: a request's prediction is its
-    response's, unless none came or it was dead-lettered (then missing, as its label may be)."""
+    response's, unless none came or it was dead-lettered (then missing, as its label may be). With ``version`` (a
+    request id's model version), keyed by (window start, version) instead."""
     truth = labelled.truth
     unjoined = {json.loads(d["raw"])["id"] for d in dead if d["reason"] in (formats.UNMATCHED_RESPONSE, formats.LATE)}
     pairs = defaultdict(list)
     for i, (request_id, t) in enumerate(zip(stream.ids.tolist(), stream.time_ms.tolist())):
         predicted = stream.predictions[i] if stream.answered[i] and request_id not in unjoined else None
-        pairs[t - t % window_ms].append((predicted, truth.get(request_id, None), request_id in truth))
+        start = t - t % window_ms
+        pairs[start if version is None else (start, version(request_id))].append(
+            (predicted, truth.get(request_id, None), request_id in truth))
     return pairs
 
 
@@ -134,10 +138,11 @@ def assert_metrics_equal_sklearn(records: dict, pairs: list[tuple], window_start
         assert got == pytest.approx(none_for_nan(expected), nan_ok=True), (where, name)
 
 
-def by_window(performance: list[dict]) -> dict[int, dict[int, dict[str, dict]]]:
-    """Window start -> revision -> key (metric or metric/class) -> record; a key twice in a revision fails."""
+def by_window(performance: list[dict], version: Optional[str] = None) -> dict[int, dict[int, dict[str, dict]]]:
+    """Window start -> revision -> key (metric or metric/class) -> record (of model ``version`` alone, when given); a
+    key twice in a revision fails."""
     found = defaultdict(lambda: defaultdict(dict))
-    for record in performance:
+    for record in (r for r in performance if version is None or r["version"] == version):
         key = record["metric"] + (f"/{record['class']}" if "class" in record else "")
         assert key not in found[record["window_start"]][record["revision"]], record
         found[record["window_start"]][record["revision"]][key] = record

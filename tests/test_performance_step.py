@@ -19,6 +19,7 @@ from flink_job.performance import Metrics, WindowPerformance
 
 WINDOW_MS, MAX_DELAY_MS, INTERVAL_MS = 10_000, 60_000, 5_000
 START = 20_000
+VERSION = "canary"
 FINAL_AT = START + WINDOW_MS - 1 + MAX_DELAY_MS
 
 
@@ -78,7 +79,7 @@ def opened(max_delay_ms: int = MAX_DELAY_MS) -> tuple[WindowPerformance, Keyed]:
 
 def batch(predictions: int, predicted=(), truth=()) -> tuple:
     packed = [np.asarray(values, dtype="<f8").tobytes() for values in (predicted, truth)]
-    return (START, predictions, len(predicted), packed[0], packed[1], None)
+    return (START, predictions, len(predicted), packed[0], packed[1], None, VERSION)
 
 
 def send(function: WindowPerformance, keyed: Keyed, value: tuple) -> list[dict]:
@@ -98,7 +99,7 @@ def fire(function: WindowPerformance, keyed: Keyed, watermark: int) -> list[dict
 def _record(row) -> dict:
     assert row[0] == outputs.PERFORMANCE and row[1] == "m" and row[2] == START
     record = json.loads(row[4])
-    assert row[3] == record["metric"]
+    assert row[3] == record["metric"] and record["version"] == VERSION  # each window state is of one version
     return record
 
 

@@ -39,8 +39,9 @@ public final class JobRows {
             Types.ROW_NAMED(RECORD_FIELDS, Types.STRING, Types.STRING, Types.STRING);
 
     /** A sub-batch, as {@link RequestRouter} builds it: a shard's columns of some instances of one window,
-     * row-major little-endian float64 (its type is flink_job.windows.SUB_BATCH_ROW). */
-    public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed", "labels"};
+     * row-major little-endian float64, and their model version (its type is flink_job.windows.SUB_BATCH_ROW). */
+    public static final String[] SUB_BATCH_FIELDS = {"shard", "window_start", "count", "packed", "labels",
+        Contract.VERSION};
 
     private JobRows() {
     }

@@ -56,17 +56,20 @@ public class LabelJoin extends AbstractStreamOperator<Row>
 
     /** A side-output row: {@code request_time_ms}; {@code predictions}, an arrival row's count of instances with a
      * prediction (0 in a joined row); {@code predicted} and {@code truth}, a joined row's n values each (float64,
-     * little-endian; null in an arrival row); {@code labels}, the texts their negative codes index (or null). */
-    public static final String[] LABELLED_FIELDS = {"request_time_ms", "predictions", "predicted", "truth", "labels"};
+     * little-endian; null in an arrival row); {@code labels}, the texts their negative codes index (or null);
+     * {@code version}, the request's model version (performance is per version). */
+    public static final String[] LABELLED_FIELDS = {"request_time_ms", "predictions", "predicted", "truth", "labels",
+        Contract.VERSION};
     public static final TypeInformation<Row> LABELLED_ROW = Types.ROW_NAMED(LABELLED_FIELDS, Types.LONG, Types.INT,
             PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
-            BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO);
+            BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO, Types.STRING);
     public static final OutputTag<Row> LABELLED = new OutputTag<>("labelled", LABELLED_ROW) {};
     static final int TIME = 0;
     static final int PREDICTIONS = 1;
     static final int PREDICTED = 2;
     static final int TRUTH = 3;
     static final int LABELS = 4;
+    static final int VERSION = 5;
 
     private final TypeInformation<Row> rowType;
     private final ColumnLayout outputColumn;
@@ -251,8 +254,8 @@ public class LabelJoin extends AbstractStreamOperator<Row>
         output.collect(new StreamRecord<>(rejected, (Long) labelRow.getField(JobRows.REQUEST_TIME_MS)));
     }
 
-    /** What waits of a request: its time, its instances with a prediction, its predictions (the last column) and
-     * the labels their negative codes index (those alone, each once). */
+    /** What waits of a request: its time, its instances with a prediction, its predictions (the last column), the
+     * labels their negative codes index (those alone, each once) and its version. */
     private Row kept(Row request, long time) {
         double[] values = WaitingRows.unpacked((byte[]) request.getField(JobRows.INSTANCES));
         int n = values.length / columns;
@@ -263,12 +266,12 @@ public class LabelJoin extends AbstractStreamOperator<Row>
             present += Double.isNaN(predicted[i]) ? 0 : 1;
         }
         ColumnLayout.Packed packed = compacted(predicted, (String[]) request.getField(JobRows.LABELS));
-        return Row.of(time, present, packed.packed(), null, packed.labels());
+        return Row.of(time, present, packed.packed(), null, packed.labels(), request.getField(JobRows.VERSION));
     }
 
-    /** The arrival row of {@code kept}: its time and number of predictions. */
+    /** The arrival row of {@code kept}: its time, number of predictions and version. */
     private static Row arrival(Row kept) {
-        return Row.of(kept.getField(TIME), kept.getField(PREDICTIONS), null, null, null);
+        return Row.of(kept.getField(TIME), kept.getField(PREDICTIONS), null, null, null, kept.getField(VERSION));
     }
 
     /** The joined row: {@code kept}'s predictions and the true values {@code truth}, under one label array. */
@@ -285,7 +288,7 @@ public class LabelJoin extends AbstractStreamOperator<Row>
         ColumnLayout.Packed packed = compacted(both, WaitingRows.concatenated(predictedLabels, truthLabels));
         byte[] values = packed.packed();
         return Row.of(kept.getField(TIME), 0, Arrays.copyOf(values, n * Double.BYTES),
-                Arrays.copyOfRange(values, n * Double.BYTES, values.length), packed.labels());
+                Arrays.copyOfRange(values, n * Double.BYTES, values.length), packed.labels(), kept.getField(VERSION));
     }
 
     /** Output values with only the labels their codes index, each text once (null labels when none). */

@@ -18,8 +18,9 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
 /**
- * The {@link LabelJoin}'s side-output rows gathered into one batch per tumbling window of the request's time, so
- * that the performance step (Python, keyed by window) is called per window and batch, never per request.
+ * The {@link LabelJoin}'s side-output rows gathered into one batch per tumbling window of the request's time and
+ * model version, so that the performance step (Python, keyed by window and version) is called per window, version
+ * and batch, never per request.
  *
  * <p>A batch holds the window's new predictions (the arrival rows' counts) and its newly joined pairs (predicted and
  * true values, float64, their negative codes renumbered into the batch's own label array). The batches leave at
@@ -30,19 +31,22 @@ import org.apache.flink.types.Row;
  */
 public class LabelledBatches extends AbstractStreamOperator<Row> implements OneInputStreamOperator<Row, Row> {
 
-    /** A window's batch: its start, new predictions, number of pairs, predicted and true values (float64 each),
-     * the labels their negative codes index (null when none). */
-    public static final String[] BATCH_FIELDS = {"window_start", "predictions", "count", "predicted", "truth", "labels"};
+    /** A window's batch of one version: its start, new predictions, number of pairs, predicted and true values
+     * (float64 each), the labels their negative codes index (null when none), the version. */
+    public static final String[] BATCH_FIELDS = {"window_start", "predictions", "count", "predicted", "truth", "labels",
+        Contract.VERSION};
     public static final TypeInformation<Row> BATCH_ROW = Types.ROW_NAMED(BATCH_FIELDS, Types.LONG, Types.LONG,
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
-            PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO);
-    /** {@code (window_start, batch)}: the form PyFlink's keyed streams take. */
-    public static final TypeInformation<Row> KEYED_BATCH_ROW = Types.ROW(Types.LONG, BATCH_ROW);
+            PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO,
+            Types.STRING);
+    /** {@code (window_start/version, batch)}: the form PyFlink's keyed streams take, keyed by window and version. */
+    public static final TypeInformation<Row> KEYED_BATCH_ROW = Types.ROW(Types.STRING, BATCH_ROW);
 
     private final long windowMs;
     private final long flushMs;
 
-    private transient TreeMap<Long, Batch> pending;
+    /** The pending batches by window start, then version. */
+    private transient TreeMap<Long, Map<String, Batch>> pending;
     private transient boolean flushDue;
 
     public LabelledBatches(long windowMs, long flushMs) {
@@ -62,7 +66,8 @@ public class LabelledBatches extends AbstractStreamOperator<Row> implements OneI
         Row row = element.getValue();
         long time = (Long) row.getField(LabelJoin.TIME);
         long start = time - Math.floorMod(time, windowMs);
-        pending.computeIfAbsent(start, s -> new Batch()).add(row);
+        String version = (String) row.getField(LabelJoin.VERSION);
+        pending.computeIfAbsent(start, s -> new HashMap<>()).computeIfAbsent(version, v -> new Batch()).add(row);
         if (!flushDue) {
             flushDue = true;
             long now = getProcessingTimeService().getCurrentProcessingTime();
@@ -88,11 +93,15 @@ public class LabelledBatches extends AbstractStreamOperator<Row> implements OneI
         super.finish();
     }
 
-    /** Every pending batch out, in window order, stamped with its window's last millisecond. */
+    /** Every pending batch out, in window order, stamped with its window's last millisecond, keyed by its window
+     * start and version. */
     private void flush() {
-        for (Map.Entry<Long, Batch> entry : pending.entrySet()) {
+        for (Map.Entry<Long, Map<String, Batch>> entry : pending.entrySet()) {
             long start = entry.getKey();
-            output.collect(new StreamRecord<>(Row.of(start, entry.getValue().row(start)), start + windowMs - 1));
+            for (Map.Entry<String, Batch> batch : entry.getValue().entrySet()) {
+                Row row = batch.getValue().row(start, batch.getKey());
+                output.collect(new StreamRecord<>(Row.of(start + "/" + batch.getKey(), row), start + windowMs - 1));
+            }
         }
         pending.clear();
         flushDue = false;
@@ -139,9 +148,9 @@ public class LabelledBatches extends AbstractStreamOperator<Row> implements OneI
             to.writeBytes(WaitingRows.packed(codes));
         }
 
-        Row row(long start) {
+        Row row(long start, String version) {
             return Row.of(start, predictions, count, predicted.toByteArray(), truth.toByteArray(),
-                    labels.isEmpty() ? null : labels.toArray(new String[0]));
+                    labels.isEmpty() ? null : labels.toArray(new String[0]), version);
         }
     }
 }

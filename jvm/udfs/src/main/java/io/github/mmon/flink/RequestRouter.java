@@ -1,9 +1,11 @@
 package io.github.mmon.flink;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.TreeMap;
 import java.util.function.Consumer;
 
@@ -43,6 +45,11 @@ import org.apache.flink.util.OutputTag;
  * Python runs in this task. When covariance is on ({@link RouterSettings#wholeMatrix}), shard 0's sub-batches
  * carry every column: its window state folds the matrix into the covariance and its own columns into
  * their statistics, so the matrix needs no second path into Python.
+ *
+ * <p>Every result is per model version: a window has a buffer per version (the request row's {@code version}), and
+ * each sub-batch names its version, so the window state downstream keeps each version apart. How many versions
+ * there can be is bounded before the joins ({@link VersionGate}: a record of a version beyond {@code versions.max}
+ * arrives here with the reason {@code too_many_versions} and is dead-lettered).
  * Counters (metric group {@code mmon}, and job accumulators of the same names for embedded runs) keep
  * the accounting: {@code records_read = requests_accepted + records dead-lettered}, and every accepted
  * instance is packed into exactly one window.
@@ -56,8 +63,8 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     private final DeadLetters deadLetters;
 
     private transient long watermark;
-    /** The open windows' buffers under this router's settings, by window start. */
-    private transient TreeMap<Long, WindowBuffer> buffers;
+    /** The open windows' buffers under this router's settings, by window start and version. */
+    private transient TreeMap<Long, Map<String, WindowBuffer>> buffers;
     /** Restored buffers of open windows that must close under the routing they were filled with (see {@link
      * #restore}): empty but after a restore under a changed spec. */
     private transient TreeMap<Long, List<WindowBuffer>> earlier;
@@ -120,7 +127,9 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         instancesAccepted.add(n);
         rules.check(request, packed, n, labels, alert -> output.collect(RECORDS, new StreamRecord<>(alert, time)));
         long start = time - Math.floorMod(time, settings.windowMs());
-        WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new WindowBuffer(settings));
+        String version = (String) request.getField(JobRows.VERSION);
+        WindowBuffer buffer = buffers.computeIfAbsent(start, s -> new HashMap<>())
+                .computeIfAbsent(version, v -> new WindowBuffer(settings, v));
         buffer.append(packed, labels);
         if (buffer.bytes() >= settings.flushBytes()) {
             emit(start, buffer);
@@ -131,7 +140,7 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     @Override
     public void processWatermark(Watermark mark) throws Exception {
         watermark = Math.max(watermark, mark.getTimestamp());
-        closeWindows(buffers, buffer -> emit(buffer.getKey(), buffer.getValue()));
+        closeWindows(buffers, window -> window.getValue().values().forEach(buffer -> emit(window.getKey(), buffer)));
         closeWindows(earlier, restored -> restored.getValue().forEach(buffer -> emit(restored.getKey(), buffer)));
         super.processWatermark(mark);
     }
@@ -156,8 +165,10 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
         checkpointed.clear();
-        for (Map.Entry<Long, WindowBuffer> entry : buffers.entrySet()) {
-            checkpointed.add(entry.getValue().toState(entry.getKey()));
+        for (Map.Entry<Long, Map<String, WindowBuffer>> entry : buffers.entrySet()) {
+            for (WindowBuffer buffer : entry.getValue().values()) {
+                checkpointed.add(buffer.toState(entry.getKey()));
+            }
         }
         for (Map.Entry<Long, List<WindowBuffer>> entry : earlier.entrySet()) {
             for (WindowBuffer buffer : entry.getValue()) {
@@ -199,12 +210,13 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         }
         if (routing.sameRouting(settings) || !buffer.flushedEarly()) {
             WindowBuffer resumed = routing.sameRouting(settings) ? buffer : buffer.remappedTo(settings);
-            buffers.merge(restored.windowStart(), resumed, WindowBuffer::absorb);
+            buffers.computeIfAbsent(restored.windowStart(), start -> new HashMap<>())
+                    .merge(resumed.version(), resumed, WindowBuffer::absorb);
             return;
         }
         List<WindowBuffer> same = earlier.computeIfAbsent(restored.windowStart(), start -> new ArrayList<>());
         for (WindowBuffer other : same) {
-            if (other.routing().sameRouting(routing)) {
+            if (other.routing().sameRouting(routing) && Objects.equals(other.version(), buffer.version())) {
                 other.absorb(buffer);
                 return;
             }
@@ -220,7 +232,8 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
     }
 
     /** One sub-batch per shard (shard 0's with every column when covariance is on), stamped with the window's
-     * last millisecond, under the buffer's own routing (its keys and shards); nothing for an empty buffer. */
+     * last millisecond, under the buffer's own routing (its keys and shards), naming the buffer's version; nothing
+     * for an empty buffer. */
     private void emit(long windowStart, WindowBuffer buffer) {
         if (buffer.instances() == 0) {
             return;
@@ -231,7 +244,7 @@ public class RequestRouter extends AbstractStreamOperator<Row> implements OneInp
         for (int shard = 0; shard + 1 < bounds.length; shard++) {
             int to = shard == 0 && routing.wholeMatrix() ? routing.features() : bounds[shard + 1];
             byte[] columns = buffer.columns(bounds[shard], to);
-            Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns, buffer.labels());
+            Row subBatch = Row.of(shard, windowStart, buffer.instances(), columns, buffer.labels(), buffer.version());
             output.collect(new StreamRecord<>(Row.of(routing.shardKeys()[shard], subBatch), timestamp));
         }
     }

@@ -24,6 +24,9 @@ import java.util.HashMap;
  * that reaches its limit, after which the buffer starts empty (labels included, so each sub-batch carries only
  * its own) and remembers that part of its window has left ({@link #flushedEarly}): that part is then in the
  * window state downstream, under this routing's keys.
+ *
+ * <p>A buffer holds one model version's instances ({@link #version}): the router keeps a buffer per window and
+ * version, and each sub-batch names its version, so that every window result is per version.
  */
 final class WindowBuffer {
 
@@ -31,6 +34,8 @@ final class WindowBuffer {
     static final int LABEL_OVERHEAD = 96;
 
     private final RouterSettings routing;
+    /** The model version of the instances (null: a buffer restored from a checkpoint written before versions). */
+    private final String version;
     private final int features;
     private final boolean[] categorical;
     private double[] values;
@@ -40,8 +45,9 @@ final class WindowBuffer {
     private long labelBytes;
     private boolean flushedEarly;
 
-    WindowBuffer(RouterSettings routing) {
+    WindowBuffer(RouterSettings routing, String version) {
         this.routing = routing;
+        this.version = version;
         this.features = routing.features();
         this.categorical = routing.categorical();
         this.values = new double[initialCapacity()];
@@ -53,6 +59,10 @@ final class WindowBuffer {
 
     RouterSettings routing() {
         return routing;
+    }
+
+    String version() {
+        return version;
     }
 
     void append(byte[] packed, String[] recordLabels) {
@@ -139,7 +149,7 @@ final class WindowBuffer {
     /** This buffer's instances in the columns of {@code settings}, by name ({@link ColumnLayout#remapFrom}). */
     WindowBuffer remappedTo(RouterSettings settings) {
         ColumnLayout.Packed moved = settings.columns().remapFrom(routing.columns(), values, size, labels());
-        WindowBuffer remapped = new WindowBuffer(settings);
+        WindowBuffer remapped = new WindowBuffer(settings, version);
         remapped.append(moved.packed(), moved.labels());
         remapped.flushedEarly = flushedEarly;
         return remapped;
@@ -150,7 +160,8 @@ final class WindowBuffer {
     }
 
     /** This buffer's checkpoint entry: its routing ({@link RouterSettings#write}), the window start, whether
-     * part of it left early, the values (little-endian float64) and the labels. */
+     * part of it left early, the values (little-endian float64), the labels and the version (last, so that an
+     * entry written before versions reads as one without). */
     byte[] toState(long windowStart) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (DataOutputStream out = new DataOutputStream(bytes)) {
@@ -163,6 +174,10 @@ final class WindowBuffer {
             for (String label : labels) {
                 ColumnLayout.writeString(out, label);
             }
+            out.writeBoolean(version != null);
+            if (version != null) {
+                ColumnLayout.writeString(out, version);
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -172,15 +187,18 @@ final class WindowBuffer {
     /** A {@link #toState} entry; its routing read with the flush size of {@code current}. */
     static Restored fromState(byte[] state, RouterSettings current) {
         try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(state))) {
-            WindowBuffer buffer = new WindowBuffer(current.read(in));
+            RouterSettings routing = current.read(in);
             long start = in.readLong();
-            buffer.flushedEarly = in.readBoolean();
+            boolean flushedEarly = in.readBoolean();
             byte[] packed = new byte[in.readInt() * Double.BYTES];
             in.readFully(packed);
             String[] stateLabels = new String[in.readInt()];
             for (int j = 0; j < stateLabels.length; j++) {
                 stateLabels[j] = ColumnLayout.readString(in);
             }
+            String version = in.available() > 0 && in.readBoolean() ? ColumnLayout.readString(in) : null;
+            WindowBuffer buffer = new WindowBuffer(routing, version);
+            buffer.flushedEarly = flushedEarly;
             buffer.append(packed, stateLabels);
             return new Restored(start, buffer);
         } catch (IOException e) {
@@ -201,7 +219,7 @@ final class WindowBuffer {
             in.get(label);
             stateLabels[j] = new String(label, StandardCharsets.UTF_8);
         }
-        WindowBuffer buffer = new WindowBuffer(current);
+        WindowBuffer buffer = new WindowBuffer(current, null);
         buffer.append(packed, stateLabels);
         return new Restored(start, buffer);
     }

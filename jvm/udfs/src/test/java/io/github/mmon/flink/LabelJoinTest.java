@@ -89,7 +89,7 @@ class LabelJoinTest {
     }
 
     private static void assertArrival(Row row, long time, int predictions) {
-        assertEquals(Row.of(time, predictions, null, null, null), row);
+        assertEquals(Row.of(time, predictions, null, null, null, Rows.VERSION), row);
     }
 
     private static void assertJoined(Row row, long time, double[] predicted, double[] truth, String... labels) {
@@ -98,6 +98,7 @@ class LabelJoinTest {
         assertArrayEquals(predicted, Rows.unpacked((byte[]) row.getField(LabelJoin.PREDICTED)));
         assertArrayEquals(truth, Rows.unpacked((byte[]) row.getField(LabelJoin.TRUTH)));
         assertArrayEquals(labels.length == 0 ? null : labels, (String[]) row.getField(LabelJoin.LABELS));
+        assertEquals(Rows.VERSION, row.getField(LabelJoin.VERSION));
     }
 
     private static void assertRejected(StreamRecord<Row> out, String reason, String id, long time) {

@@ -39,19 +39,34 @@ class LabelledBatchesTest {
     }
 
     private static Row arrival(long time, int predictions) {
-        return Row.of(time, predictions, null, null, null);
+        return arrival(time, predictions, Rows.VERSION);
+    }
+
+    private static Row arrival(long time, int predictions, String version) {
+        return Row.of(time, predictions, null, null, null, version);
     }
 
     private static Row joined(long time, double[] predicted, double[] truth, String... labels) {
-        return Row.of(time, 0, WaitingRows.packed(predicted), WaitingRows.packed(truth), labels.length == 0 ? null : labels);
+        return joined(Rows.VERSION, time, predicted, truth, labels);
+    }
+
+    private static Row joined(String version, long time, double[] predicted, double[] truth, String... labels) {
+        return Row.of(time, 0, WaitingRows.packed(predicted), WaitingRows.packed(truth), labels.length == 0 ? null : labels,
+                version);
     }
 
     private static void assertBatch(StreamRecord<Row> out, long start, long predictions, double[] predicted,
                                     double[] truth, String... labels) {
+        assertBatch(out, start, Rows.VERSION, predictions, predicted, truth, labels);
+    }
+
+    private static void assertBatch(StreamRecord<Row> out, long start, String version, long predictions,
+                                    double[] predicted, double[] truth, String... labels) {
         assertEquals(start + WINDOW - 1, out.getTimestamp());
-        assertEquals(start, out.getValue().getField(0));
+        assertEquals(start + "/" + version, out.getValue().getField(0));
         Row batch = (Row) out.getValue().getField(1);
         assertEquals(start, batch.getField(0));
+        assertEquals(version, batch.getField(6));
         assertEquals(predictions, batch.getField(1));
         assertEquals(predicted.length, batch.getField(2));
         assertArrayEquals(predicted, Rows.unpacked((byte[]) batch.getField(3)));
@@ -74,6 +89,22 @@ class LabelledBatchesTest {
         assertBatch(out.get(0), 0, 0, new double[] {0, -1}, new double[] {-1, 1}, "x");
         // each text once in the window's labels: "y" first (from 1,100), then "x"
         assertBatch(out.get(1), 1_000, 5, new double[] {1, -2}, new double[] {-1, -1}, "y", "x");
+    }
+
+    @Test
+    void eachVersionOfAWindowLeavesAsABatchOfItsOwnUnderItsOwnKey() throws Exception {
+        send(arrival(1_100, 2, "canary"));
+        send(arrival(1_200, 1, "stable"));
+        send(joined("canary", 1_100, new double[] {-1}, new double[] {0}, "x"));
+        send(joined("stable", 1_200, new double[] {2}, new double[] {-1}, "y"));
+        send(joined("canary", 1_300, new double[] {1}, new double[] {-1}, "z"));
+        harness.processWatermark(1_999);
+        List<StreamRecord<Row>> out = Outputs.records(harness);
+        assertEquals(2, out.size());
+        StreamRecord<Row> canary = out.get(0).getValue().getField(0).equals("1000/canary") ? out.get(0) : out.get(1);
+        StreamRecord<Row> stable = canary == out.get(0) ? out.get(1) : out.get(0);
+        assertBatch(canary, 1_000, "canary", 2, new double[] {-1, 1}, new double[] {0, -2}, "x", "z");
+        assertBatch(stable, 1_000, "stable", 1, new double[] {2}, new double[] {-1}, "y");
     }
 
     @Test

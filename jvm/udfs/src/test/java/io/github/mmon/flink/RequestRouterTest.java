@@ -195,6 +195,61 @@ class RequestRouterTest {
         assertSubBatch(out.get(3), 3, 1, 1_000, 1, new double[] {6});
     }
 
+    /** A request of {@code version}. */
+    private static Row versioned(String version, String id, long time, double[]... instances) {
+        Row row = Rows.request(id, time, instances);
+        row.setField(JobRows.VERSION, version);
+        return row;
+    }
+
+    /** The sub-batches of {@code out} of {@code version}, in order. */
+    private static List<StreamRecord<Row>> ofVersion(List<StreamRecord<Row>> out, String version) {
+        return out.stream().filter(r -> version.equals(((Row) r.getValue().getField(1)).getField(5))).toList();
+    }
+
+    @Test
+    void eachVersionOfAWindowHasItsOwnBufferAndLeavesAsSubBatchesNamingIt() throws Exception {
+        open();
+        send(versioned("stable", "r1", 100, new double[] {1, 0, 3}, new double[] {4, 1, 6}));
+        send(versioned("canary", "r2", 200, new double[] {7, 1, 9}));
+        send(versioned("stable", "r3", 300, new double[] {10, 0, 12}));
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 1L);  // each version's buffer checkpointed apart
+        harness = opened(settings(false, ROOMY), NO_RULES, snapshot);
+        send(versioned("canary", "r4", 400, new double[] {13, 0, 15}));
+        harness.processWatermark(999);
+        List<StreamRecord<Row>> out = subBatches();
+        assertEquals(4, out.size());
+        List<StreamRecord<Row>> stable = ofVersion(out, "stable");
+        List<StreamRecord<Row>> canary = ofVersion(out, "canary");
+        RouterHarness.assertSubBatch(stable.get(0), WINDOW, 7, 0, 0, 3, "stable", new double[] {1, 0, 4, 1, 10, 0});
+        RouterHarness.assertSubBatch(stable.get(1), WINDOW, 3, 1, 0, 3, "stable", new double[] {3, 6, 12});
+        RouterHarness.assertSubBatch(canary.get(0), WINDOW, 7, 0, 0, 2, "canary", new double[] {7, 1, 13, 0});
+        RouterHarness.assertSubBatch(canary.get(1), WINDOW, 3, 1, 0, 2, "canary", new double[] {9, 15});
+    }
+
+    @Test
+    void aRecordOfAVersionPastTheGateIsDeadLetteredWithItsVersionAndCounted() throws Exception {
+        open();
+        try (OneInputStreamOperatorTestHarness<Row, Row> gate = VersionGateTest.opened(1, null)) {
+            for (Row row : List.of(versioned("stable", "r1", 100, new double[] {1, 0, 3}),
+                    versioned("canary", "r2", 200, new double[] {7, 1, 9}))) {
+                gate.processElement(row, (Long) row.getField(JobRows.REQUEST_TIME_MS));
+            }
+            for (StreamRecord<Row> passed : Outputs.records(gate)) {
+                send(passed.getValue());
+            }
+        }
+        List<Row> records = records();
+        assertEquals(1, records.size());
+        assertEquals(List.of("dead_letter", Contract.TOO_MANY_VERSIONS),
+                List.of(records.get(0).getField(0), records.get(0).getField(1)));
+        assertTrue(((String) records.get(0).getField(2)).endsWith(",\"version\":\"canary\"}"));
+        assertEquals(2L, accumulated(Contract.RECORDS_READ));
+        assertEquals(1L, accumulated(Contract.REQUESTS_ACCEPTED));
+        harness.processWatermark(999);
+        assertEquals(List.of(1, 1), subBatches().stream().map(r -> ((Row) r.getValue().getField(1)).getField(2)).toList());
+    }
+
     @Test
     void twoSubtasksBuffersOfOneWindowMergeOnRestore() throws Exception {
         OneInputStreamOperatorTestHarness<Row, Row> first = opened(settings(false, ROOMY), NO_RULES, null);

@@ -19,7 +19,8 @@ import org.apache.flink.types.Row;
 final class RouterHarness implements AutoCloseable {
 
     static final TypeInformation<Row> KEYED_SUB_BATCH = Types.ROW(Types.INT, Types.ROW(Types.INT, Types.LONG,
-            Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO));
+            Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, BasicArrayTypeInfo.STRING_ARRAY_TYPE_INFO,
+            Types.STRING));
 
     private final List<OneInputStreamOperatorTestHarness<Row, Row>> opened = new ArrayList<>();
 
@@ -56,9 +57,15 @@ final class RouterHarness implements AutoCloseable {
     }
 
     /** A sub-batch as expected: under {@code key}, for {@code shard} of the window at {@code windowStart} (of
-     * {@code windowMs}), {@code count} instances, these values and labels. */
+     * {@code windowMs}), {@code count} instances of the test rows' version, these values and labels. */
     static void assertSubBatch(StreamRecord<Row> out, long windowMs, int key, int shard, long windowStart, int count,
                                double[] values, String... labels) {
+        assertSubBatch(out, windowMs, key, shard, windowStart, count, Rows.VERSION, values, labels);
+    }
+
+    /** A sub-batch as expected, of model {@code version}. */
+    static void assertSubBatch(StreamRecord<Row> out, long windowMs, int key, int shard, long windowStart, int count,
+                               String version, double[] values, String... labels) {
         assertEquals(windowStart + windowMs - 1, out.getTimestamp());
         assertEquals(key, out.getValue().getField(0));
         Row subBatch = (Row) out.getValue().getField(1);
@@ -67,5 +74,6 @@ final class RouterHarness implements AutoCloseable {
         assertEquals(count, subBatch.getField(2));
         assertArrayEquals(values, Rows.unpacked((byte[]) subBatch.getField(3)));
         assertArrayEquals(labels, (String[]) subBatch.getField(4));
+        assertEquals(version, subBatch.getField(5));
     }
 }
