@@ -272,8 +272,8 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     stats, drift = outputs.stats, outputs.drift
     features = _ordered(spec.columns, pd.concat([stats["feature"], drift["feature"], outputs.outliers["feature"]]))
     window = window_ms(outputs, spec)
-    per_window = record_instances(stats).groupby(stats["window_start"]).max()
-    instances = int(per_window.sum())
+    per_window = record_instances(stats).groupby([stats["version"].fillna(""), stats["window_start"]]).max()
+    instances = int(per_window.sum())  # each version's windows hold its own instances
     flagged = flagged_windows(drift)
     starts = pd.concat([stats["window_start"], drift["window_start"]])
     ends = pd.concat([stats["window_end"], drift["window_end"]])
@@ -282,7 +282,7 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
     outliers_by_feature = {f: int(outlier_counts.get(f, 0)) for f in features}
     return Findings(
         model=spec.model.name, features=features, metrics=metrics,
-        window_ms=window, windows=len(per_window), instances=instances,
+        window_ms=window, windows=int(stats["window_start"].nunique()), instances=instances,
         first_ms=int(starts.min()) if len(starts) else None, last_ms=int(ends.max()) if len(ends) else None,
         drift_alerts=int(drift["drift"].fillna(False).astype(bool).sum()), flagged=flagged,
         episodes=episodes(flagged, window), ranking=ranking(features, metrics, flagged, outliers_by_feature),

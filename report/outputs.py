@@ -8,6 +8,7 @@ their file, or an empty topic, gives an empty frame.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -22,12 +23,12 @@ from contract.spec import MonitorSpec
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     outputs.STATS: ("feature", "window_start", "window_end", "type", "count", "missing", "mean", "p25", "p50", "p75",
-              "histogram"),
-    outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count"),
-    outputs.OUTLIERS: ("feature", "request_time", "rule"),
+              "histogram", "version"),
+    outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count", "version"),
+    outputs.OUTLIERS: ("feature", "request_time", "rule", "version"),
     outputs.DEAD_LETTER: ("reason",),
     outputs.PERFORMANCE: ("window_start", "window_end", "metric", "class", "value", "labelled", "predictions",
-                          "coverage", "baseline", "alert", "final", "revision"),
+                          "coverage", "baseline", "alert", "final", "revision", "version"),
     outputs.COMPARISON: ("kind", "window_start", "window_end", "feature", "metric", "value", "threshold", "flagged",
                          "stable_count", "candidate_count", "stable", "candidate", "delta", "ci_low", "ci_high",
                          "verdict", "final"),
@@ -155,3 +156,19 @@ def _start_offsets(consumer, partitions: list, since_ms: Optional[int], end: Map
         return consumer.beginning_offsets(partitions)
     found = consumer.offsets_for_times({p: since_ms for p in partitions}) if partitions else {}
     return {p: found[p].offset if found.get(p) is not None else end[p] for p in partitions}
+
+
+PER_VERSION = ("stats", "drift", "outliers", "performance")
+"""The `RunOutputs` frames whose records are each one model version's."""
+
+
+def versions_in(run: RunOutputs) -> list[str]:
+    """The model versions the run's window statistics hold, most instances first."""
+    stats = run.stats.dropna(subset=["version"])
+    return list(stats.groupby("version")["count"].sum().sort_values(ascending=False, kind="stable").index)
+
+
+def of_version(run: RunOutputs, version: str) -> RunOutputs:
+    """The run's records of one model version (dead letters and comparisons as they are)."""
+    return dataclasses.replace(run, **{name: getattr(run, name)[getattr(run, name)["version"] == version]
+                                       .reset_index(drop=True) for name in PER_VERSION})

@@ -9,6 +9,7 @@ longest episodes; a line under each says what it leaves out.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
@@ -24,7 +25,7 @@ from udfs.baseline import ColumnBaseline
 from report import figures
 from report.findings import (DEFAULT_MAX_FEATURES, Episode, FeatureRank, Findings, VersionsCompared, find, select,
                              versions_compared)
-from report.outputs import RunOutputs
+from report.outputs import RunOutputs, of_version, versions_in
 
 TEMPLATE = "report.html.j2"
 TABLE_REST = 20
@@ -169,6 +170,21 @@ def _histograms(stats: pd.DataFrame, findings: Findings, baseline: Mapping[str, 
     return result
 
 
+def shown_version(outputs: RunOutputs, spec: MonitorSpec) -> Optional[str]:
+    """The one model version the page's sections draw when the run holds several (the summary's counts and the
+    versions section cover them all): the stable one, else the spec's ``model.version``, else the one with the
+    most instances; None for a run of one version."""
+    versions = versions_in(outputs)
+    if len(versions) < 2:
+        return None
+    return next(v for v in (spec.versions.stable, spec.model.version, versions[0]) if v in versions)
+
+
+def _with_every_version(shown: Findings, every: Findings) -> Findings:
+    """The findings of the version shown, with the accounting and the counts of every version."""
+    return dataclasses.replace(shown, accounting=every.accounting, instances=every.instances)
+
+
 def versions_plot(outputs: RunOutputs, findings: Findings, compared: Optional[VersionsCompared]) -> Optional[figures.Plot]:
     """The versions side by side (`figures.versions`); None without a comparison or a compared window."""
     if compared is None or not compared.windows or findings.first_ms is None:
@@ -180,11 +196,15 @@ def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, Column
            max_features: Optional[int] = DEFAULT_MAX_FEATURES, features: Optional[Sequence[str]] = None) -> str:
     """The report page of ``outputs`` (made with ``spec``) as HTML, the detailed sections drawn for the
     features `report.findings.select` picks with ``max_features`` and ``features``."""
-    findings = find(outputs, spec)
-    selection = select(findings, max_features, features)
     compared = versions_compared(outputs, spec)
+    everything, shown = outputs, shown_version(outputs, spec)
+    if shown is not None:
+        outputs = of_version(outputs, shown)
+    findings = _with_every_version(find(outputs, spec), find(everything, spec))
+    selection = select(findings, max_features, features)
     return _environment().get_template(TEMPLATE).render(
-        compared=compared, versions_plot=versions_plot(outputs, findings, compared),
+        compared=compared, versions_plot=versions_plot(everything, findings, compared), shown_version=shown,
+        versions=versions_in(everything),
         findings=findings, outputs=outputs, spec=spec, generated_ms=int(time.time() * 1000),
         selection=selection, tables=tables(findings),
         plots=plots(outputs, findings, baseline, selection.features) if len(outputs.stats) else None,
