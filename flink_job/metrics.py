@@ -8,21 +8,25 @@ outlier filter) and drift are counted where their small outputs pass the egress,
 - ``dead_letter{reason=...}``       dead-lettered records by reason (``late`` included);
 - ``late_events``                   records behind the watermark;
 - ``parse_errors``                  records that could not be parsed (every other dead-letter reason);
-- ``outliers{feature=...}``         outlier alerts by feature;
+- ``outliers{version=...,feature=...}``  outlier alerts by model version and feature;
 - ``windows_emitted``               per-feature window statistics records;
 - ``drift_alerts``                  drift records over their threshold;
-- ``drift_value_micros{feature=...,metric=...}``  last drift value x 1e6 (an integer gauge);
-- ``performance_value_micros{metric=...,class=...}``  the latest realised-performance value x 1e6 (``ground_truth``;
-  ``class`` empty but for the per-class metrics; the confusion matrix has no gauge);
-- ``performance_alert{metric=...,class=...}``  1 when the latest performance record of the metric is alerted, else 0;
-- ``label_coverage_micros``         the latest performance record's label coverage (labelled / predictions) x 1e6;
+- ``drift_value_micros{version=...,feature=...,metric=...}``  last drift value x 1e6 (an integer gauge);
+- ``performance_value_micros{version=...,metric=...,class=...}``  the latest realised-performance value x 1e6
+  (``ground_truth``; ``class`` empty but for the per-class metrics; the confusion matrix has no gauge);
+- ``performance_alert{version=...,metric=...,class=...}``  1 when the latest performance record of the metric is
+  alerted, else 0;
+- ``label_coverage_micros{version=...}``  the latest performance record's label coverage (labelled / predictions)
+  x 1e6;
 - ``labels_joined``                 label messages joined to their predictions (the label join).
 
 With the Prometheus reporter (``job.metrics_port`` / ``--metrics-port``) the names are
 ``flink_taskmanager_job_task_operator_mmon_<name>`` and, for the labelled ones,
-``..._mmon_reason_dead_letter{reason=...}``, ``..._mmon_feature_outliers{feature=...}`` and
-``..._mmon_feature_metric_drift_value_micros{feature=...,metric=...}``, and
-``..._mmon_metric_class_performance_value_micros{metric=...,class=...}`` and ``..._mmon_metric_class_performance_alert``.
+``..._mmon_reason_dead_letter{reason=...}``, ``..._mmon_version_feature_outliers{version=...,feature=...}`` and
+``..._mmon_version_feature_metric_drift_value_micros{version=...,feature=...,metric=...}``, and
+``..._mmon_version_metric_class_performance_value_micros{version=...,metric=...,class=...}``,
+``..._mmon_version_metric_class_performance_alert`` and ``..._mmon_version_label_coverage_micros{version=...}``
+(``version``: the model version of the records, issue 22; every result is per version).
 A labelled metric shows up with its first event; PyFlink reports a Python metric to the JVM when it is first updated.
 """
 from __future__ import annotations

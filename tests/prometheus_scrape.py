@@ -8,8 +8,8 @@ from typing import Optional
 from prometheus_client.parser import text_string_to_metric_families
 
 METRIC_PREFIX = "flink_taskmanager_job_task_operator_mmon_"
-LABELS = {"reason_dead_letter": ("reason",), "feature_outliers": ("feature",),
-          "feature_metric_drift_value_micros": ("feature", "metric")}
+LABELS = {"reason_dead_letter": ("reason",), "version_feature_outliers": ("version", "feature"),
+          "version_feature_metric_drift_value_micros": ("version", "feature", "metric")}
 """The labels of the labelled ``mmon`` metrics, in the order of their keys in `scrape`'s result."""
 
 

@@ -190,6 +190,38 @@ def test_a_numeric_output_takes_the_numeric_metrics(tmp_path):
                               or s["ground_truth"].update(metrics=["accuracy"])))
 
 
+def test_versions_defaults_and_round_trip(tmp_path):
+    """Issue 22: at most 4 versions, the kserve-v1 version in the endpoint attribute, no comparison by default."""
+    spec = load_spec(_write_spec(tmp_path, lambda s: None))
+    assert spec.versions == config.VersionsSpec(max=4, cloudevent_attribute="endpoint", stable=None, candidate=None,
+                                                min_count=30)
+    chosen = load_spec(_write_spec(tmp_path, _set("versions", {"max": 2, "stable": "default", "candidate": "canary",
+                                                               "min_count": 50, "cloudevent_attribute": "component"})))
+    assert chosen.versions == config.VersionsSpec(2, "component", "default", "canary", 50)
+    assert config.parse_spec(json.loads(json.dumps(config.spec_to_dict(chosen)))).versions == chosen.versions
+
+
+@pytest.mark.parametrize("versions, message", [
+    ({"max": 0}, "versions.max: must be >= 1 and <= 64 (each version keeps its own window state), got 0"),
+    ({"max": 65}, "versions.max: must be >= 1 and <= 64"),
+    ({"stable": "default"}, "versions.candidate: required with versions.stable"),
+    ({"candidate": "canary"}, "versions.stable: required with versions.candidate"),
+    ({"stable": "v1", "candidate": "v1"}, "versions.candidate: must differ from versions.stable, both are 'v1'"),
+    ({"max": 1, "stable": "a", "candidate": "b"}, "versions.max: must be at least 2 to compare 'a' with 'b', got 1"),
+    ({"min_count": 0}, "versions.min_count: must be >= 1, got 0"),
+    ({"stable": ""}, "versions.stable: expected a non-empty string"),
+    ({"canary": "x"}, "versions.canary: unknown field"),
+])
+def test_each_bad_versions_field_is_named_in_one_line(tmp_path, capsys, versions, message):
+    path = _write_spec(tmp_path, _set("versions", versions))
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(message), caught.value
+    assert run_main.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmon run: {message}") and "\n" not in err, err
+
+
 def test_missing_files_are_clear_errors(tmp_path, capsys):
     assert run_main.main(["--config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read monitor spec" in capsys.readouterr().err

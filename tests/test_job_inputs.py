@@ -437,7 +437,7 @@ PROM_BAD = ((formats.BAD_JSON, "{not json"), (formats.BAD_JSON, "[]"),
              .replace('"type":"request"', '"type":"response"')),
             (formats.BAD_TIME, formats.encode(formats.THESIS, "t-1", 1, [OK_ROW]).replace('"time":1,', '"time":-1,')))
 COUNTERS = ("instances_windowed", "windows_emitted", "late_events", "parse_errors", "drift_alerts",
-            "reason_dead_letter", "feature_outliers", "feature_metric_drift_value_micros")
+            "reason_dead_letter", "version_feature_outliers", "version_feature_metric_drift_value_micros")
 
 
 @pytest.mark.timeout(PROM_DEADLINE_S + 120)
@@ -483,7 +483,7 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
                 if len(stats) >= 3 * len(features):
                     floor = {"instances_windowed": sum(r["count"] for r in stats if r["feature"] == features[0]),
                              "windows_emitted": len(stats),
-                             "feature_outliers": Counter(a["feature"] for a in alerts)}
+                             "version_feature_outliers": Counter((a["version"], a["feature"]) for a in alerts)}
             found = scrape(port)
             if found:
                 last = found
@@ -496,7 +496,8 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
                         and total(found, "late_events") == 1
                         and total(found, "instances_windowed") >= floor["instances_windowed"]
                         and total(found, "windows_emitted") >= floor["windows_emitted"]
-                        and all(found["feature_outliers"].get((f,), 0) >= n for f, n in floor["feature_outliers"].items())
+                        and all(found["version_feature_outliers"].get(key, 0) >= n
+                                for key, n in floor["version_feature_outliers"].items())
                         and total(found, "drift_alerts") > 0)
                 if done:
                     break
@@ -515,8 +516,9 @@ def test_prometheus_reports_the_mmon_counters_while_the_job_runs(tmp_path):
     assert seen == sorted(seen), "instances_windowed went down"
     assert 0 < seen[-1] <= n_instances
     assert total(last, "windows_emitted") <= n_windows * len(features)
-    for (feature,), value in last["feature_outliers"].items():
-        assert 0 < value <= outliers_by_feature[feature], feature
-    drift_labels = set(last["feature_metric_drift_value_micros"])
-    assert drift_labels == {(f, m) for f in features for m in spec["drift"]["metrics"]}
-    assert all(v >= 0 for v in last["feature_metric_drift_value_micros"].values())
+    version = spec["model"]["version"]  # every request names none: the spec's
+    for (of_version, feature), value in last["version_feature_outliers"].items():
+        assert of_version == version and 0 < value <= outliers_by_feature[feature], feature
+    drift_labels = set(last["version_feature_metric_drift_value_micros"])
+    assert drift_labels == {(version, f, m) for f in features for m in spec["drift"]["metrics"]}
+    assert all(v >= 0 for v in last["version_feature_metric_drift_value_micros"].values())

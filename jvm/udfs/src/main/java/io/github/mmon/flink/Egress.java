@@ -20,7 +20,9 @@ import org.apache.flink.types.Row;
  * wall-clock epoch ms at which it leaves the job ({@code detected_at} for outliers, {@code at} for dead
  * letters, {@code emitted_at} otherwise) and counts it in the {@code mmon} metric group. It runs once per
  * output record, in the JVM, so alerts and dead letters never meet Python. The kinds and reasons are
- * {@link Contract}'s; {@code flink_job.metrics} documents the metrics.
+ * {@link Contract}'s; {@code flink_job.metrics} documents the metrics. The metrics of a model's results (outliers,
+ * drift values, performance, label coverage) are per model version: each under a {@code version} group, the
+ * record's own (empty for a record without one).
  */
 public class Egress extends RichMapFunction<Row, Row> {
 
@@ -30,7 +32,7 @@ public class Egress extends RichMapFunction<Row, Row> {
     private transient Counter lateEvents;
     private transient Counter parseErrors;
     private transient Counter driftAlerts;
-    private transient Map<String, Counter> outliersByFeature;
+    private transient Map<String, Counter> outliersByVersionAndFeature;
     private transient Map<String, Counter> deadLettersByReason;
     private transient Map<String, long[]> gauges;
 
@@ -40,7 +42,7 @@ public class Egress extends RichMapFunction<Row, Row> {
         lateEvents = group.counter("late_events");
         parseErrors = group.counter("parse_errors");
         driftAlerts = group.counter("drift_alerts");
-        outliersByFeature = new HashMap<>();
+        outliersByVersionAndFeature = new HashMap<>();
         deadLettersByReason = new HashMap<>();
         gauges = new HashMap<>();
     }
@@ -54,7 +56,9 @@ public class Egress extends RichMapFunction<Row, Row> {
         if (OUTLIERS.equals(kind)) {
             field = "detected_at";
             String feature = key.substring(key.indexOf('/') + 1);
-            outliersByFeature.computeIfAbsent(feature, f -> group.addGroup("feature", f).counter(OUTLIERS)).inc();
+            String version = versionOf(JSON.readTree(payload));
+            outliersByVersionAndFeature.computeIfAbsent(version + "\u0000" + feature,
+                    f -> group.addGroup(VERSION, version).addGroup("feature", feature).counter(OUTLIERS)).inc();
         } else if (DEAD_LETTER.equals(kind)) {
             field = "at";
             deadLettersByReason.computeIfAbsent(key, r -> group.addGroup("reason", r).counter(DEAD_LETTER)).inc();
@@ -72,34 +76,45 @@ public class Egress extends RichMapFunction<Row, Row> {
         return payload.substring(0, payload.length() - 1) + ",\"" + field + "\":" + ms + "}";
     }
 
-    /** The last value (x 1e6, as the Python job reported it) per (feature, metric), and the alert count. */
+    /** A record's model version ({@code ""} when it names none). */
+    private static String versionOf(JsonNode record) {
+        JsonNode version = record.get(VERSION);
+        return version == null || version.isNull() ? "" : version.asText();
+    }
+
+    /** The last value (x 1e6, as the Python job reported it) per (version, feature, metric), and the alert count. */
     private void trackDrift(String payload) throws IOException {
         JsonNode record = JSON.readTree(payload);
+        String version = versionOf(record);
         String feature = record.get("feature").asText();
         String metric = record.get("metric").asText();
-        gauge(feature + "\u0000" + metric, "drift_value_micros", "feature", feature, "metric", metric)[0] =
-                Math.round(record.get("value").asDouble() * 1e6);
+        gauge(version + "\u0000" + feature + "\u0000" + metric, "drift_value_micros", VERSION, version, "feature",
+                feature, "metric", metric)[0] = Math.round(record.get("value").asDouble() * 1e6);
         if (record.get("drift").asBoolean()) {
             driftAlerts.inc();
         }
     }
 
-    /** Of the latest performance record of each metric (and class): its value x 1e6 (a number: not the confusion
-     * matrix, nor a value not yet defined), whether it is alerted (1 or 0), and the label coverage x 1e6. */
+    /** Of the latest performance record of each version and metric (and class): its value x 1e6 (a number: not the
+     * confusion matrix, nor a value not yet defined), whether it is alerted (1 or 0), and the version's label
+     * coverage x 1e6. */
     private void trackPerformance(String payload) throws IOException {
         JsonNode record = JSON.readTree(payload);
+        String version = versionOf(record);
         String metric = record.get("metric").asText();
         String label = record.has("class") ? record.get("class").asText() : "";
-        String key = "performance\u0000" + metric + "\u0000" + label;
+        String key = "performance\u0000" + version + "\u0000" + metric + "\u0000" + label;
         JsonNode value = record.get("value");
         if (value != null && value.isNumber()) {
-            gauge(key, "performance_value_micros", "metric", metric, "class", label)[0] = Math.round(value.asDouble() * 1e6);
+            gauge(key, "performance_value_micros", VERSION, version, "metric", metric, "class", label)[0] =
+                    Math.round(value.asDouble() * 1e6);
         }
-        gauge(key + "\u0000alert", "performance_alert", "metric", metric, "class", label)[0] =
+        gauge(key + "\u0000alert", "performance_alert", VERSION, version, "metric", metric, "class", label)[0] =
                 record.get("alert").asBoolean() ? 1 : 0;
         JsonNode coverage = record.get("coverage");
         if (coverage != null && coverage.isNumber()) {
-            gauge("label_coverage", "label_coverage_micros")[0] = Math.round(coverage.asDouble() * 1e6);
+            gauge("label_coverage\u0000" + version, "label_coverage_micros", VERSION, version)[0] =
+                    Math.round(coverage.asDouble() * 1e6);
         }
     }
 

@@ -63,7 +63,7 @@ class EgressTest {
         TestingMetricRegistry registry = TestingMetricRegistry.builder().setRegisterConsumer((metric, name, group) -> {
             if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros")) {
                 StringBuilder key = new StringBuilder(name);
-                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class)>"))
+                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class|version)>"))
                         .sorted(Map.Entry.comparingByKey()).forEach(v -> key.append(' ').append(v.getKey())
                                 .append('=').append(v.getValue()));
                 gauges.put(key.toString(), gauge);
@@ -89,18 +89,26 @@ class EgressTest {
     void performanceRecordsSetTheGaugesOfTheirMetricAndClassAndTheLabelCoverage() throws Exception {
         Map<String, Object> gauges = gaugesAfter(
                 Row.of(Contract.PERFORMANCE, "m/0/accuracy",
-                        "{\"metric\":\"accuracy\",\"value\":0.5,\"coverage\":0.25,\"alert\":false}"),
+                        "{\"version\":\"1\",\"metric\":\"accuracy\",\"value\":0.5,\"coverage\":0.25,\"alert\":false}"),
                 Row.of(Contract.PERFORMANCE, "m/0/f1/a",
-                        "{\"metric\":\"f1\",\"class\":\"a\",\"value\":0.125,\"coverage\":0.25,\"alert\":true}"),
+                        "{\"version\":\"1\",\"metric\":\"f1\",\"class\":\"a\",\"value\":0.125,\"coverage\":0.25,"
+                                + "\"alert\":true}"),
                 Row.of(Contract.PERFORMANCE, "m/0/confusion",
-                        "{\"metric\":\"confusion\",\"value\":[[1,0],[0,1]],\"coverage\":0.75,\"alert\":false}"),
+                        "{\"version\":\"1\",\"metric\":\"confusion\",\"value\":[[1,0],[0,1]],\"coverage\":0.75,"
+                                + "\"alert\":false}"),
                 Row.of(Contract.PERFORMANCE, "m/15000/accuracy",
-                        "{\"metric\":\"accuracy\",\"value\":0.75,\"coverage\":null,\"alert\":true}"));
-        assertEquals(Map.of("performance_value_micros <class>= <metric>=accuracy", 750_000L,
-                "performance_alert <class>= <metric>=accuracy", 1L,
-                "performance_value_micros <class>=a <metric>=f1", 125_000L,
-                "performance_alert <class>=a <metric>=f1", 1L,
-                "performance_alert <class>= <metric>=confusion", 0L,
-                "label_coverage_micros", 750_000L), gauges);
+                        "{\"version\":\"1\",\"metric\":\"accuracy\",\"value\":0.75,\"coverage\":null,\"alert\":true}"),
+                Row.of(Contract.PERFORMANCE, "m/15000/accuracy",
+                        "{\"version\":\"canary\",\"metric\":\"accuracy\",\"value\":0.25,\"coverage\":0.5,"
+                                + "\"alert\":false}"));
+        assertEquals(Map.of("performance_value_micros <class>= <metric>=accuracy <version>=1", 750_000L,
+                "performance_alert <class>= <metric>=accuracy <version>=1", 1L,
+                "performance_value_micros <class>=a <metric>=f1 <version>=1", 125_000L,
+                "performance_alert <class>=a <metric>=f1 <version>=1", 1L,
+                "performance_alert <class>= <metric>=confusion <version>=1", 0L,
+                "label_coverage_micros <version>=1", 750_000L,
+                "performance_value_micros <class>= <metric>=accuracy <version>=canary", 250_000L,
+                "performance_alert <class>= <metric>=accuracy <version>=canary", 0L,
+                "label_coverage_micros <version>=canary", 500_000L), gauges);
     }
 }
