@@ -19,6 +19,8 @@ DRIFT = "drift"  # one record per (window, feature, metric)
 DEAD_LETTER = "dead_letter"  # one record per input record that could not be monitored, with its reason
 PERFORMANCE = "performance"  # one record per (window, metric) and revision: realised performance (ground_truth)
 KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE)
+MODEL_DRIFT = "model_drift"  # one record per window: the model's drift verdict under false-discovery control
+ALERTS = "alerts"  # one event per opened, updated or closed alert episode (a feature's or the model's)
 
 FILE_NAMES = {kind: f"{kind}.jsonl" for kind in KINDS}
 """Kind -> the JSON-lines file an embedded run (``mmon run --output DIR``) writes it to."""
