@@ -18,9 +18,9 @@ OUTLIERS = "outliers"  # one alert per (instance, feature) that breaks a rule
 DRIFT = "drift"  # one record per (window, feature, metric)
 DEAD_LETTER = "dead_letter"  # one record per input record that could not be monitored, with its reason
 PERFORMANCE = "performance"  # one record per (window, metric) and revision: realised performance (ground_truth)
-KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE)
-MODEL_DRIFT = "model_drift"  # one record per window: the model's drift verdict under false-discovery control
-ALERTS = "alerts"  # one event per opened, updated or closed alert episode (a feature's or the model's)
+MODEL_DRIFT = "model_drift"  # one record per window: the model's verdict over every drift test (drift.control)
+ALERTS = "alerts"  # one record per alert-episode event: open, update, close (alerts)
+KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE, MODEL_DRIFT, ALERTS)
 
 FILE_NAMES = {kind: f"{kind}.jsonl" for kind in KINDS}
 """Kind -> the JSON-lines file an embedded run (``mmon run --output DIR``) writes it to."""
@@ -48,4 +48,5 @@ only when it has ``ground_truth``)."""
 def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:
     """Kind -> the spec's Kafka topic (covariance records share the stats topic)."""
     return {STATS: topics.stats, COVARIANCE: topics.stats, OUTLIERS: topics.outliers, DRIFT: topics.drift,
-            DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance}
+            DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance, MODEL_DRIFT: topics.model_drift,
+            ALERTS: topics.alerts}

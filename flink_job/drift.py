@@ -73,7 +73,7 @@ def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, win
     test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
     absent = np.zeros(len(names)) if missing is None else missing.to_numpy(dtype=float)
     results = math.evaluate(indices, np.array(sizes), histograms.tolist(), _test_statistics(tests, test_names), absent)
-    for metric, (values, thresholds) in results.items():
+    for metric, (values, thresholds, _) in results.items():
         over = values > thresholds
         rows = range(len(names)) if spec.drift.emit_all else np.flatnonzero(over)
         for i in rows:

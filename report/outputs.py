@@ -38,7 +38,7 @@ OPTIONAL = frozenset({outputs.PERFORMANCE, outputs.MODEL_DRIFT, outputs.ALERTS})
 """Kinds a run writes only for some specs (performance: with ``ground_truth``), or only since some version (the
 model's verdicts and the alert episodes); a folder without their files loads."""
 
-FILES = {kind: outputs.FILE_NAMES.get(kind, f"{kind}.jsonl") for kind in COLUMNS}
+FILES = {kind: outputs.FILE_NAMES[kind] for kind in COLUMNS}
 
 
 class OutputsError(Exception):

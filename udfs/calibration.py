@@ -59,12 +59,23 @@ draw; seeded and so reproducible, cached. A larger window can only lessen the sa
 curve is made non-increasing in the window size (a running minimum, which also irons out Monte-Carlo
 wiggles). Other window sizes interpolate linearly in (log size, log threshold); sizes beyond the grid take
 the nearest grid value.
+
+P-values (:meth:`ThresholdCurves.p_values`): the same simulation keeps, per grid size, the sorted null
+values at :data:`NULL_LEVELS` (every one of the top :data:`EXACT_TAIL`, where a multiple-testing control
+reads them, and every :data:`BODY_STEP`-th below), made non-increasing in the window size element by
+element (the running minimum of the thresholds, level by level). A window of ``n`` values reads its null
+quantile function interpolated like the thresholds, level by level in (log size, log value), and its
+p-value is ``(1 + #{null >= observed}) / (1 + DRAWS)`` (linear in the value between two stored levels of
+the body). So ``p <= rate`` exactly when the value exceeds the null's ``1 - rate`` point, up to one
+order statistic of the :data:`DRAWS` (the threshold interpolates between two). ``ks``, ``cvm`` and
+``missing_rate`` have closed-form p-values (:func:`udfs.two_sample.ks_p_value`,
+:func:`udfs.two_sample.cvm_p_value`, :func:`missing_rate_p_values`).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -73,13 +84,19 @@ from udfs import drift, two_sample
 from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 GRID = 2 ** np.arange(2, 17)  # window sizes 4 .. 65,536
+_LOG_GRID = np.log(GRID)
 DRAWS = 4000
 SEED = 20_21_0611
 MIN_CONCENTRATION = 1e-3  # a slot beyond the sample's range (thesis-format edges), an empty other: a trace
 MISSING_PRIOR = 1.0  # Beta(missing + 1, count + 1): missing_rate_thresholds
 TEST_THRESHOLDS = {"ks": two_sample.ks_threshold, "cvm": two_sample.cvm_threshold}
+EXACT_TAIL = 200  # the top null values kept one by one: p-values <= 200 / DRAWS (5 %) exact
+BODY_STEP = 50  # below them, every 50th sorted null value (p-values linear in between)
+NULL_LEVELS = np.union1d(np.arange(0, DRAWS - EXACT_TAIL, BODY_STEP), np.arange(DRAWS - EXACT_TAIL, DRAWS))
+"""Indices into the :data:`DRAWS` sorted null values of a (metric, column, window size) kept for p-values."""
+TEST_P_VALUES = {"ks": two_sample.ks_p_value, "cvm": two_sample.cvm_p_value}
 _CACHE_SIZE = 32
-_cache: "OrderedDict[tuple, dict[str, dict[str, np.ndarray]]]" = OrderedDict()
+_cache: "OrderedDict[tuple, tuple[dict, dict]]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,15 @@ class ThresholdCurves:
     so a job computes them once at start and ships them to its workers."""
 
     values: dict[str, np.ndarray]
+    nulls: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Per column, the logs of its null's sorted values at :data:`NULL_LEVELS` (``GRID x levels``), for
+    p-values; columns sharing one null share one array. Empty for the two-sample tests (closed form)."""
+
+    def p_values(self, feature: str, window_sizes, values) -> np.ndarray:
+        """``feature``'s p-values of ``values`` observed in windows of ``window_sizes`` (module docstring)."""
+        sizes = np.asarray(window_sizes, dtype=float)
+        rows = np.broadcast_to(self.nulls[feature], (len(sizes), *self.nulls[feature].shape))
+        return exceedance_p_values(interpolate_rows(rows, np.log(np.maximum(sizes, 1))), values)
 
     def at(self, window_size: int) -> dict[str, float]:
         """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values."""
@@ -127,8 +153,15 @@ def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 
     if metric in TEST_THRESHOLDS:
         return ThresholdCurves({name: TEST_THRESHOLDS[metric](len(feature.sample), GRID, false_alarm_rate)
                                 for name, feature in columns.items()})
-    grids = _threshold_grids(baseline, false_alarm_rate)
-    return ThresholdCurves({name: grids[name][metric] / _scale(column, normalize) for name, column in columns.items()})
+    grids, nulls = _threshold_grids(baseline, false_alarm_rate)
+    scales = {name: _scale(column, normalize) for name, column in columns.items()}
+    return ThresholdCurves({name: grids[name][metric] / scales[name] for name in columns},
+                           {name: _log_scaled(nulls[name][metric], scales[name]) for name in columns})
+
+
+def _log_scaled(log_levels: np.ndarray, scale: float) -> np.ndarray:
+    """A column's log null levels divided by ``scale`` (the same array when 1: columns keep sharing it)."""
+    return log_levels if scale == 1.0 else log_levels - np.log(scale)
 
 
 def missing_rate_thresholds(feature: ColumnBaseline, totals, false_alarm_rate: float = 0.01) -> np.ndarray:
@@ -213,34 +246,53 @@ def null_thresholds(features: Sequence[ColumnBaseline], rate: float,
     quantile bins) share one simulation: their KL, JS, PSI, Hellinger and chi2 thresholds are equal, and
     Wasserstein's differ only through their edges, ``W = cdf_gaps(w, q) @ diff(support_points(edges))``.
     """
-    results: list[dict[str, np.ndarray]] = [{} for _ in features]
+    return [{metric: thresholds for metric, (thresholds, _) in null.items()}
+            for null in null_summaries(features, rate, window_sizes)]
+
+
+def null_summaries(features: Sequence[ColumnBaseline], rate: float,
+                   window_sizes: Sequence[int]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per feature and histogram metric, ``(thresholds, levels)`` at each window size: `null_thresholds`' and
+    the sorted null values at :data:`NULL_LEVELS` (``sizes x levels``; one array shared by the features of
+    a shared null, Wasserstein's apart)."""
+    results: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in features]
     for group_index, members in enumerate(_shared_nulls(features)):
         group = [features[i] for i in members]
-        for i, thresholds in zip(members, _group_thresholds(group, rate, window_sizes, group_index)):
-            results[i] = thresholds
+        for i, summary in zip(members, _group_nulls(group, rate, window_sizes, group_index)):
+            results[i] = summary
     return results
 
 
-def _group_thresholds(group: Sequence[ColumnBaseline], rate: float, window_sizes: Sequence[int],
-                      group_index: int) -> list[dict[str, np.ndarray]]:
-    """`null_thresholds` of features sharing one null, simulated once (seeded by ``group_index``)."""
+def _group_nulls(group: Sequence[ColumnBaseline], rate: float, window_sizes: Sequence[int],
+                 group_index: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """`null_summaries` of features sharing one null, simulated once (seeded by ``group_index``)."""
     first = group[0]
     rng = np.random.default_rng([SEED, group_index])
     slot_probabilities = rng.dirichlet(slot_concentrations(first), size=DRAWS)
     reference = first.histogram_counts()
     numeric = [feature for feature in group if feature.type == NUMERIC]
     support_gaps = np.array([np.diff(drift.support_points(feature.edges)) for feature in numeric]).T
-    shared = {metric: np.empty(len(window_sizes)) for metric in drift.LAYOUT_METRICS if metric != "wasserstein"}
-    wasserstein = np.empty((len(numeric), len(window_sizes)))
+    sizes = len(window_sizes)
+    shared = {metric: (np.empty(sizes), np.empty((sizes, len(NULL_LEVELS))))
+              for metric in drift.LAYOUT_METRICS if metric != "wasserstein"}
+    wasserstein = (np.empty((len(numeric), sizes)), np.empty((len(numeric), sizes, len(NULL_LEVELS))))
     for s, size in enumerate(window_sizes):
         windows = rng.multinomial(size, slot_probabilities)
-        for metric, values in shared.items():
-            values[s] = np.quantile(drift.compute(metric, windows, reference), 1.0 - rate)
+        for metric, (thresholds, levels) in shared.items():
+            null = np.sort(drift.compute(metric, windows, reference))
+            thresholds[s], levels[s] = np.quantile(null, 1.0 - rate), null[NULL_LEVELS]
         if numeric:
-            wasserstein[:, s] = np.quantile(drift.cdf_gaps(windows, reference) @ support_gaps, 1.0 - rate, axis=0)
-    numeric_rows = iter(wasserstein)  # in group order
-    return [{**{metric: values.copy() for metric, values in shared.items()},
-             **({"wasserstein": next(numeric_rows)} if feature.type == NUMERIC else {})} for feature in group]
+            null = np.sort(drift.cdf_gaps(windows, reference) @ support_gaps, axis=0)
+            wasserstein[0][:, s], wasserstein[1][:, s] = np.quantile(null, 1.0 - rate, axis=0), null[NULL_LEVELS].T
+    numeric_rows = iter(range(len(numeric)))  # in group order
+    results = []
+    for feature in group:
+        summary = {metric: (thresholds.copy(), levels) for metric, (thresholds, levels) in shared.items()}
+        if feature.type == NUMERIC:
+            row = next(numeric_rows)
+            summary["wasserstein"] = (wasserstein[0][row], wasserstein[1][row])
+        results.append(summary)
+    return results
 
 
 def _shared_nulls(features: Sequence[ColumnBaseline]) -> list[list[int]]:
@@ -271,33 +323,60 @@ def _check_rate(false_alarm_rate: float) -> None:
 def _missing_rate_quantile(feature: ColumnBaseline, n: int, rate: float) -> float:
     """The smallest gap ``t = |x / n - r_hat|`` with ``P(|X / n - r_hat| > t) <= rate`` under the
     beta-binomial of :func:`missing_rate_thresholds`; the gaps are the statistic's own floats."""
+    gaps, at_or_beyond = _missing_rate_null(feature, n)
+    beyond = np.append(at_or_beyond[1:], 0.0)  # P(gap > gaps[i])
+    return float(gaps[np.argmax(beyond <= rate)])
+
+
+def _missing_rate_null(feature: ColumnBaseline, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct gaps ``|x / n - r_hat|`` (``x = 0..n``) in increasing order and ``P(gap >= each)`` under the
+    beta-binomial of :func:`missing_rate_thresholds`."""
     x = np.arange(n + 1)
     gaps = np.abs(x / n - feature.missing_rate)
-    order = np.argsort(gaps, kind="stable")
-    gaps = gaps[order]
-    pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)[order]
-    beyond = np.append(np.cumsum(pmf[::-1])[::-1][1:], 0.0)  # mass after each position
-    exceed = beyond[np.searchsorted(gaps, gaps, side="right") - 1]  # P(gap > gaps[i]), ties included
-    return float(gaps[np.argmax(exceed <= rate)])
+    pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)
+    distinct, inverse = np.unique(gaps, return_inverse=True)
+    mass = np.bincount(inverse.ravel(), weights=pmf, minlength=len(distinct))
+    return distinct, np.cumsum(mass[::-1])[::-1]
+
+
+def missing_rate_p_values(feature: ColumnBaseline, totals, values) -> np.ndarray:
+    """``P(|X / n - r_hat| >= value)`` under the beta-binomial of :func:`missing_rate_thresholds` for each
+    window of ``totals`` values and observed ``missing_rate`` ``values``: ``p <= rate`` exactly when the value
+    exceeds the threshold at ``rate`` (the statistic is discrete: its p-values are conservative)."""
+    totals, values = np.maximum(np.asarray(totals), 1).astype(np.int64), np.asarray(values, dtype=float)
+    p_values = np.full(len(values), np.nan)
+    for n in np.unique(totals):
+        rows = np.flatnonzero(totals == n)
+        gaps, at_or_beyond = _missing_rate_null(feature, int(n))
+        found = np.searchsorted(gaps, values[rows] * (1 - 1e-12), side="left")  # the observed gap is one of them
+        p_values[rows] = np.append(at_or_beyond, 0.0)[found]
+    return np.where(np.isnan(values), np.nan, np.minimum(p_values, 1.0))
 
 
 def _scale(feature: ColumnBaseline, normalize: bool) -> float:
     return feature.std if normalize and feature.std > 0 else 1.0
 
 
-def _threshold_grids(baseline: Baseline, rate: float) -> dict[str, dict[str, np.ndarray]]:
+def _threshold_grids(baseline: Baseline, rate: float) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                                   dict[str, dict[str, np.ndarray]]]:
+    """Per column and histogram metric, its monotone threshold curve on `GRID` and its log null levels
+    (`ThresholdCurves.nulls`), cached per (baseline, rate)."""
     key = (baseline.fingerprint, rate)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
     columns = baseline.columns
-    nulls = null_thresholds(list(columns.values()), rate, GRID)
-    grids = {name: {metric: _monotone(metric, values) for metric, values in null.items()}
-             for name, null in zip(columns, nulls)}
-    _cache[key] = grids
+    summaries = null_summaries(list(columns.values()), rate, GRID)
+    grids = {name: {metric: _monotone(metric, thresholds) for metric, (thresholds, _) in summary.items()}
+             for name, summary in zip(columns, summaries)}
+    logs: dict[int, np.ndarray] = {}  # one log array per shared levels array
+    nulls = {name: {metric: logs.setdefault(id(levels), np.log(_monotone_levels(metric, levels)))
+                    for metric, (_, levels) in summary.items()}
+             for name, summary in zip(columns, summaries)}
+    _cache[key] = grids, nulls
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
-    return grids
+    return grids, nulls
 
 
 def _monotone(metric: str, thresholds: np.ndarray) -> np.ndarray:
@@ -305,3 +384,38 @@ def _monotone(metric: str, thresholds: np.ndarray) -> np.ndarray:
     chi2 as ``chi2 / n`` (module docstring)."""
     per_value = GRID if metric == "chi2" else 1
     return np.maximum(np.minimum.accumulate(thresholds / per_value), np.finfo(float).tiny) * per_value
+
+
+def _monotone_levels(metric: str, levels: np.ndarray) -> np.ndarray:
+    """`_monotone` of every level (``GRID x levels``): each level's curve non-increasing in the window size."""
+    per_value = GRID[:, None] if metric == "chi2" else 1
+    return np.maximum(np.minimum.accumulate(levels / per_value, axis=0), np.finfo(float).tiny) * per_value
+
+
+def interpolate_rows(log_curves: np.ndarray, log_sizes: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``log_curves`` (``rows x GRID``, or ``rows x GRID x levels``) read at ``log_sizes[i]``:
+    linear in the log size between grid points (``numpy.interp``), clamped at the grid's ends, in one pass."""
+    position = np.interp(log_sizes, _LOG_GRID, np.arange(len(GRID), dtype=float))
+    lower = np.minimum(position.astype(int), len(GRID) - 2)
+    fraction = (position - lower).reshape(-1, *[1] * (log_curves.ndim - 2))
+    rows = np.arange(len(log_sizes))
+    return log_curves[rows, lower] * (1 - fraction) + log_curves[rows, lower + 1] * fraction
+
+
+def exceedance_p_values(log_levels: np.ndarray, values) -> np.ndarray:
+    """``(1 + #{null >= value}) / (1 + DRAWS)`` per row: ``log_levels`` (``rows x levels``) the logs of each
+    row's sorted null values at :data:`NULL_LEVELS`; between two stored levels of the body the count is
+    linear in the log value. NaN where the value is NaN (a window without values)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(values, 0.0))
+    below = (log_levels < np.nan_to_num(logs, nan=-np.inf)[:, None]).sum(axis=1)  # stored levels under the value
+    upper = np.minimum(below, len(NULL_LEVELS) - 1)
+    lower = np.maximum(below - 1, 0)
+    rows = np.arange(len(values))
+    low, high = log_levels[rows, lower], log_levels[rows, upper]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.clip(np.where(high > low, (logs - low) / (high - low), 1.0), 0.0, 1.0)
+    first_at_or_above = NULL_LEVELS[lower] + 1 + (NULL_LEVELS[upper] - NULL_LEVELS[lower] - 1) * fraction
+    exceed = np.where(below == 0, DRAWS, np.where(below == len(NULL_LEVELS), 0, DRAWS - first_at_or_above))
+    return np.where(np.isnan(values), np.nan, (1.0 + exceed) / (1.0 + DRAWS))
