@@ -16,13 +16,16 @@ outlier filter) and drift are counted where their small outputs pass the egress,
   ``class`` empty but for the per-class metrics; the confusion matrix has no gauge);
 - ``performance_alert{metric=...,class=...}``  1 when the latest performance record of the metric is alerted, else 0;
 - ``label_coverage_micros``         the latest performance record's label coverage (labelled / predictions) x 1e6;
-- ``labels_joined``                 label messages joined to their predictions (the label join).
+- ``labels_joined``                 label messages joined to their predictions (the label join);
+- ``alert_active{model=...,feature=...}``  1 while an alert episode of the feature (``feature`` empty: the model's
+  own episode) is open, 0 once it closed (`flink_job.alerts`; set by the egress from the alerts events).
 
 With the Prometheus reporter (``job.metrics_port`` / ``--metrics-port``) the names are
 ``flink_taskmanager_job_task_operator_mmon_<name>`` and, for the labelled ones,
 ``..._mmon_reason_dead_letter{reason=...}``, ``..._mmon_feature_outliers{feature=...}`` and
 ``..._mmon_feature_metric_drift_value_micros{feature=...,metric=...}``, and
-``..._mmon_metric_class_performance_value_micros{metric=...,class=...}`` and ``..._mmon_metric_class_performance_alert``.
+``..._mmon_metric_class_performance_value_micros{metric=...,class=...}`` and ``..._mmon_metric_class_performance_alert``,
+and ``..._mmon_model_feature_alert_active{model=...,feature=...}``.
 A labelled metric shows up with its first event; PyFlink reports a Python metric to the JVM when it is first updated.
 """
 from __future__ import annotations

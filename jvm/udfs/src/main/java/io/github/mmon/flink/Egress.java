@@ -63,6 +63,8 @@ public class Egress extends RichMapFunction<Row, Row> {
             trackDrift(payload);
         } else if (PERFORMANCE.equals(kind)) {
             trackPerformance(payload);
+        } else if (ALERTS.equals(kind)) {
+            trackAlert(payload);
         }
         return Row.of(kind, key, stamp(payload, field, System.currentTimeMillis()));
     }
@@ -101,6 +103,17 @@ public class Egress extends RichMapFunction<Row, Row> {
         if (coverage != null && coverage.isNumber()) {
             gauge("label_coverage", "label_coverage_micros")[0] = Math.round(coverage.asDouble() * 1e6);
         }
+    }
+
+    /** Per model and feature, 1 while an alert episode is open (its open and update events), 0 once it closed; the
+     * model's own episodes under the feature "". */
+    private void trackAlert(String payload) throws IOException {
+        JsonNode record = JSON.readTree(payload);
+        String model = record.get("model").asText();
+        JsonNode feature = record.get("feature");
+        String name = feature == null || feature.isNull() ? "" : feature.asText();
+        gauge("alert\u0000" + model + "\u0000" + name, "alert_active", "model", model, "feature", name)[0] =
+                "close".equals(record.get("event").asText()) ? 0 : 1;
     }
 
     /** The cell of the gauge {@code name} under {@code key}, registered on first use in the groups given as

@@ -61,9 +61,9 @@ class EgressTest {
     private static Map<String, Object> gaugesAfter(Row... rows) throws Exception {
         Map<String, Object> gauges = new HashMap<>();
         TestingMetricRegistry registry = TestingMetricRegistry.builder().setRegisterConsumer((metric, name, group) -> {
-            if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros")) {
+            if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros|alert_active")) {
                 StringBuilder key = new StringBuilder(name);
-                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class)>"))
+                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class|model|feature)>"))
                         .sorted(Map.Entry.comparingByKey()).forEach(v -> key.append(' ').append(v.getKey())
                                 .append('=').append(v.getValue()));
                 gauges.put(key.toString(), gauge);
@@ -102,5 +102,17 @@ class EgressTest {
                 "performance_alert <class>=a <metric>=f1", 1L,
                 "performance_alert <class>= <metric>=confusion", 0L,
                 "label_coverage_micros", 750_000L), gauges);
+    }
+
+    @Test
+    void alertEventsSetTheActiveGaugeOfTheirModelAndFeature() throws Exception {
+        Map<String, Object> gauges = gaugesAfter(
+                Row.of(Contract.ALERTS, "m/f1", "{\"model\":\"m\",\"event\":\"open\",\"feature\":\"f1\"}"),
+                Row.of(Contract.ALERTS, "m/", "{\"model\":\"m\",\"event\":\"open\",\"feature\":null}"),
+                Row.of(Contract.ALERTS, "m/f2", "{\"model\":\"m\",\"event\":\"open\",\"feature\":\"f2\"}"),
+                Row.of(Contract.ALERTS, "m/f2", "{\"model\":\"m\",\"event\":\"update\",\"feature\":\"f2\"}"),
+                Row.of(Contract.ALERTS, "m/f1", "{\"model\":\"m\",\"event\":\"close\",\"feature\":\"f1\"}"));
+        assertEquals(Map.of("alert_active <feature>=f1 <model>=m", 0L, "alert_active <feature>=f2 <model>=m", 1L,
+                "alert_active <feature>= <model>=m", 1L), gauges);
     }
 }
