@@ -548,7 +548,9 @@ def test_a_bad_rule_fails_the_official_crd(prometheus_rule_validator, iris_manif
 def test_the_rules_alert_on_this_models_episode_gauge_per_feature_and_for_the_model(iris_manifests):
     rules = _rules(iris_manifests["PrometheusRule"])
     gauge = manifests.ALERT_ACTIVE_METRIC
-    assert gauge.startswith("flink_taskmanager_job_task_operator_mmon_") and gauge.endswith("alert_active")
+    documented = (ROOT / "flink_job" / "metrics.py").read_text()
+    assert f"``..._mmon_{gauge.removeprefix('flink_taskmanager_job_task_operator_mmon_')}{{model=...,feature=...}}``" in documented
+    assert "``feature`` empty: the model's" in documented  # MODEL_SCOPE_FEATURE
     assert rules["MmonFeatureDriftEpisode"]["expr"] == f'max by (model, feature) ({gauge}{{model="iris",feature!=""}}) > 0'
     assert rules["MmonModelDriftEpisode"]["expr"] == f'max by (model, feature) ({gauge}{{model="iris",feature=""}}) > 0'
     assert {name: rule["labels"] for name, rule in rules.items()} == {
