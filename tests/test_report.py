@@ -97,7 +97,8 @@ def _counts(tags: _Tags) -> dict[str, int]:
 
 
 def _flagged_in_drift_file(drift: list[dict]) -> set[tuple[str, int]]:
-    return {(r["feature"], r["window_start"]) for r in drift if r["drift"]}
+    """The (feature, window) pairs the page flags: discovered, or over a threshold that has no p-value."""
+    return {(r["feature"], r["window_start"]) for r in drift if r.get("discovery", r["drift"])}
 
 
 @flink
@@ -141,7 +142,8 @@ def test_summary_counts_equal_the_files(report, embedded_run):
     n_instances = sum(len(rows) for _, _, rows in embedded_run["requests"])
     assert counts["instances"] == summary["instances"] == n_instances
     assert counts["windows"] == summary["windows"] == len({r["window_start"] for r in stats})
-    assert counts["drift_alerts"] == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
+    assert counts["drift_alerts"] == sum(bool(r.get("discovery", r["drift"])) for r in embedded_run["drift"])
+    assert counts.get("raw_flags", counts["drift_alerts"]) == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
     assert counts["outliers"] == summary["outliers"] == len(embedded_run["outliers"])
     assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead_letter"])
     [time_range] = tags.having("data-first", "dd")
@@ -490,8 +492,11 @@ def test_a_penguins_page_draws_every_column_and_its_flagged_windows(penguins_rep
     spec = load_spec(penguins_run["output"] / "spec.json")
     baseline = penguins_run["baseline"].columns
     assert _counts(tags) == {"instances": summary["instances"], "windows": summary["windows"],
-                             "drift_alerts": summary["drift_alerts"], "outliers": summary["outliers"],
-                             "dead_letters": summary["dead_letter"]}
+                             "drift_alerts": sum(r["discovery"] for r in penguins_run["drift"]),
+                             "raw_flags": summary["drift_alerts"], "outliers": summary["outliers"],
+                             "dead_letters": summary["dead_letter"],
+                             "model_drift_windows": sum(r["drift"] for r in penguins_run["model_drift"]),
+                             "alert_episodes": sum(e["event"] == "open" for e in penguins_run["alerts"])}
     timelines = {(a["data-feature"], a["data-metric"]) for a in tags.classed("timeline")}
     assert timelines == {(r["feature"], r["metric"]) for r in penguins_run["drift"]}
     assert len(timelines) == len(spec.columns) * len(spec.drift.metrics) == 7 * 5
