@@ -170,7 +170,7 @@ def _kafka_spec(embedded_run, bootstrap: str, tmp: Path) -> tuple[Path, dict]:
     spec = yaml.safe_load(embedded_run["spec_path"].read_text())
     suffix = uuid.uuid4().hex[:8]
     topics = {kind: f"report-{kind}-{suffix}"
-              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance")}
+              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance", "model_drift", "alerts")}
     spec["kafka"].update(bootstrap_servers=bootstrap, topics=topics)
     path = tmp / "monitor.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -203,7 +203,7 @@ def test_report_from_kafka_topics_equals_the_folder_report(report, embedded_run,
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tags = _Tags(path.read_text())
     assert _counts(tags) == _counts(report["tags"])
-    for css_class in ("timeline", "episode", "histograms"):
+    for css_class in ("timeline", "episode", "histograms", "alert-episode"):
         assert tags.classed(css_class) == report["tags"].classed(css_class), css_class
     assert "stale_feature" not in path.read_text()
     assert not tags.having("data-balanced")  # the job's read counts are not in the topics
