@@ -161,3 +161,19 @@ def test_a_lone_discovery_opens_nothing_and_missing_windows_count_as_quiet():
     assert opened[1]["metrics"] == ["js", "kl"] and set(episodes.active()) == {None, "a"}
     closed = episodes.step(200, {})  # 13 windows later, none between
     assert [(e["event"], e["feature"], e["last_window"]) for e in closed] == [("close", "a", 50), ("close", None, 60)]
+
+
+@pytest.mark.parametrize("metric", ["js", "psi", "wasserstein"])
+def test_p_values_beyond_the_draws_follow_the_null_tail(iris, metric):
+    """Past the largest of the 4,000 null draws the p-values extrapolate (an exponential tail): against 400,000
+    fresh null windows, the extrapolated p-values at their 1e-4 and 2e-5 points are right within a factor 3."""
+    feature = iris.features["petal_width"]
+    curves = calibration.threshold_curves(iris, metric, 0.01)
+    windows = _null_windows(feature, 512, 400_000, seed=99)
+    null = np.sort(drift.compute(metric, windows, feature.histogram_counts(), feature.edges))
+    for tail in (1e-4, 2e-5):
+        value = null[int(len(null) * (1 - tail))]
+        p_value = curves.p_values("petal_width", [512], [value])[0]
+        assert tail / 3 < p_value < tail * 3, (tail, p_value)
+    assert curves.p_values("petal_width", [512, 512], null[-2:] * [1, 2]).tolist() == sorted(
+        curves.p_values("petal_width", [512, 512], null[-2:] * [1, 2]).tolist(), reverse=True)
