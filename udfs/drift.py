@@ -218,7 +218,11 @@ TESTS: dict[str, Callable] = {"ks": two_sample.ks_statistic, "cvm": two_sample.c
 MISSING_RATE = "missing_rate"
 """The metric of the share of missing values (:func:`missing_rate`), for features of every type."""
 
-METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE)
+OUTLIER_RATE = "outlier_rate"
+"""The metric of the share of values beyond the sigma bounds (`udfs.outliers.beyond_count` in the window step), for
+numeric features: their tails against the training sample's (`udfs.calibration.outlier_rate_thresholds`)."""
+
+METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE, OUTLIER_RATE)
 """Every drift metric name a monitor spec may use: the single list."""
 
 NUMERIC_ONLY: tuple[str, ...] = NUMERIC_ONLY_METRICS
