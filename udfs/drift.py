@@ -241,6 +241,8 @@ def compute(metric: str, p, q, edges=None, normalize_by: Optional[float] = None)
         raise ValueError(f"{metric} is a two-sample test on the window's CDF: call udfs.drift.TESTS[{metric!r}]")
     if metric == MISSING_RATE:
         raise ValueError("missing_rate compares missing counts, not histograms: call udfs.drift.missing_rate")
+    if metric == OUTLIER_RATE:
+        raise ValueError("outlier_rate counts values beyond the sigma bounds: call udfs.outliers.beyond_count")
     try:
         function = LAYOUT_METRICS[metric]
     except KeyError:
