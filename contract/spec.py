@@ -30,8 +30,9 @@ TIME_SOURCES = ("event", "kafka")
 # not import); tests/test_job_config.py checks it equals udfs.drift.METRIC_NAMES.
 HISTOGRAM_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 TWO_SAMPLE_TESTS = ("ks", "cvm")
-DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
-NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS)  # they need an order of the values
+OUTLIER_RATE = "outlier_rate"  # the window's share of sigma outliers against the baseline's (needs outliers.sigma)
+DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate", OUTLIER_RATE)
+NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS, OUTLIER_RATE)  # they need an order of the values
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
 # The realised-performance metrics of `ground_truth.metrics`, by the output's type: a categorical output's
@@ -287,7 +288,10 @@ class DriftSpec:
                          "(their cost grows with that sample: ~0.2 ms per feature and window on Iris, ~7 ms "
                          "at 10,000 values), and chi2 (Pearson's statistic of the window's histogram against "
                          "the baseline frequencies), and missing_rate (the window's share of missing values against the baseline's, "
-                         "every feature). wasserstein, ks and cvm need ordered values: a spec with a categorical column "
+                         "every feature), and outlier_rate (the window's share of values beyond outliers.sigma "
+                         "baseline std from the baseline mean against the training sample's share: a feature whose tails "
+                         "changed, one test per window instead of an alert per value). wasserstein, ks, cvm and "
+                         "outlier_rate need ordered values: a spec with a categorical column "
                          "(feature or output) refuses them, and its default set is kl, js, psi, hellinger."})
     emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold."})
     control: ControlSpec = field(default_factory=ControlSpec, metadata={
@@ -466,6 +470,8 @@ def _check_semantics(spec: MonitorSpec) -> None:
             column = spec.columns[spec.column_types.index(CATEGORICAL)]
             raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
+    if OUTLIER_RATE in spec.drift.metrics and spec.outliers.sigma is None:
+        raise ConfigError(f"drift.metrics.{OUTLIER_RATE}: needs outliers.sigma (the bounds it counts values beyond)")
     if spec.ground_truth is not None:
         _check_ground_truth(spec.ground_truth, spec.output)
     if spec.alerts.open.k > spec.alerts.open.m:

@@ -41,7 +41,7 @@ def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurve
 def metric_rules(spec: MonitorSpec) -> list[MetricRule]:
     """The spec's drift metrics as `udfs.window_drift.MetricRule` (``auto`` as no fixed threshold)."""
     return [MetricRule(name, None if config.threshold == "auto" else float(config.threshold), config.false_alarm_rate,
-                       config.normalize) for name, config in spec.drift.metrics.items()]
+                       config.normalize, spec.outliers.sigma) for name, config in spec.drift.metrics.items()]
 
 
 def window_drift(spec: MonitorSpec, baseline: Baseline) -> WindowDrift:
@@ -73,7 +73,7 @@ class WindowRows:
 def evaluate(spec: MonitorSpec, math: WindowDrift, rows: WindowRows) -> dict[str, MetricResult]:
     """Every configured metric of every row (`udfs.window_drift.WindowDrift.evaluate`): value, threshold, p-value."""
     indices = np.array([math.index[name] for name in rows.features], dtype=int)
-    test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
+    test_names = [name for name in spec.drift.metrics if name in (*drift_math.TESTS, drift_math.OUTLIER_RATE)]
     return math.evaluate(indices, np.array([int(c) for c in rows.counts]), list(rows.histograms),
                          _test_statistics(rows.tests, test_names), np.asarray(rows.missing, dtype=float))
 

@@ -177,3 +177,26 @@ def test_p_values_beyond_the_draws_follow_the_null_tail(iris, metric):
         assert tail / 3 < p_value < tail * 3, (tail, p_value)
     assert curves.p_values("petal_width", [512, 512], null[-2:] * [1, 2]).tolist() == sorted(
         curves.p_values("petal_width", [512, 512], null[-2:] * [1, 2]).tolist(), reverse=True)
+
+
+def test_outlier_rate_counts_values_beyond_the_sigma_bounds_and_keeps_its_rate():
+    from udfs.outliers import beyond_count, sigma_bounds, violations
+
+    rng = np.random.default_rng(6)
+    feature = FeatureBaseline.from_values(rng.standard_t(5, 3000))
+    lower, upper = (float(b) for b in sigma_bounds(feature.mean, feature.std, 3.0))
+    window = rng.standard_t(5, 400)
+    assert beyond_count(two_sample.empirical_cdf(window), 400, 0.0, lower, upper) == violations(window, lower, upper).sum()
+    math = WindowDrift(Baseline({"x": feature}), ["x"], [MetricRule("outlier_rate", None, 0.01, sigma=3.0)], {})
+    sizes = rng.integers(50, 3000, 3000)
+    nominal = rng.beta(violations(feature.sample, lower, upper).sum() + 1,
+                       len(feature.sample) - violations(feature.sample, lower, upper).sum() + 1, len(sizes))
+    beyond = rng.binomial(sizes, nominal)  # the null the test assumes: the population's share as the sample knows it
+    result = math.evaluate(np.zeros(len(sizes), dtype=int), sizes, [np.zeros(1)] * len(sizes),
+                           {"outlier_rate": beyond.astype(float)})["outlier_rate"]
+    np.testing.assert_allclose(result.values, beyond / sizes)
+    assert np.array_equal(result.p_values <= 0.01, result.values > result.thresholds)
+    assert np.mean(result.p_values <= 0.01) <= 0.01 + 3 * np.sqrt(0.01 / len(sizes))
+    shifted = math.evaluate(np.zeros(1, dtype=int), [400], [np.zeros(1)],
+                            {"outlier_rate": [float(violations(window + 1.5 * feature.std, lower, upper).sum())]})["outlier_rate"]
+    assert shifted.p_values[0] < 1e-3  # a +1.5 sd shift: many more values beyond +3 sd

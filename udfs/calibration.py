@@ -328,34 +328,87 @@ def _check_rate(false_alarm_rate: float) -> None:
 def _missing_rate_quantile(feature: ColumnBaseline, n: int, rate: float) -> float:
     """The smallest gap ``t = |x / n - r_hat|`` with ``P(|X / n - r_hat| > t) <= rate`` under the
     beta-binomial of :func:`missing_rate_thresholds`; the gaps are the statistic's own floats."""
-    gaps, at_or_beyond = _missing_rate_null(feature, n)
-    beyond = np.append(at_or_beyond[1:], 0.0)  # P(gap > gaps[i])
-    return float(gaps[np.argmax(beyond <= rate)])
+    return _tail_quantile(_missing_rate_null(feature, n), rate)
 
 
 def _missing_rate_null(feature: ColumnBaseline, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct gaps ``|x / n - r_hat|`` (``x = 0..n``) in increasing order and ``P(gap >= each)`` under the
     beta-binomial of :func:`missing_rate_thresholds`."""
     x = np.arange(n + 1)
-    gaps = np.abs(x / n - feature.missing_rate)
     pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)
-    distinct, inverse = np.unique(gaps, return_inverse=True)
+    return _tail_null(np.abs(x / n - feature.missing_rate), pmf)
+
+
+def _tail_null(statistic: np.ndarray, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A discrete statistic's distinct values in increasing order and the chance of each or more (``pmf``: the
+    chance of each entry of ``statistic``)."""
+    distinct, inverse = np.unique(statistic, return_inverse=True)
     mass = np.bincount(inverse.ravel(), weights=pmf, minlength=len(distinct))
     return distinct, np.cumsum(mass[::-1])[::-1]
+
+
+def _tail_quantile(null: tuple[np.ndarray, np.ndarray], rate: float) -> float:
+    """The smallest value ``t`` of a `_tail_null` with ``P(statistic > t) <= rate``."""
+    values, at_or_beyond = null
+    beyond = np.append(at_or_beyond[1:], 0.0)  # P(statistic > values[i])
+    return float(values[np.argmax(beyond <= rate)])
+
+
+def _tail_p_values(null: tuple[np.ndarray, np.ndarray], observed: np.ndarray) -> np.ndarray:
+    """``P(statistic >= each observed value)`` of a `_tail_null` (the observed values are among its own floats)."""
+    values, at_or_beyond = null
+    found = np.searchsorted(values, observed * (1 - 1e-12), side="left")
+    return np.minimum(np.append(at_or_beyond, 0.0)[found], 1.0)
+
+
+def _per_window_size(totals, values, per_size) -> np.ndarray:
+    """``per_size(n, rows)`` for each distinct window size ``n`` of ``totals`` (at least 1) over the rows of that
+    size; NaN where ``values`` is (a window without values)."""
+    totals, values = np.maximum(np.asarray(totals), 1).astype(np.int64), np.asarray(values, dtype=float)
+    result = np.full(len(values), np.nan)
+    for n in np.unique(totals):
+        rows = np.flatnonzero(totals == n)
+        result[rows] = per_size(int(n), rows)
+    return np.where(np.isnan(values), np.nan, result)
 
 
 def missing_rate_p_values(feature: ColumnBaseline, totals, values) -> np.ndarray:
     """``P(|X / n - r_hat| >= value)`` under the beta-binomial of :func:`missing_rate_thresholds` for each
     window of ``totals`` values and observed ``missing_rate`` ``values``: ``p <= rate`` exactly when the value
     exceeds the threshold at ``rate`` (the statistic is discrete: its p-values are conservative)."""
-    totals, values = np.maximum(np.asarray(totals), 1).astype(np.int64), np.asarray(values, dtype=float)
-    p_values = np.full(len(values), np.nan)
-    for n in np.unique(totals):
-        rows = np.flatnonzero(totals == n)
-        gaps, at_or_beyond = _missing_rate_null(feature, int(n))
-        found = np.searchsorted(gaps, values[rows] * (1 - 1e-12), side="left")  # the observed gap is one of them
-        p_values[rows] = np.append(at_or_beyond, 0.0)[found]
-    return np.where(np.isnan(values), np.nan, np.minimum(p_values, 1.0))
+    values = np.asarray(values, dtype=float)
+    return _per_window_size(totals, values,
+                            lambda n, rows: _tail_p_values(_missing_rate_null(feature, n), values[rows]))
+
+
+def _outlier_rate_null(feature: FeatureBaseline, lower: float, upper: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window's share ``x / n`` of values beyond ``[lower, upper]`` and ``P(share >= each)`` without drift: the
+    training sample has ``k`` of its ``m`` values beyond, so with the uniform prior the population's share is
+    ``Beta(k + 1, m - k + 1)`` and ``X ~ BetaBinomial(n, k + 1, m - k + 1)`` (the ``missing_rate`` null, one-sided:
+    fewer outliers than the baseline's is no alarm)."""
+    sample = feature.sample
+    beyond = int(np.count_nonzero((sample < lower) | (sample > upper)))
+    x = np.arange(n + 1)
+    pmf = stats.betabinom.pmf(x, n, beyond + MISSING_PRIOR, len(sample) - beyond + MISSING_PRIOR)
+    return _tail_null(x / n, pmf)
+
+
+def outlier_rate_thresholds(feature: FeatureBaseline, lower: float, upper: float, totals,
+                            false_alarm_rate: float = 0.01) -> np.ndarray:
+    """The ``outlier_rate`` threshold of ``feature`` (bounds ``[lower, upper]``) for windows of ``totals`` present
+    values: the smallest share ``t`` with ``P(X / n > t) <= false_alarm_rate`` (`_outlier_rate_null`)."""
+    _check_rate(false_alarm_rate)
+    totals = np.asarray(totals)
+    return _per_window_size(totals, np.zeros(len(totals)), lambda n, rows: _tail_quantile(
+        _outlier_rate_null(feature, lower, upper, n), false_alarm_rate))
+
+
+def outlier_rate_p_values(feature: FeatureBaseline, lower: float, upper: float, totals, values) -> np.ndarray:
+    """``P(X / n >= value)`` under `_outlier_rate_null` for each window of ``totals`` present values and observed
+    share ``values``: ``p <= rate`` exactly when the share exceeds its threshold at ``rate``."""
+    values = np.asarray(values, dtype=float)
+    return _per_window_size(totals, values, lambda n, rows: _tail_p_values(
+        _outlier_rate_null(feature, lower, upper, n), values[rows]))
 
 
 def _scale(feature: ColumnBaseline, normalize: bool) -> float:

@@ -29,7 +29,9 @@ from udfs import drift
 from udfs.baseline import Baseline
 from udfs.baseline import NUMERIC
 from udfs.calibration import (GRID, TEST_P_VALUES, TEST_THRESHOLDS, ThresholdCurves, exceedance_p_values,
-                               interpolate_rows, missing_rate_p_values, missing_rate_thresholds)
+                               interpolate_rows, missing_rate_p_values, missing_rate_thresholds, outlier_rate_p_values,
+                               outlier_rate_thresholds)
+from udfs.outliers import sigma_bounds
 
 
 class MetricResult(NamedTuple):
@@ -44,12 +46,14 @@ class MetricResult(NamedTuple):
 @dataclass(frozen=True)
 class MetricRule:
     """One configured metric: ``threshold`` a number, or None for ``auto`` at ``false_alarm_rate``;
-    ``normalize``: Wasserstein divided by the baseline std."""
+    ``normalize``: Wasserstein divided by the baseline std; ``sigma``: ``outlier_rate``'s bounds, the baseline mean
+    plus or minus ``sigma`` baseline std."""
 
     name: str
     threshold: Optional[float]
     false_alarm_rate: float = 0.01
     normalize: bool = False
+    sigma: Optional[float] = None
 
 
 class WindowDrift:
@@ -96,6 +100,8 @@ class WindowDrift:
         for rule in self.rules:
             if rule.name == drift.MISSING_RATE:
                 results[rule.name] = self._missing_rate(rule, features, counts, np.asarray(missing, dtype=float))
+            elif rule.name == drift.OUTLIER_RATE:
+                results[rule.name] = self._outlier_rate(rule, features, counts, np.asarray(tests[rule.name], dtype=float))
             else:
                 sizes = np.maximum(counts, 1)
                 results[rule.name] = MetricResult(values[rule.name], self._thresholds(rule, features, sizes),
@@ -114,6 +120,22 @@ class WindowDrift:
             column = self.columns[feature]
             thresholds[rows] = missing_rate_thresholds(column, totals[rows], rule.false_alarm_rate)
             p_values[rows] = missing_rate_p_values(column, totals[rows], values[rows])
+        return MetricResult(values, thresholds, p_values)
+
+    def _outlier_rate(self, rule: MetricRule, features: np.ndarray, counts: np.ndarray,
+                      beyond: np.ndarray) -> MetricResult:
+        """``outlier_rate`` of each row (its share of values beyond the sigma bounds: ``beyond`` of ``counts``), its
+        threshold (fixed, or exact per column and window size) and p-value (`udfs.calibration.outlier_rate_thresholds`)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(counts > 0, beyond / counts, np.nan)
+        if rule.threshold is not None:
+            return MetricResult(values, np.full(len(features), float(rule.threshold)), np.full(len(features), np.nan))
+        thresholds, p_values = np.empty(len(features)), np.empty(len(features))
+        for feature, rows in _rows_by_value(features).items():
+            column = self.columns[feature]
+            lower, upper = (float(bound) for bound in sigma_bounds(column.mean, column.std, rule.sigma))
+            thresholds[rows] = outlier_rate_thresholds(column, lower, upper, counts[rows], rule.false_alarm_rate)
+            p_values[rows] = outlier_rate_p_values(column, lower, upper, counts[rows], values[rows])
         return MetricResult(values, thresholds, p_values)
 
     def _histogram_metric(self, rule: MetricRule, length: int, features: np.ndarray,
