@@ -30,6 +30,13 @@ sizes and true accuracies, and measured on null streams (each trial a fresh base
 same process) for every classification metric and for ``mae``, ``rmse`` and ``bias``, with the power
 against a real drop beside it; ``--performance-only`` runs this section alone (seconds).
 
+False-discovery control (issue 24, `udfs.discovery`): wide models of 100 and 1,000 standard normal features, each
+with its own reference, evaluated window by window as the job does (`udfs.window_drift.WindowDrift`: values,
+thresholds and p-values of ``wasserstein``, ``js`` and ``ks`` at ``auto``); on null windows the false discoveries
+per window and the share of windows the model's verdict calls drifted, and with k features shifted the power to
+find them and the false discovery proportion, under each control method at q = 0.05 (``none``: the flags as
+before); ``--discovery-only`` runs this section alone (about a minute).
+
 Writes ``results.json``, ``report.md`` and ``calibration.png`` into ``--out``.
 """
 from __future__ import annotations
@@ -46,9 +53,13 @@ from typing import Callable, Optional
 import numpy as np
 from scipy import stats
 
-from udfs import calibration, drift
+from contract.spec import CONTROL_METHODS
+
+from udfs import calibration, discovery, drift, two_sample
 from udfs import performance as perf
-from udfs.baseline import FeatureBaseline
+from udfs.baseline import Baseline, FeatureBaseline
+from udfs.histogram import layout_counts
+from udfs.window_drift import MetricRule, WindowDrift
 
 HISTOGRAM_METRICS = tuple(drift.METRICS)
 OUR_METRICS = (*HISTOGRAM_METRICS, *drift.TESTS)
@@ -396,6 +407,127 @@ def performance_lines(results: dict) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- false-discovery control (issue 24)
+
+
+@dataclass(frozen=True)
+class DiscoverySizes:
+    """A wide model of ``width`` standard normal features, each with its own seeded reference of ``reference``
+    values, windows of ``window`` values per feature; ``null_windows`` per width where nothing drifts, and
+    ``drift_windows`` per width and k where the first k features are shifted by ``shift`` population sd."""
+
+    widths: tuple = (100, 1000)
+    reference: int = 1000
+    window: int = 500
+    null_windows: tuple = (400, 100)  # per width, in the order of ``widths``
+    drifted: tuple = (1, 10, 50)
+    drift_windows: tuple = (40, 10)
+    shift: float = 0.25
+    metric_sets: tuple = (("wasserstein", "js", "ks"), ("wasserstein", "js"))
+    """Each set is run apart: with ``ks`` (closed-form p-values) and with histogram metrics alone (Monte-Carlo
+    p-values, never below ``1 / (1 + calibration.DRAWS)``)."""
+
+
+DISCOVERY_FULL = DiscoverySizes()
+DISCOVERY_QUICK = DiscoverySizes(null_windows=(60, 15), drifted=(1, 10), drift_windows=(15, 5))
+DISCOVERY_Q = 0.05
+
+
+class WideModel:
+    """One width's features, baseline and `udfs.window_drift.WindowDrift`, built as the job builds them."""
+
+    def __init__(self, rng: np.random.Generator, width: int, sizes: DiscoverySizes, metrics: tuple, rate: float):
+        self.sizes, self.metrics = sizes, metrics
+        self.features = [baseline_feature(rng.normal(size=sizes.reference), "current") for _ in range(width)]
+        names = [f"f{j}" for j in range(width)]
+        baseline = Baseline(dict(zip(names, self.features)), source="calibration benchmark")
+        rules = [MetricRule(metric, None, rate) for metric in metrics]
+        curves = {metric: calibration.threshold_curves(baseline, metric, rate)
+                  for metric in metrics if metric in drift.LAYOUT_METRICS}
+        self.window_drift = WindowDrift(baseline, names, rules, curves)
+
+    def window(self, rng: np.random.Generator, drifted: int) -> tuple[np.ndarray, np.ndarray]:
+        """One window's tests (features x metrics): their p-values and their flags (value over threshold);
+        the first ``drifted`` features shifted."""
+        n, width = self.sizes.window, len(self.features)
+        values = rng.normal(size=(width, n))
+        values[:drifted] += self.sizes.shift
+        histograms = [layout_counts(row, feature.edges) for row, feature in zip(values, self.features)]
+        tests = {name: np.array([float(test(two_sample.empirical_cdf(row), n, 0.0, feature.sample))
+                                 for row, feature in zip(values, self.features)])
+                 for name, test in drift.TESTS.items() if name in self.metrics}
+        results = self.window_drift.evaluate(np.arange(width), np.full(width, n), histograms, tests)
+        p_values = np.stack([results[metric].p_values for metric in self.metrics], axis=1)
+        flags = np.stack([results[metric].values > results[metric].thresholds for metric in self.metrics], axis=1)
+        return p_values, flags
+
+
+def _window_outcomes(windows: list[tuple[np.ndarray, np.ndarray]], drifted: int, q: float) -> dict[str, dict]:
+    """Per control method, over ``windows`` (p-values and flags of features x metrics): the mean false discoveries
+    (tests of calm features) per window, the share of windows the model's verdict calls drifted, the share of
+    (drifted feature, window) found by at least one metric, and the mean false discovery proportion of the
+    windows with a discovery."""
+    outcomes = {}
+    for method in CONTROL_METHODS:
+        false, verdicts, found, proportions = [], [], [], []
+        for p_values, flags in windows:
+            verdict = discovery.window_verdict(p_values.ravel(), flags.ravel(), method, q)
+            discovered = verdict.discoveries.reshape(p_values.shape)
+            false.append(int(discovered[drifted:].sum()))
+            verdicts.append(verdict.drift)
+            found.append(discovered[:drifted].any(axis=1).mean() if drifted else np.nan)
+            if discovered.any():
+                proportions.append(false[-1] / int(discovered.sum()))
+        outcomes[method] = {"false_discoveries_per_window": float(np.mean(false)), "model_drift": float(np.mean(verdicts)),
+                            "power": float(np.mean(found)) if drifted else None,
+                            "fdp": float(np.mean(proportions)) if proportions else 0.0}
+    return outcomes
+
+
+def run_discovery(sizes: DiscoverySizes, rate: float, q: float, seed: int) -> dict:
+    """Per metric set and width: the null windows' outcomes, then each k's, under every control method
+    (`_window_outcomes`)."""
+    started = time.monotonic()
+    rows = []
+    for metrics in sizes.metric_sets:
+        for width, null_windows, drift_windows in zip(sizes.widths, sizes.null_windows, sizes.drift_windows):
+            rng = np.random.default_rng([seed, 24, width])
+            model = WideModel(rng, width, sizes, metrics, rate)
+            for drifted, count in ((0, null_windows), *((k, drift_windows) for k in sizes.drifted if k < width)):
+                windows = [model.window(rng, drifted) for _ in range(count)]
+                for method, outcome in _window_outcomes(windows, drifted, q).items():
+                    rows.append({"metrics": ", ".join(metrics), "width": width, "drifted": drifted, "windows": count,
+                                 "method": method, **outcome})
+            print(f"calibration: discovery {', '.join(metrics)} width={width} in {time.monotonic() - started:.0f} s",
+                  flush=True)
+    return {"q": q, "rate": rate, "sizes": {k: str(v) for k, v in asdict(sizes).items()}, "rows": rows,
+            "seconds": time.monotonic() - started}
+
+
+def discovery_lines(results: dict) -> list[str]:
+    """The report section: the null windows' false discoveries and model verdicts, then the power per k."""
+    sizes, rows = results["sizes"], results["rows"]
+    lines = ["## False-discovery control across a window (issue 24)", "",
+             f"Standard normal features, each with its own reference of {sizes['reference']} values; windows of "
+             f"{sizes['window']} values per feature; the metrics at `auto` ({_percent(results['rate'])} %), their "
+             f"p-values from the same null (a Monte-Carlo null's never below 1 / (1 + {calibration.DRAWS:,})); control "
+             f"at q = {results['q']} (`none`: every flag, as before). Drifted features shifted by {sizes['shift']} sd. "
+             f"{results['seconds']:.0f} s.", ""]
+    null = [r for r in rows if r["drifted"] == 0]
+    lines += _table(["metrics", "features", "null windows", "method", "false discoveries per window",
+                     "windows the model drifted (%)"],
+                    [[r["metrics"], f"{r['width']:,}", str(r["windows"]), r["method"],
+                      f"{r['false_discoveries_per_window']:.2f}", _percent(r["model_drift"])] for r in null])
+    lines += ["", "Drift windows: the share of (drifted feature, window) found by any metric, and the mean false "
+                  "discovery proportion of the windows with a discovery:", ""]
+    lines += _table(["metrics", "features", "k drifted", "windows", "method", "power (%)", "FDP (%)",
+                     "false discoveries per window"],
+                    [[r["metrics"], f"{r['width']:,}", str(r["drifted"]), str(r["windows"]), r["method"],
+                      _percent(r["power"]), _percent(r["fdp"]), f"{r['false_discoveries_per_window']:.2f}"]
+                     for r in rows if r["drifted"]])
+    return lines
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -555,12 +687,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--performance-only", action="store_true",
                         help="only the realised-performance section (the accuracy test exactly, every metric on "
                              "null and drifted streams)")
+    parser.add_argument("--discovery-only", action="store_true",
+                        help="only the false-discovery control section (false discoveries per null window, power "
+                             "to find k drifted features among 100 and 1,000)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
+    if args.discovery_only:
+        return _discovery_only(args)
     performance = run_performance(PERFORMANCE_QUICK if args.quick else PERFORMANCE_FULL, args.rate, args.seed)
     section = performance_lines(performance)
     print("\n".join(section), flush=True)
@@ -572,14 +709,28 @@ def main(argv: list[str]) -> int:
         return 0
     sizes = QUICK if args.quick else FULL
     rows = run(sizes, args.rate, args.seed)
+    discoveries = run_discovery(DISCOVERY_QUICK if args.quick else DISCOVERY_FULL, args.rate, DISCOVERY_Q, args.seed)
+    discovery_section = discovery_lines(discoveries)
+    print("\n".join(discovery_section), flush=True)
     results = {"command_line": shlex.join(["mmon", "bench", *argv]), "seconds": time.monotonic() - started,
                "seed": args.seed, "rate": args.rate, "sizes": {k: str(v) for k, v in asdict(sizes).items()},
-               "windows": _window_counts(rows), "rows": rows, "performance": performance}
+               "windows": _window_counts(rows), "rows": rows, "performance": performance, "discovery": discoveries}
     results.update({"null_summary": null_summary(rows, args.rate), "power_verdicts": power_verdicts(rows)})
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "report.md").write_text("\n".join(report_lines(results) + [""] + section) + "\n")
+    (args.out / "report.md").write_text("\n".join(report_lines(results) + [""] + section + [""] + discovery_section) + "\n")
     plot(results, args.out / "calibration.png")
     print(f"calibration: wrote {args.out / 'results.json'}, report.md and calibration.png in {results['seconds']:.0f} s")
+    return 0
+
+
+def _discovery_only(args: argparse.Namespace) -> int:
+    results = run_discovery(DISCOVERY_QUICK if args.quick else DISCOVERY_FULL, args.rate, DISCOVERY_Q, args.seed)
+    section = discovery_lines(results)
+    print("\n".join(section), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "discovery.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "discovery.md").write_text("\n".join(section) + "\n")
+    print(f"calibration: wrote {args.out / 'discovery.json'} and discovery.md in {results['seconds']:.0f} s")
     return 0
 
 

@@ -19,7 +19,9 @@ DRIFT = "drift"  # one record per (window, feature, metric)
 DEAD_LETTER = "dead_letter"  # one record per input record that could not be monitored, with its reason
 PERFORMANCE = "performance"  # one record per (window, metric) and revision: realised performance (ground_truth)
 COMPARISON = "comparison"  # one record per (window, column, metric) and per (window, metric): candidate vs stable version
-KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE, COMPARISON)
+MODEL_DRIFT = "model_drift"  # one record per window: the model's verdict over every drift test (drift.control)
+ALERTS = "alerts"  # one record per alert-episode event: open, update, close (alerts)
+KINDS = (STATS, COVARIANCE, OUTLIERS, DRIFT, DEAD_LETTER, PERFORMANCE, COMPARISON, MODEL_DRIFT, ALERTS)
 
 VERSION = "version"
 """The field of every output record (and of the job's rows) that names the model version it is about (issue 22)."""
@@ -50,4 +52,5 @@ only when it has ``ground_truth``)."""
 def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:
     """Kind -> the spec's Kafka topic (covariance records share the stats topic)."""
     return {STATS: topics.stats, COVARIANCE: topics.stats, OUTLIERS: topics.outliers, DRIFT: topics.drift,
-            DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance, COMPARISON: topics.comparison}
+            DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance, COMPARISON: topics.comparison,
+            MODEL_DRIFT: topics.model_drift, ALERTS: topics.alerts}

@@ -30,8 +30,9 @@ TIME_SOURCES = ("event", "kafka")
 # not import); tests/test_job_config.py checks it equals udfs.drift.METRIC_NAMES.
 HISTOGRAM_METRICS = ("wasserstein", "kl", "js", "psi", "hellinger")
 TWO_SAMPLE_TESTS = ("ks", "cvm")
-DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate")
-NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS)  # they need an order of the values
+OUTLIER_RATE = "outlier_rate"  # the window's share of sigma outliers against the baseline's (needs outliers.sigma)
+DRIFT_METRICS = HISTOGRAM_METRICS + TWO_SAMPLE_TESTS + ("chi2", "missing_rate", OUTLIER_RATE)
+NUMERIC_ONLY_METRICS = ("wasserstein", *TWO_SAMPLE_TESTS, OUTLIER_RATE)  # they need an order of the values
 STATISTICS = ("count", "mean", "stddev", "min", "max", "p25", "p50", "p75", "iqr", "histogram")
 DELIVERY_GUARANTEES = ("at-least-once", "exactly-once")
 # The realised-performance metrics of `ground_truth.metrics`, by the output's type: a categorical output's
@@ -260,6 +261,23 @@ class DriftMetricSpec:
     normalize: bool = field(default=False, metadata={"doc": "Wasserstein only: divide by the baseline std (unit-free)."})
 
 
+CONTROL_METHODS = ("bh", "by", "bonferroni", "none")
+"""`ControlSpec.method`'s names (`udfs.discovery` implements them)."""
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    method: Literal["bh", "by", "bonferroni", "none"] = field(default="bh", metadata={
+        "doc": "How a window's drift tests are controlled together: bh (Benjamini-Hochberg: the expected share of "
+               "false discoveries among a window's discoveries at most q), by (Benjamini-Yekutieli: the same under any "
+               "dependence, less power), bonferroni (the chance of any false discovery in a window at most q), none "
+               "(each test at its own threshold: discovery is drift). The model's verdict per window is a false alarm "
+               "on a window without drift with chance at most q (none: not controlled)."})
+    q: float = field(default=0.05, metadata={"doc": "The control's level (bh, by: false discovery rate; bonferroni: "
+                                                    "family-wise error rate; the model verdict's false-alarm rate).",
+                                             "range": Range(0, 1, open="both")})
+
+
 @dataclass(frozen=True)
 class DriftSpec:
     metrics: Mapping[str, DriftMetricSpec] = field(
@@ -270,9 +288,30 @@ class DriftSpec:
                          "(their cost grows with that sample: ~0.2 ms per feature and window on Iris, ~7 ms "
                          "at 10,000 values), and chi2 (Pearson's statistic of the window's histogram against "
                          "the baseline frequencies), and missing_rate (the window's share of missing values against the baseline's, "
-                         "every feature). wasserstein, ks and cvm need ordered values: a spec with a categorical column "
+                         "every feature), and outlier_rate (the window's share of values beyond outliers.sigma "
+                         "baseline std from the baseline mean against the training sample's share: a feature whose tails "
+                         "changed, one test per window instead of an alert per value). wasserstein, ks, cvm and "
+                         "outlier_rate need ordered values: a spec with a categorical column "
                          "(feature or output) refuses them, and its default set is kl, js, psi, hellinger."})
     emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold."})
+    control: ControlSpec = field(default_factory=ControlSpec, metadata={
+        "doc": "Control across the tests (features x metrics with threshold auto) of each window."})
+
+
+@dataclass(frozen=True)
+class EpisodeOpenSpec:
+    k: int = field(default=2, metadata={"doc": "An episode opens when its feature (or the model) is discovered in k of "
+                                               "its last m windows (k <= m).", "range": Range(1)})
+    m: int = field(default=3, metadata={"doc": "The windows looked back on for k (the current one included).",
+                                        "range": Range(1, 1000)})
+
+
+@dataclass(frozen=True)
+class AlertsSpec:
+    open: EpisodeOpenSpec = field(default_factory=EpisodeOpenSpec, metadata={"doc": "When an alert episode opens."})
+    close: int = field(default=3, metadata={"doc": "An open episode closes after this many windows in a row without a "
+                                                   "discovery (a window without traffic counts as one).",
+                                            "range": Range(1, 1000)})
 
 
 @dataclass(frozen=True)
@@ -287,6 +326,8 @@ class TopicsSpec:
     performance: str = field(default="performance", metadata={"doc": "Realised performance records (ground_truth)."})
     comparison: str = field(default="comparison", metadata={
         "doc": "The candidate version compared with the stable one (versions.stable and versions.candidate)."})
+    model_drift: str = field(default="model-drift", metadata={"doc": "The model's drift verdict per window."})
+    alerts: str = field(default="alerts", metadata={"doc": "Alert episodes: open, update and close events."})
 
 
 @dataclass(frozen=True)
@@ -377,6 +418,7 @@ class MonitorSpec:
     stats: StatsSpec = field(default_factory=StatsSpec, metadata={"doc": "Window statistics."})
     outliers: OutlierSpec = field(default_factory=OutlierSpec, metadata={"doc": "Per-instance outlier rules."})
     drift: DriftSpec = field(default_factory=DriftSpec, metadata={"doc": "Window drift against the baseline."})
+    alerts: AlertsSpec = field(default_factory=AlertsSpec, metadata={"doc": "Alert episodes from the drift discoveries."})
     kafka: KafkaSpec = field(default_factory=KafkaSpec, metadata={"doc": "Kafka connection and topics."})
     job: JobSpec = field(default_factory=JobSpec, metadata={"doc": "Flink job settings."})
     versions: VersionsSpec = field(default_factory=VersionsSpec, metadata={
@@ -472,9 +514,13 @@ def _check_semantics(spec: MonitorSpec) -> None:
             column = spec.columns[spec.column_types.index(CATEGORICAL)]
             raise ConfigError(f"drift.metrics.{name}: applies to numeric features only, and {column!r} is categorical "
                               "(use js, psi, hellinger, kl or chi2 for categorical features)")
+    if OUTLIER_RATE in spec.drift.metrics and spec.outliers.sigma is None:
+        raise ConfigError(f"drift.metrics.{OUTLIER_RATE}: needs outliers.sigma (the bounds it counts values beyond)")
     if spec.ground_truth is not None:
         _check_ground_truth(spec.ground_truth, spec.output)
     _check_versions(spec.versions)
+    if spec.alerts.open.k > spec.alerts.open.m:
+        raise ConfigError(f"alerts.open.k: must be at most alerts.open.m ({spec.alerts.open.m}), got {spec.alerts.open.k}")
 
 
 def _check_ground_truth(ground_truth: GroundTruthSpec, output: Optional[OutputSpec]) -> None:

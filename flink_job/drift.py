@@ -1,7 +1,7 @@
-"""Drift step: a vectorised pandas UDF over closed windows; the math is `udfs.window_drift`.
+"""Drift step: the drift tests of a closed window's rows; the math is `udfs.window_drift`.
 
-Each Arrow batch of window-statistics rows (one per feature and window) arrives as pandas Series and
-goes to `udfs.window_drift.WindowDrift` whole: every configured metric of every row in a few array
+A window's statistics rows (one per column, gathered by `flink_job.alerts` until the window has closed) go
+to `udfs.window_drift.WindowDrift` whole: every configured metric of every row in a few array
 operations, whatever the number of features, each against its feature's baseline histogram. The
 threshold per row is the configured number, or for ``auto`` the feature's
 `udfs.calibration.ThresholdCurves` read at that window's count. The curves are calibrated once, where
@@ -9,29 +9,25 @@ the job is built, and travel with the function: the worker starts with nothing t
 window's drift records do not wait for a Monte-Carlo calibration. The two-sample tests ``ks`` and ``cvm``
 arrive already computed (the stats row's ``tests`` column: the window step holds the window's CDF); their
 ``auto`` threshold is the test's own two-sample null at the training-sample size and the window's count,
-no simulation. The UDF returns, per window row, the JSON drift records to emit (all of them with
-``emit_all``, else only those over the threshold), one format for every metric; the SQL unnests them.
+no simulation. Each result carries its p-value from the same null (none for a fixed threshold), which
+`flink_job.alerts` controls across the window's tests (``drift.control``); `drift_records` gives the JSON drift
+records to emit (all of them with ``emit_all``, else those over their threshold or discovered), one format for
+every metric.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
-import pandas as pd
-from pyflink.table import DataTypes
-from pyflink.table.udf import ScalarFunction, udf
 
-from contract import outputs
 from contract.spec import MonitorSpec
 
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
 from udfs.calibration import ThresholdCurves, threshold_curves
-from udfs.window_drift import MetricRule, WindowDrift
-
-from flink_job.parse import sql_string
-
-UDF_NAME = "mmon_drift_records"
+from udfs.window_drift import MetricResult, MetricRule, WindowDrift
 
 
 def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurves]:
@@ -45,7 +41,7 @@ def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurve
 def metric_rules(spec: MonitorSpec) -> list[MetricRule]:
     """The spec's drift metrics as `udfs.window_drift.MetricRule` (``auto`` as no fixed threshold)."""
     return [MetricRule(name, None if config.threshold == "auto" else float(config.threshold), config.false_alarm_rate,
-                       config.normalize) for name, config in spec.drift.metrics.items()]
+                       config.normalize, spec.outliers.sigma) for name, config in spec.drift.metrics.items()]
 
 
 def window_drift(spec: MonitorSpec, baseline: Baseline) -> WindowDrift:
@@ -53,63 +49,53 @@ def window_drift(spec: MonitorSpec, baseline: Baseline) -> WindowDrift:
     return WindowDrift(baseline, spec.columns, metric_rules(spec), calibrate(spec, baseline))
 
 
-def _test_statistics(tests: pd.Series, names: list[str]) -> dict[str, np.ndarray]:
+def _test_statistics(tests: Sequence[str], names: list[str]) -> dict[str, np.ndarray]:
     """The rows' two-sample statistics by test name (NaN where a window had no values)."""
     rows = [json.loads(text or "{}") for text in tests] if names else []
     return {name: np.array([np.nan if row.get(name) is None else row[name] for row in rows], dtype=float)
             for name in names}
 
 
-def drift_records(spec: MonitorSpec, math: WindowDrift, features: pd.Series, window_start: pd.Series,
-                  window_end: pd.Series, counts: pd.Series, histograms: pd.Series, tests: pd.Series,
-                  missing: pd.Series = None, versions: pd.Series = None) -> list[list[str]]:
-    """For each window row, the JSON drift records (without ``emitted_at``) to emit; ``math`` from
-    `window_drift`, ``tests`` the stats rows' two-sample statistics (JSON objects), ``missing`` their
-    missing values (``missing_rate``; none when omitted), ``versions`` their model versions (the spec's
+@dataclass(frozen=True)
+class WindowRows:
+    """A window's stats rows (one per column), the drift step's input: parallel sequences of the columns' names,
+    window bounds, present and missing counts, drift-layout histograms and two-sample statistics (JSON)."""
+
+    features: Sequence[str]
+    window_start: Sequence[int]
+    window_end: Sequence[int]
+    counts: Sequence[int]
+    missing: Sequence[int]
+    histograms: Sequence[Sequence[int]]
+    tests: Sequence[str]
+
+
+def evaluate(spec: MonitorSpec, math: WindowDrift, rows: WindowRows) -> dict[str, MetricResult]:
+    """Every configured metric of every row (`udfs.window_drift.WindowDrift.evaluate`): value, threshold, p-value."""
+    indices = np.array([math.index[name] for name in rows.features], dtype=int)
+    test_names = [name for name in spec.drift.metrics if name in (*drift_math.TESTS, drift_math.OUTLIER_RATE)]
+    return math.evaluate(indices, np.array([int(c) for c in rows.counts]), list(rows.histograms),
+                         _test_statistics(rows.tests, test_names), np.asarray(rows.missing, dtype=float))
+
+
+def drift_records(spec: MonitorSpec, rows: WindowRows, results: Mapping[str, MetricResult],
+                  discoveries: Optional[Mapping[str, np.ndarray]] = None, version: Optional[str] = None) -> list[list[str]]:
+    """For each row, the JSON drift records (without ``emitted_at``) to emit: every metric with ``emit_all``, else
+    those over their threshold or discovered (``discoveries``: per metric, each row's discovery under
+    ``drift.control``; without it, a discovery is a flag); ``version`` the rows' model version (the spec's
     ``model.version`` when omitted)."""
-    out: list[list[str]] = [[] for _ in range(len(features))]
-    names = features.tolist()
-    row_versions = [spec.model.version] * len(names) if versions is None else versions.tolist()
-    starts, ends, sizes = window_start.tolist(), window_end.tolist(), [int(c) for c in counts]
-    indices = np.array([math.index[name] for name in names], dtype=int)
-    test_names = [name for name in spec.drift.metrics if name in drift_math.TESTS]
-    absent = np.zeros(len(names)) if missing is None else missing.to_numpy(dtype=float)
-    results = math.evaluate(indices, np.array(sizes), histograms.tolist(), _test_statistics(tests, test_names), absent)
-    for metric, (values, thresholds) in results.items():
+    out: list[list[str]] = [[] for _ in range(len(rows.features))]
+    for metric, (values, thresholds, p_values) in results.items():
         over = values > thresholds
-        rows = range(len(names)) if spec.drift.emit_all else np.flatnonzero(over)
-        for i in rows:
-            record = {"model": spec.model.name, "version": row_versions[i], "feature": names[i], "window_start": int(starts[i]),
-                      "window_end": int(ends[i]), "metric": metric,
+        found = over if discoveries is None else discoveries[metric]
+        emitted = range(len(out)) if spec.drift.emit_all else np.flatnonzero(over | found)
+        for i in emitted:
+            record = {"model": spec.model.name, "version": version or spec.model.version, "feature": rows.features[i],
+                      "window_start": int(rows.window_start[i]), "window_end": int(rows.window_end[i]), "metric": metric,
                       "value": None if np.isnan(values[i]) else float(values[i]),  # a window without values
-                      "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": sizes[i]}
+                      "threshold": float(thresholds[i]), "drift": bool(over[i]), "count": int(rows.counts[i]),
+                      "p_value": None if np.isnan(p_values[i]) else float(p_values[i]), "discovery": bool(found[i])}
             if metric == drift_math.MISSING_RATE:
-                record["missing"] = int(absent[i])
+                record["missing"] = int(rows.missing[i])
             out[i].append(json.dumps(record, separators=(",", ":"), allow_nan=False))
     return out
-
-
-class DriftRecords(ScalarFunction):
-    """``(feature, window_start, window_end, count, missing, histogram, tests, version) -> ARRAY<STRING>`` on pandas
-    Series."""
-
-    def __init__(self, spec: MonitorSpec, baseline: Baseline):
-        self.spec = spec
-        self.math = window_drift(spec, baseline)
-
-    def eval(self, features, window_start, window_end, counts, missing, histograms, tests, versions):
-        return pd.Series(drift_records(self.spec, self.math, features, window_start, window_end, counts, histograms,
-                                       tests, missing, versions))
-
-
-def drift_udf(spec: MonitorSpec, baseline: Baseline):
-    """The pandas UDF of `DriftRecords`."""
-    return udf(DriftRecords(spec, baseline), result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
-
-
-def drift_sql(stats_table: str, model: str) -> str:
-    """(kind, key, payload) drift rows from the window-statistics table's per-feature rows."""
-    key = f"CONCAT({sql_string(model + '/')}, feature, '/', JSON_VALUE(d.payload, '$.metric'))"
-    return (f"SELECT '{outputs.DRIFT}' AS kind, {key} AS k, d.payload FROM ("
-            f"SELECT feature, {UDF_NAME}(feature, window_start, window_end, `count`, missing, histogram, tests, version) AS records "
-            f"FROM {stats_table} WHERE kind = {sql_string(outputs.STATS)}) AS s CROSS JOIN UNNEST(s.records) AS d(payload)")

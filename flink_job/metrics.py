@@ -18,15 +18,18 @@ outlier filter) and drift are counted where their small outputs pass the egress,
   alerted, else 0;
 - ``label_coverage_micros{version=...}``  the latest performance record's label coverage (labelled / predictions)
   x 1e6;
-- ``labels_joined``                 label messages joined to their predictions (the label join).
+- ``labels_joined``                 label messages joined to their predictions (the label join);
+- ``alert_active{model=...,version=...,feature=...}``  1 while an alert episode of the feature of the version
+  (``feature`` empty: the model's own episode) is open, 0 once it closed (`flink_job.alerts`; set by the egress from the alerts events).
 
 With the Prometheus reporter (``job.metrics_port`` / ``--metrics-port``) the names are
 ``flink_taskmanager_job_task_operator_mmon_<name>`` and, for the labelled ones,
 ``..._mmon_reason_dead_letter{reason=...}``, ``..._mmon_version_feature_outliers{version=...,feature=...}`` and
 ``..._mmon_version_feature_metric_drift_value_micros{version=...,feature=...,metric=...}``, and
 ``..._mmon_version_metric_class_performance_value_micros{version=...,metric=...,class=...}``,
-``..._mmon_version_metric_class_performance_alert`` and ``..._mmon_version_label_coverage_micros{version=...}``
-(``version``: the model version of the records, issue 22; every result is per version).
+``..._mmon_version_metric_class_performance_alert``, ``..._mmon_version_label_coverage_micros{version=...}`` and
+``..._mmon_model_version_feature_alert_active{model=...,version=...,feature=...}`` (``version``: the model version
+of the records, issue 22; every result is per version).
 A labelled metric shows up with its first event; PyFlink reports a Python metric to the JVM when it is first updated.
 """
 from __future__ import annotations

@@ -20,13 +20,12 @@ from contract.spec import MonitorSpec
 
 from udfs.baseline import Baseline
 
-from flink_job import comparison, drift, jvm, parse, performance, rows, source, watermarks, windows
+from flink_job import alerts, comparison, jvm, parse, performance, source, watermarks, windows
 
 BUNDLE_TIME_MS = 30
 BUFFER_TIMEOUT_MS = 10  # network buffers flush at least this often (Flink's default, 100 ms, delays sparse alerts)
 ARROW_BATCH_SIZE = 10_000
 BUNDLE_SIZE = 100_000
-STATS_VIEW = "mmon_window_stats"
 
 
 @dataclass(frozen=True)
@@ -105,19 +104,6 @@ def _source_ddl(spec: MonitorSpec, options: RunOptions) -> str:
     return source.file_source_ddl(spec, options.numbered_input, options.input_label)
 
 
-def _drift_records(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline,
-                   stats: DataStream) -> DataStream:
-    """Drift rows from the stats rows by the pandas UDF, chained to the window operator (no exchange):
-    the UDF's Python worker starts while its task opens (seconds), so a task of its own would let the
-    windows run ahead, fill the few network buffers between them (Flink 2 fixes their number) and stall
-    the whole job mid-stream until the worker is up; chained, the job waits for it before the first
-    window instead."""
-    t_env.create_temporary_view(STATS_VIEW, t_env.from_data_stream(stats))
-    t_env.create_temporary_function(drift.UDF_NAME, drift.drift_udf(spec, baseline))
-    drift_rows = t_env.to_data_stream(t_env.sql_query(drift.drift_sql(STATS_VIEW, spec.model.name)))
-    return windows.output_records(drift_rows, rows.OUTPUT_ROW, ("k",), "drift records")
-
-
 SQL_UIDS = {"SourceTransformation": "mmon-source", "SinkTransformation": "mmon-kafka-sink"}
 """Stable ids of the stateful operators the SQL planner makes (the Kafka source's offsets, the Kafka sink's
 transactions), by their transformation's class; the job's own are `flink_job.windows.UIDS`. Without them an
@@ -169,7 +155,7 @@ def build(t_env: StreamTableEnvironment, spec: MonitorSpec, baseline: Baseline, 
     stats = windows.feature_stats(sub_batches, spec, baseline)
     outputs = [windows.stats_records(stats)]
     if spec.drift.metrics:
-        outputs.append(_drift_records(t_env, spec, baseline, stats))
+        outputs.append(alerts.drift_and_alerts(stats, spec, baseline))
     realised = performance.performance_records(labelled, spec, baseline) if labelled is not None else None
     if realised is not None:
         outputs.append(realised)

@@ -53,7 +53,8 @@ from contract.spec import TWO_SAMPLE_TESTS, MonitorSpec, shard_count
 
 from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, ColumnBaseline
 from udfs.categorical import CategoricalStats, CategoryLayout
-from udfs.drift import TESTS
+from udfs.drift import OUTLIER_RATE, TESTS
+from udfs.outliers import beyond_count, sigma_bounds
 from udfs.stats import BlockStats, CovarianceAccumulator
 
 from flink_job import java_functions, metrics, outliers, parse, rows
@@ -163,6 +164,15 @@ def joined_responses(requests: DataStream, spec: MonitorSpec, baseline: Baseline
 def two_sample_tests(spec: MonitorSpec) -> tuple[str, ...]:
     """The configured two-sample tests (``ks``, ``cvm``): computed in the window step, thresholded in drift."""
     return tuple(name for name in TWO_SAMPLE_TESTS if name in spec.drift.metrics)
+
+
+def outlier_bounds(spec: MonitorSpec, baseline: Baseline) -> dict[str, tuple[float, float]]:
+    """With the drift metric ``outlier_rate``: each numeric column's sigma bounds (``outliers.sigma``), else none."""
+    if OUTLIER_RATE not in spec.drift.metrics:
+        return {}
+    columns = {name: column for name, column in baseline.columns.items() if column.type == NUMERIC}
+    return {name: tuple(float(b) for b in sigma_bounds(column.mean, column.std, spec.outliers.sigma))
+            for name, column in columns.items()}
 
 
 def unpack(packed: bytes, count: int) -> np.ndarray:
@@ -306,10 +316,11 @@ class EmitStats(ProcessWindowFunction):
 
     def __init__(self, model: str, statistics: tuple[str, ...], tests: tuple[str, ...] = (),
                  samples: Optional[Mapping[str, np.ndarray]] = None, matrices: tuple[str, ...] = (),
-                 version: str = "1"):
+                 version: str = "1", outlier_bounds: Optional[Mapping[str, tuple[float, float]]] = None):
         self.model, self.statistics, self.version = model, statistics, version
         self.tests, self.samples = tests, dict(samples or {})
         self.matrices = matrices
+        self.outlier_bounds = dict(outlier_bounds or {})  # drift metric outlier_rate: the sigma bounds by column
         self.windows = self.instances = None
 
     def open(self, runtime_context):
@@ -356,14 +367,16 @@ class EmitStats(ProcessWindowFunction):
 
     def _tests(self, stats: BlockStats, feature: str, j: int) -> str:
         """``{test: statistic}`` of ``feature``, the block's numeric column ``j``, as JSON; null for a column
-        without values (or without a training sample: a column the baseline no longer has)."""
-        if not self.tests:
+        without values (or without a training sample: a column the baseline no longer has); with the drift metric
+        ``outlier_rate``, also its values beyond the sigma bounds (`udfs.outliers.beyond_count`)."""
+        if not self.tests and not self.outlier_bounds:
             return "{}"
         cdf, sample = stats.cdf(j), self.samples.get(feature)
-        if sample is None:
-            return _json({name: None for name in self.tests})
-        values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n else None
+        values = {name: float(TESTS[name](cdf, cdf.n, cdf.epsilon, sample)) if cdf.n and sample is not None else None
                   for name in self.tests}
+        if self.outlier_bounds:
+            bounds = self.outlier_bounds.get(feature)
+            values[OUTLIER_RATE] = beyond_count(cdf, cdf.n, cdf.epsilon, *bounds) if cdf.n and bounds else None
         return _json(values)
 
 
@@ -399,7 +412,8 @@ def feature_stats(sub_batches: DataStream, spec: MonitorSpec, baseline: Baseline
     tests = two_sample_tests(spec)
     samples = {name: column.sample for name, column in columns.items() if column.type == NUMERIC} if tests else {}
     matrix = matrix_features(spec) if matrices(spec) else ()
-    emit = EmitStats(spec.model.name, spec.stats.statistics, tests, samples, matrices(spec), spec.model.version)
+    emit = EmitStats(spec.model.name, spec.stats.statistics, tests, samples, matrices(spec), spec.model.version,
+                     outlier_bounds(spec, baseline))
     matrix_columns = [spec.columns.index(name) for name in matrix]
     window = TumblingEventTimeWindows.of(Time.milliseconds(spec.window.duration))
     return (java_functions.keyed(sub_batches, Types.INT(), rows.SUB_BATCH_ROW)

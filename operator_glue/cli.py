@@ -61,7 +61,8 @@ def k8s_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True)
     render_p = sub.add_parser("render", help="print every manifest (or write them with --out-dir)",
                               description="Print the resources that run the monitor spec: spec ConfigMap, "
-                                          "FlinkDeployment (or FlinkSessionJob), logger, KafkaTopics, PodMonitor.")
+                                          "FlinkDeployment (or FlinkSessionJob), logger, KafkaTopics, PodMonitor, "
+                                          "PrometheusRule.")
     apply_p = sub.add_parser("apply", help="server-side apply the manifests and the baseline ConfigMap",
                              description="Create or update the monitor's resources, and its baseline ConfigMap "
                                          "from the spec's local baseline file.")

@@ -8,6 +8,7 @@ both produce the same objects. Resources, all named after ``DeploySettings.name`
 - FlinkDeployment ``<name>`` (application mode) or a FlinkSessionJob on an existing session cluster.
 - Deployment, Service, HorizontalPodAutoscaler and NetworkPolicy ``<name>-logger``: the inference logger.
 - One Strimzi KafkaTopic per topic of the spec; a PodMonitor scraping the job and the logger.
+- A PrometheusRule alerting on the job's open alert episodes (when the job exports metrics).
 
 A spec change restarts the job as `upgrade_plan` says, from the class of the change (`contract.upgrades`,
 given the ``previous`` spec): compatible and migratable changes restore the last state (``upgradeMode:
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,7 @@ def render(spec: MonitorSpec, settings: DeploySettings, previous: Optional[Monit
           if spec.input.format in LOGGER_FORMATS),
         *(Manifest("kafkatopics.yaml", body) for body in kafka_topics(spec, settings)),
         Manifest("podmonitor.yaml", pod_monitor(settings)),
+        *([Manifest("prometheusrule.yaml", prometheus_rule(spec, settings))] if spec.job.metrics_port else []),
     ]
 
 
@@ -428,6 +431,45 @@ def pod_monitor(settings: DeploySettings) -> dict:
         "spec": {"selector": {"matchLabels": {"app.kubernetes.io/instance": settings.name}},
                  "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}]},
     }
+
+
+ALERT_ACTIVE_METRIC = "flink_taskmanager_job_task_operator_mmon_model_version_feature_alert_active"
+"""The job's ``mmon_alert_active{model,version,feature}`` gauge as Flink's Prometheus reporter names it (`flink_job.metrics`)."""
+MODEL_SCOPE_FEATURE = ""
+"""The gauge's ``feature`` label of the model-level episode (an episode on the model's verdict, not on a feature)."""
+RUNBOOK_URL = "https://github.com/mmon/mmon/blob/main/k8s/README.md#alerts-in-alertmanager"
+
+
+def prometheus_rule(spec: MonitorSpec, settings: DeploySettings) -> dict:
+    """Alerting rules for the Prometheus Operator on the job's alert episodes: one alert per feature with an open
+    episode (severity warning) and one for the model's own episode (critical). The job already debounces (an episode
+    opens after k discoveries in m windows and closes after n calm ones), so the rules fire at once; ``max by`` takes
+    the subtask that holds the feature (the others report 0), and ``keep_firing_for`` spans a job restart, during
+    which the gauge is not scraped."""
+    selector = f"model={json.dumps(spec.model.name)}"  # a JSON string is a PromQL string literal
+    return {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "metadata": _metadata(settings, settings.name, "alerts"),
+        "spec": {"groups": [{"name": f"mmon-{settings.name}", "rules": [
+            _alert_rule("MmonFeatureDriftEpisode", f'{selector},feature!="{MODEL_SCOPE_FEATURE}"', "warning",
+                        "Feature {{ $labels.feature }} of model {{ $labels.model }} version {{ $labels.version }} is drifting",
+                        "mmon opened a drift episode on feature {{ $labels.feature }} of model {{ $labels.model }}: it "
+                        "was a discovery (after false-discovery control across features and metrics) in enough "
+                        "recent windows. The episode closes after enough windows without one; alerts.jsonl and the "
+                        "drift topic say which metrics and windows."),
+            _alert_rule("MmonModelDriftEpisode", f'{selector},feature="{MODEL_SCOPE_FEATURE}"', "critical",
+                        "Model {{ $labels.model }} version {{ $labels.version }} is drifting",
+                        "mmon opened a drift episode on model {{ $labels.model }}: its per-window verdict (the "
+                        "model_drift records) found drift in enough recent windows. The feature alerts of the same "
+                        "model name the features; the report (mmon report) shows the episodes on a timeline."),
+        ]}]},
+    }
+
+
+def _alert_rule(alert: str, selector: str, severity: str, summary: str, description: str) -> dict:
+    return {"alert": alert, "expr": f"max by (model, version, feature) ({ALERT_ACTIVE_METRIC}{{{selector}}}) > 0",
+            "keep_firing_for": "5m", "labels": {"severity": severity},
+            "annotations": {"summary": summary, "description": description, "runbook_url": RUNBOOK_URL}}
 
 
 def _dns_name(name: str) -> str:

@@ -22,9 +22,10 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-from report.findings import (Episode, Findings, PerformanceSeries, VersionsCompared, latest_comparisons,
-                             latest_performance, record_instances, series_rows)
+from report.findings import (FEATURE_SCOPE, AlertEpisode, Episode, Findings, PerformanceSeries, VersionsCompared,
+                             latest_comparisons, latest_performance, record_instances, series_rows)
 from udfs.baseline import CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 MAX_POINTS = 400
@@ -40,6 +41,7 @@ OTHER, UNSEEN = "other", "unseen"
 DPI = 96
 VALUE, THRESHOLD, FLAGGED, BASELINE = "#5b3f9e", "#222222", "#d62728", "#9e9e9e"
 MAX_CLASS_LINES = 10  # a per-class metric's axes: one line per class up to this many (the table lists them all)
+MAX_EPISODE_ROWS = 30  # the alert timeline: the model's row, then the features with the most episode windows
 
 
 @dataclass(frozen=True)
@@ -790,3 +792,72 @@ def versions(comparison: pd.DataFrame, compared: VersionsCompared, first_ms: int
     return _encoded(versions_figure(comparison, compared, first_ms, last_ms, window_ms),
                     f"the candidate {compared.candidate} against the stable {compared.stable} per window: instances, "
                     "columns flagged, performance and its difference with its interval")
+
+
+def episode_rows(episodes: Sequence[AlertEpisode], limit: int = MAX_EPISODE_ROWS) -> list[str]:
+    """The rows of the alert timeline, top down: the model (when it had an episode), then the features with the
+    most windows in episodes (ties: the earliest first), at most ``limit`` rows."""
+    windows: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for episode in episodes:
+        windows[episode.name] = windows.get(episode.name, 0) + episode.windows
+        first.setdefault(episode.name, episode.first_window)
+    model = ["model"] if any(e.scope != FEATURE_SCOPE for e in episodes) else []
+    features = sorted((n for n in windows if n not in model), key=lambda n: (-windows[n], first[n], n))
+    return (model + features)[:limit]
+
+
+def alerts_figure(verdicts: pd.DataFrame, episodes: Sequence[AlertEpisode], first_ms: int, last_ms: int,
+                  window_ms: int) -> Figure:
+    """Top (with model verdicts): the discoveries of each window (grey steps), red where the model's verdict found
+    the window drifted. Below (with episodes): one row per `episode_rows` name, each episode a bar from its first
+    window's start to its last window's end, hatched while still open at the end of the outputs."""
+    rows = episode_rows(episodes)
+    heights = [1.2] * (len(verdicts) > 0) + [0.22 * len(rows) + 0.3] * bool(rows)
+    fig = _figure(11, sum(heights) + 0.6, left=1.6, top=0.1)
+    axes = fig.subplots(len(heights), 1, squeeze=False, gridspec_kw={"height_ratios": heights, "hspace": 0.08})[:, 0]
+    if len(verdicts):
+        _verdicts(axes[0], verdicts, first_ms, window_ms)
+    if rows:
+        _episode_bars(axes[-1], episodes, rows, window_ms)
+    for ax in axes:
+        ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
+        _window_axis(ax, first_ms, last_ms, window_ms)
+    return fig
+
+
+def _verdicts(ax: Axes, verdicts: pd.DataFrame, first_ms: int, window_ms: int) -> None:
+    """Each window's discoveries as steps over every window of the run (a window without a verdict: 0)."""
+    starts = verdicts["window_start"].to_numpy(dtype="int64")
+    n_windows = int((starts.max() - first_ms) // window_ms) + 1
+    slot = (starts - first_ms) // window_ms
+    discoveries, drifted = np.zeros(n_windows), np.zeros(n_windows)
+    discoveries[slot] = pd.to_numeric(verdicts["discoveries"]).fillna(0).to_numpy(dtype=float)
+    drifted[slot] = np.where(verdicts["drift"].fillna(False).astype(bool), discoveries[slot], 0)
+    edges = mdates.date2num(_times(first_ms + window_ms * np.arange(n_windows + 1)))
+    ax.stairs(discoveries, edges, fill=True, color=BASELINE, lw=0, gid="discoveries")
+    ax.stairs(drifted, edges, fill=True, color=FLAGGED, lw=0, gid="model-drift")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+    ax.set_ylabel("discoveries\nper window", fontsize=7)
+
+
+def _episode_bars(ax: Axes, episodes: Sequence[AlertEpisode], rows: Sequence[str], window_ms: int) -> None:
+    row_of = {name: i for i, name in enumerate(rows)}
+    for closed in (True, False):
+        spans = [(row_of[e.name], e.first_window, e.last_window + window_ms) for e in episodes
+                 if e.name in row_of and e.closed == closed]
+        if spans:
+            row, start, end = np.array(spans, dtype="int64").T
+            left, right = mdates.date2num(_times(start)), mdates.date2num(_times(end))
+            ax.barh(row, right - left, left=left, height=0.7, color=FLAGGED, alpha=0.85 if closed else 0.45,
+                    hatch=None if closed else "///", lw=0, gid="closed" if closed else "open")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_yticks(np.arange(len(rows)), rows, fontsize=7 if len(rows) > 12 else 8)
+
+
+def alerts(verdicts: pd.DataFrame, episodes: Sequence[AlertEpisode], first_ms: int, last_ms: int,
+           window_ms: int) -> Plot:
+    """`alerts_figure`, encoded."""
+    return _encoded(alerts_figure(verdicts, episodes, first_ms, last_ms, window_ms),
+                    "the model's drift verdict and discoveries per window, and the alert episodes over time",
+                    episode_rows(episodes))

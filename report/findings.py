@@ -32,6 +32,36 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class AlertEpisode:
+    """One alert episode of the job (``alerts.jsonl``): a feature's, or the model's (``feature`` None), from its
+    open event to its close event or, still open, its latest update; windows as their starts (epoch ms)."""
+
+    scope: str
+    feature: Optional[str]
+    first_window: int
+    last_window: int
+    windows: int
+    """Windows the episode spans, as its latest event counts them."""
+    metrics: tuple[str, ...]
+    closed: bool
+
+    @property
+    def name(self) -> str:
+        return self.feature if self.scope == FEATURE_SCOPE and self.feature else "model"
+
+
+@dataclass(frozen=True)
+class ModelVerdicts:
+    """The model's drift verdict per window (``model_drift.jsonl``): windows judged, the starts of those found
+    drifted, and the (feature, metric) tests and discoveries over all windows."""
+
+    windows: int
+    drifted: tuple[int, ...]
+    tests: int
+    discoveries: int
+
+
+@dataclass(frozen=True)
 class FeatureRank:
     """One feature's line of the ranking: how many windows any metric flagged, how many each metric
     flagged, and its outlier alerts."""
@@ -133,6 +163,13 @@ class Findings:
     performance_episodes: list[Episode] = field(default_factory=list)
     """The alerted performance windows merged into runs of back-to-back windows (``feature``: the prediction
     column), as `episodes` merges a feature's flagged windows."""
+    raw_flags: Optional[int] = None
+    """Drift records over their threshold, before false-discovery control (None: the records carry no
+    discovery, a run from before the control; `drift_alerts` then counts these)."""
+    alert_episodes: tuple[AlertEpisode, ...] = ()
+    """The job's alert episodes, the model's first, then by first window; empty for a run without alerts."""
+    model_verdicts: Optional[ModelVerdicts] = None
+    """None for a run without model verdicts."""
 
     @property
     def performance_alerts(self) -> int:
@@ -289,7 +326,49 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
         outliers=len(outputs.outliers), outliers_by_feature=outliers_by_feature,
         dead_letters_by_reason={str(r): int(n) for r, n in outputs.dead_letter["reason"].value_counts().items()},
         accounting=accounting(outputs, instances), timelines_complete=spec.drift.emit_all,
-        **_performance(outputs, spec, window))
+        **_performance(outputs, spec, window), **_alerts(outputs))
+
+
+FEATURE_SCOPE = "feature"
+CLOSE_EVENT, OPEN_EVENT = "close", "open"
+
+
+def alert_episodes(events: pd.DataFrame) -> tuple[AlertEpisode, ...]:
+    """The episodes the open, update and close events describe: each (scope, feature)'s events split at its
+    open events, each episode as its last event states it; the model's first, then by first window."""
+    if not len(events):
+        return ()
+    events = events.assign(_feature=events["feature"].where(events["feature"].notna(), ""))
+    events = events.assign(_episode=(events["event"] == OPEN_EVENT).astype(int).groupby(
+        [events["scope"], events["_feature"]]).cumsum())
+    result = []
+    for (scope, feature, _), rows in events.groupby(["scope", "_feature", "_episode"], sort=False):
+        first, last = rows.iloc[0], rows.iloc[-1]
+        result.append(AlertEpisode(str(scope), feature or None, int(first["first_window"]), int(last["last_window"]),
+                                   _window_count(last["windows"]), tuple(last["metrics"] or ()),
+                                   last["event"] == CLOSE_EVENT))
+    return tuple(sorted(result, key=lambda e: (e.scope == FEATURE_SCOPE, e.first_window, e.name)))
+
+
+def _window_count(windows) -> int:
+    """An event's ``windows``: a count, or the list of the episode's windows."""
+    return len(windows) if isinstance(windows, (list, tuple)) else int(windows)
+
+
+def model_verdicts(records: pd.DataFrame) -> Optional[ModelVerdicts]:
+    if not len(records):
+        return None
+    records = records.sort_values("window_start")
+    drifted = records[records["drift"].fillna(False).astype(bool)]["window_start"]
+    return ModelVerdicts(len(records), tuple(int(start) for start in drifted),
+                         int(pd.to_numeric(records["tests"]).sum()), int(pd.to_numeric(records["discoveries"]).sum()))
+
+
+def _alerts(outputs: RunOutputs) -> dict:
+    drift = outputs.drift
+    controlled = "raw_drift" in drift and drift["discovery"].notna().any()
+    return {"raw_flags": int(drift["raw_drift"].sum()) if controlled else None,
+            "alert_episodes": alert_episodes(outputs.alerts), "model_verdicts": model_verdicts(outputs.model_drift)}
 
 
 def _performance(outputs: RunOutputs, spec: MonitorSpec, window: int) -> dict:

@@ -24,7 +24,8 @@ from contract.spec import MonitorSpec
 COLUMNS: dict[str, tuple[str, ...]] = {
     outputs.STATS: ("feature", "window_start", "window_end", "type", "count", "missing", "mean", "p25", "p50", "p75",
               "histogram", "version"),
-    outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count", "version"),
+    outputs.DRIFT: ("feature", "window_start", "window_end", "metric", "value", "threshold", "drift", "count", "version",
+                    "p_value", "discovery"),
     outputs.OUTLIERS: ("feature", "request_time", "rule", "version"),
     outputs.DEAD_LETTER: ("reason",),
     outputs.PERFORMANCE: ("window_start", "window_end", "metric", "class", "value", "labelled", "predictions",
@@ -32,11 +33,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     outputs.COMPARISON: ("kind", "window_start", "window_end", "feature", "metric", "value", "threshold", "flagged",
                          "stable_count", "candidate_count", "stable", "candidate", "delta", "ci_low", "ci_high",
                          "verdict", "final"),
+    outputs.MODEL_DRIFT: ("window_start", "window_end", "tests", "discoveries", "features", "drift", "p_value",
+                          "version"),
+    outputs.ALERTS: ("event", "scope", "feature", "metrics", "first_window", "last_window", "windows", "version"),
 }
 """Output kind -> the fields the report reads."""
 
-OPTIONAL = frozenset({outputs.PERFORMANCE, outputs.COMPARISON})
-"""Kinds a run writes only for some specs (performance: with ``ground_truth``); a folder without their files loads."""
+OPTIONAL = frozenset({outputs.PERFORMANCE, outputs.COMPARISON, outputs.MODEL_DRIFT, outputs.ALERTS})
+"""Kinds a run writes only for some specs (performance: with ``ground_truth``, comparison: with two versions to
+compare), or only since some version (the model's verdicts and the alert episodes); a folder without their files
+loads."""
 
 FILES = {kind: outputs.FILE_NAMES[kind] for kind in COLUMNS}
 
@@ -62,6 +68,10 @@ class RunOutputs:
     comparison: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.COMPARISON])))
     """The candidate version compared with the stable one (drift and performance records); empty without
     ``versions.stable`` and ``versions.candidate``."""
+    model_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.MODEL_DRIFT])))
+    """The model's drift verdict per window; empty for a run from before false-discovery control."""
+    alerts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS[outputs.ALERTS])))
+    """The alert episodes' open, update and close events, in the order written; empty for an older run."""
 
 
 def frames(records_by_kind: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, pd.DataFrame]:
@@ -71,7 +81,18 @@ def frames(records_by_kind: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[s
         rows = [tuple(record.get(name) for name in columns) for record in records_by_kind.get(kind, ())]
         result[kind] = pd.DataFrame(rows, columns=list(columns))
     result["stats"] = result["stats"][result["stats"]["feature"].notna()].reset_index(drop=True)
+    result["drift"] = discoveries_as_flags(result["drift"])
     return result
+
+
+def discoveries_as_flags(drift: pd.DataFrame) -> pd.DataFrame:
+    """The drift records with ``drift`` meaning what the report flags: a record's ``discovery`` (its metric's
+    p-value under the window's false-discovery control) where it has one, else its threshold's verdict (a fixed
+    threshold has no p-value and is left out of the control; a run from before the control has no discovery).
+    ``raw_drift`` keeps the threshold's verdict."""
+    raw = drift["drift"].astype(object).where(drift["drift"].notna(), False).astype(bool)
+    flags = drift["discovery"].astype(object).where(drift["discovery"].notna(), raw).astype(bool)
+    return drift.assign(drift=flags, raw_drift=raw)
 
 
 def _json_lines(path: Path) -> Iterable[dict]:

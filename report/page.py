@@ -94,6 +94,8 @@ class Plots:
     """Realised performance over time (None: no performance records)."""
     output_timelines: tuple[Timeline, ...] = ()
     """The prediction column's drift timelines, drawn beside the performance (with performance records only)."""
+    alerts: Optional[figures.Plot] = None
+    """The model's verdict per window and the alert episodes over time (None: a run without either)."""
 
 
 def utc(ms: Optional[int]) -> str:
@@ -139,7 +141,14 @@ def plots(outputs: RunOutputs, findings: Findings, baseline: Mapping[str, Column
                  statistics=figures.window_statistics(outputs.stats, findings, baseline, features),
                  outliers=figures.outliers_per_window(outputs.outliers, findings, window_starts, features),
                  missing=figures.missing_columns(outputs.stats, baseline, features),
-                 performance=performance, output_timelines=tuple(output_timelines))
+                 performance=performance, output_timelines=tuple(output_timelines), alerts=_alerts_plot(outputs, findings))
+
+
+def _alerts_plot(outputs: RunOutputs, findings: Findings) -> Optional[figures.Plot]:
+    if not (findings.alert_episodes or findings.model_verdicts):
+        return None
+    return figures.alerts(outputs.model_drift, findings.alert_episodes, findings.first_ms, findings.last_ms,
+                          findings.window_ms)
 
 
 def _timelines(drawer: figures.Timelines, drift: pd.DataFrame, findings: Findings,
@@ -209,4 +218,4 @@ def render(outputs: RunOutputs, spec: MonitorSpec, baseline: Mapping[str, Column
         selection=selection, tables=tables(findings),
         plots=plots(outputs, findings, baseline, selection.features) if len(outputs.stats) else None,
         max_histograms=figures.MAX_HISTOGRAMS, max_points=figures.MAX_POINTS, max_lines=figures.MAX_LINES,
-        labelled_rows=figures.LABELLED_ROWS)
+        labelled_rows=figures.LABELLED_ROWS, max_episodes=MAX_EPISODES, max_episode_rows=figures.MAX_EPISODE_ROWS)

@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris" / "monitor.yaml"
 FLINK_OPERATOR_CRDS = ROOT / "k8s" / "vendor" / "flink-kubernetes-operator-1.15.0"
+PROMETHEUS_OPERATOR_CRDS = ROOT / "k8s" / "vendor" / "prometheus-operator-0.85.0"
 TESTENV = ROOT / "scripts" / "k8s-testenv.sh"
 BUILD_TIMEOUT_S = 3600
 
@@ -204,3 +205,9 @@ def official_flink_crd(plural: str) -> dict:
     """An official CRD ('flinkdeployments', 'flinksessionjobs') of the Flink Kubernetes Operator 1.15.0,
     unchanged (its Helm chart's crds/ at tag release-1.15.0, see k8s/vendor/flink-kubernetes-operator-1.15.0/README.md)."""
     return yaml.safe_load((FLINK_OPERATOR_CRDS / f"{plural}.flink.apache.org-v1.yml").read_text())
+
+
+def official_prometheus_rule_crd() -> dict:
+    """The PrometheusRule CRD of the Prometheus Operator 0.85.0, unchanged (see
+    k8s/vendor/prometheus-operator-0.85.0/README.md)."""
+    return yaml.safe_load((PROMETHEUS_OPERATOR_CRDS / "monitoring.coreos.com_prometheusrules.yaml").read_text())

@@ -5,6 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from scipy import stats
+
+from contract.spec import CONTROL_METHODS
+
 from udfs import drift, two_sample
 from udfs.histogram import layout_counts
 
@@ -51,6 +55,7 @@ def test_a_tiny_run_writes_results_report_and_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "PERFORMANCE_QUICK", bench.PerformanceSizes(
         n_base=(50,), n_window=(40,), accuracy=(0.9,), trials=10, draws=100, cells=((60, 30),)))
     monkeypatch.setattr(bench, "DISTRIBUTIONS", {k: bench.DISTRIBUTIONS[k] for k in ("uniform", "poisson4")})
+    monkeypatch.setattr(bench, "DISCOVERY_QUICK", TINY_DISCOVERY)
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["rows"]) == 2 * len(bench.SCENARIOS) * 3  # 2 distributions x scenarios x 3 methods
@@ -63,6 +68,8 @@ def test_a_tiny_run_writes_results_report_and_plot(tmp_path, monkeypatch):
     assert {(row["output"], row["scenario"]) for row in performance["simulated"]} == {
         ("categorical", "null"), ("categorical", "drop_0.05"), ("numeric", "null"), ("numeric", "scale_x1.25")}
     assert "## Realised performance: false alarms and power (issue 21)" in report
+    assert "## False-discovery control across a window (issue 24)" in report
+    assert {row["method"] for row in results["discovery"]["rows"]} == set(CONTROL_METHODS)
 
 
 def test_performance_only_prints_and_writes_its_section(tmp_path, monkeypatch, capsys):
@@ -73,3 +80,56 @@ def test_performance_only_prints_and_writes_its_section(tmp_path, monkeypatch, c
     assert exact[0]["false_alarm"] == pytest.approx(0.0063, abs=5e-5)  # tests/test_performance.py's null streams
     printed = capsys.readouterr().out
     assert "| 258 | 100 | 0.9 | 0.6 |" in printed and (tmp_path / "performance.md").exists()
+
+
+TINY_DISCOVERY = bench.DiscoverySizes(widths=(30,), reference=300, window=200, null_windows=(12,), drifted=(3,),
+                                      drift_windows=(4,), shift=1.0, metric_sets=(("wasserstein", "js", "ks"),))
+
+
+def test_window_outcomes_count_what_scipys_false_discovery_control_finds():
+    """Hand-made windows of 40 features x 2 tests, the first 4 features drifted: the outcomes per method equal
+    those of scipy.stats.false_discovery_control (bh, by), of p <= q / tests (bonferroni) and of the flags (none)."""
+    rng = np.random.default_rng(8)
+    windows = []
+    for _ in range(30):
+        p_values = rng.random((40, 2))
+        p_values[:4] *= rng.choice([1e-4, 1e-2, 1.0], size=(4, 2))
+        windows.append((p_values, p_values <= 0.01))
+    expected = {"bh": lambda p: stats.false_discovery_control(p, method="bh") <= 0.05,
+                "by": lambda p: stats.false_discovery_control(p, method="by") <= 0.05,
+                "bonferroni": lambda p: p <= 0.05 / p.size, "none": lambda p: p <= 0.01}
+    outcomes = bench._window_outcomes(windows, 4, 0.05)
+    for method, discover in expected.items():
+        found = [discover(p.ravel()).reshape(p.shape) for p, _ in windows]
+        assert outcomes[method]["false_discoveries_per_window"] == pytest.approx(np.mean([f[4:].sum() for f in found]))
+        assert outcomes[method]["model_drift"] == pytest.approx(np.mean([f.any() for f in found]))
+        assert outcomes[method]["power"] == pytest.approx(np.mean([f[:4].any(axis=1).mean() for f in found]))
+        proportions = [f[4:].sum() / f.sum() for f in found if f.any()]
+        assert outcomes[method]["fdp"] == pytest.approx(np.mean(proportions))
+    assert outcomes["none"]["false_discoveries_per_window"] > outcomes["bh"]["false_discoveries_per_window"]
+
+
+def test_discovery_only_runs_the_wide_null_and_drifted_windows(tmp_path, monkeypatch, capsys):
+    """A tiny run: the null windows' flags under `none` are the tests over their threshold; features shifted by
+    1 sd in windows of 200 are all found under bh (their KS p-values are far below q / tests)."""
+    monkeypatch.setattr(bench, "DISCOVERY_QUICK", TINY_DISCOVERY)
+    assert bench.main(["--quick", "--discovery-only", "--out", str(tmp_path)]) == 0
+    rows = {(r["drifted"], r["method"]): r for r in json.loads((tmp_path / "discovery.json").read_text())["rows"]}
+    assert set(rows) == {(k, method) for k in (0, 3) for method in CONTROL_METHODS}
+    assert all(rows[(3, method)]["power"] == 1.0 for method in ("bh", "bonferroni", "none"))
+    assert rows[(0, "none")]["false_discoveries_per_window"] >= rows[(0, "bh")]["false_discoveries_per_window"]
+    printed = capsys.readouterr().out
+    assert "## False-discovery control across a window (issue 24)" in printed
+    assert "| wasserstein, js, ks | 30 | 12 | bh |" in printed
+    assert (tmp_path / "discovery.md").read_text().startswith("## False-discovery control")
+
+
+def test_a_wide_window_flags_a_shifted_feature_and_its_p_values_follow_the_flags():
+    """`WideModel.window`: each test's flag (value over its threshold at 1 %) agrees with its p-value <= 1 %
+    (the same null), up to the Monte-Carlo grid's interpolation; the shifted features' KS p-values are tiny."""
+    model = bench.WideModel(np.random.default_rng(2), 40, TINY_DISCOVERY, ("wasserstein", "js", "ks"), 0.01)
+    p_values, flags = model.window(np.random.default_rng(3), drifted=5)
+    assert p_values.shape == flags.shape == (40, 3)
+    assert ((p_values <= 0.01) == flags).mean() > 0.97
+    ks = model.metrics.index("ks")
+    assert p_values[:5, ks].max() < 1e-6 and flags[:5].all()

@@ -309,3 +309,14 @@ def test_curves_cover_every_column_the_metric_applies_to(penguins):
     assert np.all(np.diff(chi2 / calibration.GRID) <= 0) and chi2[-1] > chi2[0]
     with pytest.raises(ValueError, match="call missing_rate_thresholds"):
         calibration.threshold_curves(penguins, "missing_rate", 0.01)
+
+
+@pytest.mark.parametrize("metric", ["psi", "kl"])
+def test_smoothed_metrics_keep_their_rate_where_their_null_still_rises(metric):
+    """With many bins (2,000 training values: 42), PSI's and KL's null grow with the window at first (the pseudo-count
+    outweighs few values): the curve is monotone only from its peak on, so windows of 150 keep the rate."""
+    feature = FeatureBaseline.from_values(np.random.default_rng(2).normal(size=2000))
+    threshold = calibration.threshold_curves(Baseline({"x": feature}), metric, 0.01).of("x", [150])[0]
+    windows = _null_windows(feature, 150, 6000, seed=151)
+    rate = np.mean(drift.compute(metric, windows, feature.histogram_counts()) > threshold)
+    assert 0.004 <= rate <= 0.02, rate

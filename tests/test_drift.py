@@ -137,15 +137,17 @@ def test_missing_rate_is_the_gap_between_the_shares_per_window():
 
 
 def test_metric_names_by_feature_type():
-    assert drift.NUMERIC_ONLY == ("wasserstein", "ks", "cvm")
+    assert drift.NUMERIC_ONLY == ("wasserstein", "ks", "cvm", "outlier_rate")
     assert drift.METRICS_BY_TYPE == {"numeric": drift.METRIC_NAMES,
                                      "categorical": ("kl", "js", "psi", "hellinger", "chi2", "missing_rate")}
-    assert set(drift.METRIC_NAMES) == {*drift.LAYOUT_METRICS, *drift.TESTS, drift.MISSING_RATE}
+    assert set(drift.METRIC_NAMES) == {*drift.LAYOUT_METRICS, *drift.TESTS, drift.MISSING_RATE, drift.OUTLIER_RATE}
     assert not set(drift.OPT_IN_METRICS) & set(drift.METRICS)
     with pytest.raises(ValueError, match="a categorical feature has none"):
         drift.compute("wasserstein", CATEGORY_BASELINE, CATEGORY_BASELINE)
     with pytest.raises(ValueError, match="call udfs.drift.missing_rate"):
         drift.compute("missing_rate", CATEGORY_BASELINE, CATEGORY_BASELINE)
+    with pytest.raises(ValueError, match="call udfs.outliers.beyond_count"):
+        drift.compute("outlier_rate", CATEGORY_BASELINE, CATEGORY_BASELINE)
 
 
 def test_bad_input_is_rejected_with_a_clear_error():

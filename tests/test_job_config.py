@@ -10,7 +10,6 @@ import sys
 import typing
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -294,9 +293,8 @@ def test_drift_step_thresholds_the_window_steps_two_sample_statistics(tmp_path):
     tests = {"ks": float(two_sample.ks_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample)),
              "cvm": float(two_sample.cvm_statistic(two_sample.empirical_cdf(window), len(window), 0.0, sample))}
     empty_histogram = [0] * (len(baseline.features[feature].edges) + 1)
-    out = drift.drift_records(spec, drift.window_drift(spec, baseline), pd.Series([feature]), pd.Series([0]),
-                              pd.Series([10]), pd.Series([len(window)]), pd.Series([empty_histogram]),
-                              pd.Series([json.dumps(tests)]))
+    rows = drift.WindowRows([feature], [0], [10], [len(window)], [0], [empty_histogram], [json.dumps(tests)])
+    out = drift.drift_records(spec, rows, drift.evaluate(spec, drift.window_drift(spec, baseline), rows))
     records = {r["metric"]: r for r in map(json.loads, out[0])}
     assert set(records) == {"ks", "cvm"} and all(r["count"] == len(window) for r in records.values())
     assert records["ks"]["value"] == tests["ks"] and records["cvm"]["value"] == tests["cvm"]

@@ -41,7 +41,8 @@ def _spec(tmp: Path, bootstrap: str, suffix: str) -> dict:
     spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s", idle_timeout="0ms")
     spec["kafka"].update(bootstrap_servers=bootstrap, group_id=f"mmon-test-{suffix}")
     spec["kafka"]["topics"] = {name: f"{name}-{suffix}" for name in ("inference", "stats", "outliers", "drift")}
-    spec["kafka"]["topics"]["dead_letter"] = f"dead-letter-{suffix}"
+    spec["kafka"]["topics"].update(dead_letter=f"dead-letter-{suffix}", model_drift=f"model-drift-{suffix}",
+                                   alerts=f"alerts-{suffix}")
     spec["job"].update(metrics_port=0, checkpoint_interval="2s")
     (tmp / "monitor.yaml").write_text(yaml.safe_dump(spec))
     return spec
@@ -104,10 +105,10 @@ def kafka_run(kafka_broker, tmp_path_factory):
         """The last window's stats and drift records (drift leaves a later operator than stats) and the dead letter."""
         return (sum(1 for r in found["stats"] if "feature" in r and r["window_start"] == last_window) == n_features
                 and sum(1 for r in found["drift"] if r["window_start"] == last_window) == n_features * n_metrics
+                and any(r["window_start"] == last_window for r in found["model_drift"])
                 and found["dead_letter"])
 
-    output_topics = {"stats": topics["stats"], "outliers": topics["outliers"], "drift": topics["drift"],
-                     "dead_letter": topics["dead_letter"]}
+    output_topics = {kind: topics[kind] for kind in ("stats", "outliers", "drift", "dead_letter", "model_drift", "alerts")}
     try:
         found = _consume_until(kafka_broker.bootstrap, output_topics, done, time.monotonic() + DEADLINE_S)
     finally:
@@ -152,6 +153,21 @@ def test_drift_records_on_kafka(kafka_run):
     drift = kafka_run["found"]["drift"]
     assert len(drift) >= len(per_feature) * 5
     assert {r["metric"] for r in drift} == {"wasserstein", "kl", "js", "psi", "hellinger"}
+
+
+def test_model_verdicts_on_kafka_one_per_window_as_the_watermark_passes_it(kafka_run):
+    """The drift step fires on the live watermark (an event-time timer per window): a model_drift record per window,
+    over every test of the window, drift exactly when a drift record of that window is a discovery."""
+    verdicts = kafka_run["found"]["model_drift"]
+    windows = sorted({r["window_start"] for r in kafka_run["found"]["stats"] if "feature" in r})
+    assert sorted(r["window_start"] for r in verdicts) == windows
+    n_tests = len(kafka_run["spec"]["input"]["features"]) * len(kafka_run["spec"]["drift"]["metrics"])
+    for verdict in verdicts:
+        found = [r for r in kafka_run["found"]["drift"] if r["window_start"] == verdict["window_start"]
+                 and r["discovery"]]
+        assert verdict["tests"] == n_tests and verdict["discoveries"] == len(found)
+        assert verdict["drift"] == bool(found) and verdict["features"] == sorted({r["feature"] for r in found})
+    assert any(v["drift"] for v in verdicts)
 
 
 def test_dead_letter_on_kafka_names_topic_partition_offset(kafka_run):

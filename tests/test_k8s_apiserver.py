@@ -3,8 +3,8 @@ run). The last test adds kube-controller-manager's garbage collector to show tha
 ModelMonitor deletes what it owns.
 
 Installed CRDs: our ModelMonitor (k8s/crd), and the official, unchanged FlinkDeployment/FlinkSessionJob
-CRDs of the Flink Kubernetes Operator 1.15.0 (vendored in k8s/vendor/). Strimzi's and the Prometheus Operator's CRDs
-are not installed, so KafkaTopic and PodMonitor are not served: the reconciler reports them as skipped,
+CRDs of the Flink Kubernetes Operator 1.15.0 and the PrometheusRule CRD of the Prometheus Operator 0.85.0 (vendored in
+k8s/vendor/). Strimzi's and the Prometheus Operator's other CRDs are not installed, so KafkaTopic and PodMonitor are not served: the reconciler reports them as skipped,
 and the test asserts exactly that. The pod templates are also admitted as Pods into a namespace that
 enforces the "restricted" Pod Security Standard (the API server's PodSecurity admission).
 
@@ -33,7 +33,7 @@ from operator_glue.manifests import SPEC_HASH_ANNOTATION, UPGRADE_ANNOTATION, De
 from operator_glue.reconciler import Reconciler
 
 import k8s_testenv
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, official_prometheus_rule_crd
 
 # func_only: the fixtures' time (a cold build of the binaries) is bounded by k8s_testenv.BUILD_TIMEOUT_S instead.
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900, func_only=True)]
@@ -56,7 +56,8 @@ def control_plane(tmp_path_factory):
 def dyn(control_plane):
     """A dynamic client with the CRDs installed and the namespace created."""
     client = connect(str(control_plane.kubeconfig))
-    definitions = [crd.custom_resource_definition(), official_flink_crd("flinkdeployments"), official_flink_crd("flinksessionjobs")]
+    definitions = [crd.custom_resource_definition(), official_flink_crd("flinkdeployments"), official_flink_crd("flinksessionjobs"),
+                   official_prometheus_rule_crd()]
     for definition in definitions:
         apply(client, definition)
     crds = resource_api(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
@@ -100,7 +101,7 @@ def test_every_rendered_and_checked_in_manifest_passes_strict_server_side_dry_ru
         assert stored["metadata"]["name"] == body["metadata"]["name"]
         checked.append(body["kind"])
     assert {"ConfigMap", "FlinkDeployment", "FlinkSessionJob", "Deployment", "Service", "HorizontalPodAutoscaler",
-            "NetworkPolicy", "ModelMonitor", "Role", "RoleBinding", "ServiceAccount"} <= set(checked)
+            "NetworkPolicy", "ModelMonitor", "Role", "RoleBinding", "ServiceAccount", "PrometheusRule"} <= set(checked)
 
 
 def rendered(kind: str) -> dict:
@@ -133,6 +134,17 @@ def test_the_api_server_rejects_a_network_policy_with_a_bad_port(dyn):
         apply(dyn, policy, dry_run=True)
     assert raised.value.status == 422, raised.value.body
     assert "spec.egress[1].ports[0].protocol: Unsupported value: \"ICMP\"" in json.loads(raised.value.body)["message"]
+
+
+def test_the_api_server_stores_the_prometheus_rule_as_rendered_and_rejects_a_bad_duration(dyn):
+    rule = rendered("PrometheusRule")
+    assert apply(dyn, rule, dry_run=True)["spec"] == rule["spec"]
+    bad = copy.deepcopy(rule)
+    bad["spec"]["groups"][0]["rules"][0]["keep_firing_for"] = "5 minutes"
+    with pytest.raises(ApiException) as raised:
+        apply(dyn, bad, dry_run=True)
+    assert raised.value.status == 422, raised.value.body
+    assert "spec.groups[0].rules[0].keep_firing_for" in json.loads(raised.value.body)["message"]
 
 
 # --- Pod Security Admission ("restricted") ------------------------------------------------------------
@@ -258,7 +270,8 @@ def test_one_pass_applies_the_children_with_owner_references_and_writes_status(d
     outcome = reconciler.reconcile(iris_monitor)
     assert set(outcome.skipped) == {f"KafkaTopic/iris-{t}" for t in ("inference", "stats", "outliers", "drift", "dead-letter")} | {"PodMonitor/iris"}
     assert set(outcome.applied) == {"ConfigMap/iris-spec", "FlinkDeployment/iris", "Deployment/iris-logger",
-                                    "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger", "NetworkPolicy/iris-logger"}
+                                    "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger", "NetworkPolicy/iris-logger",
+                                    "PrometheusRule/iris"}
 
     deployment = get(dyn, "flink.apache.org/v1beta1", "FlinkDeployment", "iris")
     assert deployment["spec"]["flinkVersion"] == "v2_2"
@@ -269,7 +282,8 @@ def test_one_pass_applies_the_children_with_owner_references_and_writes_status(d
     for api_version, kind, name in [("v1", "ConfigMap", "iris-spec"), ("flink.apache.org/v1beta1", "FlinkDeployment", "iris"),
                                     ("apps/v1", "Deployment", "iris-logger"), ("v1", "Service", "iris-logger"),
                                     ("autoscaling/v2", "HorizontalPodAutoscaler", "iris-logger"),
-                                    ("networking.k8s.io/v1", "NetworkPolicy", "iris-logger")]:
+                                    ("networking.k8s.io/v1", "NetworkPolicy", "iris-logger"),
+                                    ("monitoring.coreos.com/v1", "PrometheusRule", "iris")]:
         owners = get(dyn, api_version, kind, name)["metadata"]["ownerReferences"]
         assert owners == [{"apiVersion": crd.API_VERSION, "kind": crd.KIND, "name": "iris",
                            "uid": iris_monitor["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
@@ -396,7 +410,7 @@ def test_the_controller_loop_copies_the_flink_job_state_and_rolls_a_spec_change_
     finally:
         operator.terminate()
         output = operator.communicate(timeout=30)[0]
-    assert "mmon/iris: applied 6 resources" in output, output
+    assert "mmon/iris: applied 7 resources" in output, output
 
 
 def monitor_status(dyn) -> dict:

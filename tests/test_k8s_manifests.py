@@ -28,7 +28,7 @@ from contract.spec import ConfigError, load_spec, parse_spec
 from operator_glue import crd, manifests
 from operator_glue.manifests import FLINK_UID, FLINK_VERSION, DeploySettings, model_monitor, render, to_yaml
 
-from k8s_testenv import EXAMPLE, ROOT, official_flink_crd
+from k8s_testenv import EXAMPLE, ROOT, official_flink_crd, official_prometheus_rule_crd
 
 
 def strict(schema):
@@ -517,3 +517,61 @@ def test_mmon_k8s_render_takes_the_previous_spec(tmp_path):
                          check=True).stdout
     deployment = next(body for body in yaml.safe_load_all(out) if body["kind"] == "FlinkDeployment")
     assert deployment["spec"]["job"]["upgradeMode"] == "savepoint"
+
+
+# --- the PrometheusRule on the alert episodes --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prometheus_rule_validator() -> jsonschema.Draft7Validator:
+    return crd_validator(official_prometheus_rule_crd(), "v1")
+
+
+def _rules(body: dict) -> dict[str, dict]:
+    return {rule["alert"]: rule for group in body["spec"]["groups"] for rule in group["rules"]}
+
+
+def test_the_prometheus_rule_matches_the_official_crd(prometheus_rule_validator, iris_manifests):
+    assert errors(prometheus_rule_validator, iris_manifests["PrometheusRule"]) == []
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda rule: rule.update(keepFiringFor=rule.pop("keep_firing_for")), "Additional properties are not allowed ('keepFiringFor'"),
+    (lambda rule: rule.update(keep_firing_for="5 minutes"), "'5 minutes' does not match"),
+    (lambda rule: rule.pop("expr"), "'expr' is a required property"),
+])
+def test_a_bad_rule_fails_the_official_crd(prometheus_rule_validator, iris_manifests, edit, expected):
+    body = copy.deepcopy(iris_manifests["PrometheusRule"])
+    edit(body["spec"]["groups"][0]["rules"][0])
+    assert any(expected in error for error in errors(prometheus_rule_validator, body)), errors(prometheus_rule_validator, body)
+
+
+def test_the_rules_alert_on_this_models_episode_gauge_per_feature_and_for_the_model(iris_manifests):
+    rules = _rules(iris_manifests["PrometheusRule"])
+    gauge = manifests.ALERT_ACTIVE_METRIC
+    documented = (ROOT / "flink_job" / "metrics.py").read_text()
+    assert f"``..._mmon_{gauge.removeprefix('flink_taskmanager_job_task_operator_mmon_')}{{model=...,version=...,feature=...}}``" in documented
+    assert "``feature`` empty: the model's" in documented  # MODEL_SCOPE_FEATURE
+    assert rules["MmonFeatureDriftEpisode"]["expr"] == f'max by (model, version, feature) ({gauge}{{model="iris",feature!=""}}) > 0'
+    assert rules["MmonModelDriftEpisode"]["expr"] == f'max by (model, version, feature) ({gauge}{{model="iris",feature=""}}) > 0'
+    assert {name: rule["labels"] for name, rule in rules.items()} == {
+        "MmonFeatureDriftEpisode": {"severity": "warning"}, "MmonModelDriftEpisode": {"severity": "critical"}}
+    for rule in rules.values():
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url"}
+        assert "{{ $labels.model }}" in annotations["summary"] and annotations["runbook_url"].startswith("https://")
+    assert "{{ $labels.feature }}" in rules["MmonFeatureDriftEpisode"]["annotations"]["summary"]
+
+
+def test_the_runbook_anchor_is_a_heading_of_the_k8s_readme(iris_manifests):
+    anchor = manifests.RUNBOOK_URL.rpartition("#")[2]
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "k8s" / "README.md").read_text(), re.M)
+    assert anchor in {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_a_model_name_is_quoted_as_a_promql_string_and_no_rule_without_metrics():
+    document = manifests.spec_to_dict(load_spec(EXAMPLE))
+    document["model"]["name"] = 'iris "v2"'
+    rule = next(m.body for m in render(parse_spec(document), DeploySettings(name="iris")) if m.body["kind"] == "PrometheusRule")
+    assert 'model="iris \\"v2\\""' in _rules(rule)["MmonModelDriftEpisode"]["expr"]
+    document["job"]["metrics_port"] = 0
+    assert "PrometheusRule" not in {m.body["kind"] for m in render(parse_spec(document), DeploySettings(name="iris"))}

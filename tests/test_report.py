@@ -8,7 +8,9 @@ down-sampling and the flagged-only drift output, a synthetic 300-feature run fol
 networking disabled."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 import json
 import re
 import shutil
@@ -20,6 +22,7 @@ from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
+import matplotlib.dates as matplotlib_dates
 import numpy as np
 import pytest
 import yaml
@@ -32,6 +35,7 @@ from contract.spec import load_spec, parse_spec, spec_to_dict
 from udfs.baseline import Baseline, FeatureBaseline
 
 from report import figures, page
+from report import findings as findings_module
 from report.cli import main as report_main
 from report.findings import SelectionError, find, select
 from report.outputs import FILES, RunOutputs, frames, from_directory
@@ -93,7 +97,8 @@ def _counts(tags: _Tags) -> dict[str, int]:
 
 
 def _flagged_in_drift_file(drift: list[dict]) -> set[tuple[str, int]]:
-    return {(r["feature"], r["window_start"]) for r in drift if r["drift"]}
+    """The (feature, window) pairs the page flags: discovered, or over a threshold that has no p-value."""
+    return {(r["feature"], r["window_start"]) for r in drift if r.get("discovery", r["drift"])}
 
 
 @flink
@@ -137,7 +142,8 @@ def test_summary_counts_equal_the_files(report, embedded_run):
     n_instances = sum(len(rows) for _, _, rows in embedded_run["requests"])
     assert counts["instances"] == summary["instances"] == n_instances
     assert counts["windows"] == summary["windows"] == len({r["window_start"] for r in stats})
-    assert counts["drift_alerts"] == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
+    assert counts["drift_alerts"] == sum(bool(r.get("discovery", r["drift"])) for r in embedded_run["drift"])
+    assert counts.get("raw_flags", counts["drift_alerts"]) == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
     assert counts["outliers"] == summary["outliers"] == len(embedded_run["outliers"])
     assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead_letter"])
     [time_range] = tags.having("data-first", "dd")
@@ -164,7 +170,7 @@ def _kafka_spec(embedded_run, bootstrap: str, tmp: Path) -> tuple[Path, dict]:
     spec = yaml.safe_load(embedded_run["spec_path"].read_text())
     suffix = uuid.uuid4().hex[:8]
     topics = {kind: f"report-{kind}-{suffix}"
-              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance")}
+              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance", "model_drift", "alerts")}
     spec["kafka"].update(bootstrap_servers=bootstrap, topics=topics)
     path = tmp / "monitor.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -197,7 +203,7 @@ def test_report_from_kafka_topics_equals_the_folder_report(report, embedded_run,
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tags = _Tags(path.read_text())
     assert _counts(tags) == _counts(report["tags"])
-    for css_class in ("timeline", "episode", "histograms"):
+    for css_class in ("timeline", "episode", "histograms", "alert-episode"):
         assert tags.classed(css_class) == report["tags"].classed(css_class), css_class
     assert "stale_feature" not in path.read_text()
     assert not tags.having("data-balanced")  # the job's read counts are not in the topics
@@ -434,8 +440,9 @@ def _console_and_page_requests(log: str, netlog: Path) -> tuple[list[str], list[
     return console, requests
 
 
-@flink
-def test_the_page_in_headless_chromium(report, tmp_path):
+def _chromium_screenshot(page_path: Path, tmp_path: Path) -> Image.Image:
+    """The page opened in headless Chromium with networking disabled, after checking that it logged nothing
+    to the console and requested nothing: its 1280 x 2400 screenshot."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("no chromium on PATH: `make setup` installs Debian's chromium when run as root "
@@ -445,12 +452,17 @@ def test_the_page_in_headless_chromium(report, tmp_path):
         [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
          f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
          "--enable-logging=stderr", f"--log-net-log={netlog}", "--window-size=1280,2400",
-         f"--screenshot={screenshot}", report["path"].resolve().as_uri()],
+         f"--screenshot={screenshot}", page_path.resolve().as_uri()],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and screenshot.is_file(), proc.stderr[-3000:]
     console, requests = _console_and_page_requests(proc.stderr, netlog)
     assert console == [] and requests == []
-    pixels = np.asarray(Image.open(screenshot).convert("L"))
+    return Image.open(screenshot)
+
+
+@flink
+def test_the_page_in_headless_chromium(report, tmp_path):
+    pixels = np.asarray(_chromium_screenshot(report["path"], tmp_path).convert("L"))
     assert pixels.shape == (2400, 1280)
     assert (pixels < 200).mean() > 0.03  # text, tables and plots, not a blank page
     assert len(np.unique(pixels)) > 50
@@ -480,8 +492,11 @@ def test_a_penguins_page_draws_every_column_and_its_flagged_windows(penguins_rep
     spec = load_spec(penguins_run["output"] / "spec.json")
     baseline = penguins_run["baseline"].columns
     assert _counts(tags) == {"instances": summary["instances"], "windows": summary["windows"],
-                             "drift_alerts": summary["drift_alerts"], "outliers": summary["outliers"],
-                             "dead_letters": summary["dead_letter"]}
+                             "drift_alerts": sum(r["discovery"] for r in penguins_run["drift"]),
+                             "raw_flags": summary["drift_alerts"], "outliers": summary["outliers"],
+                             "dead_letters": summary["dead_letter"],
+                             "model_drift_windows": sum(r["drift"] for r in penguins_run["model_drift"]),
+                             "alert_episodes": sum(e["event"] == "open" for e in penguins_run["alerts"])}
     timelines = {(a["data-feature"], a["data-metric"]) for a in tags.classed("timeline")}
     assert timelines == {(r["feature"], r["metric"]) for r in penguins_run["drift"]}
     assert len(timelines) == len(spec.columns) * len(spec.drift.metrics) == 7 * 5
@@ -806,3 +821,156 @@ def test_the_report_of_a_real_run_with_ground_truth(labelled_penguins_run, tmp_p
     assert _counts(tags)["performance_alerts"] == findings.performance_alerts
     [joined] = [attrs for tag, attrs in tags.tags if attrs.get("id") == "labels-joined"]
     assert int(joined["data-value"]) == run["summary"]["labels_joined"] == int(labelled.sum())
+
+
+# --- false-discovery control: discoveries, the model's verdict, alert episodes ---------------------------
+
+ALERT_WINDOWS, ALERT_WINDOW_MS, ALERT_START = 12, 60_000, 1_800_000_000_000
+DRIFTED_WINDOWS = range(3, 8)  # feature a: discovered in these windows
+FALSE_ALARM_WINDOWS = (1, 9)  # feature b: over its threshold there, but no discovery
+
+
+def _window(w: int) -> dict:
+    return {"model": "m", "window_start": ALERT_START + w * ALERT_WINDOW_MS,
+            "window_end": ALERT_START + (w + 1) * ALERT_WINDOW_MS}
+
+
+def _alert_event(event: str, scope: str, feature, first: int, last: int) -> dict:
+    return {"event": event, "scope": scope, "feature": feature, "metrics": ["js"] if feature else [],
+            "first_window": _window(first)["window_start"], "last_window": _window(last)["window_start"],
+            "windows": last - first + 1}
+
+
+@pytest.fixture(scope="module")
+def alerts_folder(tmp_path_factory) -> Path:
+    """A made-up run folder of two features with p-values and discoveries on its drift records, the model's
+    verdict per window and alert episodes: feature a discovered in `DRIFTED_WINDOWS` (an episode opened at its
+    second window, closed three windows after its last), feature b over its threshold in `FALSE_ALARM_WINDOWS`
+    without a discovery; the model's episode still open at the end."""
+    out = tmp_path_factory.mktemp("alerts-run")
+    rng = np.random.default_rng(5)
+    baseline = {f: FeatureBaseline.from_values(rng.normal(size=400), bins=4) for f in ("a", "b")}
+    Baseline(baseline, source="test").save(out / "baseline.json")
+    spec = parse_spec({"model": {"name": "m"}, "input": {"features": ["a", "b"]}, "baseline": str(out / "baseline.json"),
+                       "window": {"duration": f"{ALERT_WINDOW_MS}ms"}, "drift": {"metrics": {"js": {}}}})
+    (out / "spec.json").write_text(json.dumps(spec_to_dict(spec)))
+    stats, drift, verdicts = [], [], []
+    for w in range(ALERT_WINDOWS):
+        discovered = w in DRIFTED_WINDOWS
+        for feature in ("a", "b"):
+            edges = baseline[feature].edges
+            stats.append({**_window(w), "feature": feature, "count": 100, "missing": 0, "mean": 0.0, "p25": -0.7,
+                          "p50": 0.0, "p75": 0.7, "histogram": {"edges": edges.tolist(), "counts": [25] * 4,
+                                                                "underflow": 0, "overflow": 0}})
+            over = discovered if feature == "a" else w in FALSE_ALARM_WINDOWS
+            p_value = (1e-4 if discovered else 0.008) if over else 0.5
+            drift.append({**_window(w), "feature": feature, "metric": "js", "value": 0.3 if over else 0.01,
+                          "threshold": 0.1, "drift": over, "count": 100, "p_value": p_value,
+                          "discovery": over and feature == "a"})
+        verdicts.append({**_window(w), "tests": 2, "discoveries": int(discovered), "features": ["a"] * discovered,
+                         "drift": discovered, "p_value": 2e-4 if discovered else 0.9})
+    events = [_alert_event("open", "feature", "a", 3, 4), _alert_event("open", "model", None, 3, 4),
+              *(_alert_event("update", scope, feature, 3, w) for w in (5, 6, 7)
+                for scope, feature in (("feature", "a"), ("model", None))),
+              _alert_event("close", "feature", "a", 3, 7)]
+    for kind, records in (("stats", stats), ("drift", drift), ("outliers", []), ("dead_letter", []),
+                          (output_names.MODEL_DRIFT, verdicts), (output_names.ALERTS, events)):
+        (out / FILES[kind]).write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
+
+
+def _starts(windows) -> list[int]:
+    return [_window(w)["window_start"] for w in windows]
+
+
+def test_discoveries_replace_the_raw_flags_and_episodes_come_from_the_events(alerts_folder):
+    outputs = from_directory(alerts_folder)
+    findings = find(outputs, load_spec(alerts_folder / "spec.json"))
+    assert findings.flagged == {"a": {start: ("js",) for start in _starts(DRIFTED_WINDOWS)}}
+    assert (findings.drift_alerts, findings.raw_flags) == (len(DRIFTED_WINDOWS), len(DRIFTED_WINDOWS) + 2)
+    assert [(r.feature, r.flagged_windows) for r in findings.ranking] == [("a", 5), ("b", 0)]
+    assert findings.model_verdicts == findings_module.ModelVerdicts(
+        ALERT_WINDOWS, tuple(_starts(DRIFTED_WINDOWS)), 2 * ALERT_WINDOWS, len(DRIFTED_WINDOWS))
+    model, feature = findings.alert_episodes
+    assert (model.scope, model.feature, model.name, model.closed) == ("model", None, "model", False)
+    assert (feature.scope, feature.feature, feature.closed, feature.metrics) == ("feature", "a", True, ("js",))
+    assert [feature.first_window, feature.last_window, feature.windows] == [*_starts([3, 7]), 5]
+
+
+def test_events_of_two_episodes_of_one_feature_make_two():
+    events = [_alert_event("open", "feature", "a", 0, 1), _alert_event("close", "feature", "a", 0, 2),
+              _alert_event("open", "feature", "c", 4, 5), _alert_event("open", "feature", "a", 6, 7)]
+    episodes = findings_module.alert_episodes(frames({output_names.ALERTS: events})[output_names.ALERTS])
+    assert [(e.feature, e.first_window, e.last_window, e.closed) for e in episodes] == [
+        ("a", *_starts([0, 2]), True), ("c", *_starts([4, 5]), False), ("a", *_starts([6, 7]), False)]
+    assert figures.episode_rows(episodes) == ["a", "c"]  # a: 4 windows in episodes, c: 2
+
+
+def test_the_alerts_figure_draws_the_verdicts_and_the_episodes(alerts_folder):
+    outputs = from_directory(alerts_folder)
+    findings = find(outputs, load_spec(alerts_folder / "spec.json"))
+    fig = figures.alerts_figure(outputs.model_drift, findings.alert_episodes, findings.first_ms, findings.last_ms,
+                                findings.window_ms)
+    verdicts, bars = fig.axes
+    steps = {patch.get_gid(): patch.get_data().values for patch in verdicts.patches}
+    expected = np.isin(np.arange(ALERT_WINDOWS), DRIFTED_WINDOWS).astype(float)
+    np.testing.assert_array_equal(steps["discoveries"], expected)
+    np.testing.assert_array_equal(steps["model-drift"], expected)
+    assert [label.get_text() for label in bars.get_yticklabels()] == ["model", "a"]
+    drawn = {(patch.get_gid(), round(patch.get_y() + patch.get_height() / 2)): patch for patch in bars.patches}
+    assert set(drawn) == {("open", 0), ("closed", 1)}
+    for patch in drawn.values():
+        start, end = _times_of(patch.get_x()), _times_of(patch.get_x() + patch.get_width())
+        assert (start, end) == (_window(3)["window_start"], _window(7)["window_end"])
+    assert drawn[("open", 0)].get_hatch() == "///" and drawn[("closed", 1)].get_hatch() is None
+
+
+def _times_of(date_number: float) -> int:
+    """A matplotlib date number as epoch ms."""
+    return int(round((date_number - matplotlib_dates.date2num(np.datetime64(0, "ms"))) * 86_400_000))
+
+
+def test_the_page_shows_discoveries_the_verdict_and_the_episodes(alerts_folder, tmp_path):
+    path = tmp_path / "alerts.html"
+    assert report_main([str(alerts_folder), "-o", str(path)]) == 0
+    tags = _Tags(path.read_text())
+    counts = _counts(tags)
+    assert (counts["drift_alerts"], counts["raw_flags"]) == (5, 7)
+    assert (counts["model_drift_windows"], counts["alert_episodes"]) == (5, 2)
+    [verdict] = tags.having("data-drifted", "p")
+    assert verdict["data-drifted"].split() == [str(s) for s in _starts(DRIFTED_WINDOWS)]
+    assert int(verdict["data-windows"]) == ALERT_WINDOWS
+    rows = [(a["data-scope"], a["data-feature"], int(a["data-first"]), int(a["data-last"]), int(a["data-windows"]),
+             a["data-closed"]) for a in tags.classed("alert-episode")]
+    assert rows == [("model", "", *_starts([3, 7]), 5, "false"), ("feature", "a", *_starts([3, 7]), 5, "true")]
+    [figure] = tags.having("data-rows", "figure")
+    assert figure["data-rows"].split("\t") == ["model", "a"]
+    assert {a["data-feature"] for a in tags.classed("episode")} == {"a"}  # b's threshold crossings are not flags
+    assert "control-note" in tags.text_by_id
+
+
+def test_a_run_from_before_the_control_has_no_alert_section(alerts_folder, tmp_path):
+    older = tmp_path / "older"
+    shutil.copytree(alerts_folder, older)
+    for kind in (output_names.MODEL_DRIFT, output_names.ALERTS):
+        (older / FILES[kind]).unlink()
+    drift = [json.loads(line) for line in (older / FILES["drift"]).read_text().splitlines()]
+    (older / FILES["drift"]).write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("p_value", "discovery")})
+                                                + "\n" for r in drift))
+    assert report_main([str(older), "-o", str(older / "report.html")]) == 0
+    tags = _Tags((older / "report.html").read_text())
+    assert _counts(tags)["drift_alerts"] == 7 and "raw_flags" not in _counts(tags)
+    assert not tags.classed("alert-episode") and not tags.having("data-rows", "figure")
+    assert {a["data-feature"] for a in tags.classed("episode")} == {"a", "b"}
+
+
+def test_the_alerts_page_in_headless_chromium(alerts_folder, tmp_path):
+    path = tmp_path / "alerts.html"
+    assert report_main([str(alerts_folder), "-o", str(path)]) == 0
+    pixels = np.asarray(_chromium_screenshot(path, tmp_path).convert("RGB")).astype(int)
+    html = path.read_text()
+    figure_src = re.search(r'<figure id="alerts-plot"[^>]*><img src="data:image/png;base64,([^"]+)"', html).group(1)
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(figure_src))).convert("RGB")).astype(int)
+    red = lambda image: (np.abs(image - [0xD6, 0x27, 0x28]).sum(axis=-1) < 60).sum()
+    assert red(drawn) > 500  # the model's drifted windows and the closed episode's bar
+    assert red(pixels) >= red(drawn)  # the browser drew the figure (and the overview's reds) on the page

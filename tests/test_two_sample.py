@@ -85,7 +85,8 @@ def test_thresholds_are_vectorised_over_window_sizes():
 
 
 def test_tests_are_metric_names_but_not_histogram_metrics():
-    assert drift.METRIC_NAMES == ("wasserstein", "kl", "js", "psi", "hellinger", "ks", "cvm", "chi2", "missing_rate")
+    assert drift.METRIC_NAMES == ("wasserstein", "kl", "js", "psi", "hellinger", "ks", "cvm", "chi2", "missing_rate",
+                                  "outlier_rate")
     assert drift.TESTS == {"ks": two_sample.ks_statistic, "cvm": two_sample.cvm_statistic}
     with pytest.raises(ValueError, match="two-sample test on the window's CDF"):
         drift.compute("ks", np.ones(3), np.ones(3), np.array([0.0, 1.0]))

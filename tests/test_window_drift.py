@@ -97,7 +97,7 @@ def test_categorical_columns_and_missing_rates_equal_one_column_at_a_time():
         column = baseline.columns[names[f]]
         reference = column.histogram_counts()
         for rule in rules:
-            values, thresholds = results[rule.name]
+            values, thresholds, _ = results[rule.name]
             if rule.name == "missing_rate":
                 assert values[i] == pytest.approx(drift.missing_rate(missing[i], counts[i] + missing[i], column.missing_rate))
                 assert thresholds[i] == missing_rate_thresholds(column, counts[i] + missing[i], 0.05)

@@ -58,13 +58,29 @@ with equal ``alpha`` and counts share one), :data:`DRAWS` Dirichlet draws, and f
 draw; seeded and so reproducible, cached. A larger window can only lessen the sampling noise, so each
 curve is made non-increasing in the window size (a running minimum, which also irons out Monte-Carlo
 wiggles). Other window sizes interpolate linearly in (log size, log threshold); sizes beyond the grid take
-the nearest grid value.
+the nearest grid value. The running minimum starts at the curve's peak: KL and PSI, smoothed by a
+pseudo-count, first grow with the window (with 42 bins PSI's 99 % point rises from 0.37 at 4 values to 0.69
+at 32 and falls to 0.47 at 128, 0.28 at 256); a running minimum from the smallest window held it at 0.37 up
+to 128 values and flagged 10.6 % of null windows of 150 values of a 300-feature model.
+
+P-values (:meth:`ThresholdCurves.p_values`): the same simulation keeps, per grid size, the sorted null
+values at :data:`NULL_LEVELS` (every one of the top :data:`EXACT_TAIL`, where a multiple-testing control
+reads them, and every :data:`BODY_STEP`-th below), made non-increasing in the window size level by
+level as the thresholds are (the running minimum from each level's peak on). A window of ``n`` values reads its null
+quantile function interpolated like the thresholds, level by level in (log size, log value), and its
+p-value is ``(1 + #{null >= observed}) / (1 + DRAWS)`` (linear in the value between two stored levels of
+the body), and beyond the largest null value that times an exponential tail fitted to the top
+:data:`EXACT_TAIL` values (`_tail_decay`), so that values past every draw still rank: a control over
+thousands of tests needs p-values far below ``1 / (1 + DRAWS)``. So ``p <= rate`` exactly when the value exceeds the null's ``1 - rate`` point, up to one
+order statistic of the :data:`DRAWS` (the threshold interpolates between two). ``ks``, ``cvm`` and
+``missing_rate`` have closed-form p-values (:func:`udfs.two_sample.ks_p_value`,
+:func:`udfs.two_sample.cvm_p_value`, :func:`missing_rate_p_values`).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -73,13 +89,19 @@ from udfs import drift, two_sample
 from udfs.baseline import CATEGORICAL, NUMERIC, Baseline, CategoricalBaseline, ColumnBaseline, FeatureBaseline
 
 GRID = 2 ** np.arange(2, 17)  # window sizes 4 .. 65,536
+_LOG_GRID = np.log(GRID)
 DRAWS = 4000
 SEED = 20_21_0611
 MIN_CONCENTRATION = 1e-3  # a slot beyond the sample's range (thesis-format edges), an empty other: a trace
 MISSING_PRIOR = 1.0  # Beta(missing + 1, count + 1): missing_rate_thresholds
 TEST_THRESHOLDS = {"ks": two_sample.ks_threshold, "cvm": two_sample.cvm_threshold}
+EXACT_TAIL = 200  # the top null values kept one by one: p-values <= 200 / DRAWS (5 %) exact
+BODY_STEP = 50  # below them, every 50th sorted null value (p-values linear in between)
+NULL_LEVELS = np.union1d(np.arange(0, DRAWS - EXACT_TAIL, BODY_STEP), np.arange(DRAWS - EXACT_TAIL, DRAWS))
+"""Indices into the :data:`DRAWS` sorted null values of a (metric, column, window size) kept for p-values."""
+TEST_P_VALUES = {"ks": two_sample.ks_p_value, "cvm": two_sample.cvm_p_value}
 _CACHE_SIZE = 32
-_cache: "OrderedDict[tuple, dict[str, dict[str, np.ndarray]]]" = OrderedDict()
+_cache: "OrderedDict[tuple, tuple[dict, dict]]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,15 @@ class ThresholdCurves:
     so a job computes them once at start and ships them to its workers."""
 
     values: dict[str, np.ndarray]
+    nulls: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Per column, the logs of its null's sorted values at :data:`NULL_LEVELS` (``GRID x levels``), for
+    p-values; columns sharing one null share one array. Empty for the two-sample tests (closed form)."""
+
+    def p_values(self, feature: str, window_sizes, values) -> np.ndarray:
+        """``feature``'s p-values of ``values`` observed in windows of ``window_sizes`` (module docstring)."""
+        sizes = np.asarray(window_sizes, dtype=float)
+        rows = np.broadcast_to(self.nulls[feature], (len(sizes), *self.nulls[feature].shape))
+        return exceedance_p_values(interpolate_rows(rows, np.log(np.maximum(sizes, 1))), values)
 
     def at(self, window_size: int) -> dict[str, float]:
         """Per-feature threshold ``{feature: float}`` for a window of ``window_size`` values."""
@@ -127,8 +158,15 @@ def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float = 
     if metric in TEST_THRESHOLDS:
         return ThresholdCurves({name: TEST_THRESHOLDS[metric](len(feature.sample), GRID, false_alarm_rate)
                                 for name, feature in columns.items()})
-    grids = _threshold_grids(baseline, false_alarm_rate)
-    return ThresholdCurves({name: grids[name][metric] / _scale(column, normalize) for name, column in columns.items()})
+    grids, nulls = _threshold_grids(baseline, false_alarm_rate)
+    scales = {name: _scale(column, normalize) for name, column in columns.items()}
+    return ThresholdCurves({name: grids[name][metric] / scales[name] for name in columns},
+                           {name: _log_scaled(nulls[name][metric], scales[name]) for name in columns})
+
+
+def _log_scaled(log_levels: np.ndarray, scale: float) -> np.ndarray:
+    """A column's log null levels divided by ``scale`` (the same array when 1: columns keep sharing it)."""
+    return log_levels if scale == 1.0 else log_levels - np.log(scale)
 
 
 def missing_rate_thresholds(feature: ColumnBaseline, totals, false_alarm_rate: float = 0.01) -> np.ndarray:
@@ -213,34 +251,53 @@ def null_thresholds(features: Sequence[ColumnBaseline], rate: float,
     quantile bins) share one simulation: their KL, JS, PSI, Hellinger and chi2 thresholds are equal, and
     Wasserstein's differ only through their edges, ``W = cdf_gaps(w, q) @ diff(support_points(edges))``.
     """
-    results: list[dict[str, np.ndarray]] = [{} for _ in features]
+    return [{metric: thresholds for metric, (thresholds, _) in null.items()}
+            for null in null_summaries(features, rate, window_sizes)]
+
+
+def null_summaries(features: Sequence[ColumnBaseline], rate: float,
+                   window_sizes: Sequence[int]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per feature and histogram metric, ``(thresholds, levels)`` at each window size: `null_thresholds`' and
+    the sorted null values at :data:`NULL_LEVELS` (``sizes x levels``; one array shared by the features of
+    a shared null, Wasserstein's apart)."""
+    results: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in features]
     for group_index, members in enumerate(_shared_nulls(features)):
         group = [features[i] for i in members]
-        for i, thresholds in zip(members, _group_thresholds(group, rate, window_sizes, group_index)):
-            results[i] = thresholds
+        for i, summary in zip(members, _group_nulls(group, rate, window_sizes, group_index)):
+            results[i] = summary
     return results
 
 
-def _group_thresholds(group: Sequence[ColumnBaseline], rate: float, window_sizes: Sequence[int],
-                      group_index: int) -> list[dict[str, np.ndarray]]:
-    """`null_thresholds` of features sharing one null, simulated once (seeded by ``group_index``)."""
+def _group_nulls(group: Sequence[ColumnBaseline], rate: float, window_sizes: Sequence[int],
+                 group_index: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """`null_summaries` of features sharing one null, simulated once (seeded by ``group_index``)."""
     first = group[0]
     rng = np.random.default_rng([SEED, group_index])
     slot_probabilities = rng.dirichlet(slot_concentrations(first), size=DRAWS)
     reference = first.histogram_counts()
     numeric = [feature for feature in group if feature.type == NUMERIC]
     support_gaps = np.array([np.diff(drift.support_points(feature.edges)) for feature in numeric]).T
-    shared = {metric: np.empty(len(window_sizes)) for metric in drift.LAYOUT_METRICS if metric != "wasserstein"}
-    wasserstein = np.empty((len(numeric), len(window_sizes)))
+    sizes = len(window_sizes)
+    shared = {metric: (np.empty(sizes), np.empty((sizes, len(NULL_LEVELS))))
+              for metric in drift.LAYOUT_METRICS if metric != "wasserstein"}
+    wasserstein = (np.empty((len(numeric), sizes)), np.empty((len(numeric), sizes, len(NULL_LEVELS))))
     for s, size in enumerate(window_sizes):
         windows = rng.multinomial(size, slot_probabilities)
-        for metric, values in shared.items():
-            values[s] = np.quantile(drift.compute(metric, windows, reference), 1.0 - rate)
+        for metric, (thresholds, levels) in shared.items():
+            null = np.sort(drift.compute(metric, windows, reference))
+            thresholds[s], levels[s] = np.quantile(null, 1.0 - rate), null[NULL_LEVELS]
         if numeric:
-            wasserstein[:, s] = np.quantile(drift.cdf_gaps(windows, reference) @ support_gaps, 1.0 - rate, axis=0)
-    numeric_rows = iter(wasserstein)  # in group order
-    return [{**{metric: values.copy() for metric, values in shared.items()},
-             **({"wasserstein": next(numeric_rows)} if feature.type == NUMERIC else {})} for feature in group]
+            null = np.sort(drift.cdf_gaps(windows, reference) @ support_gaps, axis=0)
+            wasserstein[0][:, s], wasserstein[1][:, s] = np.quantile(null, 1.0 - rate, axis=0), null[NULL_LEVELS].T
+    numeric_rows = iter(range(len(numeric)))  # in group order
+    results = []
+    for feature in group:
+        summary = {metric: (thresholds.copy(), levels) for metric, (thresholds, levels) in shared.items()}
+        if feature.type == NUMERIC:
+            row = next(numeric_rows)
+            summary["wasserstein"] = (wasserstein[0][row], wasserstein[1][row])
+        results.append(summary)
+    return results
 
 
 def _shared_nulls(features: Sequence[ColumnBaseline]) -> list[list[int]]:
@@ -271,37 +328,167 @@ def _check_rate(false_alarm_rate: float) -> None:
 def _missing_rate_quantile(feature: ColumnBaseline, n: int, rate: float) -> float:
     """The smallest gap ``t = |x / n - r_hat|`` with ``P(|X / n - r_hat| > t) <= rate`` under the
     beta-binomial of :func:`missing_rate_thresholds`; the gaps are the statistic's own floats."""
+    return _tail_quantile(_missing_rate_null(feature, n), rate)
+
+
+def _missing_rate_null(feature: ColumnBaseline, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct gaps ``|x / n - r_hat|`` (``x = 0..n``) in increasing order and ``P(gap >= each)`` under the
+    beta-binomial of :func:`missing_rate_thresholds`."""
     x = np.arange(n + 1)
-    gaps = np.abs(x / n - feature.missing_rate)
-    order = np.argsort(gaps, kind="stable")
-    gaps = gaps[order]
-    pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)[order]
-    beyond = np.append(np.cumsum(pmf[::-1])[::-1][1:], 0.0)  # mass after each position
-    exceed = beyond[np.searchsorted(gaps, gaps, side="right") - 1]  # P(gap > gaps[i]), ties included
-    return float(gaps[np.argmax(exceed <= rate)])
+    pmf = stats.betabinom.pmf(x, n, feature.missing + MISSING_PRIOR, feature.count + MISSING_PRIOR)
+    return _tail_null(np.abs(x / n - feature.missing_rate), pmf)
+
+
+def _tail_null(statistic: np.ndarray, pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A discrete statistic's distinct values in increasing order and the chance of each or more (``pmf``: the
+    chance of each entry of ``statistic``)."""
+    distinct, inverse = np.unique(statistic, return_inverse=True)
+    mass = np.bincount(inverse.ravel(), weights=pmf, minlength=len(distinct))
+    return distinct, np.cumsum(mass[::-1])[::-1]
+
+
+def _tail_quantile(null: tuple[np.ndarray, np.ndarray], rate: float) -> float:
+    """The smallest value ``t`` of a `_tail_null` with ``P(statistic > t) <= rate``."""
+    values, at_or_beyond = null
+    beyond = np.append(at_or_beyond[1:], 0.0)  # P(statistic > values[i])
+    return float(values[np.argmax(beyond <= rate)])
+
+
+def _tail_p_values(null: tuple[np.ndarray, np.ndarray], observed: np.ndarray) -> np.ndarray:
+    """``P(statistic >= each observed value)`` of a `_tail_null` (the observed values are among its own floats)."""
+    values, at_or_beyond = null
+    found = np.searchsorted(values, observed * (1 - 1e-12), side="left")
+    return np.minimum(np.append(at_or_beyond, 0.0)[found], 1.0)
+
+
+def _per_window_size(totals, values, per_size) -> np.ndarray:
+    """``per_size(n, rows)`` for each distinct window size ``n`` of ``totals`` (at least 1) over the rows of that
+    size; NaN where ``values`` is (a window without values)."""
+    totals, values = np.maximum(np.asarray(totals), 1).astype(np.int64), np.asarray(values, dtype=float)
+    result = np.full(len(values), np.nan)
+    for n in np.unique(totals):
+        rows = np.flatnonzero(totals == n)
+        result[rows] = per_size(int(n), rows)
+    return np.where(np.isnan(values), np.nan, result)
+
+
+def missing_rate_p_values(feature: ColumnBaseline, totals, values) -> np.ndarray:
+    """``P(|X / n - r_hat| >= value)`` under the beta-binomial of :func:`missing_rate_thresholds` for each
+    window of ``totals`` values and observed ``missing_rate`` ``values``: ``p <= rate`` exactly when the value
+    exceeds the threshold at ``rate`` (the statistic is discrete: its p-values are conservative)."""
+    values = np.asarray(values, dtype=float)
+    return _per_window_size(totals, values,
+                            lambda n, rows: _tail_p_values(_missing_rate_null(feature, n), values[rows]))
+
+
+def _outlier_rate_null(feature: FeatureBaseline, lower: float, upper: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window's share ``x / n`` of values beyond ``[lower, upper]`` and ``P(share >= each)`` without drift: the
+    training sample has ``k`` of its ``m`` values beyond, so with the uniform prior the population's share is
+    ``Beta(k + 1, m - k + 1)`` and ``X ~ BetaBinomial(n, k + 1, m - k + 1)`` (the ``missing_rate`` null, one-sided:
+    fewer outliers than the baseline's is no alarm)."""
+    sample = feature.sample
+    beyond = int(np.count_nonzero((sample < lower) | (sample > upper)))
+    x = np.arange(n + 1)
+    pmf = stats.betabinom.pmf(x, n, beyond + MISSING_PRIOR, len(sample) - beyond + MISSING_PRIOR)
+    return _tail_null(x / n, pmf)
+
+
+def outlier_rate_thresholds(feature: FeatureBaseline, lower: float, upper: float, totals,
+                            false_alarm_rate: float = 0.01) -> np.ndarray:
+    """The ``outlier_rate`` threshold of ``feature`` (bounds ``[lower, upper]``) for windows of ``totals`` present
+    values: the smallest share ``t`` with ``P(X / n > t) <= false_alarm_rate`` (`_outlier_rate_null`)."""
+    _check_rate(false_alarm_rate)
+    totals = np.asarray(totals)
+    return _per_window_size(totals, np.zeros(len(totals)), lambda n, rows: _tail_quantile(
+        _outlier_rate_null(feature, lower, upper, n), false_alarm_rate))
+
+
+def outlier_rate_p_values(feature: FeatureBaseline, lower: float, upper: float, totals, values) -> np.ndarray:
+    """``P(X / n >= value)`` under `_outlier_rate_null` for each window of ``totals`` present values and observed
+    share ``values``: ``p <= rate`` exactly when the share exceeds its threshold at ``rate``."""
+    values = np.asarray(values, dtype=float)
+    return _per_window_size(totals, values, lambda n, rows: _tail_p_values(
+        _outlier_rate_null(feature, lower, upper, n), values[rows]))
 
 
 def _scale(feature: ColumnBaseline, normalize: bool) -> float:
     return feature.std if normalize and feature.std > 0 else 1.0
 
 
-def _threshold_grids(baseline: Baseline, rate: float) -> dict[str, dict[str, np.ndarray]]:
+def _threshold_grids(baseline: Baseline, rate: float) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                                   dict[str, dict[str, np.ndarray]]]:
+    """Per column and histogram metric, its monotone threshold curve on `GRID` and its log null levels
+    (`ThresholdCurves.nulls`), cached per (baseline, rate)."""
     key = (baseline.fingerprint, rate)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
     columns = baseline.columns
-    nulls = null_thresholds(list(columns.values()), rate, GRID)
-    grids = {name: {metric: _monotone(metric, values) for metric, values in null.items()}
-             for name, null in zip(columns, nulls)}
-    _cache[key] = grids
+    summaries = null_summaries(list(columns.values()), rate, GRID)
+    grids = {name: {metric: _monotone(metric, thresholds) for metric, (thresholds, _) in summary.items()}
+             for name, summary in zip(columns, summaries)}
+    logs: dict[int, np.ndarray] = {}  # one log array per shared levels array
+    nulls = {name: {metric: logs.setdefault(id(levels), np.log(_monotone_levels(metric, levels)))
+                    for metric, (_, levels) in summary.items()}
+             for name, summary in zip(columns, summaries)}
+    _cache[key] = grids, nulls
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
-    return grids
+    return grids, nulls
 
 
 def _monotone(metric: str, thresholds: np.ndarray) -> np.ndarray:
-    """Non-increasing in the window size (running minimum) and positive (the curves interpolate logs);
-    chi2 as ``chi2 / n`` (module docstring)."""
-    per_value = GRID if metric == "chi2" else 1
-    return np.maximum(np.minimum.accumulate(thresholds / per_value), np.finfo(float).tiny) * per_value
+    """Non-increasing in the window size from the curve's peak on (running minimum) and positive (the curves
+    interpolate logs); chi2 as ``chi2 / n`` (module docstring)."""
+    return _monotone_levels(metric, thresholds[:, None])[:, 0]
+
+
+def _monotone_levels(metric: str, levels: np.ndarray) -> np.ndarray:
+    """`_monotone` of every level (``GRID x levels``): each level's curve non-increasing in the window size
+    from its peak on, left as simulated before it."""
+    per_value = GRID[:, None] if metric == "chi2" else 1
+    scaled = levels / per_value
+    after_peak = np.arange(len(scaled))[:, None] >= np.argmax(scaled, axis=0)[None, :]
+    ironed = np.minimum.accumulate(np.where(after_peak, scaled, np.inf), axis=0)
+    return np.maximum(np.where(after_peak, ironed, scaled), np.finfo(float).tiny) * per_value
+
+
+def interpolate_rows(log_curves: np.ndarray, log_sizes: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``log_curves`` (``rows x GRID``, or ``rows x GRID x levels``) read at ``log_sizes[i]``:
+    linear in the log size between grid points (``numpy.interp``), clamped at the grid's ends, in one pass."""
+    position = np.interp(log_sizes, _LOG_GRID, np.arange(len(GRID), dtype=float))
+    lower = np.minimum(position.astype(int), len(GRID) - 2)
+    fraction = (position - lower).reshape(-1, *[1] * (log_curves.ndim - 2))
+    rows = np.arange(len(log_sizes))
+    return log_curves[rows, lower] * (1 - fraction) + log_curves[rows, lower + 1] * fraction
+
+
+def exceedance_p_values(log_levels: np.ndarray, values) -> np.ndarray:
+    """``(1 + #{null >= value}) / (1 + DRAWS)`` per row: ``log_levels`` (``rows x levels``) the logs of each
+    row's sorted null values at :data:`NULL_LEVELS`; between two stored levels of the body the count is
+    linear in the log value. NaN where the value is NaN (a window without values)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(values, 0.0))
+    below = (log_levels < np.nan_to_num(logs, nan=-np.inf)[:, None]).sum(axis=1)  # stored levels under the value
+    upper = np.minimum(below, len(NULL_LEVELS) - 1)
+    lower = np.maximum(below - 1, 0)
+    rows = np.arange(len(values))
+    low, high = log_levels[rows, lower], log_levels[rows, upper]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.clip(np.where(high > low, (logs - low) / (high - low), 1.0), 0.0, 1.0)
+    first_at_or_above = NULL_LEVELS[lower] + 1 + (NULL_LEVELS[upper] - NULL_LEVELS[lower] - 1) * fraction
+    exceed = np.where(below == 0, DRAWS, np.where(below == len(NULL_LEVELS), 0, DRAWS - first_at_or_above))
+    beyond = np.where(below == len(NULL_LEVELS), _tail_decay(log_levels, values), 1.0)
+    return np.where(np.isnan(values), np.nan, beyond * (1.0 + exceed) / (1.0 + DRAWS))
+
+
+def _tail_decay(log_levels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Beyond the largest null value ``x_max``, ``exp(-(value - x_max) / beta)``: an exponential tail whose scale
+    ``beta`` is the mean excess of the top :data:`EXACT_TAIL` null values over the lowest of them (the exponential
+    law's maximum-likelihood scale, memoryless). Without it every value beyond the draws would get the same
+    ``1 / (1 + DRAWS)``, and a control over thousands of tests could discover none of them."""
+    tail = np.exp(log_levels[:, -EXACT_TAIL:])
+    scale = np.maximum(tail.mean(axis=1) - tail[:, 0], np.finfo(float).tiny)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.exp(-np.maximum(values - tail[:, -1], 0.0) / scale)

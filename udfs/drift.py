@@ -218,7 +218,11 @@ TESTS: dict[str, Callable] = {"ks": two_sample.ks_statistic, "cvm": two_sample.c
 MISSING_RATE = "missing_rate"
 """The metric of the share of missing values (:func:`missing_rate`), for features of every type."""
 
-METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE)
+OUTLIER_RATE = "outlier_rate"
+"""The metric of the share of values beyond the sigma bounds (`udfs.outliers.beyond_count` in the window step), for
+numeric features: their tails against the training sample's (`udfs.calibration.outlier_rate_thresholds`)."""
+
+METRIC_NAMES: tuple[str, ...] = (*METRICS, *TESTS, *OPT_IN_METRICS, MISSING_RATE, OUTLIER_RATE)
 """Every drift metric name a monitor spec may use: the single list."""
 
 NUMERIC_ONLY: tuple[str, ...] = NUMERIC_ONLY_METRICS
@@ -237,6 +241,8 @@ def compute(metric: str, p, q, edges=None, normalize_by: Optional[float] = None)
         raise ValueError(f"{metric} is a two-sample test on the window's CDF: call udfs.drift.TESTS[{metric!r}]")
     if metric == MISSING_RATE:
         raise ValueError("missing_rate compares missing counts, not histograms: call udfs.drift.missing_rate")
+    if metric == OUTLIER_RATE:
+        raise ValueError("outlier_rate counts values beyond the sigma bounds: call udfs.outliers.beyond_count")
     try:
         function = LAYOUT_METRICS[metric]
     except KeyError:

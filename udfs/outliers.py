@@ -36,3 +36,12 @@ def range_rule(values, lo, hi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A value outside the baseline range ``[lo, hi]`` (unseen in training). Returns ``(mask, lo, hi)``."""
     lower, upper = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     return violations(values, lower, upper), lower, upper
+
+
+def beyond_count(window_cdf, n: int, epsilon: float, lower: float, upper: float) -> float:
+    """How many of a window's ``n`` values lie beyond ``[lower, upper]``, from its CDF (`udfs.two_sample.WindowCdf`):
+    ``n (F(lower^-) + 1 - F(upper))``, less what a sketch's rank error ``epsilon`` could have added on each side
+    (exact when ``epsilon`` is 0: windows of up to 2,048 values), so that a sketch never adds outliers."""
+    below = float(window_cdf(np.array([np.nextafter(lower, -np.inf)]))[0])
+    above = 1.0 - float(window_cdf(np.array([upper]))[0])
+    return round(float(n * (max(below - epsilon, 0.0) + max(above - epsilon, 0.0))), 9)  # exact counts stay whole

@@ -137,9 +137,33 @@ def cvm_threshold(m: int, n, rate: float):
     ``1/6 + (T - E[T]) / sqrt(45 Var[T])`` follows the limiting law, whose upper ``rate`` point ``z``
     (:func:`cvm_limit_cdf`) gives ``T = E[T] + sqrt(45 Var[T]) (z - 1/6)``.
     """
-    n = np.asarray(n, dtype=float)
+    mean, deviation = _cvm_moments(m, np.asarray(n, dtype=float))
+    limit_point = brentq(lambda x: 1.0 - cvm_limit_cdf(x) - rate, 0.01, 10.0)
+    return mean + deviation * (limit_point - 1 / 6)
+
+
+def ks_p_value(m: int, n, statistic):
+    """The two-sample KS test's p-value of ``statistic`` at sizes ``m`` and ``n`` (arrays allowed): the null of
+    :func:`ks_threshold`, ``kstwo.sf(D, round(m n / (m + n)))``, scipy's ``ks_2samp(method="asymp")``. NaN
+    where the statistic is (a window without values)."""
+    n, statistic = np.asarray(n, dtype=float), np.asarray(statistic, dtype=float)
+    effective = np.maximum(np.round(m * n / (m + n)), 1)
+    return np.where(np.isnan(statistic), np.nan, kstwo.sf(np.nan_to_num(statistic), effective))
+
+
+def cvm_p_value(m: int, n, statistic):
+    """The two-sample CVM test's p-value of ``statistic`` at sizes ``m`` and ``n`` (arrays allowed): the
+    asymptotic null of :func:`cvm_threshold` (scipy's ``cramervonmises_2samp(method="asymptotic")``)."""
+    n, statistic = np.asarray(n, dtype=float), np.asarray(statistic, dtype=float)
+    mean, deviation = _cvm_moments(m, n)
+    limit = 1 / 6 + (np.nan_to_num(statistic) - mean) / deviation
+    tail = np.vectorize(lambda x: 1.0 - cvm_limit_cdf(x) if x > 1e-3 else 1.0, otypes=[float])(limit)
+    return np.where(np.isnan(statistic), np.nan, np.clip(tail, 0.0, 1.0))
+
+
+def _cvm_moments(m: int, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``E[T]`` and ``sqrt(45 Var[T])`` of the two-sample CVM statistic (Anderson 1962; :func:`cvm_threshold`)."""
     total, product = m + n, m * n
     mean = (1 + 1 / total) / 6
     variance = (total + 1) * (4 * product * total - 3 * (m ** 2 + n ** 2) - 2 * product) / (45 * total ** 2 * 4 * product)
-    limit_point = brentq(lambda x: 1.0 - cvm_limit_cdf(x) - rate, 0.01, 10.0)
-    return mean + np.sqrt(45 * variance) * (limit_point - 1 / 6)
+    return mean, np.sqrt(45 * variance)

@@ -60,7 +60,9 @@ public final class Contract {
     public static final String DEAD_LETTER = "dead_letter";
     public static final String PERFORMANCE = "performance";
     public static final String COMPARISON = "comparison";
-    public static final String[] KINDS = {"stats", "covariance", "outliers", "drift", "dead_letter", "performance", "comparison"};
+    public static final String MODEL_DRIFT = "model_drift";
+    public static final String ALERTS = "alerts";
+    public static final String[] KINDS = {"stats", "covariance", "outliers", "drift", "dead_letter", "performance", "comparison", "model_drift", "alerts"};
 
     // accounting counters (contract.outputs)
     public static final String RECORDS_READ = "records_read";

@@ -67,6 +67,8 @@ public class Egress extends RichMapFunction<Row, Row> {
             trackDrift(payload);
         } else if (PERFORMANCE.equals(kind)) {
             trackPerformance(payload);
+        } else if (ALERTS.equals(kind)) {
+            trackAlert(payload);
         }
         return Row.of(kind, key, stamp(payload, field, System.currentTimeMillis()));
     }
@@ -116,6 +118,19 @@ public class Egress extends RichMapFunction<Row, Row> {
             gauge("label_coverage\u0000" + version, "label_coverage_micros", VERSION, version)[0] =
                     Math.round(coverage.asDouble() * 1e6);
         }
+    }
+
+    /** Per model, version and feature, 1 while an alert episode is open (its open and update events), 0 once it
+     * closed; the model's own episodes under the feature "". */
+    private void trackAlert(String payload) throws IOException {
+        JsonNode record = JSON.readTree(payload);
+        String model = record.get("model").asText();
+        JsonNode feature = record.get("feature");
+        String name = feature == null || feature.isNull() ? "" : feature.asText();
+        String version = versionOf(record);
+        gauge("alert\u0000" + model + "\u0000" + version + "\u0000" + name, "alert_active", "model", model, VERSION,
+                version, "feature", name)[0] =
+                "close".equals(record.get("event").asText()) ? 0 : 1;
     }
 
     /** The cell of the gauge {@code name} under {@code key}, registered on first use in the groups given as

@@ -61,9 +61,10 @@ class EgressTest {
     private static Map<String, Object> gaugesAfter(Row... rows) throws Exception {
         Map<String, Object> gauges = new HashMap<>();
         TestingMetricRegistry registry = TestingMetricRegistry.builder().setRegisterConsumer((metric, name, group) -> {
-            if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros")) {
+            if (metric instanceof Gauge<?> gauge && name.matches("performance_.*|label_coverage_micros|alert_active")) {
                 StringBuilder key = new StringBuilder(name);
-                group.getAllVariables().entrySet().stream().filter(v -> v.getKey().matches("<(metric|class|version)>"))
+                group.getAllVariables().entrySet().stream()
+                        .filter(v -> v.getKey().matches("<(metric|class|version|model|feature)>"))
                         .sorted(Map.Entry.comparingByKey()).forEach(v -> key.append(' ').append(v.getKey())
                                 .append('=').append(v.getValue()));
                 gauges.put(key.toString(), gauge);
@@ -110,5 +111,18 @@ class EgressTest {
                 "performance_value_micros <class>= <metric>=accuracy <version>=canary", 250_000L,
                 "performance_alert <class>= <metric>=accuracy <version>=canary", 0L,
                 "label_coverage_micros <version>=canary", 500_000L), gauges);
+    }
+
+    @Test
+    void alertEventsSetTheActiveGaugeOfTheirModelAndFeature() throws Exception {
+        Map<String, Object> gauges = gaugesAfter(
+                Row.of(Contract.ALERTS, "m/f1", "{\"model\":\"m\",\"version\":\"1\",\"event\":\"open\",\"feature\":\"f1\"}"),
+                Row.of(Contract.ALERTS, "m/", "{\"model\":\"m\",\"version\":\"1\",\"event\":\"open\",\"feature\":null}"),
+                Row.of(Contract.ALERTS, "m/f2", "{\"model\":\"m\",\"version\":\"1\",\"event\":\"open\",\"feature\":\"f2\"}"),
+                Row.of(Contract.ALERTS, "m/f2", "{\"model\":\"m\",\"version\":\"1\",\"event\":\"update\",\"feature\":\"f2\"}"),
+                Row.of(Contract.ALERTS, "m/f1", "{\"model\":\"m\",\"version\":\"1\",\"event\":\"close\",\"feature\":\"f1\"}"));
+        assertEquals(Map.of("alert_active <feature>=f1 <model>=m <version>=1", 0L,
+                "alert_active <feature>=f2 <model>=m <version>=1", 1L, "alert_active <feature>= <model>=m <version>=1", 1L),
+                gauges);
     }
 }
