@@ -118,6 +118,8 @@ _RULES: dict[str, tuple[str, str]] = {
     "kafka.topics.inference": (INCOMPATIBLE, "the source's offsets in the state are the old topic's"),
     "baseline": (COMPATIBLE, "drift and outliers use the new baseline; a window part of which had already "
                              "left early closes on the old bins"),
+    "versions.max": (COMPATIBLE, "the versions admitted before the restore stay admitted; a new one is admitted "
+                                 "while fewer than versions.max are"),
 }
 _SPECIAL = {"input.features", "output", "ground_truth"}
 

@@ -49,6 +49,14 @@ def test_compatible_changes(edit):
     assert upgrade.kind == COMPATIBLE and len(upgrade.changes) >= 1, upgrade.summary()
 
 
+def test_the_versions_bound_changed_is_compatible_and_keeps_the_admitted_versions():
+    """Issue 22: the version gate's admitted versions are restored whatever versions.max now is."""
+    upgrade = _changed(IRIS, lambda d: d.update(versions={"max": 2, "stable": "a", "candidate": "b"}))
+    assert upgrade.kind == COMPATIBLE
+    assert {change.path: change.why.split(";")[0] for change in upgrade.changes}["versions.max"] == \
+        "the versions admitted before the restore stay admitted"
+
+
 def test_the_join_timeout_change_says_waiting_requests_keep_their_deadline():
     upgrade = _changed(PENGUINS, lambda d: d["output"].update(join_timeout="20s"))
     (change,) = upgrade.changes
