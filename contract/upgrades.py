@@ -120,6 +120,9 @@ _RULES: dict[str, tuple[str, str]] = {
                              "left early closes on the old bins"),
     "versions.max": (COMPATIBLE, "the versions admitted before the restore stay admitted; a new one is admitted "
                                  "while fewer than versions.max are"),
+    **dict.fromkeys(("versions.stable", "versions.candidate"), (
+        COMPATIBLE, "the windows waiting for their comparison when the names change are not compared; the next "
+                    "ones are, under the new names")),
 }
 _SPECIAL = {"input.features", "output", "ground_truth"}
 

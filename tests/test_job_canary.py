@@ -27,10 +27,10 @@ PERFORMANCE_FIELDS = ["kind", "window_start", "window_end", "metric", "stable", 
                       "ci_high", "verdict", "final"]
 
 
-def _run(tmp, which: str) -> dict:
+def _run(tmp, which: str, parallelism: int = 1) -> dict:
     spec = yaml.safe_load(EXAMPLE.read_text())
     spec["baseline"] = str((EXAMPLE.parent / spec["baseline"]).resolve())
-    spec["job"]["metrics_port"] = 0
+    spec["job"].update(metrics_port=0, parallelism=parallelism)
     stream = canary.generate(stage_size=STAGE_SIZE, canary=which)
     input_path = tmp / "canary.jsonl"
     canary.write_jsonl(stream, input_path)
@@ -45,6 +45,11 @@ def dropping_run(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def identical_run(tmp_path_factory) -> dict:
     return _run(tmp_path_factory.mktemp("canary-identical"), "identical")
+
+
+@pytest.fixture(scope="module")
+def parallel_run(tmp_path_factory) -> dict:
+    return _run(tmp_path_factory.mktemp("canary-parallel"), "drops", parallelism=2)
 
 
 def _windows_inside(run: dict, kind: str) -> set[int]:
@@ -160,3 +165,13 @@ def test_the_report_shows_the_versions_side_by_side(dropping_run, tmp_path):
     rows = {row["data-feature"]: {int(s) for s in row["data-windows"].split()} for row in tags.classed("versions-column")}
     assert rows["prediction"] >= _windows_inside(dropping_run, "canary")
     assert len(tags.classed("versions-plot")) == 1
+
+
+def test_two_subtasks_compare_the_same_windows_alike(dropping_run, parallel_run):
+    """At parallelism 2 the windows' rows of the two versions come from different subtasks: the timer waits for
+    both. The drift comparisons and the final performance comparisons equal those at parallelism 1 (the earlier
+    revisions depend on when labels meet the watermark)."""
+    def stable(run):
+        kept = [r for r in run["comparison"] if r["kind"] == "drift" or r["final"]]
+        return sorted(tuple(sorted((k, v) for k, v in r.items() if k != "emitted_at")) for r in kept)
+    assert stable(parallel_run) == stable(dropping_run)

@@ -65,7 +65,6 @@ MIN_DRAWS = 2_000
 TAIL_DRAWS = 20  # draws beyond the threshold: the Monte-Carlo error of the rate is about rate / sqrt(TAIL_DRAWS)
 SEED = 2026_22
 BETTER, WORSE_VERDICT, NO_EVIDENCE = "better", "worse", "no_evidence"
-VERDICTS = (BETTER, WORSE_VERDICT, NO_EVIDENCE)
 PERFORMANCE_METRICS = (ACCURACY, MAE, RMSE)
 """The realised-performance metrics two versions are compared by (module docstring)."""
 
@@ -81,11 +80,6 @@ class DriftComparison:
     value: float
     threshold: float
     flagged: bool
-
-
-def comparable_metrics(names: Sequence[str]) -> tuple[str, ...]:
-    """The drift metrics among ``names`` that two versions' stats rows can be compared by (not ``ks``, ``cvm``)."""
-    return tuple(name for name in names if name not in drift.TESTS)
 
 
 def histogram_values(metric: str, candidate: np.ndarray, stable: np.ndarray, spacing: Optional[np.ndarray] = None,
