@@ -72,6 +72,9 @@ import base64
 import csv
 import hashlib
 import json
+import os
+import urllib.error
+import urllib.request
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +85,12 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Optiona
 import numpy as np
 import pandas as pd
 
-from contract.spec import CATEGORICAL, FEATURE_TYPES, NUMERIC  # noqa: F401 (re-exported to the core's users)
+from contract.spec import (  # noqa: F401 (the types re-exported to the core's users)
+    BASELINE_AUTHORIZATION_ENV,
+    CATEGORICAL,
+    FEATURE_TYPES,
+    NUMERIC,
+)
 
 from udfs.categorical import CategoryLayout, by_count, value_counts
 from udfs.histogram import default_bin_count, equal_width_edges, interpolated_quantiles, layout_counts, quantile_edges
@@ -97,6 +105,7 @@ SAMPLE_SEED = 20_26_1202
 MAX_CATEGORIES = 50
 MAX_OTHER_VALUES = 10_000
 MISSING_CELLS = ("", "NA")
+FETCH_TIMEOUT_S = 30.0
 SAMPLE_DTYPES = ("auto", "float32", "float64")
 """``sample_dtype`` choices of :meth:`FeatureBaseline.from_values` (module docstring)."""
 
@@ -111,6 +120,10 @@ BINNINGS = {"quantile": quantile_edges, "equal-width": _equal_width_over_range}
 
 class BaselineError(ValueError):
     """A baseline that cannot be built or read; the message says why."""
+
+
+class ChecksumError(BaselineError):
+    """A baseline whose content is not the one its ``baseline_sha256`` pins."""
 
 
 class _Missing:
@@ -374,13 +387,16 @@ class Baseline:
         Path(path).write_text(_dumps(document) + "\n")
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "Baseline":
-        """Read a baseline saved by :meth:`save` (version 4, or 3, or 2); any problem raises :class:`BaselineError`."""
+    def load(cls, path: Union[str, Path], sha256: Optional[str] = None) -> "Baseline":
+        """Read a baseline saved by :meth:`save` (version 4, or 3, or 2) from a file or an ``http(s)://`` URL
+        (`read_bytes`), its content checked against ``sha256`` when given (`ChecksumError`); any problem raises
+        :class:`BaselineError`."""
+        content = read_bytes(path)
+        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256.lower():
+            raise ChecksumError(f"{path} has SHA-256 {hashlib.sha256(content).hexdigest()}, not the pinned {sha256.lower()}")
         try:
-            document = json.loads(Path(path).read_text())
-        except OSError as err:
-            raise BaselineError(f"cannot read baseline {path}: {err.strerror}") from None
-        except json.JSONDecodeError as err:
+            document = json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise BaselineError(f"{path}: not valid JSON: {err}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise BaselineError(f"{path}: not an {FORMAT} document")
@@ -411,6 +427,28 @@ class Baseline:
         performance = {"performance": self.performance.to_dict()} if self.performance else {}
         return {"features": {name: feature.to_dict(arrays) for name, feature in self.features.items()}, **output,
                 **performance}
+
+
+def read_bytes(location: Union[str, Path]) -> bytes:
+    """The content of a baseline file, or of an ``http://`` or ``https://`` URL (GET, :data:`FETCH_TIMEOUT_S`,
+    redirects followed, ``$MMON_BASELINE_AUTHORIZATION`` as the Authorization header when set and never
+    sent on to a redirect's target); a failure raises `BaselineError` saying what went wrong."""
+    if "://" not in str(location):
+        try:
+            return Path(location).read_bytes()
+        except OSError as err:
+            raise BaselineError(f"cannot read baseline {location}: {err.strerror}") from None
+    request = urllib.request.Request(str(location), headers={"Accept": "application/json"})
+    if os.environ.get(BASELINE_AUTHORIZATION_ENV):
+        request.add_unredirected_header("Authorization", os.environ[BASELINE_AUTHORIZATION_ENV])
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
+            return response.read()
+    except urllib.error.HTTPError as err:
+        raise BaselineError(f"cannot fetch {location}: the server answered {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise BaselineError(f"cannot fetch {location}: {reason} (is the server up, the address right?)") from None
 
 
 def kept_precision(values: np.ndarray, requested: str = "auto") -> str:
