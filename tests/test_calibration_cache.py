@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from udfs import calibration, calibration_cache
+from udfs import baseline_cli, calibration, calibration_cache
 from udfs.baseline import Baseline
 
 IRIS = Path(__file__).resolve().parents[1] / "examples" / "iris"
@@ -74,3 +74,15 @@ def test_the_cache_sits_beside_a_local_baseline_else_in_the_users_cache(tmp_path
     assert calibration_cache.folder_for(tmp_path / "b.json") == tmp_path / "b.json.calibration"
     assert calibration_cache.folder_for("https://example.org/b.json") == tmp_path / "shared"
     assert (tmp_path / "shared").is_dir()
+
+
+def test_mmon_baseline_calibrate_caches_what_a_default_spec_needs(tmp_path, capsys):
+    out = tmp_path / "baseline.json"
+    assert baseline_cli.main([str(IRIS / "iris_training.csv"), "--label", "species", "-o", str(out), "--calibrate"]) == 0
+    assert "calibrated wasserstein, kl, js, psi, hellinger in" in capsys.readouterr().out
+    loaded = Baseline.load(out)
+    folder = tmp_path / "baseline.json.calibration"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        calibration_cache.file_name(loaded, metric, 0.01, False) for metric in ("wasserstein", "kl", "js", "psi", "hellinger"))
+    cached = calibration_cache.load_fields(calibration.ThresholdCurves, folder / calibration_cache.file_name(loaded, "kl", 0.01, False))
+    assert _equal(cached, calibration.threshold_curves(loaded, "kl", 0.01))

@@ -28,6 +28,8 @@ from typing import Mapping, Optional, Union
 
 import numpy as np
 
+from contract.spec import DriftSpec
+
 from udfs import calibration, drift, two_sample
 from udfs.baseline import Baseline
 
@@ -57,6 +59,17 @@ def threshold_curves(baseline: Baseline, metric: str, false_alarm_rate: float, *
         except (OSError, ValueError, TypeError):
             pass  # not writable, or a field numpy cannot store without pickle: computed every time
     return curves
+
+
+def calibrate_defaults(baseline: Baseline, location: Union[str, Path]) -> tuple[str, ...]:
+    """Compute and cache, for the baseline saved at ``location``, the curves that a spec with the default
+    drift metrics needs (`contract.spec.DriftSpec`'s histogram metrics at their default rate): what the
+    job's first start would otherwise simulate (``mmon baseline --calibrate``). Returns those metrics."""
+    folder = folder_for(location)
+    metrics = {name: config for name, config in DriftSpec().metrics.items() if name in drift.LAYOUT_METRICS}
+    for name, config in metrics.items():
+        threshold_curves(baseline, name, config.false_alarm_rate, normalize=config.normalize, folder=folder)
+    return tuple(metrics)
 
 
 def file_name(baseline: Baseline, metric: str, false_alarm_rate: float, normalize: bool) -> str:
