@@ -1,5 +1,5 @@
-"""Baselines of any width on a real kube-apiserver + etcd (started here on 127.0.0.1, as in
-test_k8s_apiserver.py; no kubelet): a 1,000-feature ModelMonitor whose baseline comes from a URL is
+"""Baselines of any width on a real kube-apiserver + etcd (started here on 127.0.0.1 by test_k8s_apiserver.py's
+fixtures, with its CRDs; no kubelet): a 1,000-feature ModelMonitor whose baseline comes from a URL is
 accepted and reconciled, every object under 1 MiB, while the same baseline bound for a ConfigMap is
 refused before anything is sent; a claim's baseline is found or reported missing."""
 from __future__ import annotations
@@ -16,15 +16,14 @@ from kubernetes.client.exceptions import ApiException
 from contract.spec import BASELINE_AUTHORIZATION_ENV, load_spec, parse_spec
 
 from operator_glue import baseline_from, crd
-from operator_glue.kube import apply, connect, resource_api
+from operator_glue.kube import apply, resource_api
 from operator_glue.manifests import DeploySettings, model_monitor
 from operator_glue.reconciler import Reconciler
 
 from streams import wide
 
-import k8s_testenv
-from k8s_testenv import EXAMPLE, official_flink_crd
-from test_k8s_apiserver import _established, poll
+from k8s_testenv import EXAMPLE
+from test_k8s_apiserver import control_plane, dyn  # noqa: F401 (the API server and its client, fixtures)
 
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(900, func_only=True)]
 NAMESPACE = "wide"
@@ -33,28 +32,9 @@ URL = "https://models.example.org/wide1000/baseline.json"
 WIDTH = 1000
 
 
-@pytest.fixture(scope="module")
-def control_plane(tmp_path_factory):
-    try:
-        k8s_testenv.ensure_binaries()
-        plane = k8s_testenv.start(tmp_path_factory.mktemp("k8s"))
-    except k8s_testenv.NotBuilt as err:
-        pytest.skip(str(err))
-    yield plane
-    plane.stop()
-
-
-@pytest.fixture(scope="module")
-def dyn(control_plane):
-    client = connect(str(control_plane.kubeconfig))
-    definitions = [crd.custom_resource_definition(), official_flink_crd("flinkdeployments")]
-    for definition in definitions:
-        apply(client, definition)
-    crds = resource_api(client, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
-    assert poll(lambda: all(_established(crds.get(name=d["metadata"]["name"]).to_dict()) for d in definitions), 60)
-    apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    client.resources.invalidate_cache()
-    return client
+@pytest.fixture(scope="module", autouse=True)
+def wide_namespace(dyn):
+    apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
 
 
 @pytest.fixture(scope="module")
