@@ -7,8 +7,8 @@ Saved as versioned JSON::
      "features": {
         "<numeric>": {"type": "numeric", "count": 120, "missing": 2, "missing_rate": 0.0164,
                       "mean": ..., "std": ..., "min": ..., "max": ..., "p25": ..., "p50": ..., "p75": ...,
-                      "binning": "quantile", "edges": {k + 1 floats, "dtype": "float64", encoded like the sample}, "counts": [k numbers],
-                      "sample": {"dtype": "float32", "data": "c-o..."}},
+                      "binning": "quantile", "edges": {"dtype": "float64", "data": "<k + 1 floats>"},
+                      "counts": [k numbers], "sample": {"dtype": "float32", "data": "<sorted floats>"}},
         "<categorical>": {"type": "categorical", "count": 120, "missing": 0, "missing_rate": 0.0,
                           "distinct": 60, "singletons": 9, "categories": ["a", ...], "counts": [40, ...],
                           "other": 11, "other_values": ["x", ...], "other_unnamed": 0}},
@@ -27,9 +27,9 @@ columns predictions; every classification metric and its alert test are function
 output ``{"type": "numeric", "target", "labelled", "unscored", "mae", "rmse", "bias", "sums": [r, |r|,
 r^2], "residuals": [sorted]}``, the residuals ``r = prediction - label`` kept like a feature's ``sample``
 (all up to :data:`MAX_SAMPLE`, else a seeded subsample). The metric values are written for readers and
-derived again on load. Version 3 files (the same, but ``sample`` a JSON list of numbers) still load;
-version 2 files (no ``type``, no ``missing``, no ``output``) too, every feature numeric with nothing missing; version 1 files (no sample, no
-binning) are refused with the command that regenerates them.
+derived again on load. Version 3 files (the same, but ``edges`` and ``sample`` JSON lists of numbers)
+still load; version 2 files (no ``type``, no ``missing``, no ``output``) too, every feature numeric with
+nothing missing; version 1 files (no sample, no binning) are refused with the command that regenerates them.
 
 Numeric features (`FeatureBaseline`): ``std`` is the sample standard deviation (ddof=1); percentiles are
 ``numpy.percentile`` (linear). ``counts`` are the ``k`` inner bins; :meth:`FeatureBaseline.histogram_counts`
@@ -43,16 +43,16 @@ sorted training column itself up to :data:`MAX_SAMPLE` values, else a seeded sub
 (:mod:`udfs.calibration`) and the two-sample tests (:mod:`udfs.two_sample`) work from. A thesis-format
 import has no raw values; its sample is the histogram's interpolated quantiles at ``(i + 1/2) / count``.
 
-The sample and the edges are stored in binary (`encode_array`, exact): as a JSON list a 2,000-value sample took 28 kB,
-more than everything else of its feature, and a 1,000-feature baseline 28 MB, past what a Kubernetes
-ConfigMap holds. Its ``dtype`` (``sample_dtype``) is chosen when the baseline is built (`kept_precision`):
-a continuous feature (no training value repeats, and float32 keeps them distinct) keeps its values at
-float32, 7 significant digits (a relative 6e-8, far below any bin or drift the job resolves): every
-statistic, edge and the sample are of these rounded values, so a saved and a loaded baseline are the
-same. A feature with ties (a discrete one, whose window values meet training values exactly, which the
-two-sample tests and the edges between training values rely on) stays float64, as does any feature
-built with ``sample_dtype="float64"`` (``mmon baseline --sample-dtype float64``). Encoded, the float32
-sample takes about 5.4 kB and a 1,000-feature baseline about 7 MB (`udfs.baseline_cli` reports it).
+The sample and the edges are stored in binary (`encode_array`, exact), each column on one line: as a JSON
+list a 2,000-value sample took 28 kB, more than everything else of its feature, and a 1,000-feature baseline
+28 MB, past what a Kubernetes ConfigMap holds. Its ``dtype`` (``sample_dtype``) is chosen when the baseline
+is built (`kept_precision`): a continuous feature (no training value repeats, and float32 keeps them
+distinct) keeps its values at float32, 7 significant digits (a relative 6e-8, far below any bin or drift the
+job resolves): every statistic, edge and the sample are of these rounded values, so a saved and a loaded
+baseline are the same. A feature with ties (a discrete one, whose window values meet training values
+exactly, which the two-sample tests and the edges between training values rely on) stays float64, as does
+any feature built with ``sample_dtype="float64"`` (``mmon baseline --sample-dtype float64``). Encoded, the
+float32 sample takes about 5.4 kB and a 1,000-feature baseline about 7 MB (`udfs.baseline_cli` reports it).
 
 Categorical features (`CategoricalBaseline`): the ``max_categories`` (default :data:`MAX_CATEGORIES`)
 most frequent values are the ``categories``, ties by value (string order), with their ``counts``; the
