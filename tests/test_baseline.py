@@ -278,7 +278,9 @@ def test_cli_writes_the_baseline(tmp_path, capsys):
     loaded = Baseline.load(out)
     assert list(loaded.features) == FEATURES and len(loaded.features["sepal_width"].edges) == 11
     assert loaded.features["sepal_width"].binning == "equal-width"
-    assert "sepal_length" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    size = out.stat().st_size
+    assert "sepal_length" in printed and f"size {size / 1e6:.2f} MB ({size / 1e3 / 4:.1f} kB a column), loads in" in printed
     only = tmp_path / "one.json"
     assert baseline_cli.main([str(IRIS / "iris_training.csv"), "--features", "petal_width", "-o", str(only)]) == 0
     assert list(Baseline.load(only).features) == ["petal_width"]
