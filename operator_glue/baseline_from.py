@@ -15,6 +15,7 @@
 
 In a ModelMonitor, ``baseline`` (a ConfigMap name, as before ``baselineFrom``) and ``baselineFrom`` are
 alternatives: one of them is required. The spec's ``baseline_sha256`` pins the content whichever the source.
+A FlinkSessionJob has no pod template: its session cluster's pods mount the volume or set the variable.
 """
 from __future__ import annotations
 
