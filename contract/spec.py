@@ -13,6 +13,7 @@ import math
 import os
 import re
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional, Union, get_args, get_origin
@@ -158,6 +159,36 @@ class FeatureSpec:
         if isinstance(value, str):
             value = {"name": value}
         return _build(cls, value, path)
+
+
+BASELINE_URL_SCHEMES = ("http", "https")
+BASELINE_AUTHORIZATION_ENV = "MMON_BASELINE_AUTHORIZATION"
+"""When set, its value is sent as the ``Authorization`` header of a baseline fetched over HTTP(S) (e.g.
+``Bearer <token>``; on Kubernetes from a Secret: operator_glue/baseline_from.py), never to a redirect's target."""
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class BaselineUrl(str):
+    """A ``baseline`` given as an ``http://`` or ``https://`` URL: the job fetches it at start."""
+
+    @staticmethod
+    def location(value: Any, path: str) -> Union[Path, "BaselineUrl"]:
+        """``value`` as a `BaselineUrl` when it names a URL scheme (``scheme://``), else as a file `Path`."""
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: expected a file path or an http(s):// URL, got {value!r}")
+        scheme, separator, _ = value.partition("://")
+        if not separator:
+            return Path(value)
+        if scheme.lower() not in BASELINE_URL_SCHEMES:
+            raise ConfigError(f"{path}: unsupported URL scheme {scheme!r} (use {' or '.join(BASELINE_URL_SCHEMES)}, "
+                              "or a file path)")
+        if not urllib.parse.urlsplit(value).hostname:
+            raise ConfigError(f"{path}: the URL {value!r} names no host")
+        return BaselineUrl(value)
+
+
+BaselineLocation = Union[Path, BaselineUrl]
+"""Where the baseline is read from: a file or a URL (`BaselineUrl.location`)."""
 
 
 @dataclass(frozen=True)
@@ -405,7 +436,12 @@ def shard_count(spec: "MonitorSpec") -> int:
 class MonitorSpec:
     model: ModelSpec = field(metadata={"doc": "The monitored model."})
     input: InputSpec = field(metadata={"doc": "What the inference log looks like."})
-    baseline: Path = field(metadata={"doc": "Baseline JSON from `mmon baseline`, relative to the spec file."})
+    baseline: BaselineLocation = field(metadata={
+        "doc": "Baseline JSON from `mmon baseline`: a file path, relative to the spec file, or an http:// or https:// "
+               f"URL fetched at start (with ${BASELINE_AUTHORIZATION_ENV}, when set, as its Authorization header)."})
+    baseline_sha256: Optional[str] = field(default=None, metadata={
+        "doc": "The baseline's SHA-256 (64 hex digits, as sha256sum prints it): a baseline whose content differs is "
+               "refused at start (null = not checked)."})
     output: Optional[OutputSpec] = field(
         default=None, metadata={"doc": "The model's responses: joined to their requests by id, their predictions monitored as "
                                        "one more column (null: responses are not read; they are dead-lettered not_request, an OIP v2 "
@@ -445,7 +481,7 @@ def load_spec(path: Union[str, Path]) -> MonitorSpec:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     spec = with_env_kafka_properties(parse_spec(document))
-    if not spec.baseline.is_absolute():
+    if isinstance(spec.baseline, Path) and not spec.baseline.is_absolute():
         spec = dataclasses.replace(spec, baseline=(path.parent / spec.baseline).resolve())
     return spec
 
@@ -493,7 +529,7 @@ def spec_to_dict(spec: Any) -> Any:
         return {key: spec_to_dict(value) for key, value in spec.items()}
     if isinstance(spec, tuple):
         return [spec_to_dict(value) for value in spec]
-    if isinstance(spec, Path):
+    if isinstance(spec, (Path, BaselineUrl)):
         return str(spec)
     return spec
 
@@ -521,6 +557,9 @@ def _check_semantics(spec: MonitorSpec) -> None:
     _check_versions(spec.versions)
     if spec.alerts.open.k > spec.alerts.open.m:
         raise ConfigError(f"alerts.open.k: must be at most alerts.open.m ({spec.alerts.open.m}), got {spec.alerts.open.k}")
+    if spec.baseline_sha256 is not None and not SHA256_HEX.fullmatch(spec.baseline_sha256):
+        raise ConfigError(f"baseline_sha256: expected 64 hexadecimal digits (as sha256sum prints them), got "
+                          f"{spec.baseline_sha256!r}")
 
 
 def _check_ground_truth(ground_truth: GroundTruthSpec, output: Optional[OutputSpec]) -> None:
@@ -569,6 +608,8 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if hint is FeatureSpec:
         return FeatureSpec.parse(value, path)
+    if hint == BaselineLocation:
+        return BaselineUrl.location(value, path)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
     if hint is Duration:

@@ -24,16 +24,20 @@ import numpy as np
 
 from contract.spec import MonitorSpec
 
+from udfs import calibration_cache
 from udfs import drift as drift_math
 from udfs.baseline import Baseline
-from udfs.calibration import ThresholdCurves, threshold_curves
+from udfs.calibration import ThresholdCurves
 from udfs.window_drift import MetricResult, MetricRule, WindowDrift
 
 
 def calibrate(spec: MonitorSpec, baseline: Baseline) -> dict[str, ThresholdCurves]:
     """The threshold curves of every ``threshold: auto`` histogram metric, by metric name (the two-sample
-    tests need none: their null is known in closed form)."""
-    return {metric: threshold_curves(baseline, metric, config.false_alarm_rate, normalize=config.normalize)
+    tests need none: their null is known in closed form); cached beside the baseline (`udfs.calibration_cache`),
+    so only a job's first start with this baseline runs the simulation."""
+    folder = calibration_cache.folder_for(spec.baseline)
+    return {metric: calibration_cache.threshold_curves(baseline, metric, config.false_alarm_rate,
+                                                       normalize=config.normalize, folder=folder)
             for metric, config in spec.drift.metrics.items()
             if config.threshold == "auto" and metric in drift_math.LAYOUT_METRICS}
 

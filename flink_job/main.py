@@ -147,10 +147,12 @@ def joined_counters(spec: MonitorSpec) -> tuple[str, ...]:
 def checked_baseline(spec: MonitorSpec) -> Baseline:
     """The spec's baseline, holding every input feature with the spec's type, and the output when the spec
     monitors one; else `ConfigError` naming the field."""
-    from udfs.baseline import Baseline, BaselineError
+    from udfs.baseline import Baseline, BaselineError, ChecksumError
 
     try:
-        baseline = Baseline.load(spec.baseline)
+        baseline = Baseline.load(spec.baseline, spec.baseline_sha256)
+    except ChecksumError as err:
+        raise ConfigError(f"baseline_sha256: {err}") from None
     except BaselineError as err:
         raise ConfigError(f"baseline: {err}") from None
     for i, feature in enumerate(spec.input.features):
@@ -261,7 +263,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.input is not None and not args.input.is_file():
         print(f"mmon run: --input {args.input}: no such file", file=sys.stderr)
         return 2
-    if not Path(spec.baseline).is_file():
+    if isinstance(spec.baseline, Path) and not spec.baseline.is_file():
         print(f"mmon run: baseline: no such file {spec.baseline}", file=sys.stderr)
         return 2
     try:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from contract.spec import ConfigError, MonitorSpec, load_spec
+from contract.spec import BaselineUrl, ConfigError, MonitorSpec, load_spec
 
-from operator_glue import crd
+from operator_glue import baseline_from, crd
 from operator_glue.manifests import (
     DeploySettings,
     Manifest,
@@ -28,7 +28,17 @@ def _add_settings_options(parser: argparse.ArgumentParser, *, per_monitor: bool)
     defaults = DeploySettings(name="x")
     if per_monitor:
         parser.add_argument("--name", help="base name of every resource (default: the model name)")
-        parser.add_argument("--baseline-configmap", help="ConfigMap holding baseline.json (default: <name>-baseline)")
+        parser.add_argument("--baseline-configmap", help="ConfigMap holding baseline.json (default: <name>-baseline; "
+                                                         "at most 1 MiB)")
+        parser.add_argument("--baseline-url", metavar="URL",
+                            help="the job fetches the baseline from this http(s):// URL at start instead (default: the "
+                                 "spec's baseline when it is a URL); no baseline ConfigMap")
+        parser.add_argument("--baseline-auth-secret", metavar="NAME[:KEY]",
+                            help=f"with --baseline-url: Secret whose key (default {baseline_from.DEFAULT_SECRET_KEY}) "
+                                 "holds the request's Authorization header value, e.g. 'Bearer <token>'")
+        parser.add_argument("--baseline-pvc", metavar="CLAIM[:PATH]",
+                            help="the job reads the baseline at PATH (default baseline.json) on this "
+                                 "PersistentVolumeClaim, mounted read-only, instead; no baseline ConfigMap")
         parser.add_argument("--session-cluster", help="render a FlinkSessionJob for this session FlinkDeployment instead")
         parser.add_argument("--kafka-secret", help="Secret with key properties.json: the Kafka client properties as a "
                                                    "JSON object (default: <name>-kafka)")
@@ -53,7 +63,21 @@ def _settings(args: argparse.Namespace, spec: Optional[MonitorSpec] = None) -> D
         return settings
     return dataclasses.replace(settings, name=args.name or spec.model.name, session_cluster=args.session_cluster,
                                baseline_configmap=args.baseline_configmap or "", kafka_secret=args.kafka_secret or "",
-                               logger_token_secret=args.logger_token_secret or "")
+                               logger_token_secret=args.logger_token_secret or "", baseline_from=_baseline_from(args, spec))
+
+
+def _baseline_from(args: argparse.Namespace, spec: MonitorSpec) -> Optional[baseline_from.BaselineFrom]:
+    """The baseline source of the options, or of a spec whose baseline is a URL; None: the baseline ConfigMap."""
+    chosen = [option for option in ("baseline_configmap", "baseline_url", "baseline_pvc") if getattr(args, option)]
+    if len(chosen) > 1:
+        raise ConfigError(f"--{chosen[0].replace('_', '-')}, --{chosen[1].replace('_', '-')}: give one baseline source")
+    if args.baseline_auth_secret and not (args.baseline_url or isinstance(spec.baseline, BaselineUrl)):
+        raise ConfigError("--baseline-auth-secret: applies to a baseline URL (--baseline-url)")
+    if args.baseline_pvc:
+        return baseline_from.from_claim(args.baseline_pvc)
+    url = args.baseline_url or (None if args.baseline_configmap or not isinstance(spec.baseline, BaselineUrl)
+                                else str(spec.baseline))
+    return baseline_from.from_url(url, args.baseline_auth_secret) if url else None
 
 
 def k8s_parser() -> argparse.ArgumentParser:
@@ -94,11 +118,19 @@ def k8s_main(argv: list[str]) -> int:
         if kafka_properties_note(spec, settings):
             print(f"mmon k8s: {kafka_properties_note(spec, settings)}", file=sys.stderr)
         if args.action == "render":
+            _check_config_map_baseline(spec, settings)
             return _print_or_write(manifests, args.out_dir)
-        return _apply(args, [baseline_configmap(_read_baseline(spec), settings)] + [m.body for m in manifests])
+        config_map = [] if settings.baseline_from else [baseline_configmap(_read_baseline(spec), settings)]
+        return _apply(args, config_map + [m.body for m in manifests])
     except ConfigError as err:
         print(f"mmon k8s: {err}", file=sys.stderr)
         return 2
+
+
+def _check_config_map_baseline(spec: MonitorSpec, settings: DeploySettings) -> None:
+    """At render: a local baseline over a ConfigMap's 1 MiB, bound for the baseline ConfigMap, is refused now."""
+    if settings.baseline_from is None and isinstance(spec.baseline, Path) and spec.baseline.is_file():
+        baseline_from.check_config_map_size(spec.baseline.stat().st_size, str(spec.baseline))
 
 
 def _read_baseline(spec: MonitorSpec) -> str:

@@ -8,7 +8,8 @@ and the number-or-'auto' drift threshold, which structural schemas cannot expres
 reconciler runs ``parse_spec`` on every object and reports what the schema could not catch.
 
 In a ModelMonitor, ``spec.baseline`` names a ConfigMap in the same namespace whose key ``baseline.json``
-holds the baseline from ``mmon baseline`` (in a local monitor spec it is a file path), and
+holds the baseline from ``mmon baseline`` (in a local monitor spec it is a file path or a URL), or
+``spec.baselineFrom`` says where else the job reads it (operator_glue/baseline_from.py), and
 ``spec.kafka.properties`` is not used: credentials belong in a Secret (see operator_glue/manifests.py).
 """
 from __future__ import annotations
@@ -21,14 +22,17 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from contract.spec import _DURATION, Duration, FeatureSpec, MonitorSpec, field_doc
 
+from operator_glue import baseline_from
+from operator_glue.baseline_from import BASELINE_KEY
+
 GROUP = "monitoring.mmon.dev"
 VERSION = "v1"
 KIND = "ModelMonitor"
 PLURAL = "modelmonitors"
 API_VERSION = f"{GROUP}/{VERSION}"
-BASELINE_KEY = "baseline.json"
-
-BASELINE_DOC = f"Name of a ConfigMap in this namespace whose key {BASELINE_KEY!r} holds the baseline JSON from `mmon baseline`."
+BASELINE_DOC = (f"Name of a ConfigMap in this namespace whose key {BASELINE_KEY!r} holds the baseline JSON from `mmon "
+                "baseline` (at most 1 MiB: a larger baseline comes from baselineFrom.url or .persistentVolumeClaim); "
+                "required unless baselineFrom is given.")
 KAFKA_PROPERTIES_DOC = ("Not used in a ModelMonitor (not a secret store): the job and the logger read the Kafka client "
                         "properties from Secret <name>-kafka, key properties.json, a JSON object.")
 
@@ -62,9 +66,13 @@ _STATUS_SCHEMA = {
 
 
 def spec_schema() -> dict:
-    """The OpenAPI v3 schema of ``ModelMonitor.spec`` (the monitor spec, baseline as a ConfigMap name)."""
+    """The OpenAPI v3 schema of ``ModelMonitor.spec`` (the monitor spec, baseline as a ConfigMap name or
+    ``baselineFrom``, one of them)."""
     schema = schema_for(MonitorSpec)
-    schema["properties"]["baseline"]["description"] = BASELINE_DOC
+    schema["properties"]["baseline"] = {"type": "string", "minLength": 1, "description": BASELINE_DOC}
+    schema["properties"][baseline_from.FIELD] = baseline_from.schema()
+    schema["properties"]["baseline_sha256"]["pattern"] = "^[0-9a-fA-F]{64}$"
+    schema["required"] = [name for name in schema["required"] if name != "baseline"]
     schema["properties"]["kafka"]["properties"]["properties"]["description"] = KAFKA_PROPERTIES_DOC
     return schema
 

@@ -42,13 +42,14 @@ from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
 from contract.spec import ConfigError, MonitorSpec, spec_to_dict
 from contract.state import state_backend_options
 
+from operator_glue import baseline_from
+from operator_glue.baseline_from import BaselineFrom
 from operator_glue.crd import API_VERSION, BASELINE_KEY, KIND
 
 FLINK_VERSION = "2.2.1"
 FLINK_PYTHON_JAR = f"flink-python-{FLINK_VERSION}.jar"
 VENV_PYTHON = "/opt/mmon/venv/bin/python"
 SPEC_DIR = "/opt/mmon/spec"
-BASELINE_DIR = "/opt/mmon/baseline"
 SPEC_KEY = "monitor.yaml"
 LOGGER_PORT = 8080
 LOGGER_FORMATS = ("thesis", "kserve-v1")
@@ -82,10 +83,16 @@ class DeploySettings:
     logger_token_secret: str = field(default="", metadata={"doc": f"Secret whose key {LOGGER_TOKEN_KEY} holds the logger's ingest bearer token (default <name>-logger-token)."})
     logger_ingress_namespaces: tuple[str, ...] = field(default=(), metadata={"doc": "Namespaces besides its own whose pods may reach the logger."})
     owner: Optional[dict] = field(default=None, metadata={"doc": "ownerReference set on every resource (the controller's ModelMonitor)."})
+    baseline_from: Optional[BaselineFrom] = field(default=None, metadata={"doc": "Where the job reads the baseline (operator_glue/baseline_from.py; default: the baseline ConfigMap)."})
 
     @property
     def baseline_name(self) -> str:
         return self.baseline_configmap or f"{self.name}-baseline"
+
+    @property
+    def baseline_source(self) -> BaselineFrom:
+        """`baseline_from`, else the baseline ConfigMap (`baseline_name`, key baseline.json)."""
+        return self.baseline_from or BaselineFrom(baseline_from.CONFIG_MAP, self.baseline_name)
 
     @property
     def kafka_secret_name(self) -> str:
@@ -149,22 +156,27 @@ def render(spec: MonitorSpec, settings: DeploySettings, previous: Optional[Monit
 
 def model_monitor(spec: MonitorSpec, settings: DeploySettings) -> list[Manifest]:
     """Instead of the resources: a ModelMonitor for the mmon controller, whose spec is the monitor spec
-    with ``baseline`` naming the baseline ConfigMap."""
+    with ``baseline`` naming the baseline ConfigMap, or with ``baselineFrom`` instead (another source)."""
     document = spec_to_dict(_with_cluster_kafka(dataclasses.replace(spec, baseline=Path(settings.baseline_name)), settings))
+    if settings.baseline_from is not None:
+        document = {**{k: v for k, v in document.items() if k != "baseline"},
+                    baseline_from.FIELD: settings.baseline_from.to_resource()}
     body = {"apiVersion": API_VERSION, "kind": KIND,
             "metadata": {"name": settings.name, "namespace": settings.namespace}, "spec": document}
     return [Manifest("modelmonitor.yaml", body)]
 
 
 def baseline_configmap(baseline_json: str, settings: DeploySettings) -> dict:
+    """The baseline ConfigMap; a baseline over a ConfigMap's 1 MiB is a `ConfigError` naming the alternatives."""
+    baseline_from.check_config_map_size(len(baseline_json.encode()), f"ConfigMap {settings.baseline_name}")
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": settings.baseline_name, "namespace": settings.namespace},
             "data": {BASELINE_KEY: baseline_json}}
 
 
 def in_cluster_spec(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
-    """The spec as the pod sees it: the baseline at its mount path, the cluster's Kafka address."""
-    return _with_cluster_kafka(dataclasses.replace(spec, baseline=Path(f"{BASELINE_DIR}/{BASELINE_KEY}")), settings)
+    """The spec as the pod sees it: the baseline at its mount path (or its URL), the cluster's Kafka address."""
+    return _with_cluster_kafka(dataclasses.replace(spec, baseline=settings.baseline_source.location()), settings)
 
 
 def _with_cluster_kafka(spec: MonitorSpec, settings: DeploySettings) -> MonitorSpec:
@@ -278,20 +290,20 @@ def _job_metadata(settings: DeploySettings, plan: UpgradePlan) -> dict:
 
 
 def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
-    """Flink's main container: the spec and baseline ConfigMaps mounted, the Kafka properties from their
-    Secret, the metrics port named; the pod and the container locked down."""
+    """Flink's main container: the spec ConfigMap and the baseline's volume (`baseline_from`) mounted, the Kafka
+    properties (and a baseline URL's authorization) from their Secrets, the metrics port named; the pod and the
+    container locked down."""
+    source = settings.baseline_source
     container = {"name": "flink-main-container",
-                 "env": [_kafka_properties_env(settings)],
-                 "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
-                                  {"name": "baseline", "mountPath": BASELINE_DIR, "readOnly": True}],
+                 "env": [_kafka_properties_env(settings), *source.env()],
+                 "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}, *source.volume_mounts()],
                  "securityContext": container_security_context()}
     if spec.job.metrics_port:
         container["ports"] = [{"name": "metrics", "containerPort": spec.job.metrics_port, "protocol": "TCP"}]
     return {"metadata": {"labels": _labels(settings, "job"),
                          "annotations": {SPEC_HASH_ANNOTATION: _spec_hash(spec)}},
             "spec": {"securityContext": pod_security_context(), "containers": [container],
-                     "volumes": [{"name": "spec", "configMap": {"name": f"{settings.name}-spec"}},
-                                 {"name": "baseline", "configMap": {"name": settings.baseline_name}}]}}
+                     "volumes": [{"name": "spec", "configMap": {"name": f"{settings.name}-spec"}}, *source.volume()]}}
 
 
 def _spec_hash(spec: MonitorSpec) -> str:

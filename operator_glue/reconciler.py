@@ -24,7 +24,7 @@ from kubernetes.dynamic import DynamicClient
 
 from contract.spec import ConfigError, MonitorSpec, parse_spec
 
-from operator_glue import crd
+from operator_glue import baseline_from, crd
 from operator_glue.kube import NotServed, apply, resource_api
 from operator_glue.manifests import (
     SPEC_KEY,
@@ -61,9 +61,10 @@ class Reconciler:
     def reconcile(self, monitor: dict) -> Outcome:
         meta = monitor["metadata"]
         try:
-            spec = parse_spec(monitor.get("spec"))
+            spec, source = monitor_spec(monitor.get("spec"))
             settings = dataclasses.replace(self.template, name=meta["name"], namespace=meta["namespace"],
-                                           baseline_configmap=str(spec.baseline), owner=owner_reference(monitor))
+                                           baseline_configmap=source.name if source.kind == baseline_from.CONFIG_MAP else "",
+                                           baseline_from=source, owner=owner_reference(monitor))
             manifests = self._manifests(spec, settings)
         except ConfigError as err:
             return self._finish(monitor, (), (), None, [_condition("Applied", "False", "InvalidSpec", str(err), meta)])
@@ -103,18 +104,34 @@ class Reconciler:
             return None
 
     def _baseline_condition(self, settings: DeploySettings, meta: dict) -> dict:
-        """Whether the baseline ConfigMap the job mounts exists (without it the pods never start)."""
-        name = settings.baseline_name
+        """Whether the baseline ConfigMap or claim the job mounts exists (without it the pods never start); a
+        URL is fetched by the job itself, at start."""
+        source = settings.baseline_source
+        if source.kind == baseline_from.URL:
+            return _condition("BaselineFound", "Unknown", "FetchedByJob", f"the job fetches {source.name} at start", meta)
+        if source.kind == baseline_from.PVC:
+            return self._claim_condition(source, settings.namespace, meta)
+        name = source.name
         try:
             config_map = resource_api(self.dyn, "v1", "ConfigMap").get(name=name, namespace=settings.namespace).to_dict()
         except ApiException as err:
             if err.status == 404:
                 return _condition("BaselineFound", "False", "NotFound",
-                                  f"ConfigMap {name} not found: create it with key {crd.BASELINE_KEY} from `mmon baseline`", meta)
+                                  f"ConfigMap {name} not found: create it with key {source.key} from `mmon baseline`", meta)
             return _condition("BaselineFound", "Unknown", "ReadFailed", f"ConfigMap {name}: {err.status} {err.reason}", meta)
-        if crd.BASELINE_KEY not in (config_map.get("data") or {}):
-            return _condition("BaselineFound", "False", "KeyMissing", f"ConfigMap {name} has no key {crd.BASELINE_KEY}", meta)
+        if source.key not in (config_map.get("data") or {}):
+            return _condition("BaselineFound", "False", "KeyMissing", f"ConfigMap {name} has no key {source.key}", meta)
         return _condition("BaselineFound", "True", "Found", f"ConfigMap {name}", meta)
+
+    def _claim_condition(self, source: baseline_from.BaselineFrom, namespace: str, meta: dict) -> dict:
+        try:
+            resource_api(self.dyn, "v1", "PersistentVolumeClaim").get(name=source.name, namespace=namespace)
+        except ApiException as err:
+            found = "False" if err.status == 404 else "Unknown"
+            return _condition("BaselineFound", found, "NotFound" if err.status == 404 else "ReadFailed",
+                              f"PersistentVolumeClaim {source.name}: {err.status} {err.reason}", meta)
+        return _condition("BaselineFound", "True", "Found",
+                          f"PersistentVolumeClaim {source.name} (the job reads {source.key} on it)", meta)
 
     def _flink_job(self, settings: DeploySettings) -> Optional[dict]:
         kind = "FlinkSessionJob" if settings.session_cluster else "FlinkDeployment"
@@ -175,6 +192,22 @@ class Reconciler:
                 if err.status != 410:
                     raise
                 log.info("watch expired (410 Gone): relisting")
+
+
+def monitor_spec(document: Optional[dict]) -> tuple[MonitorSpec, baseline_from.BaselineFrom]:
+    """A ModelMonitor's monitor spec and baseline source: ``baseline`` (a ConfigMap name) or ``baselineFrom``,
+    exactly one of them (`ConfigError` otherwise, naming the fields)."""
+    document = dict(document or {})
+    given = document.pop(baseline_from.FIELD, None)
+    if given is None:
+        if "baseline" not in document:
+            raise ConfigError(f"baseline: required (a ConfigMap name) unless {baseline_from.FIELD} is given")
+        spec = parse_spec(document)
+        return spec, baseline_from.BaselineFrom(baseline_from.CONFIG_MAP, str(spec.baseline))
+    if "baseline" in document:
+        raise ConfigError(f"baseline, {baseline_from.FIELD}: give one of them, not both")
+    source = baseline_from.from_resource(given)
+    return parse_spec({**document, "baseline": str(source.location())}), source
 
 
 def owner_reference(monitor: dict) -> dict:

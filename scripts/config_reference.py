@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from contract.spec import DAY_MS, Duration, MonitorSpec, duration_text, field_doc, spec_to_dict
+from contract.spec import DAY_MS, BaselineLocation, Duration, MonitorSpec, duration_text, field_doc, spec_to_dict
 
 
 def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -68,6 +68,8 @@ def type_name(hint: Any) -> str:
     origin, args = get_origin(hint), get_args(hint)
     if hint is Duration:
         return "duration (`15s`, `500ms`, `1m`)"
+    if hint == BaselineLocation:
+        return "file path or http(s):// URL"
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is typing.Union:

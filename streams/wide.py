@@ -2,7 +2,7 @@
 
 For a width, a training set of `TRAINING_ROWS` rows (feature j: mean and sd drawn from the seed; ten
 significant digits, so without ties, and the features share one calibration null), its baseline as
-`mmon baseline` makes it, a monitor spec from a template (the Iris example's, with ``emit_all: false``
+`mmon baseline --calibrate` makes it (its default drift thresholds calibrated and cached beside it), a monitor spec from a template (the Iris example's, with ``emit_all: false``
 and covariance/correlation off), and the staged stream of `streams.iris` drawn from it (normal /
 10 % outliers / drift / 10 % outliers / normal), whose drift stage moves only the first `DRIFTED_SHARE`
 of the features (`drifted_columns`, the known subset).
@@ -23,6 +23,7 @@ import yaml
 
 from contract.spec import load_spec, spec_to_dict
 
+from udfs import calibration_cache
 from udfs.baseline import Baseline
 
 from streams import iris
@@ -61,7 +62,9 @@ def make_model(width: int, seed: int, work: Path, template: Path, instances: Opt
     training = rng.normal(rng.uniform(-5, 5, width), rng.uniform(0.5, 3, width), (TRAINING_ROWS, width))
     csv_path = folder / "training.csv"
     np.savetxt(csv_path, training, delimiter=",", header=",".join(names), comments="", fmt="%.10g")
-    Baseline.from_csv(csv_path).save(folder / "baseline.json")
+    baseline = Baseline.from_csv(csv_path)
+    baseline.save(folder / "baseline.json")
+    calibration_cache.calibrate_defaults(baseline, folder / "baseline.json")  # as `mmon baseline --calibrate`
     spec = _spec_document(template, width, folder / "baseline.json")
     spec_path = folder / "monitor.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
