@@ -169,8 +169,7 @@ def test_accounting_line_adds_up(report, embedded_run):
 def _kafka_spec(embedded_run, bootstrap: str, tmp: Path) -> tuple[Path, dict]:
     spec = yaml.safe_load(embedded_run["spec_path"].read_text())
     suffix = uuid.uuid4().hex[:8]
-    topics = {kind: f"report-{kind}-{suffix}"
-              for kind in ("inference", "stats", "outliers", "drift", "dead_letter", "performance", "model_drift", "alerts")}
+    topics = {kind: f"report-{kind}-{suffix}" for kind in ("inference", *FILES)}  # every kind the report reads
     spec["kafka"].update(bootstrap_servers=bootstrap, topics=topics)
     path = tmp / "monitor.yaml"
     path.write_text(yaml.safe_dump(spec))
