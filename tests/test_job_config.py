@@ -153,6 +153,16 @@ def test_ground_truth_metrics_are_the_output_types_own():
                for kind, names in config.GROUND_TRUTH_METRICS.items())
 
 
+def assert_refused_in_one_line(path: Path, capsys, message: str) -> None:
+    """The spec at ``path`` fails with ``message`` when loaded, and `mmon run` exits 2 saying it in one line."""
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(message), caught.value
+    assert run_main.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmon run: {message}") and "\n" not in err, err
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.pop("output"), "ground_truth: needs an output section"),
     (lambda s: s["ground_truth"].update(metrics=["mae"]),
@@ -173,12 +183,7 @@ def test_ground_truth_metrics_are_the_output_types_own():
 ])
 def test_each_bad_ground_truth_field_is_named_in_one_line(tmp_path, capsys, edit, message):
     path = _penguins(tmp_path, lambda s: s.update(ground_truth={"metrics": ["accuracy"]}) or edit(s))
-    with pytest.raises(ConfigError) as caught:
-        load_spec(path)
-    assert str(caught.value).startswith(message), caught.value
-    assert run_main.main(["--config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"mmon run: {message}") and "\n" not in err, err
+    assert_refused_in_one_line(path, capsys, message)
 
 
 def test_a_numeric_output_takes_the_numeric_metrics(tmp_path):
@@ -214,12 +219,7 @@ def test_versions_defaults_and_round_trip(tmp_path):
 ])
 def test_each_bad_versions_field_is_named_in_one_line(tmp_path, capsys, versions, message):
     path = _write_spec(tmp_path, _set("versions", versions))
-    with pytest.raises(ConfigError) as caught:
-        load_spec(path)
-    assert str(caught.value).startswith(message), caught.value
-    assert run_main.main(["--config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"mmon run: {message}") and "\n" not in err, err
+    assert_refused_in_one_line(path, capsys, message)
 
 
 def test_missing_files_are_clear_errors(tmp_path, capsys):
