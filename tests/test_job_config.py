@@ -307,8 +307,9 @@ def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
     (False, 1_000_000, "", "-Xmx1g -XX:+UseParallelGC"),
     (False, 250_000, "-Xmx2g -XX:+UseG1GC", "-Xmx2g -XX:+UseG1GC -XX:TieredStopAtLevel=1"),
     (False, 250_000, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -Xmx1g -XX:+UseParallelGC"),
-    (True, 0, "-Xmx3g", "-Xmx3g"),
-    (True, 0, "", "-Xmx1g"),
+    (True, 0, "-Xmx3g", "-Xmx3g -XX:+UseParallelGC"),
+    (True, 0, "", "-Xmx1g -XX:+UseParallelGC"),
+    (True, 0, "-XX:+UseG1GC", "-XX:+UseG1GC -Xmx1g"),
 ])
 def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(kafka, input_lines, preset, expected):
     from flink_job import jvm
