@@ -1,12 +1,12 @@
 """The read floor of the wide benchmark: a plain Flink SQL job that only reads a topic and counts its records.
 
-Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T``), like the job: the same
+Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T --result PATH``), like the job: the same
 local JVM flags (`flink_job.jvm.local_jvm_args`, Kafka mode), the same connector jar, parallelism 1, the value
 as a raw STRING with the job's consumer properties (`flink_job.source.FETCH_PROPERTIES`), from the earliest
 offset to the latest one at start (bounded). The rate is the records counted over the processing time from the
 first record to the last (each record stamped by ``CURRENT_ROW_TIMESTAMP()``), so the JVM's start and the
-job's deployment are left out, as the job's drain rate leaves them out. Prints one JSON line:
-``{"records": n, "seconds": s, "records_per_s": r}``.
+job's deployment are left out, as the job's drain rate leaves them out. Writes ``{"records": n, "seconds": s, "records_per_s": r}`` as JSON to
+``--result`` (the JVM and PyFlink print to stdout too).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import uuid
+from pathlib import Path
 
 from flink_job import jvm, parse, source
 
@@ -60,8 +61,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", required=True, metavar="HOST:PORT")
     parser.add_argument("--topic", required=True)
+    parser.add_argument("--result", required=True, type=Path, metavar="PATH", help="where the JSON result goes")
     args = parser.parse_args(argv)
-    print(json.dumps(count(args.kafka, args.topic)), flush=True)
+    args.result.write_text(json.dumps(count(args.kafka, args.topic)) + "\n")
     return 0
 
 

@@ -135,12 +135,14 @@ def window_rate(stats: list[dict], first_feature: str) -> Optional[float]:
 
 def run_floor(bootstrap: str, topic: str, log_path: Path) -> dict:
     """`benchmarks.floor` on ``topic``, in a process of its own as the job is."""
-    finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", bootstrap, "--topic", topic],
-                              cwd=harness.ROOT, capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
+    result = log_path.with_suffix(".json")
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", bootstrap, "--topic", topic,
+                               "--result", str(result)], cwd=harness.ROOT, capture_output=True, text=True,
+                              timeout=FLOOR_TIMEOUT_S)
     log_path.write_text(finished.stdout + finished.stderr)
     if finished.returncode != 0:
         raise harness.BenchError(f"the read floor failed (see {log_path})")
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return json.loads(result.read_text())
 
 
 def drain_span_s(outputs) -> tuple[float, float]:

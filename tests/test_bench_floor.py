@@ -22,9 +22,11 @@ def test_floor_counts_every_record_of_the_topic(kafka_broker, tmp_path):
         producer.send(topic, key=str(i).encode(), value=json.dumps({"id": str(i), "values": [i, 2 * i]}).encode())
     producer.flush()
     producer.close()
+    result_path = tmp_path / "floor.json"
     finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", kafka_broker.bootstrap,
-                               "--topic", topic], cwd=ROOT, capture_output=True, text=True, timeout=240)
+                               "--topic", topic, "--result", str(result_path)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    result = json.loads(result_path.read_text())
     assert result["records"] == RECORDS
     assert result["seconds"] > 0 and result["records_per_s"] == pytest.approx((RECORDS - 1) / result["seconds"])
