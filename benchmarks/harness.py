@@ -127,6 +127,11 @@ def bench_spec(options: Options, bootstrap: str, run_id: str) -> MonitorSpec:
     return dataclasses.replace(spec, kafka=kafka, job=dataclasses.replace(spec.job, metrics_port=0))
 
 
+def spec_topics(spec: MonitorSpec) -> list[str]:
+    """The topics the spec names (an unset labels topic left out)."""
+    return [topic for f in dataclasses.fields(TopicsSpec) if (topic := getattr(spec.kafka.topics, f.name))]
+
+
 def write_spec(spec: MonitorSpec, path: Path) -> Path:
     path.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
     return path
@@ -517,7 +522,7 @@ def run(options: Options, command_line: str) -> dict:
     with kafka_bootstrap(options.kafka) as bootstrap:
         spec = bench_spec(options, bootstrap, run_id)
         spec_path = write_spec(spec, options.out / "monitor.yaml")
-        create_topics(bootstrap, [topic for f in dataclasses.fields(TopicsSpec) if (topic := getattr(spec.kafka.topics, f.name))])
+        create_topics(bootstrap, spec_topics(spec))
         profile_run = run_thesis if options.profile == "thesis" else run_max
         figures, data = profile_run(options, spec, spec_path, stream)
     figures.update({"profile": options.profile, "run_id": run_id, "command_line": command_line,

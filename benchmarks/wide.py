@@ -9,7 +9,11 @@ Measured per width:
   (windows after the first, first to last stats record), the job's peak RSS (the whole process tree:
   client, JVM, Python workers) and its start-up: launch to the first output record;
 - on Kafka (the ``max`` profile's method, `benchmarks.harness.run_max`): the stream staged in a topic,
-  the raw consumer's rate, then the job's drain rate from the first alert to the last window;
+  the raw consumer's rate, then the job's drain rate from the first alert to the last window, with the cores
+  the broker and the harness (its output collector) took meanwhile on the same machine;
+- the read floor (`benchmarks.floor`): a plain Flink SQL job reading the same topic and counting its records,
+  same broker, same JVM flags, right after the drain; the Kafka path is reported as a share of it and of
+  the embedded path, against issue 23's targets (`KAFKA_VS_EMBEDDED`, `KAFKA_VS_FLOOR`);
 - covariance: a window of `COVARIANCE_WINDOW` instances through `udfs.stats.CovarianceAccumulator`
   (update and result), the cost the opt-in matrices add per window.
 
@@ -19,9 +23,11 @@ outputs go into ``--work`` (a temporary folder unless given; about 1 GB at the d
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import shlex
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import psutil
 
 from udfs.stats import CovarianceAccumulator
 
@@ -37,10 +44,12 @@ from streams import iris, wide
 from streams.wide import Model
 
 from benchmarks import harness
+from benchmarks.background import BackgroundWorker
 
 WIDTHS = (4, 32, 128, 512, 1000)
 COVARIANCE_WINDOW = 1000
 STARTUP_POLL_S = 0.05
+FLOOR_TIMEOUT_S = 300
 
 
 def run_embedded(model: Model, out: Path) -> dict:
@@ -90,7 +99,8 @@ def _flagged_in_drift_stage(output: Path, model: Model) -> dict:
 
 
 def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
-    """The ``max`` profile's staging and drain of the model's stream on Kafka."""
+    """The ``max`` profile's staging and drain of the model's stream on Kafka, the cores the broker and the
+    harness (its output collector) took during the drain, then the read floor on the same topic."""
     run_id = uuid.uuid4().hex[:8]
     options = harness.Options(profile="max", stage_size=len(model.stream) // 5, scale=1.0, seed=seed,
                               out=out / f"kafka-{model.width}", config=model.spec_path, kafka=bootstrap,
@@ -98,12 +108,88 @@ def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
     options.out.mkdir(parents=True, exist_ok=True)
     spec = harness.bench_spec(options, bootstrap, run_id)
     spec_path = harness.write_spec(spec, options.out / "monitor.yaml")
-    harness.create_topics(bootstrap, [getattr(spec.kafka.topics, f.name) for f in dataclasses.fields(type(spec.kafka.topics))])
-    figures, _ = harness.run_max(options, spec, spec_path, model.stream)
-    rate = figures["throughput_ips"]
+    harness.create_topics(bootstrap, harness.spec_topics(spec))
+    with CpuTimeline({"broker": broker_pid(bootstrap), "harness": os.getpid()}) as cpu:
+        figures, data = harness.run_max(options, spec, spec_path, model.stream)
+    rate = window_rate(data.outputs.stats, spec.input.names[0])
+    start_s, end_s = drain_span_s(data.outputs)
+    floor = run_floor(bootstrap, spec.kafka.topics.inference, options.out / "floor.log")
     return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
-            "raw_consumer_ips": figures["raw_consumer_ips"], "vs_raw_consumer": figures["throughput_vs_raw_consumer"],
-            "peak_rss_mb": figures["job_peak_rss_mb"]}
+            "drain_ips": figures["throughput_ips"], "raw_consumer_ips": figures["raw_consumer_ips"],
+            "vs_raw_consumer": rate / figures["raw_consumer_ips"] if rate else None,
+            "peak_rss_mb": figures["job_peak_rss_mb"], "floor_ips": floor["records_per_s"],
+            "floor_records": floor["records"], "drain_s": end_s - start_s,
+            "broker_cores": cpu.cores("broker", start_s, end_s), "harness_cores": cpu.cores("harness", start_s, end_s)}
+
+
+def window_rate(stats: list[dict], first_feature: str) -> Optional[float]:
+    """Instances/s as the embedded summary counts them (`flink_job.main.summarize`): the instances of every window
+    after the first over the time from the first window's stats record to the last one's. Measured so on both
+    paths, the rate leaves out the Python workers' start, which the drain rate (from the first alert, read while
+    the window step's worker may still be starting) takes in on Kafka alone."""
+    first = sorted((r for r in stats if r.get("feature") == first_feature), key=lambda r: r["emitted_at"])
+    span_s = (first[-1]["emitted_at"] - first[0]["emitted_at"]) / 1000 if len(first) > 1 else 0
+    after_first = sum(r["count"] + r.get("missing", 0) for r in first[1:])
+    return after_first / span_s if span_s > 0 else None
+
+
+def run_floor(bootstrap: str, topic: str, log_path: Path) -> dict:
+    """`benchmarks.floor` on ``topic``, in a process of its own as the job is."""
+    result = log_path.with_suffix(".json")
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", bootstrap, "--topic", topic,
+                               "--result", str(result)], cwd=harness.ROOT, capture_output=True, text=True,
+                              timeout=FLOOR_TIMEOUT_S)
+    log_path.write_text(finished.stdout + finished.stderr)
+    if finished.returncode != 0:
+        raise harness.BenchError(f"the read floor failed (see {log_path})")
+    return json.loads(result.read_text())
+
+
+def drain_span_s(outputs) -> tuple[float, float]:
+    """Epoch seconds of the drain that `harness.drain_rate` times: the first alert to the last window record."""
+    first = min(r["detected_at"] for r in outputs.outliers)
+    last = max(r["emitted_at"] for r in [*outputs.stats, *outputs.drift])
+    return first / 1000, last / 1000
+
+
+def broker_pid(bootstrap: str) -> Optional[int]:
+    """The local process listening on the broker's port (None for a broker elsewhere)."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return connection.pid
+    return None
+
+
+class CpuTimeline(BackgroundWorker):
+    """Cumulative CPU seconds of a few named processes, sampled every half second, to tell the cores each took
+    over a span of wall-clock time (`cores`)."""
+
+    def __init__(self, pids: dict[str, Optional[int]], interval_s: float = 0.5):
+        super().__init__("cpu-timeline")
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items() if pid}
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, dict[str, float]]] = []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cpu = {}
+            for name, process in self.processes.items():
+                try:
+                    times = process.cpu_times()
+                    cpu[name] = times.user + times.system
+                except psutil.Error:
+                    continue
+            self.samples.append((time.time(), cpu))
+            self._stop.wait(self.interval_s)
+
+    def cores(self, name: str, start_s: float, end_s: float) -> Optional[float]:
+        """CPU seconds ``name`` used from ``start_s`` to ``end_s`` (epoch, interpolated), per second."""
+        points = [(at, cpu[name]) for at, cpu in self.samples if name in cpu]
+        if len(points) < 2 or end_s <= start_s:
+            return None
+        at, used = np.array(points).T
+        return float((np.interp(end_s, at, used) - np.interp(start_s, at, used)) / (end_s - start_s))
 
 
 def covariance_cost(width: int, seed: int) -> dict:
@@ -161,7 +247,35 @@ def targets(rows: list[dict]) -> list[dict]:
     if 1000 in by_width:
         rss = by_width[1000]["peak_rss_mb"]
         checks.append({"target": "peak RSS at 1,000 features <= 2 GB", "measured": f"{rss:,.0f} MB", "met": rss <= 2048})
+    return checks + kafka_targets(rows)
+
+
+KAFKA_VS_EMBEDDED = {4: 0.5, 128: 0.8, 1000: 0.8}
+KAFKA_VS_FLOOR = 0.5
+
+
+def kafka_targets(rows: list[dict]) -> list[dict]:
+    """Issue 23's targets for the Kafka path, each a ratio of two rates of the same run."""
+    checks = []
+    for row in rows:
+        width, ratios = row["features"], kafka_ratios(row)
+        if width in KAFKA_VS_EMBEDDED and ratios.get("vs_embedded") is not None:
+            least = KAFKA_VS_EMBEDDED[width]
+            checks.append({"target": f"Kafka instances/s at {width:,} features >= {least}x embedded",
+                           "measured": f"{ratios['vs_embedded']:.2f}x", "met": ratios["vs_embedded"] >= least})
+        if ratios.get("vs_floor") is not None:
+            checks.append({"target": f"Kafka instances/s at {width:,} features >= {KAFKA_VS_FLOOR}x the read floor",
+                           "measured": f"{ratios['vs_floor']:.2f}x", "met": ratios["vs_floor"] >= KAFKA_VS_FLOOR})
     return checks
+
+
+def kafka_ratios(row: dict) -> dict:
+    """The Kafka path against the embedded path and the read floor, and the floor against the raw consumer."""
+    kafka, embedded = row.get("kafka") or {}, row["embedded"]
+    rate, floor, raw = kafka.get("instances_per_s"), kafka.get("floor_ips"), kafka.get("raw_consumer_ips")
+    return {"vs_embedded": rate / embedded["instances_per_s"] if rate and embedded["instances_per_s"] else None,
+            "vs_floor": rate / floor if rate and floor else None,
+            "floor_vs_raw_consumer": floor / raw if floor and raw else None}
 
 
 def report_lines(results: dict) -> list[str]:
@@ -170,22 +284,45 @@ def report_lines(results: dict) -> list[str]:
              f"(36 windows of 15 s); drift in the first {wide.DRIFTED_SHARE:.0%} of the features; "
              f"run took {results['seconds']:.0f} s.", "",
              "| features | instances | embedded instances/s | embedded values/s | peak RSS (MB) | start-up (s) "
-             "| Kafka instances/s | Kafka values/s | Kafka / raw consumer | covariance per window (s) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| Kafka instances/s | Kafka values/s | Kafka drain instances/s | read floor records/s | Kafka / embedded "
+             "| Kafka / floor | floor / raw consumer | Kafka / raw consumer | covariance per window (s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in results["rows"]:
-        e, k, c = row["embedded"], row.get("kafka") or {}, row["covariance"]
+        e, k, c, ratios = row["embedded"], row.get("kafka") or {}, row["covariance"], kafka_ratios(row)
         lines.append(f"| {row['features']:,} | {row['instances']:,} | {_number(e['instances_per_s'])} | "
                      f"{_number(e['values_per_s'])} | {e['peak_rss_mb']:,.0f} | {_number(e['startup_s'], '.1f')} | "
                      f"{_number(k.get('instances_per_s'))} | {_number(k.get('values_per_s'))} | "
+                     f"{_number(k.get('drain_ips'))} | {_number(k.get('floor_ips'))} | {_number(ratios['vs_embedded'], '.2f')} | "
+                     f"{_number(ratios['vs_floor'], '.2f')} | {_number(ratios['floor_vs_raw_consumer'], '.2f')} | "
                      f"{_number(k.get('vs_raw_consumer'), '.2f')} | {c['seconds_per_window']:.3f} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in results["targets"]]
+    lines += ["", "Instances/s on both paths are counted alike: the instances of the windows after the first, over the "
+              "time from the first window's stats record to the last one's. The Kafka drain rate (the `max` profile's, "
+              "first alert to last window record) also counts the window step's Python worker starting while the "
+              "source already reads; the read floor counts the records from the first read to the last."]
+    lines += colocated_lines(results["rows"])
     lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {wide.DRIFTED_SHARE:.0%} "
               "of each model drifted):", ""]
     for row in results["rows"]:
         e = row["embedded"]
         lines.append(f"- {row['features']:,} features: {e['drifted_flagged']} of the {e['drifted']} drifted, "
                      f"{e['others_flagged']} of the {row['features'] - e['drifted']} others")
+    return lines
+
+
+def colocated_lines(rows: list[dict]) -> list[str]:
+    """What the broker and the harness (its output collector) took of the two cores while the job drained."""
+    kafka_rows = [row for row in rows if row.get("kafka")]
+    if not kafka_rows:
+        return []
+    lines = ["", "Sharing the machine: during each drain (first alert to last window record) the broker and the "
+             "harness (its output collector, which decodes every output record) took these cores of the two; the "
+             "read floor runs alone, after the drain:", ""]
+    for row in kafka_rows:
+        k = row["kafka"]
+        lines.append(f"- {row['features']:,} features: drain {k['drain_s']:.1f} s, broker "
+                     f"{_number(k.get('broker_cores'), '.2f')} cores, harness {_number(k.get('harness_cores'), '.2f')} cores")
     return lines
 
 
@@ -203,8 +340,10 @@ def plot(results: dict, path: Path) -> None:
     panels = (("instances_per_s", "instances/s"), ("values_per_s", "feature values/s"),
               ("peak_rss_mb", "peak RSS (MB)"), ("startup_s", "start-up (s)"))
     for axis, (key, label) in zip(axes.flat, panels):
-        for mode, style in (("embedded", "o-"), ("kafka", "s--")):
-            values = [(row.get(mode) or {}).get(key) for row in rows]
+        for mode, series, style in (("embedded", key, "o-"), ("kafka", key, "s--"), ("read floor", "floor_ips", "^:")):
+            if mode == "read floor" and key != "instances_per_s":
+                continue
+            values = [(row.get("kafka" if mode == "read floor" else mode) or {}).get(series) for row in rows]
             if any(v is not None for v in values):
                 axis.plot(widths, [np.nan if v is None else v for v in values], style, label=mode)
         axis.set_xscale("log")

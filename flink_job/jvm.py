@@ -32,23 +32,25 @@ def local_jvm_args(current: str, kafka: bool, input_lines: int) -> str:
       operators' five-second sub-batches, Kafka client buffers; the window state is Python's), but
       under the default cap (a quarter of RAM) it grows with the throughput: on the Kafka max-profile
       benchmark the job's peak RSS was 2.05 GB uncapped and 1.30 GB capped, at the same rate;
-    - for a bounded run over a file, the throughput collector, ``-XX:+UseParallelGC``: the job allocates
-      short-lived rows fast, and on two cores G1's concurrent work costs more than it saves
-      (1,000,000 instances: 73,000/s vs 54,000/s);
+    - the throughput collector, ``-XX:+UseParallelGC``: the job allocates short-lived rows fast, and on two
+      cores G1's concurrent work costs more than it saves (over a file, 1,000,000 instances: 73,000/s vs
+      54,000/s); on Kafka, wide records make it worse: under G1 (1 MB regions at this heap) every Kafka fetch
+      buffer and window sub-batch over 512 KB is a humongous object, and the 1,000-feature drain ran 42
+      humongous-allocation collections, each starting a concurrent cycle. The job waits for windows of seconds,
+      so the collector's short stop-the-world pauses on a 1 GB heap cost no latency that matters;
     - for a short run over a file (up to :data:`SHORT_RUN_MAX_LINES` lines), the client compiler only
       (``-XX:TieredStopAtLevel=1``): such a run processes for a few seconds, too few for the optimising
       compiler (C2) to earn back its CPU (250,000 instances: ~51,000/s vs ~42,000/s with C2); on longer
       inputs C2 pays (1,000,000: 73,000/s vs 42,000/s with C1 only).
 
-    Kafka mode runs for hours and otherwise keeps the JVM's defaults."""
+    Kafka mode runs for hours: the optimising compiler pays there."""
     jvm_args = current
     if not re.search(r"-Xmx\d", jvm_args):
         jvm_args += f" -Xmx{LOCAL_MAX_HEAP}"
-    if not kafka:
-        if input_lines <= SHORT_RUN_MAX_LINES and "TieredStopAtLevel" not in jvm_args:
-            jvm_args += " -XX:TieredStopAtLevel=1"
-        if not re.search(r"-XX:\+Use\w+GC\b", jvm_args):
-            jvm_args += " -XX:+UseParallelGC"
+    if not kafka and input_lines <= SHORT_RUN_MAX_LINES and "TieredStopAtLevel" not in jvm_args:
+        jvm_args += " -XX:TieredStopAtLevel=1"
+    if not re.search(r"-XX:\+Use\w+GC\b", jvm_args):
+        jvm_args += " -XX:+UseParallelGC"
     return jvm_args.strip()
 
 

@@ -31,6 +31,8 @@ LINE_TEXT, LINE_NUMBER, EPOCH_MS = "mmon_line_text", "mmon_line_number", "mmon_e
 JAVA_FUNCTIONS = {LINE_TEXT: "io.github.mmon.flink.NumberedLine$Text",
                   LINE_NUMBER: "io.github.mmon.flink.NumberedLine$Number",
                   EPOCH_MS: "io.github.mmon.flink.EpochMillis"}
+FETCH_PROPERTIES = {"max.partition.fetch.bytes": str(16 << 20), "fetch.max.bytes": str(64 << 20),
+                    "receive.buffer.bytes": "-1"}
 _INLINED = ("raw_payload", "default_id", "default_time_ms")  # the time function's arguments, in order
 
 
@@ -114,6 +116,7 @@ def kafka_source_ddl(spec: MonitorSpec, bootstrap: str) -> str:
         "properties.bootstrap.servers": bootstrap, "properties.group.id": spec.kafka.group_id,
         "scan.startup.mode": "group-offsets", "properties.auto.offset.reset": "earliest",
         "key.format": "raw", "key.fields": "kafka_key", "value.format": "raw", "value.fields-include": "EXCEPT_KEY",
+        **{f"properties.{k}": v for k, v in FETCH_PROPERTIES.items()},
         **{f"properties.{k}": v for k, v in spec.kafka.properties.items()},
     }
     return _table_ddl(spec, declared, computed, options)

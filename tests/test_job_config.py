@@ -337,8 +337,9 @@ def test_missing_jar_says_run_make_setup(tmp_path, capsys, monkeypatch):
     (False, 1_000_000, "", "-Xmx1g -XX:+UseParallelGC"),
     (False, 250_000, "-Xmx2g -XX:+UseG1GC", "-Xmx2g -XX:+UseG1GC -XX:TieredStopAtLevel=1"),
     (False, 250_000, "-XX:TieredStopAtLevel=4", "-XX:TieredStopAtLevel=4 -Xmx1g -XX:+UseParallelGC"),
-    (True, 0, "-Xmx3g", "-Xmx3g"),
-    (True, 0, "", "-Xmx1g"),
+    (True, 0, "-Xmx3g", "-Xmx3g -XX:+UseParallelGC"),
+    (True, 0, "", "-Xmx1g -XX:+UseParallelGC"),
+    (True, 0, "-XX:+UseG1GC", "-XX:+UseG1GC -Xmx1g"),
 ])
 def test_local_jvm_flags_by_mode_and_input_size_and_jvm_args_win(kafka, input_lines, preset, expected):
     from flink_job import jvm
@@ -390,3 +391,20 @@ def test_mmon_run_refuses_features_the_baseline_cannot_serve(tmp_path, capsys, f
                          or s["input"].update(features=["size", feature]))
     assert run_main.main(["--config", str(config)]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_kafka_source_fetches_large_batches_unless_the_spec_says_otherwise():
+    """The source's fetch sizes (issue 23: the consumer's 1 MiB per partition capped wide records' reads), each
+    overridden by ``kafka.properties``."""
+    import dataclasses
+
+    from contract.spec import load_spec
+    from flink_job import source
+
+    spec = load_spec(EXAMPLE)
+    ddl = source.kafka_source_ddl(spec, "127.0.0.1:9092")
+    assert f"'properties.max.partition.fetch.bytes' = '{16 << 20}'" in ddl
+    assert f"'properties.fetch.max.bytes' = '{64 << 20}'" in ddl
+    tuned = dataclasses.replace(spec, kafka=dataclasses.replace(spec.kafka, properties={"max.partition.fetch.bytes": "1048576"}))
+    ddl = source.kafka_source_ddl(tuned, "127.0.0.1:9092")
+    assert "'properties.max.partition.fetch.bytes' = '1048576'" in ddl and str(16 << 20) not in ddl
