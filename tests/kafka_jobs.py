@@ -17,7 +17,7 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = ("inference", "stats", "outliers", "drift", "dead_letter")
+KINDS = ("inference", "stats", "outliers", "drift", "dead_letter", "model_drift", "alerts")
 DEADLINE_S = 300
 
 

@@ -14,9 +14,12 @@ from scipy import stats
 
 from contract import formats
 
-from streams import wide
+from streams import iris, wide
+
+from devtools.processes import live_start_ms
 
 from embedded_run import EXAMPLE, run_mmon
+from kafka_jobs import kafka_spec, latest_checkpoint, polled, produce, run_until, start, stats_consumer, write_spec
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -108,3 +111,57 @@ def test_each_shifted_feature_gets_one_episode_and_calm_features_none(run):
         assert opened["first_window"] == first_shift and opened["window_start"] == first_shift + WINDOW_MS
     model = [e["event"] for e in run["alerts"] if e["scope"] == "model"]
     assert model == ["open"] + ["update"] * (model.count("update")) + ["close"]
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(900)
+def test_an_open_episode_survives_a_restart_from_a_checkpoint(kafka_broker, tmp_path):
+    """Exactly-once on Kafka, killed while the model's drift episode is open (its open event committed, so a checkpoint
+    holds it) and restored: the restored job updates and closes that episode (its first window from before the kill)
+    and never opens a second one; every subject's events alternate open, updates, close."""
+    window_ms = 5_000
+    spec, topics = kafka_spec(EXAMPLE, kafka_broker.bootstrap, window_ms, "exactly-once")
+    config = write_spec(spec, tmp_path / "monitor.yaml")
+    kafka_broker.create_topics(list(topics.values()), partitions=1)
+    stream = iris.generate(seed=3, stage_size=200, rates=(10.0,) * 5, start_ms=live_start_ms())  # 20 s a stage
+    lines = [(rid, t, formats.encode(formats.THESIS, rid, t, [row]))
+             for rid, t, row in zip(stream.ids.tolist(), stream.time_ms.tolist(), stream.instances.tolist())]
+    split = 2 * 200 + 150  # three quarters into the drift stage
+    alerts_consumer = stats_consumer(kafka_broker.bootstrap, topics["alerts"])
+    verdicts_consumer = stats_consumer(kafka_broker.bootstrap, topics["model_drift"])
+    events, verdicts = [], []
+
+    def poll():
+        events.extend(polled(alerts_consumer))
+        verdicts.extend(polled(verdicts_consumer))
+
+    def model_open():
+        return any(e["scope"] == "model" and e["event"] == "open" for e in events)
+
+    checkpoints = tmp_path / "checkpoints"
+    produce(kafka_broker.bootstrap, topics["inference"], lines[:split])
+    job = start(config, kafka_broker.bootstrap, checkpoints, tmp_path / "first.log")
+    run_until(job, model_open, poll, tmp_path / "first.log")
+    opened = next(e for e in events if e["scope"] == "model" and e["event"] == "open")
+    flush_ms = lines[-1][1] + 6 * window_ms  # past the last window and the episodes' closing windows
+    flush = ("flush", flush_ms, formats.encode(formats.THESIS, "flush", flush_ms, [stream.instances[0].tolist()]))
+    produce(kafka_broker.bootstrap, topics["inference"], lines[split:] + [flush])
+    last_window = lines[-1][1] // window_ms * window_ms
+    restore = latest_checkpoint(checkpoints)
+    job = start(config, kafka_broker.bootstrap, checkpoints, tmp_path / "second.log", restore=restore)
+    try:
+        run_until(job, lambda: (any(v["window_start"] == last_window for v in verdicts)  # both topics read to the end
+                                and any(e["scope"] == "model" and e["event"] == "close" for e in events)),
+                  poll, tmp_path / "second.log")
+    finally:
+        alerts_consumer.close()
+        verdicts_consumer.close()
+    model = [e for e in events if e["scope"] == "model"]
+    assert [e["event"] for e in model][0] == "open" and [e["event"] for e in model].count("open") == 1
+    assert [e["event"] for e in model][-1] == "close"
+    assert all(e["first_window"] == opened["first_window"] for e in model)
+    assert any(e["window_start"] > opened["window_start"] for e in model)  # events of the restored job
+    for subject in {(e["scope"], e["feature"]) for e in events}:
+        kinds = [e["event"] for e in events if (e["scope"], e["feature"]) == subject]
+        assert all(a != "open" or b != "open" for a, b in zip(kinds, kinds[1:])), (subject, kinds)
+        assert kinds.count("open") - kinds.count("close") in (0, 1), (subject, kinds)
