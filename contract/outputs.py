@@ -39,10 +39,11 @@ RESPONSES_JOINED = "responses_joined"
 LABELS_JOINED = "labels_joined"
 """The label join's counter (``ground_truth``): joined label messages never reach the router either."""
 
-SUMMARY_FIELDS = ("instances", "windows", OUTLIERS, "drift_alerts", "late", DEAD_LETTER, "job_seconds",
-                  "instances_per_s", *ACCOUNTING, RESPONSES_JOINED, LABELS_JOINED, "accounted")
-"""The fields of ``summary.json`` in order (``responses_joined`` only when the spec has an output, ``labels_joined``
-only when it has ``ground_truth``)."""
+SUMMARY_FIELDS = ("instances", "windows", OUTLIERS, "drift_alerts", "drift_windows", "alert_episodes", "late",
+                  DEAD_LETTER, "job_seconds", "instances_per_s", *ACCOUNTING, RESPONSES_JOINED, LABELS_JOINED, "accounted")
+"""The fields of ``summary.json`` in order (``drift_alerts``: drift records over their threshold; ``drift_windows``:
+windows whose model verdict is drift; ``alert_episodes``: episodes opened, of features and of the model;
+``responses_joined`` only when the spec has an output, ``labels_joined`` only when it has ``ground_truth``)."""
 
 
 def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:

@@ -293,7 +293,8 @@ class DriftSpec:
                          "changed, one test per window instead of an alert per value). wasserstein, ks, cvm and "
                          "outlier_rate need ordered values: a spec with a categorical column "
                          "(feature or output) refuses them, and its default set is kl, js, psi, hellinger."})
-    emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold."})
+    emit_all: bool = field(default=False, metadata={"doc": "Emit every drift value, not only those over the threshold "
+                                                           "or discovered (drift.control)."})
     control: ControlSpec = field(default_factory=ControlSpec, metadata={
         "doc": "Control across the tests (features x metrics with threshold auto) of each window."})
 

@@ -79,14 +79,19 @@ class WindowAlerts(KeyedProcessFunction):
         if not closed:
             return
         self.rows.update([row for row in waiting if row[2] - 1 > timestamp])
-        episodes = self.episodes.value() or self._new_episodes()
+        episodes = self._episodes()
         for start in dict.fromkeys(row[1] for row in closed):
             yield from self._window([row for row in closed if row[1] == start], episodes, ctx.get_current_key())
         self.episodes.update(episodes)
 
-    def _new_episodes(self) -> discovery.Episodes:
+    def _episodes(self) -> discovery.Episodes:
+        """The model's episodes from keyed state (new ones at first), under this spec's rules: a job restored under
+        another ``alerts`` section keeps its open episodes and applies the new k, m and close from now on."""
         config = self.spec.alerts
-        return discovery.Episodes(config.open.k, config.open.m, config.close, int(self.spec.window.duration))
+        episodes = self.episodes.value() or discovery.Episodes(config.open.k, config.open.m, config.close,
+                                                              int(self.spec.window.duration))
+        episodes.k, episodes.m, episodes.close = config.open.k, config.open.m, config.close
+        return episodes
 
     def _window(self, closed: list, episodes: discovery.Episodes, model: str) -> Iterator[Row]:
         """One window's drift records, model verdict and alert events."""

@@ -120,6 +120,8 @@ def summarize(output: Path, spec: MonitorSpec, job_seconds: float, counted: dict
         "windows": len(first_feature),
         outputs.OUTLIERS: outlier_count,
         "drift_alerts": sum(1 for r in drift_rows if r["drift"]),
+        "drift_windows": sum(1 for r in records(outputs.MODEL_DRIFT) if r["drift"]),
+        "alert_episodes": sum(1 for r in records(outputs.ALERTS) if r["event"] == "open"),
         "late": sum(1 for r in dead if r["reason"] == formats.LATE),
         outputs.DEAD_LETTER: len(dead),
         "job_seconds": round(job_seconds, 3),

@@ -200,3 +200,12 @@ def test_outlier_rate_counts_values_beyond_the_sigma_bounds_and_keeps_its_rate()
     shifted = math.evaluate(np.zeros(1, dtype=int), [400], [np.zeros(1)],
                             {"outlier_rate": [float(violations(window + 1.5 * feature.std, lower, upper).sum())]})["outlier_rate"]
     assert shifted.p_values[0] < 1e-3  # a +1.5 sd shift: many more values beyond +3 sd
+
+
+def test_method_none_keeps_the_per_test_thresholds():
+    p = np.array([0.2, np.nan, 0.004])
+    verdict = discovery.window_verdict(p, [True, False, False], "none", 0.05)
+    np.testing.assert_array_equal(verdict.discoveries, [True, False, False])  # the flags, whatever the p-values
+    assert verdict.drift and verdict.tests == 2 and verdict.p_value == pytest.approx(0.008)  # Bonferroni's
+    with pytest.raises(ValueError, match="unknown control method"):
+        discovery.control(p, "holm", 0.05)

@@ -102,6 +102,8 @@ def test_outlier_rate_finds_the_shifted_tails(run):
 
 def test_each_shifted_feature_gets_one_episode_and_calm_features_none(run):
     events = [e for e in run["alerts"] if e["scope"] == "feature"]
+    assert run["summary"]["alert_episodes"] == SHIFTED + 1  # and the model's
+    assert run["summary"]["drift_windows"] == sum(r["drift"] for r in run["model_drift"])
     assert {e["feature"] for e in events} == run["shifted"]
     first_shift = min(start for start, stage in run["stage_of"].items() if stage == "shift")
     for feature in run["shifted"]:

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -388,10 +389,14 @@ def _outlier_rate_null(feature: FeatureBaseline, lower: float, upper: float, n: 
     ``Beta(k + 1, m - k + 1)`` and ``X ~ BetaBinomial(n, k + 1, m - k + 1)`` (the ``missing_rate`` null, one-sided:
     fewer outliers than the baseline's is no alarm)."""
     sample = feature.sample
-    beyond = int(np.count_nonzero((sample < lower) | (sample > upper)))
+    return _share_null(int(np.count_nonzero((sample < lower) | (sample > upper))), len(sample), n)
+
+
+@lru_cache(maxsize=4096)
+def _share_null(beyond: int, sample_size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_outlier_rate_null` by its counts, remembered: features of a wide model share few (k, m, n)."""
     x = np.arange(n + 1)
-    pmf = stats.betabinom.pmf(x, n, beyond + MISSING_PRIOR, len(sample) - beyond + MISSING_PRIOR)
-    return _tail_null(x / n, pmf)
+    return _tail_null(x / n, stats.betabinom.pmf(x, n, beyond + MISSING_PRIOR, sample_size - beyond + MISSING_PRIOR))
 
 
 def outlier_rate_thresholds(feature: FeatureBaseline, lower: float, upper: float, totals,

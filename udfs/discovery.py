@@ -38,7 +38,8 @@ MODEL = None  # the subject of a model-level episode (its ``feature``)
 
 def control(p_values, method: str, q: float) -> np.ndarray:
     """The discoveries among ``p_values`` (NaN: not tested, never a discovery) under ``method`` at level ``q``;
-    ``none`` discovers ``p <= q``. Same shape as ``p_values``."""
+    ``none`` discovers ``p <= q`` (the job's `window_verdict` takes each test's own threshold instead). Same shape
+    as ``p_values``."""
     p = np.asarray(p_values, dtype=float)
     tested = ~np.isnan(p)
     m = int(tested.sum())
@@ -89,15 +90,11 @@ def window_verdict(p_values, flags, method: str, q: float) -> Verdict:
     and ``flags`` (each test over its own threshold). Under ``none`` the discoveries are the flags; else the
     controlled discoveries, and the fixed-threshold tests' own flags."""
     p, flags = np.asarray(p_values, dtype=float), np.asarray(flags, dtype=bool)
-    tested = ~np.isnan(p)
+    tested, p_value = ~np.isnan(p), global_p_value(p, method)
     if method == "none":
-        discoveries = flags.copy()
-        p_value = global_p_value(p, method)
-        return Verdict(discoveries, int(tested.sum()), p_value, bool(discoveries.any()))
+        return Verdict(flags.copy(), int(tested.sum()), p_value, bool(flags.any()))
     controlled = control(p, method, q)
-    p_value = global_p_value(p, method)
-    discoveries = np.where(tested, controlled, flags)
-    return Verdict(discoveries, int(tested.sum()), p_value, bool(controlled.any()))
+    return Verdict(np.where(tested, controlled, flags), int(tested.sum()), p_value, bool(controlled.any()))
 
 
 @dataclass
