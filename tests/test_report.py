@@ -144,6 +144,8 @@ def test_summary_counts_equal_the_files(report, embedded_run):
     assert counts["windows"] == summary["windows"] == len({r["window_start"] for r in stats})
     assert counts["drift_alerts"] == sum(bool(r.get("discovery", r["drift"])) for r in embedded_run["drift"])
     assert counts.get("raw_flags", counts["drift_alerts"]) == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
+    assert counts["model_drift_windows"] == summary["drift_windows"] == sum(r["drift"] for r in embedded_run["model_drift"])
+    assert counts["alert_episodes"] == summary["alert_episodes"] == sum(e["event"] == "open" for e in embedded_run["alerts"])
     assert counts["outliers"] == summary["outliers"] == len(embedded_run["outliers"])
     assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead_letter"])
     [time_range] = tags.having("data-first", "dd")
