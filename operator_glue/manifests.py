@@ -419,11 +419,13 @@ def _bootstrap_ports(bootstrap_servers: str) -> list[int]:
 
 def kafka_topics(spec: MonitorSpec, settings: DeploySettings) -> list[dict]:
     """Strimzi KafkaTopics: as many partitions as the job's parallelism (at least 3, so the logger and
-    the job can scale), one day of inference log, a week of results (performance records with ground_truth,
-    comparison records with versions.stable and versions.candidate) and of label messages (when they have a topic of their own), two weeks of dead letters."""
+    the job can scale), one day of inference log, a week of results (the model's verdicts and the alert episodes
+    among them; performance records with ground_truth, comparison records with versions.stable and
+    versions.candidate) and of label messages (when they have a topic of their own), two weeks of dead letters."""
     partitions = max(3, spec.job.parallelism)
     topics = spec.kafka.topics
     retention_days = {topics.inference: 1, topics.stats: 7, topics.outliers: 7, topics.drift: 7, topics.dead_letter: 14,
+                      topics.model_drift: 7, topics.alerts: 7,
                       **({topics.performance: 7} if spec.ground_truth else {}),
                       **({topics.labels: 7} if spec.ground_truth and topics.labels else {}),
                       **({topics.comparison: 7} if spec.versions.stable is not None else {})}

@@ -330,23 +330,24 @@ def find(outputs: RunOutputs, spec: MonitorSpec) -> Findings:
 
 
 FEATURE_SCOPE = "feature"
-CLOSE_EVENT, OPEN_EVENT = "close", "open"
+CLOSE_EVENT = "close"
+EVENT_ORDER = {"open": 0, "update": 1, CLOSE_EVENT: 2}
+"""An episode's events in the order they happen (an update and the close name the same last window)."""
 
 
 def alert_episodes(events: pd.DataFrame) -> tuple[AlertEpisode, ...]:
-    """The episodes the open, update and close events describe: each (scope, feature)'s events split at its
-    open events, each episode as its last event states it; the model's first, then by first window."""
+    """The episodes the open, update and close events describe, in any order (a topic's partitions interleave
+    them): a (scope, feature)'s events of one first window are one episode, as its latest event (the furthest last
+    window; open, then update, then close) states it; the model's first, then by first window."""
     if not len(events):
         return ()
-    events = events.assign(_feature=events["feature"].where(events["feature"].notna(), ""))
-    events = events.assign(_episode=(events["event"] == OPEN_EVENT).astype(int).groupby(
-        [events["scope"], events["_feature"]]).cumsum())
-    result = []
-    for (scope, feature, _), rows in events.groupby(["scope", "_feature", "_episode"], sort=False):
-        first, last = rows.iloc[0], rows.iloc[-1]
-        result.append(AlertEpisode(str(scope), feature or None, int(first["first_window"]), int(last["last_window"]),
-                                   _window_count(last["windows"]), tuple(last["metrics"] or ()),
-                                   last["event"] == CLOSE_EVENT))
+    events = events.assign(_feature=events["feature"].where(events["feature"].notna(), ""),
+                           _rank=events["event"].map(EVENT_ORDER).fillna(len(EVENT_ORDER)))
+    latest = events.sort_values(["last_window", "_rank"], kind="stable").groupby(
+        ["scope", "_feature", "first_window"], sort=False).tail(1)
+    result = [AlertEpisode(str(e["scope"]), e["_feature"] or None, int(e["first_window"]), int(e["last_window"]),
+                           _window_count(e["windows"]), tuple(e["metrics"] or ()), e["event"] == CLOSE_EVENT)
+              for _, e in latest.iterrows()]
     return tuple(sorted(result, key=lambda e: (e.scope == FEATURE_SCOPE, e.first_window, e.name)))
 
 

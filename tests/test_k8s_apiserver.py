@@ -268,7 +268,8 @@ def iris_monitor(dyn, control_plane, tmp_path_factory):
 def test_one_pass_applies_the_children_with_owner_references_and_writes_status(dyn, iris_monitor):
     reconciler = Reconciler(dyn, DeploySettings(name=""))
     outcome = reconciler.reconcile(iris_monitor)
-    assert set(outcome.skipped) == {f"KafkaTopic/iris-{t}" for t in ("inference", "stats", "outliers", "drift", "dead-letter")} | {"PodMonitor/iris"}
+    assert set(outcome.skipped) == ({f"KafkaTopic/iris-{t}" for t in ("inference", "stats", "outliers", "drift", "dead-letter")}
+                                    | {"KafkaTopic/model-drift", "KafkaTopic/alerts", "PodMonitor/iris"})  # the spec's defaults
     assert set(outcome.applied) == {"ConfigMap/iris-spec", "FlinkDeployment/iris", "Deployment/iris-logger",
                                     "Service/iris-logger", "HorizontalPodAutoscaler/iris-logger", "NetworkPolicy/iris-logger",
                                     "PrometheusRule/iris"}

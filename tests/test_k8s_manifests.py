@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
+from contract import outputs as output_names
 from contract.kafka_properties import ENV_VAR as KAFKA_PROPERTIES_ENV
 from contract.spec import ConfigError, load_spec, parse_spec
 
@@ -575,3 +576,14 @@ def test_a_model_name_is_quoted_as_a_promql_string_and_no_rule_without_metrics()
     assert 'model="iris \\"v2\\""' in _rules(rule)["MmonModelDriftEpisode"]["expr"]
     document["job"]["metrics_port"] = 0
     assert "PrometheusRule" not in {m.body["kind"] for m in render(parse_spec(document), DeploySettings(name="iris"))}
+
+
+def test_every_output_topic_of_the_spec_gets_a_kafka_topic():
+    """The model's verdicts and the alert episodes too (performance: only with ground_truth)."""
+    spec = load_spec(EXAMPLE)
+    rendered = {body["spec"]["topicName"] for body in (m.body for m in render(spec, DeploySettings(name="iris")))
+                if body["kind"] == "KafkaTopic"}
+    expected = {topic for kind, topic in output_names.topics_by_kind(spec.kafka.topics).items()
+                if kind != output_names.PERFORMANCE}
+    assert rendered == expected | {spec.kafka.topics.inference}
+    assert {spec.kafka.topics.model_drift, spec.kafka.topics.alerts} <= rendered

@@ -144,6 +144,8 @@ def test_summary_counts_equal_the_files(report, embedded_run):
     assert counts["windows"] == summary["windows"] == len({r["window_start"] for r in stats})
     assert counts["drift_alerts"] == sum(bool(r.get("discovery", r["drift"])) for r in embedded_run["drift"])
     assert counts.get("raw_flags", counts["drift_alerts"]) == summary["drift_alerts"] == sum(r["drift"] for r in embedded_run["drift"])
+    assert counts["model_drift_windows"] == summary["drift_windows"] == sum(r["drift"] for r in embedded_run["model_drift"])
+    assert counts["alert_episodes"] == summary["alert_episodes"] == sum(e["event"] == "open" for e in embedded_run["alerts"])
     assert counts["outliers"] == summary["outliers"] == len(embedded_run["outliers"])
     assert counts["dead_letters"] == summary["dead_letter"] == len(embedded_run["dead_letter"])
     [time_range] = tags.having("data-first", "dd")
@@ -899,9 +901,10 @@ def test_discoveries_replace_the_raw_flags_and_episodes_come_from_the_events(ale
 def test_events_of_two_episodes_of_one_feature_make_two():
     events = [_alert_event("open", "feature", "a", 0, 1), _alert_event("close", "feature", "a", 0, 2),
               _alert_event("open", "feature", "c", 4, 5), _alert_event("open", "feature", "a", 6, 7)]
-    episodes = findings_module.alert_episodes(frames({output_names.ALERTS: events})[output_names.ALERTS])
-    assert [(e.feature, e.first_window, e.last_window, e.closed) for e in episodes] == [
-        ("a", *_starts([0, 2]), True), ("c", *_starts([4, 5]), False), ("a", *_starts([6, 7]), False)]
+    for order in (events, events[::-1]):  # a topic's partitions interleave them
+        episodes = findings_module.alert_episodes(frames({output_names.ALERTS: order})[output_names.ALERTS])
+        assert [(e.feature, e.first_window, e.last_window, e.closed) for e in episodes] == [
+            ("a", *_starts([0, 2]), True), ("c", *_starts([4, 5]), False), ("a", *_starts([6, 7]), False)]
     assert figures.episode_rows(episodes) == ["a", "c"]  # a: 4 windows in episodes, c: 2
 
 
