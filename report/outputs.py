@@ -179,7 +179,7 @@ def _start_offsets(consumer, partitions: list, since_ms: Optional[int], end: Map
     return {p: found[p].offset if found.get(p) is not None else end[p] for p in partitions}
 
 
-PER_VERSION = ("stats", "drift", "outliers", "performance")
+PER_VERSION = ("stats", "drift", "outliers", "performance", "model_drift", "alerts")
 """The `RunOutputs` frames whose records are each one model version's."""
 
 

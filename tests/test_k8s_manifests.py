@@ -579,11 +579,12 @@ def test_a_model_name_is_quoted_as_a_promql_string_and_no_rule_without_metrics()
 
 
 def test_every_output_topic_of_the_spec_gets_a_kafka_topic():
-    """The model's verdicts and the alert episodes too (performance: only with ground_truth)."""
+    """The model's verdicts and the alert episodes too (performance: only with ground_truth; comparison: only with
+    versions.stable and versions.candidate)."""
     spec = load_spec(EXAMPLE)
     rendered = {body["spec"]["topicName"] for body in (m.body for m in render(spec, DeploySettings(name="iris")))
                 if body["kind"] == "KafkaTopic"}
     expected = {topic for kind, topic in output_names.topics_by_kind(spec.kafka.topics).items()
-                if kind != output_names.PERFORMANCE}
+                if kind not in (output_names.PERFORMANCE, output_names.COMPARISON)}
     assert rendered == expected | {spec.kafka.topics.inference}
     assert {spec.kafka.topics.model_drift, spec.kafka.topics.alerts} <= rendered
