@@ -86,3 +86,21 @@ def test_mmon_baseline_calibrate_caches_what_a_default_spec_needs(tmp_path, caps
         calibration_cache.file_name(loaded, metric, 0.01, False) for metric in ("wasserstein", "kl", "js", "psi", "hellinger"))
     cached = calibration_cache.load_fields(calibration.ThresholdCurves, folder / calibration_cache.file_name(loaded, "kl", 0.01, False))
     assert _equal(cached, calibration.threshold_curves(loaded, "kl", 0.01))
+
+
+def test_columns_that_share_a_null_share_one_array_after_a_read(tmp_path):
+    """Twenty columns of one shape of data (equal quantile-bin counts) share one null; read back from the cache they
+    still do, so the curves pickle to the size the calibration made (they travel pickled with the drift step)."""
+    import pickle
+
+    rng = np.random.default_rng(5)
+    csv = tmp_path / "training.csv"
+    np.savetxt(csv, rng.normal(size=(500, 20)), delimiter=",", header=",".join(f"f{j}" for j in range(20)), comments="")
+    baseline = Baseline.from_csv(csv)
+    computed = calibration.threshold_curves(baseline, "js", 0.01)
+    calibration_cache.threshold_curves(baseline, "js", 0.01, folder=tmp_path)
+    read = calibration_cache.threshold_curves(baseline, "js", 0.01, folder=tmp_path)
+    assert len({id(null) for null in computed.nulls.values()}) == 1
+    assert len({id(null) for null in read.nulls.values()}) == 1
+    assert all(np.array_equal(read.nulls[name], computed.nulls[name]) for name in computed.nulls)
+    assert len(pickle.dumps(read)) < 1.2 * len(pickle.dumps(computed))

@@ -131,13 +131,21 @@ def load_fields(cls: type, path: Path):
                 continue
             if field.name + NAMES in archive:
                 names = archive[field.name + NAMES].tolist()
-                values = (list(archive[field.name + STACK]) if field.name + STACK in archive
-                          else [archive[f"{field.name}.{i}"] for i in range(len(names))])
+                values = _shared(list(archive[field.name + STACK]) if field.name + STACK in archive
+                                 else [archive[f"{field.name}.{i}"] for i in range(len(names))])
                 fields[field.name] = dict(zip(names, values, strict=True))
             else:
                 value = archive[field.name]
                 fields[field.name] = value.item() if value.ndim == 0 else value
     return cls(**fields)
+
+
+def _shared(values: list[np.ndarray]) -> list[np.ndarray]:
+    """``values`` with equal arrays made one object again, as the calibration shares one null among the columns
+    that have it: the curves travel pickled with the job's drift step, and pickle writes a shared array once (at
+    1,000 features the loaded curves pickled to 90 MB unshared, and the JVM decoding them ran out of its 1 GB)."""
+    seen: dict[tuple, np.ndarray] = {}
+    return [seen.setdefault((value.dtype.str, value.shape, value.tobytes()), value) for value in values]
 
 
 def _mapping_arrays(name: str, values: list[np.ndarray]) -> dict[str, np.ndarray]:
