@@ -1,7 +1,8 @@
 """The read floor of the wide benchmark: a plain Flink SQL job that only reads a topic and counts its records.
 
 Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T --result PATH``), like the job: the same
-local JVM flags (`flink_job.jvm.local_jvm_args`, Kafka mode), the same connector jar, parallelism 1, the value
+local JVM flags as the job (`flink_job.jvm.local_jvm_args`; under the wide benchmark, ``JVM_ARGS`` set to the
+embedded run's flags for the same stream, `benchmarks.wide.embedded_jvm_flags`), the same connector jar, parallelism 1, the value
 as a raw STRING with the job's consumer properties (`flink_job.source.FETCH_PROPERTIES`), from the earliest
 offset to the latest one at start (bounded). The rate is the records counted over the processing time from the
 first record to the last (each record stamped by ``CURRENT_ROW_TIMESTAMP()``), so the JVM's start and the
