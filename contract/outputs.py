@@ -7,6 +7,7 @@ the benchmarks and the tests spell each one the same way. The Java side (``Contr
 """
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,3 +56,11 @@ def topics_by_kind(topics: TopicsSpec) -> dict[str, str]:
     return {STATS: topics.stats, COVARIANCE: topics.stats, OUTLIERS: topics.outliers, DRIFT: topics.drift,
             DEAD_LETTER: topics.dead_letter, PERFORMANCE: topics.performance, COMPARISON: topics.comparison,
             MODEL_DRIFT: topics.model_drift, ALERTS: topics.alerts}
+
+
+_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: json.dumps builds one per call
+
+
+def record_json(record: dict) -> str:
+    """An output record as the job writes it: compact JSON, no NaN or infinity (a missing value is null)."""
+    return _RECORD_ENCODER.encode(record)

@@ -21,7 +21,6 @@ Output rows leave as `flink_job.rows.OUTPUT_ROW` directly (kind, Kafka key, JSON
 """
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 import numpy as np
@@ -106,17 +105,17 @@ class WindowAlerts(KeyedProcessFunction):
         verdict = discovery.window_verdict(p_values, flags, control.method, control.q)
         discoveries = dict(zip(metrics, np.split(verdict.discoveries, len(metrics))))
         for feature, records in zip(window.features, drift.drift_records(self.spec, window, results, discoveries, version)):
-            for record in records:
-                yield Row(outputs.DRIFT, f"{model}/{feature}/{json.loads(record)['metric']}", record)
+            for metric, record in records:
+                yield Row(outputs.DRIFT, f"{model}/{feature}/{metric}", record)
         found = discovery.discovered_metrics(list(window.features) * len(metrics),
                                              np.repeat(metrics, len(window.features)), verdict.discoveries)
         start, end = int(window.window_start[0]), int(window.window_end[0])
-        yield Row(outputs.MODEL_DRIFT, model, _json(model_record(model, version, start, end, verdict, found, control)))
+        yield Row(outputs.MODEL_DRIFT, model, outputs.record_json(model_record(model, version, start, end, verdict, found, control)))
         if verdict.drift:
             found[discovery.MODEL] = list(dict.fromkeys(m for names in found.values() for m in names))
         for event in episodes.step(start, found):
             key = f"{model}/{event['feature'] or ''}"
-            yield Row(outputs.ALERTS, key, _json({"model": model, outputs.VERSION: version, **event}))
+            yield Row(outputs.ALERTS, key, outputs.record_json({"model": model, outputs.VERSION: version, **event}))
 
 
 def model_record(model: str, version: str, start: int, end: int, verdict: discovery.Verdict, found: dict,
@@ -126,6 +125,3 @@ def model_record(model: str, version: str, start: int, end: int, verdict: discov
             "discoveries": int(verdict.discoveries.sum()), "features": sorted(found), "drift": verdict.drift,
             "p_value": verdict.p_value, "method": control.method, "q": control.q}
 
-
-def _json(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False)

@@ -120,7 +120,7 @@ class VersionPairs(KeyedProcessFunction):
                       "metric": result.metric, "value": result.value, "threshold": result.threshold,
                       "flagged": result.flagged, "stable_count": stable.instances,
                       "candidate_count": candidate.instances}
-            yield Row(outputs.COMPARISON, f"{self.model}/{feature}/{result.metric}", _json(record))
+            yield Row(outputs.COMPARISON, f"{self.model}/{feature}/{result.metric}", outputs.record_json(record))
 
 
 class PerformancePairs(KeyedProcessFunction):
@@ -153,13 +153,10 @@ class PerformancePairs(KeyedProcessFunction):
                "final": bool(stable["final"] and candidate["final"])}
         if out["final"]:
             self.latest.clear()  # the window's last comparison: nothing of it comes again
-        yield Row(outputs.COMPARISON, f"{self.model}/{record['window_start']}/{result.metric}", _json(out))
+        yield Row(outputs.COMPARISON, f"{self.model}/{record['window_start']}/{result.metric}", outputs.record_json(out))
 
 
 def _correct(record: dict) -> int:
     """An accuracy record's correct pairs: its value times its labelled pairs, a whole number."""
     return int(round(record["value"] * record["labelled"]))
 
-
-def _json(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False)

@@ -22,6 +22,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from contract import outputs
 from contract.spec import MonitorSpec
 
 from udfs import calibration_cache
@@ -83,12 +84,14 @@ def evaluate(spec: MonitorSpec, math: WindowDrift, rows: WindowRows) -> dict[str
 
 
 def drift_records(spec: MonitorSpec, rows: WindowRows, results: Mapping[str, MetricResult],
-                  discoveries: Optional[Mapping[str, np.ndarray]] = None, version: Optional[str] = None) -> list[list[str]]:
-    """For each row, the JSON drift records (without ``emitted_at``) to emit: every metric with ``emit_all``, else
+                  discoveries: Optional[Mapping[str, np.ndarray]] = None,
+                  version: Optional[str] = None) -> list[list[tuple[str, str]]]:
+    """For each row, the drift records (without ``emitted_at``) to emit, each as (metric, JSON record), so that
+    the caller keys it without parsing it again: every metric with ``emit_all``, else
     those over their threshold or discovered (``discoveries``: per metric, each row's discovery under
     ``drift.control``; without it, a discovery is a flag); ``version`` the rows' model version (the spec's
     ``model.version`` when omitted)."""
-    out: list[list[str]] = [[] for _ in range(len(rows.features))]
+    out: list[list[tuple[str, str]]] = [[] for _ in range(len(rows.features))]
     for metric, (values, thresholds, p_values) in results.items():
         over = values > thresholds
         found = over if discoveries is None else discoveries[metric]
@@ -101,5 +104,5 @@ def drift_records(spec: MonitorSpec, rows: WindowRows, results: Mapping[str, Met
                       "p_value": None if np.isnan(p_values[i]) else float(p_values[i]), "discovery": bool(found[i])}
             if metric == drift_math.MISSING_RATE:
                 record["missing"] = int(rows.missing[i])
-            out[i].append(json.dumps(record, separators=(",", ":"), allow_nan=False))
+            out[i].append((metric, outputs.record_json(record)))
     return out

@@ -21,7 +21,6 @@ so the coverage ``labelled / predictions`` is exact at every revision).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -232,7 +231,7 @@ class WindowPerformance(KeyedProcessFunction):
         results = self.metrics.results(accumulator)  # a window without labels: its metrics without a value
         for record in window_records(self.model, self.window_ms, state, results, final):
             key = record["metric"] + (f"/{record['class']}" if "class" in record else "")
-            yield Row(outputs.PERFORMANCE, self.model, state.start, key, _json(record))
+            yield Row(outputs.PERFORMANCE, self.model, state.start, key, outputs.record_json(record))
 
 
 def window_records(model: str, window_ms: int, state: WindowState, results: list[dict], final: bool) -> list[dict]:
@@ -244,6 +243,3 @@ def window_records(model: str, window_ms: int, state: WindowState, results: list
     return [{**window, **{k: v for k, v in result.items() if k != "alert"}, **counts, "alert": result["alert"],
              "final": final, "revision": state.revision} for result in results]
 
-
-def _json(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False)

@@ -347,7 +347,7 @@ class EmitStats(ProcessWindowFunction):
             self.windows.inc()
             tests = self._tests(state.stats, feature, numeric[j]) if j in numeric else "{}"
             yield Row(outputs.STATS, self.model, feature, window.start, window.end, result["count"], result["missing"],
-                      [int(c) for c in histogram], _json(record), tests, version)
+                      [int(c) for c in histogram], outputs.record_json(record), tests, version)
         if state.covariance is not None:
             yield from self._matrices(state.covariance.result(), window, state.matrix_names, version)
 
@@ -363,7 +363,7 @@ class EmitStats(ProcessWindowFunction):
                       "window_end": window.end, "count": result["count"], "features": list(features),
                       "matrix": result[statistic]}
             yield Row(outputs.COVARIANCE, self.model, statistic, window.start, window.end, result["count"], 0, [],
-                      _json(record), "{}", version)
+                      outputs.record_json(record), "{}", version)
 
     def _tests(self, stats: BlockStats, feature: str, j: int) -> str:
         """``{test: statistic}`` of ``feature``, the block's numeric column ``j``, as JSON; null for a column
@@ -377,16 +377,13 @@ class EmitStats(ProcessWindowFunction):
         if self.outlier_bounds:
             bounds = self.outlier_bounds.get(feature)
             values[OUTLIER_RATE] = beyond_count(cdf, cdf.n, cdf.epsilon, *bounds) if cdf.n and bounds else None
-        return _json(values)
+        return outputs.record_json(values)
 
 
 def _categorical(result: dict) -> dict:
     """A categorical column's record fields (`CategoricalStats.result`), ``type`` first."""
     return {"type": CATEGORICAL, **result}
 
-
-def _json(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
 def output_records(records: DataStream, row_type: TypeInformation, key_fields: Sequence[str], name: str) -> DataStream:

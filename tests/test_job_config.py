@@ -295,7 +295,7 @@ def test_drift_step_thresholds_the_window_steps_two_sample_statistics(tmp_path):
     empty_histogram = [0] * (len(baseline.features[feature].edges) + 1)
     rows = drift.WindowRows([feature], [0], [10], [len(window)], [0], [empty_histogram], [json.dumps(tests)])
     out = drift.drift_records(spec, rows, drift.evaluate(spec, drift.window_drift(spec, baseline), rows))
-    records = {r["metric"]: r for r in map(json.loads, out[0])}
+    records = {metric: json.loads(text) for metric, text in out[0]}
     assert set(records) == {"ks", "cvm"} and all(r["count"] == len(window) for r in records.values())
     assert records["ks"]["value"] == tests["ks"] and records["cvm"]["value"] == tests["cvm"]
     assert records["ks"]["threshold"] == float(two_sample.ks_threshold(len(sample), len(window), 0.05))
