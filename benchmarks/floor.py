@@ -1,13 +1,20 @@
-"""The read floor of the wide benchmark: a plain Flink SQL job that only reads a topic and counts its records.
+"""The floors of the wide benchmark: plain Flink SQL jobs that read a topic and count its records.
 
-Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T --result PATH``), like the job: the same
-local JVM flags as the job (`flink_job.jvm.local_jvm_args`; under the wide benchmark, ``JVM_ARGS`` set to the
-embedded run's flags for the same stream, `benchmarks.wide.embedded_jvm_flags`), the same connector jar, parallelism 1, the value
-as a raw STRING with the job's consumer properties (`flink_job.source.FETCH_PROPERTIES`), from the earliest
-offset to the latest one at start (bounded). The rate is the records counted over the processing time from the
+- The read floor: the value as a raw STRING, counted (issue 23's reference: what reading the topic costs).
+- The parse floor (``--parse FORMAT``): the topic read again through Flink's JSON format with every instance's
+  values declared as DOUBLE, so each value is parsed, then counted: what any job that looks at the values
+  pays before doing anything with them.
+
+Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T --result PATH [--parse F]``), like
+the job: the same local JVM flags as the job (`flink_job.jvm.local_jvm_args`; under the wide benchmark,
+``JVM_ARGS`` set to the embedded run's flags for the same stream, `benchmarks.wide.embedded_jvm_flags`), the same
+connector jar, parallelism 1, the job's consumer properties (`flink_job.source.FETCH_PROPERTIES`), from the earliest
+offset to the latest one at start (bounded). A rate is the records counted over the processing time from the
 first record to the last (each record stamped by ``CURRENT_ROW_TIMESTAMP()``), so the JVM's start and the
-job's deployment are left out, as the job's drain rate leaves them out. Writes ``{"records": n, "seconds": s, "records_per_s": r}`` as JSON to
-``--result`` (the JVM and PyFlink print to stdout too).
+job's deployment are left out, as the job's drain rate leaves them out. Writes ``{"records": n, "values": 0,
+"seconds": s, "records_per_s": r}`` as JSON to ``--result``, with the parse floor's figures under ``"parse"``
+(``values``: the first instance's values parsed, summed over the records, a check that they were); the JVM and
+PyFlink print to stdout too.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Optional
 
 from flink_job import jvm, parse, source
 
@@ -24,21 +32,41 @@ MINI_BATCH = {"table.exec.mini-batch.enabled": "true", "table.exec.mini-batch.al
 """The count's updates once per mini-batch, not once per record (which would cost more than the read)."""
 
 
-def source_ddl(bootstrap: str, topic: str) -> str:
+INSTANCES_FIELD = {"thesis": "payload", "kserve-v1": "data"}
+"""Where each format that carries ``{"instances": [[...]]}`` keeps it (oip-v2's tensors have no parse floor)."""
+
+
+def source_ddl(bootstrap: str, topic: str, table: str = "floor_source", columns: str = "payload STRING",
+               value_format: str = "raw") -> str:
     options = {"connector": "kafka", "topic": topic, "properties.bootstrap.servers": bootstrap,
                "properties.group.id": f"mmon-floor-{uuid.uuid4().hex[:8]}", "scan.startup.mode": "earliest-offset",
-               "scan.bounded.mode": "latest-offset", "value.format": "raw",
+               "scan.bounded.mode": "latest-offset", "value.format": value_format,
                **{f"properties.{k}": v for k, v in source.FETCH_PROPERTIES.items()}}
     body = ",\n  ".join(f"{parse.sql_string(k)} = {parse.sql_string(v)}" for k, v in options.items())
-    return f"CREATE TEMPORARY TABLE floor_source (payload STRING) WITH (\n  {body}\n)"
+    return f"CREATE TEMPORARY TABLE {table} ({columns}) WITH (\n  {body}\n)"
 
 
-COUNT_SQL = (f"SELECT COUNT(payload) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms FROM "
-             f"(SELECT payload, {source.EPOCH_MS}(CURRENT_ROW_TIMESTAMP()) AS read_at FROM floor_source)")
+def parse_source_ddl(bootstrap: str, topic: str, format: str) -> str:
+    """The topic through Flink's JSON format, every instance's values declared as DOUBLE, so each is parsed."""
+    columns = f"{INSTANCES_FIELD[format]} ROW<instances ARRAY<ARRAY<DOUBLE>>>"
+    return source_ddl(bootstrap, topic, "parse_source", columns, "json")
 
 
-def count(bootstrap: str, topic: str) -> dict:
-    """Reads ``topic`` once through Flink SQL; the records and their rate."""
+READ_AT = f"{source.EPOCH_MS}(CURRENT_ROW_TIMESTAMP()) AS read_at"
+COUNT_SQL = (f"SELECT COUNT(payload) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, 0 AS v FROM "
+             f"(SELECT payload, {READ_AT} FROM floor_source)")
+
+
+def parse_count_sql(format: str) -> str:
+    """The parse floor's count, with the values parsed (the first instance's per record) as a check."""
+    field = INSTANCES_FIELD[format]
+    return (f"SELECT COUNT(*) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, "
+            f"SUM(CAST(CARDINALITY({field}.instances[1]) AS BIGINT)) AS v FROM (SELECT {field}, {READ_AT} FROM parse_source)")
+
+
+def count(bootstrap: str, topic: str, parse_format: Optional[str] = None) -> dict:
+    """Reads ``topic`` through Flink SQL; its records and their rate, and with ``parse_format`` (a format of
+    `INSTANCES_FIELD`) the parse floor's too, under ``"parse"``: the topic read again, every value parsed."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     jvm.prepare_local_jvm(kafka=True, input_lines=0, prometheus=False)
@@ -49,13 +77,22 @@ def count(bootstrap: str, topic: str) -> dict:
         config.set(key, value)
     source.register_functions(t_env)
     t_env.execute_sql(source_ddl(bootstrap, topic))
+    result = _timed_count(t_env, COUNT_SQL)
+    if parse_format:
+        t_env.execute_sql(parse_source_ddl(bootstrap, topic, parse_format))
+        result["parse"] = {**_timed_count(t_env, parse_count_sql(parse_format))}
+    return result
+
+
+def _timed_count(t_env, sql: str) -> dict:
+    """Runs a bounded count query to its end: records, values checked, and records/s from the first to the last."""
     last = None
-    with t_env.execute_sql(COUNT_SQL).collect() as results:
+    with t_env.execute_sql(sql).collect() as results:
         for row in results:
             last = row  # the final update holds the totals
-    n, first_ms, last_ms = (last[0], last[1], last[2]) if last else (0, None, None)
+    n, first_ms, last_ms, values = (last[0], last[1], last[2], last[3]) if last else (0, None, None, 0)
     seconds = (last_ms - first_ms) / 1000 if n > 1 else None
-    return {"records": n, "seconds": seconds, "records_per_s": (n - 1) / seconds if seconds else None}
+    return {"records": n, "values": values, "seconds": seconds, "records_per_s": (n - 1) / seconds if seconds else None}
 
 
 def main(argv: list[str]) -> int:
@@ -63,8 +100,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kafka", required=True, metavar="HOST:PORT")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--result", required=True, type=Path, metavar="PATH", help="where the JSON result goes")
+    parser.add_argument("--parse", choices=sorted(INSTANCES_FIELD), metavar="FORMAT",
+                        help="also the parse floor: the topic read again through Flink's JSON format, every value "
+                             f"parsed as a DOUBLE (the records' format: {', '.join(sorted(INSTANCES_FIELD))})")
     args = parser.parse_args(argv)
-    args.result.write_text(json.dumps(count(args.kafka, args.topic)) + "\n")
+    args.result.write_text(json.dumps(count(args.kafka, args.topic, args.parse)) + "\n")
     return 0
 
 

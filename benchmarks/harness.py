@@ -277,8 +277,8 @@ def last_window_end(truth: GroundTruth, timing: WindowTiming) -> int:
 def await_last_window(collector: OutputCollector, end_ms: int, n_features: int, timeout_s: float,
                       job_failure: JobCheck) -> None:
     """Wait for the stats records of the last window, then for a quiet topic (drift follows stats)."""
-    done = collector.wait_for(lambda c: sum(1 for r in c.records[output_names.STATS] if r.get("window_end") == end_ms
-                                            and "feature" in r) >= n_features, timeout_s, lambda: job_failure() is None)
+    done = collector.wait_for(lambda c: c.stats_per_window_end[end_ms] >= n_features, timeout_s,
+                              lambda: job_failure() is None)
     if not done:
         raise BenchError(job_failure() or f"the job did not emit the last window within {timeout_s:.0f} s (see job.log)")
     collector.wait_quiet(quiet_s=3.0, timeout_s=30.0)
@@ -324,7 +324,7 @@ class Progress:
         rate = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_sent, self.last_time = sent, now
         stage = int(self.truth.stage[min(sent, len(self.truth.ids)) - 1]) if sent else 1
-        windows = sum(1 for r in self.collector.records[output_names.STATS] if "feature" in r) // self.n_features
+        windows = self.collector.windows(self.n_features)
         print(f"bench: {now - self.started:7.1f} s  stage {stage}/5  sent {sent:,}/{len(self.truth.ids):,}  "
               f"{rate:7.1f} req/s  alerts {self.collector.count('outliers'):,}  windows {windows:,}  "
               f"drift records {self.collector.count('drift'):,}", flush=True)
@@ -468,7 +468,9 @@ def run_max(options: Options, spec: MonitorSpec, spec_path: Path,
     print(f"bench: produced in {produce_s:.1f} s; raw consumer reads {raw_ips:,.0f} records/s; starting the job",
           flush=True)
     with ExitStack() as stack:
-        collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics))
+        # the outputs other than stats are read after the drain, as the embedded run's files are
+        collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics,
+                                                        live=[output_names.STATS]))
         started = time.time()
         job_sampler, job_failure = start_job(options, spec_path, spec, stack)
         stack.enter_context(drain_progress(collector, len(spec.input.features)))
@@ -499,7 +501,7 @@ def drain_progress(collector: OutputCollector, n_features: int) -> Iterator[None
 
     def report_loop() -> None:
         while not stop.wait(PROGRESS_EVERY_S):
-            windows = sum(1 for r in collector.records[output_names.STATS] if "feature" in r) // n_features
+            windows = collector.windows(n_features)
             print(f"bench: {time.monotonic() - started:7.1f} s  draining: alerts {collector.count('outliers'):,}  "
                   f"windows {windows:,}  drift records {collector.count('drift'):,}", flush=True)
     thread = threading.Thread(target=report_loop, name="drain-progress", daemon=True)

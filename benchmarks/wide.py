@@ -11,9 +11,10 @@ Measured per width:
 - on Kafka (the ``max`` profile's method, `benchmarks.harness.run_max`): the stream staged in a topic,
   the raw consumer's rate, then the job's drain rate from the first alert to the last window, with the cores
   the broker and the harness (its output collector) took meanwhile on the same machine;
-- the read floor (`benchmarks.floor`): a plain Flink SQL job reading the same topic and counting its records,
-  same broker, same JVM flags, right after the drain; the Kafka path is reported as a share of it and of
-  the embedded path, against issue 23's targets (`KAFKA_VS_EMBEDDED`, `KAFKA_VS_FLOOR`);
+- the floors (`benchmarks.floor`): plain Flink SQL jobs reading the same topic and counting its records, same
+  broker, same JVM flags, right after the drain: the read floor (the value as a raw string) and the parse floor
+  (every value parsed by Flink's JSON format); the Kafka path is reported as a share of both and of the embedded
+  path, against issue 23's targets (`KAFKA_VS_EMBEDDED`, `KAFKA_VS_FLOOR`);
 - covariance: a window of `COVARIANCE_WINDOW` instances through `udfs.stats.CovarianceAccumulator`
   (update and result), the cost the opt-in matrices add per window.
 
@@ -47,6 +48,7 @@ from streams.wide import Model
 
 from benchmarks import harness
 from benchmarks.background import BackgroundWorker
+from benchmarks.floor import INSTANCES_FIELD
 
 WIDTHS = (4, 32, 128, 512, 1000)
 COVARIANCE_WINDOW = 1000
@@ -114,14 +116,15 @@ def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
     with embedded_jvm_flags(len(model.stream)):
         with CpuTimeline({"broker": broker_pid(bootstrap), "harness": os.getpid()}) as cpu:
             figures, data = harness.run_max(options, spec, spec_path, model.stream)
-        floor = run_floor(bootstrap, spec.kafka.topics.inference, options.out / "floor.log")
+        floor = run_floor(bootstrap, spec.kafka.topics.inference, spec.input.format, options.out / "floor.log")
     rate = window_rate(data.outputs.stats, spec.input.names[0])
     start_s, end_s = drain_span_s(data.outputs)
     return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
             "drain_ips": figures["throughput_ips"], "raw_consumer_ips": figures["raw_consumer_ips"],
             "vs_raw_consumer": rate / figures["raw_consumer_ips"] if rate else None,
             "peak_rss_mb": figures["job_peak_rss_mb"], "floor_ips": floor["records_per_s"],
-            "floor_records": floor["records"], "drain_s": end_s - start_s,
+            "floor_records": floor["records"], "parse_floor_ips": (floor.get("parse") or {}).get("records_per_s"),
+            "drain_s": end_s - start_s,
             "broker_cores": cpu.cores("broker", start_s, end_s), "harness_cores": cpu.cores("harness", start_s, end_s)}
 
 
@@ -154,11 +157,13 @@ def window_rate(stats: list[dict], first_feature: str) -> Optional[float]:
     return after_first / span_s if span_s > 0 else None
 
 
-def run_floor(bootstrap: str, topic: str, log_path: Path) -> dict:
-    """`benchmarks.floor` on ``topic``, in a process of its own as the job is."""
+def run_floor(bootstrap: str, topic: str, format: str, log_path: Path) -> dict:
+    """`benchmarks.floor` on ``topic``, in a process of its own as the job is: the read floor, and the parse
+    floor where the records' ``format`` has one."""
     result = log_path.with_suffix(".json")
+    parse = ["--parse", format] if format in INSTANCES_FIELD else []
     finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", bootstrap, "--topic", topic,
-                               "--result", str(result)], cwd=harness.ROOT, capture_output=True, text=True,
+                               "--result", str(result), *parse], cwd=harness.ROOT, capture_output=True, text=True,
                               timeout=FLOOR_TIMEOUT_S)
     log_path.write_text(finished.stdout + finished.stderr)
     if finished.returncode != 0:
@@ -291,12 +296,18 @@ def kafka_targets(rows: list[dict]) -> list[dict]:
 
 
 def kafka_ratios(row: dict) -> dict:
-    """The Kafka path against the embedded path and the read floor, and the floor against the raw consumer."""
+    """The Kafka path against the embedded path and the two floors, the parse floor against the read floor, and
+    the read floor against the raw consumer."""
     kafka, embedded = row.get("kafka") or {}, row["embedded"]
     rate, floor, raw = kafka.get("instances_per_s"), kafka.get("floor_ips"), kafka.get("raw_consumer_ips")
-    return {"vs_embedded": rate / embedded["instances_per_s"] if rate and embedded["instances_per_s"] else None,
-            "vs_floor": rate / floor if rate and floor else None,
-            "floor_vs_raw_consumer": floor / raw if floor and raw else None}
+    parse_floor = kafka.get("parse_floor_ips")
+    return {"vs_embedded": _share(rate, embedded["instances_per_s"]), "vs_floor": _share(rate, floor),
+            "vs_parse_floor": _share(rate, parse_floor), "parse_floor_vs_floor": _share(parse_floor, floor),
+            "floor_vs_raw_consumer": _share(floor, raw)}
+
+
+def _share(part: Optional[float], whole: Optional[float]) -> Optional[float]:
+    return part / whole if part and whole else None
 
 
 def report_lines(results: dict) -> list[str]:
@@ -305,23 +316,19 @@ def report_lines(results: dict) -> list[str]:
              f"(36 windows of 15 s); drift in the first {wide.DRIFTED_SHARE:.0%} of the features; "
              f"run took {results['seconds']:.0f} s.", "",
              "| features | instances | embedded instances/s | embedded values/s | peak RSS (MB) | start-up (s) "
-             "| Kafka instances/s | Kafka values/s | Kafka drain instances/s | read floor records/s | Kafka / embedded "
-             "| Kafka / floor | floor / raw consumer | Kafka / raw consumer | covariance per window (s) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| covariance per window (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for row in results["rows"]:
-        e, k, c, ratios = row["embedded"], row.get("kafka") or {}, row["covariance"], kafka_ratios(row)
+        e, c = row["embedded"], row["covariance"]
         lines.append(f"| {row['features']:,} | {row['instances']:,} | {_number(e['instances_per_s'])} | "
                      f"{_number(e['values_per_s'])} | {e['peak_rss_mb']:,.0f} | {_number(e['startup_s'], '.1f')} | "
-                     f"{_number(k.get('instances_per_s'))} | {_number(k.get('values_per_s'))} | "
-                     f"{_number(k.get('drain_ips'))} | {_number(k.get('floor_ips'))} | {_number(ratios['vs_embedded'], '.2f')} | "
-                     f"{_number(ratios['vs_floor'], '.2f')} | {_number(ratios['floor_vs_raw_consumer'], '.2f')} | "
-                     f"{_number(k.get('vs_raw_consumer'), '.2f')} | {c['seconds_per_window']:.3f} |")
+                     f"{c['seconds_per_window']:.3f} |")
+    lines += kafka_table_lines(results["rows"])
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in results["targets"]]
     lines += ["", "Instances/s on both paths are counted alike: the instances of the windows after the first, over the "
               "time from the first window's stats record to the last one's. The Kafka drain rate (the `max` profile's, "
               "first alert to last window record) also counts the window step's Python worker starting while the "
-              "source already reads; the read floor counts the records from the first read to the last."]
+              "source already reads; the floors count the records from the first read to the last."]
     lines += colocated_lines(results["rows"])
     lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {wide.DRIFTED_SHARE:.0%} "
               "of each model drifted):", ""]
@@ -332,14 +339,34 @@ def report_lines(results: dict) -> list[str]:
     return lines
 
 
+def kafka_table_lines(rows: list[dict]) -> list[str]:
+    """The Kafka path's rates beside the embedded path and the two floors, one row per width."""
+    kafka_rows = [row for row in rows if row.get("kafka")]
+    if not kafka_rows:
+        return []
+    lines = ["", "| features | Kafka instances/s | Kafka values/s | Kafka drain instances/s | read floor records/s "
+             "| parse floor records/s | Kafka / embedded | Kafka / read floor | Kafka / parse floor "
+             "| parse floor / read floor | read floor / raw consumer | Kafka / raw consumer |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in kafka_rows:
+        k, ratios = row["kafka"], kafka_ratios(row)
+        lines.append(f"| {row['features']:,} | {_number(k.get('instances_per_s'))} | {_number(k.get('values_per_s'))} | "
+                     f"{_number(k.get('drain_ips'))} | {_number(k.get('floor_ips'))} | "
+                     f"{_number(k.get('parse_floor_ips'))} | {_number(ratios['vs_embedded'], '.2f')} | "
+                     f"{_number(ratios['vs_floor'], '.2f')} | {_number(ratios['vs_parse_floor'], '.2f')} | "
+                     f"{_number(ratios['parse_floor_vs_floor'], '.2f')} | "
+                     f"{_number(ratios['floor_vs_raw_consumer'], '.2f')} | {_number(k.get('vs_raw_consumer'), '.2f')} |")
+    return lines
+
+
 def colocated_lines(rows: list[dict]) -> list[str]:
     """What the broker and the harness (its output collector) took of the two cores while the job drained."""
     kafka_rows = [row for row in rows if row.get("kafka")]
     if not kafka_rows:
         return []
     lines = ["", "Sharing the machine: during each drain (first alert to last window record) the broker and the "
-             "harness (its output collector, which decodes every output record) took these cores of the two; the "
-             "read floor runs alone, after the drain:", ""]
+             "harness (its output collector, which decodes the stats records as they come and reads the others "
+             "after the drain) took these cores of the two; the floors run alone, after the drain:", ""]
     for row in kafka_rows:
         k = row["kafka"]
         lines.append(f"- {row['features']:,} features: drain {k['drain_s']:.1f} s, broker "

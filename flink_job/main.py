@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -46,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="multiply the generated stream's request rates (shorter event time, same shape)")
     parser.add_argument("--metrics-port", type=int, default=None,
                         help="Prometheus reporter port (default: the spec's job.metrics_port; 0 = off)")
-    parser.add_argument("--checkpoint-dir", help="Kafka mode: checkpoint storage URI, retained on cancel (e.g. file:///tmp/ckpt)")
+    parser.add_argument("--checkpoint-dir",
+                        help="Kafka mode: checkpoint storage URI, retained on cancel (e.g. file:///tmp/ckpt); default: a "
+                             "temporary folder of this run, deleted at exit (a local job) or the cluster's own setting "
+                             "(under `flink run`)")
     parser.add_argument("--restore-from", metavar="PATH", help="Kafka mode: start from this retained checkpoint or savepoint")
     parser.add_argument("--detach", action="store_true",
                         help="Kafka mode: return once the job is submitted instead of waiting for it (for `flink run -d`)")
@@ -215,8 +219,11 @@ def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, m
     from flink_job import pipeline, restore, sinks
 
     job_id = restore.new_job_id() if args.checkpoint_dir else None
-    options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port, checkpoint_dir=args.checkpoint_dir,
-                                  restore_from=args.restore_from, job_id=job_id)
+    scratch = None if args.checkpoint_dir or args.detach or under_flink_run() else tempfile.TemporaryDirectory(
+        prefix="mmon-checkpoints-")
+    options = pipeline.RunOptions(bootstrap=args.kafka, metrics_port=metrics_port,
+                                  checkpoint_dir=args.checkpoint_dir or (scratch and Path(scratch.name).as_uri()),
+                                  retain_checkpoints=scratch is None, restore_from=args.restore_from, job_id=job_id)
     env, t_env = pipeline.create_environments(spec, options)
     if args.restore_from and not restorable(spec, baseline, args.restore_from):
         return 2
@@ -234,7 +241,21 @@ def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, m
           f"{', '.join(sorted(set(outputs.topics_by_kind(spec.kafka.topics).values())))}", flush=True)
     if not args.detach:
         client.get_job_execution_result().result()
+    if scratch:
+        scratch.cleanup()
     return 0
+
+
+def under_flink_run() -> bool:
+    """Whether this process is the Python driver of ``flink run`` (the JVM that started it passes its gateway's
+    port): the cluster's configuration, not this machine's temporary folder, then says where checkpoints go.
+
+    A local Kafka job without ``--checkpoint-dir`` still checkpoints to files, in a scratch folder: Flink's
+    default without a directory keeps checkpoints in the JobManager's memory, at most 5 MB of state per
+    operator, and a wide model's open windows are larger (1,000 features: 7.9 MB in the router); every
+    checkpoint failed, the job restarted, and the local cluster lost its TaskManager on the way (the output
+    stalled for good)."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
 
 
 def restorable(spec: MonitorSpec, baseline: Baseline, restore_from: str) -> bool:

@@ -37,7 +37,8 @@ class RunOptions:
     input_lines: int = 0
     bootstrap: Optional[str] = None
     metrics_port: int = 0
-    checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go (kept when the job is cancelled)
+    checkpoint_dir: Optional[str] = None  # Kafka mode: where checkpoints go
+    retain_checkpoints: bool = True  # kept when the job is cancelled (False: a scratch folder of this run)
     restore_from: Optional[str] = None  # a retained checkpoint or savepoint to start from
     job_id: Optional[str] = None  # the job's id, fixed before submission (32 hex digits): its checkpoint folder
 
@@ -68,6 +69,7 @@ def flink_configuration(spec: MonitorSpec, options: RunOptions) -> Configuration
     settings["pipeline.jars"] = ";".join(jar.as_uri() for jar in jvm.job_jars(kafka=options.bootstrap is not None))
     if options.checkpoint_dir:
         settings["execution.checkpointing.dir"] = options.checkpoint_dir
+    if options.checkpoint_dir and options.retain_checkpoints:
         settings["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
     if options.restore_from:
         settings["execution.state-recovery.path"] = options.restore_from
