@@ -468,9 +468,10 @@ def run_max(options: Options, spec: MonitorSpec, spec_path: Path,
     print(f"bench: produced in {produce_s:.1f} s; raw consumer reads {raw_ips:,.0f} records/s; starting the job",
           flush=True)
     with ExitStack() as stack:
-        # the outputs other than stats are read after the drain, as the embedded run's files are
+        # nothing is decoded during the drain (the stats are counted by their first bytes): the outputs are read
+        # after it, as the embedded run's files are
         collector = stack.enter_context(OutputCollector(spec.kafka.bootstrap_servers, spec.kafka.topics,
-                                                        live=[output_names.STATS]))
+                                                        live=()))
         started = time.time()
         job_sampler, job_failure = start_job(options, spec_path, spec, stack)
         stack.enter_context(drain_progress(collector, len(spec.input.features)))
