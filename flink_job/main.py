@@ -216,7 +216,7 @@ def run_embedded(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace
 
 
 def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, metrics_port: int) -> int:
-    from flink_job import pipeline, restore, sinks
+    from flink_job import local_cluster, pipeline, restore, sinks
 
     job_id = restore.new_job_id() if args.checkpoint_dir else None
     scratch = None if args.checkpoint_dir or args.detach or under_flink_run() else tempfile.TemporaryDirectory(
@@ -239,11 +239,13 @@ def run_kafka(spec: MonitorSpec, baseline: Baseline, args: argparse.Namespace, m
         restore.save(args.checkpoint_dir, submitted, spec, baseline)
     print(f"mmon run: Kafka job {submitted} on {args.kafka}: {spec.kafka.topics.inference} -> "
           f"{', '.join(sorted(set(outputs.topics_by_kind(spec.kafka.topics).values())))}", flush=True)
-    if not args.detach:
-        client.get_job_execution_result().result()
+    lost = None if args.detach else local_cluster.await_job(client)
+    if lost:
+        print(f"mmon run: {lost}", flush=True)
+        client.cancel()
     if scratch:
         scratch.cleanup()
-    return 0
+    return 1 if lost else 0
 
 
 def under_flink_run() -> bool:
