@@ -28,9 +28,9 @@ test: setup test-java
 test-java: setup
 	mvn -q -B -ntp -f jvm/udfs/pom.xml test
 
-# The tests that start no JVM, broker or API server: seconds, for the edit-test loop.
+# The tests that start no JVM, broker, S3 server or API server: seconds, for the edit-test loop.
 test-fast: $(STAMP)
-	$(VPY) -m pytest -m "not flink and not kafka and not k8s" $(PYTEST_ARGS)
+	$(VPY) -m pytest -m "not flink and not kafka and not k8s and not s3" $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/mmon bench --profile thesis --out bench-out/thesis

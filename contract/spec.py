@@ -161,30 +161,50 @@ class FeatureSpec:
         return _build(cls, value, path)
 
 
-BASELINE_URL_SCHEMES = ("http", "https")
+BASELINE_URL_SCHEMES = ("http", "https", "s3")
 BASELINE_AUTHORIZATION_ENV = "MMON_BASELINE_AUTHORIZATION"
 """When set, its value is sent as the ``Authorization`` header of a baseline fetched over HTTP(S) (e.g.
 ``Bearer <token>``; on Kubernetes from a Secret: operator_glue/baseline_from.py), never to a redirect's target."""
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+"""An S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, starting and ending alphanumeric)."""
+URL_KINDS = "an http(s):// or s3:// URL"
 
 
 class BaselineUrl(str):
-    """A ``baseline`` given as an ``http://`` or ``https://`` URL: the job fetches it at start."""
+    """A ``baseline`` given as an ``http://``, ``https://`` or ``s3://bucket/key`` URL: the job fetches it at
+    start (an s3 one with the AWS credential chain: udfs/baseline.py)."""
 
     @staticmethod
     def location(value: Any, path: str) -> Union[Path, "BaselineUrl"]:
         """``value`` as a `BaselineUrl` when it names a URL scheme (``scheme://``), else as a file `Path`."""
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: expected a file path or an http(s):// URL, got {value!r}")
+            raise ConfigError(f"{path}: expected a file path or {URL_KINDS}, got {value!r}")
         scheme, separator, _ = value.partition("://")
         if not separator:
             return Path(value)
         if scheme.lower() not in BASELINE_URL_SCHEMES:
-            raise ConfigError(f"{path}: unsupported URL scheme {scheme!r} (use {' or '.join(BASELINE_URL_SCHEMES)}, "
-                              "or a file path)")
-        if not urllib.parse.urlsplit(value).hostname:
+            raise ConfigError(f"{path}: unsupported URL scheme {scheme!r} (use {URL_KINDS}, or a file path)")
+        if scheme.lower() == "s3":
+            BaselineUrl.s3_object(value, path)
+        elif not urllib.parse.urlsplit(value).hostname:
             raise ConfigError(f"{path}: the URL {value!r} names no host")
         return BaselineUrl(value)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.partition("://")[0].lower() == "s3"
+
+    @staticmethod
+    def s3_object(value: str, path: str = "baseline") -> tuple[str, str]:
+        """The (bucket, key) of an ``s3://bucket/key`` URL; a bad bucket name or no key raises `ConfigError`."""
+        bucket, _, key = value.partition("://")[2].partition("/")
+        if not S3_BUCKET.fullmatch(bucket):
+            raise ConfigError(f"{path}: {value!r} names no valid S3 bucket (3-63 lowercase letters, digits, dots "
+                              "and hyphens)")
+        if not key or key.endswith("/"):
+            raise ConfigError(f"{path}: {value!r} names no object key (s3://bucket/key)")
+        return bucket, key
 
 
 BaselineLocation = Union[Path, BaselineUrl]
@@ -439,7 +459,9 @@ class MonitorSpec:
     input: InputSpec = field(metadata={"doc": "What the inference log looks like."})
     baseline: BaselineLocation = field(metadata={
         "doc": "Baseline JSON from `mmon baseline`: a file path, relative to the spec file, or an http:// or https:// "
-               f"URL fetched at start (with ${BASELINE_AUTHORIZATION_ENV}, when set, as its Authorization header)."})
+               f"URL fetched at start (with ${BASELINE_AUTHORIZATION_ENV}, when set, as its Authorization header), "
+               "or an s3://bucket/key URL read with the AWS credential chain (AWS_ACCESS_KEY_ID, "
+               "AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, IRSA, an instance profile)."})
     baseline_sha256: Optional[str] = field(default=None, metadata={
         "doc": "The baseline's SHA-256 (64 hex digits, as sha256sum prints it): a baseline whose content differs is "
                "refused at start (null = not checked)."})

@@ -2,6 +2,8 @@
 
 * :class:`KafkaBroker`: a single-node Apache Kafka 4 broker in KRaft mode (broker and controller in one
   JVM), from the jars ``scripts/fetch_jars.sh`` puts in ``.cache/jars/kafka``.
+* :class:`S3Server`: S3Proxy (Apache-2.0), an S3-compatible server over a temporary folder, from the jars
+  ``scripts/fetch_jars.sh`` puts in ``.cache/jars/s3proxy``: the real endpoint of the s3:// baseline tests.
 * :class:`FlinkCluster`: the Flink standalone cluster shipped inside the PyFlink wheel, started with a
   generated config directory and a lib directory that adds the Kafka connector jar.
 
@@ -28,7 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
@@ -108,6 +110,16 @@ class _Service:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _await_ready(self, ready: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.2):
+        """`wait_until` ``ready()``, failing at once with ``_exit_reason()`` when the process dies; a service
+        that does not get ready is stopped. Returns the service."""
+        try:
+            wait_until(ready, timeout_s, what, failed=self._exit_reason, interval_s=interval_s)
+        except ServiceError:
+            self.stop()
+            raise
+        return self
+
 
 # ---------------------------------------------------------------- Kafka
 
@@ -182,13 +194,8 @@ class KafkaBroker(_Service):
                 [*command, "kafka.Kafka", str(properties)], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=None if self.background else _die_with_parent)
-        try:
-            wait_until(self._metadata_ok, self.start_timeout_s, f"Kafka broker on {self.bootstrap}",
-                       failed=self._exit_reason, interval_s=0.3)
-        except ServiceError:
-            self.stop()
-            raise
-        return self
+        return self._await_ready(self._metadata_ok, self.start_timeout_s, f"Kafka broker on {self.bootstrap}",
+                                 interval_s=0.3)
 
     def _write_properties(self) -> Path:
         """server.properties for one node acting as broker and controller, replication factor 1."""
@@ -262,10 +269,8 @@ class KafkaBroker(_Service):
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the broker (SIGTERM, SIGKILL after ``timeout_s``); remove a temporary data dir."""
-        if self.process is not None:
-            terminate(self.process.pid, timeout_s)
-            self.process.wait(timeout=10)
-            self.process = None
+        _end(self.process, timeout_s)
+        self.process = None
         if self._own_data_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
@@ -280,6 +285,95 @@ def _kafka_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+def _end(process: Optional[subprocess.Popen], timeout_s: float) -> None:
+    """Stop a service's process (SIGTERM, SIGKILL after ``timeout_s``) and reap it."""
+    if process is not None:
+        terminate(process.pid, timeout_s)
+        process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- S3
+
+
+class S3Server(_Service):
+    """S3Proxy on 127.0.0.1 storing buckets as folders of a temporary directory (jclouds' filesystem
+    provider), with one identity (``access_key``, ``secret_key``) and AWS signatures v2 or v4 checked.
+
+    ``.endpoint`` is its URL (``AWS_ENDPOINT_URL_S3``), ``.client()`` a boto3 client signed as that identity,
+    ``.env()`` the AWS variables a reader needs. The folder is removed at stop.
+    """
+
+    def __init__(self, access_key: str = "mmon-test", secret_key: str = "mmon-test-secret",
+                 jars_dir: Path = JARS_DIR / "s3proxy", start_timeout_s: float = 60.0):
+        self.access_key, self.secret_key = access_key, secret_key
+        self.jars_dir = Path(jars_dir)
+        self.start_timeout_s = start_timeout_s
+        self.port = 0
+        self.data_dir: Optional[Path] = None
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        java = require_java()
+        if not any(self.jars_dir.glob("s3proxy-*.jar")):
+            raise ServiceError(f"S3Proxy jars missing in {self.jars_dir}; {SETUP_HINT}")
+        self.port = free_port()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="mmon-s3-"))
+        (self.data_dir / "buckets").mkdir()
+        with open(self.data_dir / "s3proxy.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [java, "-Xmx256m", "-cp", f"{self.jars_dir}/*", "org.gaul.s3proxy.Main",
+                 "--properties", str(self._write_properties())], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        return self._await_ready(lambda: port_open(self.port), self.start_timeout_s, f"S3Proxy on {self.endpoint}")
+
+    def _write_properties(self) -> Path:
+        settings = {
+            "s3proxy.endpoint": self.endpoint,
+            "s3proxy.authorization": "aws-v2-or-v4",
+            "s3proxy.identity": self.access_key,
+            "s3proxy.credential": self.secret_key,
+            "jclouds.provider": "filesystem",
+            "jclouds.filesystem.basedir": self.data_dir / "buckets",
+        }
+        path = self.data_dir / "s3proxy.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        return path
+
+    def _exit_reason(self) -> Optional[str]:
+        if self.process and self.process.poll() is not None:
+            return f"S3Proxy exited with code {self.process.returncode}\n{log_tail(self.data_dir / 's3proxy.log')}"
+        return None
+
+    def env(self) -> dict[str, str]:
+        """The AWS variables that point boto3 (and so a job) at this server as its identity."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": self.endpoint}
+
+    def client(self, access_key: Optional[str] = None, secret_key: Optional[str] = None):
+        """A boto3 S3 client of this server, signed as its identity unless other keys are given. It sends
+        and asks for checksums only where S3 requires them: S3Proxy 2.6 answers 501 to the aws-chunked uploads
+        with trailing checksums and to the ``x-amz-checksum-mode`` header that boto3 sends by default."""
+        import boto3
+        import botocore.config
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=access_key or self.access_key, aws_secret_access_key=secret_key or self.secret_key,
+            config=botocore.config.Config(request_checksum_calculation="when_required",
+                                          response_checksum_validation="when_required"))
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop S3Proxy and remove its folder."""
+        _end(self.process, timeout_s)
+        self.process = None
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
 
 
 # ---------------------------------------------------------------- Flink

@@ -8,8 +8,11 @@
 - ``url: {url, authorizationSecret: {name, key}}``: the job fetches the ``http://`` or ``https://`` URL at
   start (`udfs.baseline.read_bytes`); with ``authorizationSecret`` that Secret's key is set as
   ``$MMON_BASELINE_AUTHORIZATION``, which the job sends as the request's ``Authorization`` header (the
-  whole value: ``Bearer <token>``, or ``Basic <base64 of user:password>``; for an S3 bucket, a
-  pre-signed URL needs none). Nothing is mounted;
+  whole value: ``Bearer <token>``, or ``Basic <base64 of user:password>``; a pre-signed S3 URL needs none).
+  Or ``url: {url: s3://bucket/key, credentialsSecret: {name}}``: the job reads the object with the AWS
+  credential chain; ``credentialsSecret`` is a Secret whose keys are AWS variables (``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, optionally ``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``), all set in the job's
+  container (``envFrom``); without it IRSA or the node's instance profile answers. Nothing is mounted;
 - ``persistentVolumeClaim: {claimName, path}``: the claim mounted read-only at `BASELINE_DIR`, the baseline
   at ``path`` inside it (default ``baseline.json``).
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from contract.spec import BASELINE_AUTHORIZATION_ENV, BaselineUrl, ConfigError
+from contract.spec import BASELINE_AUTHORIZATION_ENV, URL_KINDS, BaselineUrl, ConfigError
 
 BASELINE_KEY = "baseline.json"
 BASELINE_DIR = "/opt/mmon/baseline"
@@ -32,20 +35,23 @@ MAX_CONFIGMAP_BYTES = 1 << 20
 CONFIG_MAP, URL, PVC = "configMap", "url", "persistentVolumeClaim"
 KINDS = (CONFIG_MAP, URL, PVC)
 DEFAULT_SECRET_KEY = "authorization"
+CREDENTIALS = "credentialsSecret"
 FIELD = "baselineFrom"
-ALTERNATIVES = (f"serve it over HTTP(S) (mmon k8s render --baseline-url URL; {FIELD}.url in a ModelMonitor) or from a "
-                f"volume (--baseline-pvc CLAIM[:PATH]; {FIELD}.persistentVolumeClaim)")
+ALTERNATIVES = (f"serve it over HTTP(S) or from S3 (mmon k8s render --baseline-url URL; {FIELD}.url in a ModelMonitor) "
+                f"or from a volume (--baseline-pvc CLAIM[:PATH]; {FIELD}.persistentVolumeClaim)")
 
 
 @dataclass(frozen=True)
 class BaselineFrom:
     """One baseline source (module docstring): ``name`` is the ConfigMap's name, the URL or the claim's name;
-    ``key`` the ConfigMap's key or the path inside the claim; ``secret`` the URL's (Secret name, key)."""
+    ``key`` the ConfigMap's key or the path inside the claim; ``secret`` an http(s) URL's (Secret name, key)
+    of its Authorization header, ``credentials`` an s3 URL's Secret of AWS variables."""
 
     kind: str
     name: str
     key: str = BASELINE_KEY
     secret: Optional[tuple[str, str]] = None
+    credentials: Optional[str] = None
 
     def location(self) -> Union[Path, BaselineUrl]:
         """The spec's ``baseline`` as the pod sees it: the mounted file, or the URL."""
@@ -70,6 +76,10 @@ class BaselineFrom:
         name, key = self.secret
         return [{"name": BASELINE_AUTHORIZATION_ENV, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}]
 
+    def env_from(self) -> list[dict]:
+        """An s3 URL's AWS variables, every key of its credentials Secret (not optional, as in `env`)."""
+        return [{"secretRef": {"name": self.credentials}}] if self.credentials else []
+
     def to_resource(self) -> dict:
         """The ``baselineFrom`` of a ModelMonitor."""
         if self.kind == CONFIG_MAP:
@@ -77,14 +87,23 @@ class BaselineFrom:
         if self.kind == PVC:
             return {PVC: {"claimName": self.name, "path": self.key}}
         secret = {"authorizationSecret": {"name": self.secret[0], "key": self.secret[1]}} if self.secret else {}
+        if self.credentials:
+            secret = {CREDENTIALS: {"name": self.credentials}}
         return {URL: {"url": self.name, **secret}}
 
 
 def from_url(url: str, secret: Optional[str] = None, where: str = "--baseline-url") -> BaselineFrom:
-    """A URL source; ``secret`` as ``NAME`` or ``NAME:KEY`` (default key :data:`DEFAULT_SECRET_KEY`)."""
-    if not isinstance(BaselineUrl.location(url, where), BaselineUrl):
-        raise ConfigError(f"{where}: expected an http:// or https:// URL, got {url!r}")
-    name, _, key = (secret or "").partition(":")
+    """A URL source. For an http(s) URL ``secret`` is its Authorization's Secret as ``NAME`` or ``NAME:KEY``
+    (default key :data:`DEFAULT_SECRET_KEY`); for an s3 URL the ``NAME`` of its Secret of AWS variables."""
+    location = BaselineUrl.location(url, where)
+    if not isinstance(location, BaselineUrl):
+        raise ConfigError(f"{where}: expected {URL_KINDS}, got {url!r}")
+    name, colon, key = (secret or "").partition(":")
+    if location.is_s3:
+        if colon:
+            raise ConfigError(f"{where}: an s3:// URL's Secret is given by its NAME alone (every key of it is an "
+                              f"AWS variable), got {secret!r}")
+        return BaselineFrom(URL, url, credentials=name or None)
     return BaselineFrom(URL, url, secret=(name, key or DEFAULT_SECRET_KEY) if name else None)
 
 
@@ -104,11 +123,25 @@ def from_resource(document: Any) -> BaselineFrom:
     if not isinstance(body.get(required), str) or not body[required]:
         raise ConfigError(f"{FIELD}.{kind}.{required}: required")
     if kind == URL:
-        secret = body.get("authorizationSecret") or {}
-        if secret and not secret.get("name"):
-            raise ConfigError(f"{FIELD}.url.authorizationSecret.name: required")
-        return from_url(body["url"], secret and f"{secret['name']}:{secret.get('key') or ''}", f"{FIELD}.url.url")
+        return _url_from_resource(body)
     return BaselineFrom(kind, body[required], str(body.get("key" if kind == CONFIG_MAP else "path") or BASELINE_KEY))
+
+
+def _url_from_resource(body: dict) -> BaselineFrom:
+    """``baselineFrom.url``: an http(s) URL with an optional ``authorizationSecret``, an s3 one with an
+    optional ``credentialsSecret``."""
+    is_s3 = BaselineUrl(body["url"]).is_s3
+    given, wrong = (CREDENTIALS, "authorizationSecret") if is_s3 else ("authorizationSecret", CREDENTIALS)
+    if body.get(wrong) is not None:
+        raise ConfigError(f"{FIELD}.url.{wrong}: not for {'an s3://' if is_s3 else 'an http(s)://'} URL "
+                          f"(use {given})")
+    secret = body.get(given)
+    if secret is None:
+        return from_url(body["url"], None, f"{FIELD}.url.url")
+    if not isinstance(secret, dict) or not secret.get("name"):
+        raise ConfigError(f"{FIELD}.url.{given}.name: required")
+    key = "" if is_s3 else f":{secret.get('key') or ''}"
+    return from_url(body["url"], f"{secret['name']}{key}", f"{FIELD}.url.url")
 
 
 def schema() -> dict:
@@ -123,11 +156,19 @@ def schema() -> dict:
                 "name": {**text, "description": "ConfigMap in this namespace."},
                 "key": {**text, "description": f"Its key holding the baseline JSON (default {BASELINE_KEY})."}}},
             URL: {"type": "object", "required": ["url"], "properties": {
-                "url": {**text, "pattern": "^[hH][tT][tT][pP][sS]?://", "description": "http:// or https:// URL."},
+                "url": {**text, "pattern": "^([hH][tT][tT][pP][sS]?|[sS]3)://",
+                        "description": "http://, https:// or s3://bucket/key URL."},
                 "authorizationSecret": {
                     "type": "object", "required": ["name"],
-                    "description": f"Secret whose key is sent as the Authorization header (${BASELINE_AUTHORIZATION_ENV}).",
-                    "properties": {"name": text, "key": {**text, "description": f"Default {DEFAULT_SECRET_KEY}."}}}}},
+                    "description": f"http(s) URL: Secret whose key is sent as the Authorization header "
+                                   f"(${BASELINE_AUTHORIZATION_ENV}).",
+                    "properties": {"name": text, "key": {**text, "description": f"Default {DEFAULT_SECRET_KEY}."}}},
+                CREDENTIALS: {
+                    "type": "object", "required": ["name"],
+                    "description": "s3 URL: Secret whose keys are AWS variables (AWS_ACCESS_KEY_ID, "
+                                   "AWS_SECRET_ACCESS_KEY, optionally AWS_REGION, AWS_ENDPOINT_URL_S3), set in the "
+                                   "job's container (envFrom); without it IRSA or an instance profile.",
+                    "properties": {"name": dict(text)}}}},
             PVC: {"type": "object", "required": ["claimName"], "properties": {
                 "claimName": {**text, "description": "PersistentVolumeClaim in this namespace, mounted read-only."},
                 "path": {**text, "description": f"The baseline's path inside the volume (default {BASELINE_KEY})."}}},

@@ -31,11 +31,14 @@ def _add_settings_options(parser: argparse.ArgumentParser, *, per_monitor: bool)
         parser.add_argument("--baseline-configmap", help="ConfigMap holding baseline.json (default: <name>-baseline; "
                                                          "at most 1 MiB)")
         parser.add_argument("--baseline-url", metavar="URL",
-                            help="the job fetches the baseline from this http(s):// URL at start instead (default: the "
-                                 "spec's baseline when it is a URL); no baseline ConfigMap")
+                            help="the job fetches the baseline from this http(s):// or s3://bucket/key URL at start "
+                                 "instead (default: the spec's baseline when it is a URL); no baseline ConfigMap")
         parser.add_argument("--baseline-auth-secret", metavar="NAME[:KEY]",
-                            help=f"with --baseline-url: Secret whose key (default {baseline_from.DEFAULT_SECRET_KEY}) "
-                                 "holds the request's Authorization header value, e.g. 'Bearer <token>'")
+                            help=f"with an http(s) URL: Secret whose key (default {baseline_from.DEFAULT_SECRET_KEY}) "
+                                 "holds the request's Authorization header value, e.g. 'Bearer <token>'; with an "
+                                 "s3:// URL: Secret NAME whose keys are AWS variables (AWS_ACCESS_KEY_ID, "
+                                 "AWS_SECRET_ACCESS_KEY, optionally AWS_REGION, AWS_ENDPOINT_URL_S3), all set in the "
+                                 "job's container (without it: IRSA or the node's instance profile)")
         parser.add_argument("--baseline-pvc", metavar="CLAIM[:PATH]",
                             help="the job reads the baseline at PATH (default baseline.json) on this "
                                  "PersistentVolumeClaim, mounted read-only, instead; no baseline ConfigMap")

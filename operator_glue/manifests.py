@@ -291,13 +291,15 @@ def _job_metadata(settings: DeploySettings, plan: UpgradePlan) -> dict:
 
 def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
     """Flink's main container: the spec ConfigMap and the baseline's volume (`baseline_from`) mounted, the Kafka
-    properties (and a baseline URL's authorization) from their Secrets, the metrics port named; the pod and the
-    container locked down."""
+    properties (and a baseline URL's authorization, or an s3 URL's AWS variables) from their Secrets, the
+    metrics port named; the pod and the container locked down."""
     source = settings.baseline_source
     container = {"name": "flink-main-container",
                  "env": [_kafka_properties_env(settings), *source.env()],
                  "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}, *source.volume_mounts()],
                  "securityContext": container_security_context()}
+    if source.env_from():
+        container["envFrom"] = source.env_from()
     if spec.job.metrics_port:
         container["ports"] = [{"name": "metrics", "containerPort": spec.job.metrics_port, "protocol": "TCP"}]
     return {"metadata": {"labels": _labels(settings, "job"),

@@ -69,7 +69,7 @@ def type_name(hint: Any) -> str:
     if hint is Duration:
         return "duration (`15s`, `500ms`, `1m`)"
     if hint == BaselineLocation:
-        return "file path or http(s):// URL"
+        return "file path, http(s):// or s3:// URL"
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is typing.Union:

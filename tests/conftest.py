@@ -1,4 +1,4 @@
-"""Session-wide real services: one Kafka broker and one Flink standalone cluster per test session; and
+"""Session-wide real services: one Kafka broker, one S3 server and one Flink standalone cluster per test session; and
 the embedded `mmon run`s whose outputs several test modules read.
 
 All start lazily (only when a test asks for them); the services listen on free 127.0.0.1 ports and fail
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.services import FlinkCluster, KafkaBroker, ServiceError
+from devtools.services import FlinkCluster, KafkaBroker, S3Server, ServiceError
 
 
 def _started(start, what: str):
@@ -25,6 +25,15 @@ def kafka_broker():
     broker = _started(lambda: KafkaBroker().start(), "Kafka broker")
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A running S3Proxy (devtools.services.S3Server): ``.endpoint``, ``.env()`` (the AWS variables of its
+    identity), ``.client()`` (boto3, to create buckets and put objects)."""
+    server = _started(lambda: S3Server().start(), "S3 server")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -104,3 +104,24 @@ def test_a_claims_baseline_is_found_or_reported_missing(dyn):
     volumes = resource_api(dyn, "flink.apache.org/v1beta1", "FlinkDeployment").get(
         name="claimed", namespace=NAMESPACE).to_dict()["spec"]["podTemplate"]["spec"]["volumes"]
     assert {"name": "baseline", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in volumes
+
+
+def test_a_model_monitor_with_an_s3_baseline_is_accepted_and_its_job_gets_the_aws_secret(dyn):
+    """The CRD's url pattern takes s3://; the reconciled job's container gets the credentials Secret's keys
+    (envFrom) and mounts no baseline. Another scheme (gs://) is still refused by the API server."""
+    url = "s3://models/iris/baseline.json"
+    settings = DeploySettings(name="s3iris", namespace=NAMESPACE, baseline_from=baseline_from.from_url(url, "iris-aws"))
+    monitor = apply(dyn, model_monitor(load_spec(EXAMPLE), settings)[0].body)
+    assert monitor["spec"][baseline_from.FIELD] == {"url": {"url": url, "credentialsSecret": {"name": "iris-aws"}}}
+    outcome = Reconciler(dyn, DeploySettings(name="")).reconcile(monitor)
+    condition = {c["type"]: c for c in outcome.status["conditions"]}["BaselineFound"]
+    assert (condition["reason"], url in condition["message"]) == ("FetchedByJob", True)
+    pod = resource_api(dyn, "flink.apache.org/v1beta1", "FlinkDeployment").get(
+        name="s3iris", namespace=NAMESPACE).to_dict()["spec"]["podTemplate"]["spec"]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "iris-aws"}}]
+    assert [volume["name"] for volume in pod["volumes"]] == ["spec"]
+    body = {**monitor, "metadata": {"name": "gs", "namespace": NAMESPACE}}
+    body["spec"] = {**monitor["spec"], baseline_from.FIELD: {"url": {"url": "gs://models/b.json"}}}
+    with pytest.raises(ApiException) as refused:
+        apply(dyn, body, dry_run=True)
+    assert refused.value.status == 422 and "spec.baselineFrom.url.url" in json.loads(refused.value.body)["message"]

@@ -90,6 +90,8 @@ from contract.spec import (  # noqa: F401 (the types re-exported to the core's u
     CATEGORICAL,
     FEATURE_TYPES,
     NUMERIC,
+    BaselineUrl,
+    ConfigError,
 )
 
 from udfs.categorical import CategoryLayout, by_count, value_counts
@@ -388,9 +390,9 @@ class Baseline:
 
     @classmethod
     def load(cls, path: Union[str, Path], sha256: Optional[str] = None) -> "Baseline":
-        """Read a baseline saved by :meth:`save` (version 4, or 3, or 2) from a file or an ``http(s)://`` URL
-        (`read_bytes`), its content checked against ``sha256`` when given (`ChecksumError`); any problem raises
-        :class:`BaselineError`."""
+        """Read a baseline saved by :meth:`save` (version 4, or 3, or 2) from a file or an ``http(s)://`` or
+        ``s3://`` URL (`read_bytes`), its content checked against ``sha256`` when given (`ChecksumError`); any
+        problem raises :class:`BaselineError`."""
         content = read_bytes(path)
         if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256.lower():
             raise ChecksumError(f"{path} has SHA-256 {hashlib.sha256(content).hexdigest()}, not the pinned {sha256.lower()}")
@@ -430,25 +432,75 @@ class Baseline:
 
 
 def read_bytes(location: Union[str, Path]) -> bytes:
-    """The content of a baseline file, or of an ``http://`` or ``https://`` URL (GET, :data:`FETCH_TIMEOUT_S`,
-    redirects followed, ``$MMON_BASELINE_AUTHORIZATION`` as the Authorization header when set and never
-    sent on to a redirect's target); a failure raises `BaselineError` saying what went wrong."""
-    if "://" not in str(location):
+    """The content of a baseline file, of an ``http://`` or ``https://`` URL (`_fetch_http`) or of an
+    ``s3://bucket/key`` object (`_read_s3`); a failure raises `BaselineError` saying what went wrong."""
+    scheme, separator, _ = str(location).partition("://")
+    if not separator:
         try:
             return Path(location).read_bytes()
         except OSError as err:
             raise BaselineError(f"cannot read baseline {location}: {err.strerror}") from None
-    request = urllib.request.Request(str(location), headers={"Accept": "application/json"})
+    return _read_s3(str(location)) if scheme.lower() == "s3" else _fetch_http(str(location))
+
+
+def _fetch_http(url: str) -> bytes:
+    """GET ``url`` (:data:`FETCH_TIMEOUT_S`, redirects followed, ``$MMON_BASELINE_AUTHORIZATION`` as the
+    Authorization header when set and never sent on to a redirect's target)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if os.environ.get(BASELINE_AUTHORIZATION_ENV):
         request.add_unredirected_header("Authorization", os.environ[BASELINE_AUTHORIZATION_ENV])
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
             return response.read()
     except urllib.error.HTTPError as err:
-        raise BaselineError(f"cannot fetch {location}: the server answered {err.code} {err.reason}") from None
+        raise BaselineError(f"cannot fetch {url}: the server answered {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
-        raise BaselineError(f"cannot fetch {location}: {reason} (is the server up, the address right?)") from None
+        raise BaselineError(f"cannot fetch {url}: {reason} (is the server up, the address right?)") from None
+
+
+S3_ERRORS = {
+    "NoSuchKey": "no such key", "NoSuchBucket": "no such bucket",
+    "AccessDenied": "access denied", "InvalidAccessKeyId": "access denied (unknown access key id)",
+    "SignatureDoesNotMatch": "access denied (wrong secret access key)",
+}
+"""What `_read_s3` says of S3's error codes; any other is named by its code and HTTP status."""
+
+
+def _read_s3(url: str) -> bytes:
+    """GET the object of ``s3://bucket/key`` with boto3 and its standard credential chain and settings
+    (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_REGION`` / ``AWS_ENDPOINT_URL_S3`` or
+    ``AWS_ENDPOINT_URL``, IRSA, an instance profile), within :data:`FETCH_TIMEOUT_S` per connection and read.
+    It asks for no response checksum (boto3's ``x-amz-checksum-mode``, which S3-compatible servers such as
+    S3Proxy refuse with 501): ``baseline_sha256`` pins the content. boto3 is imported here: only a job with
+    an s3 baseline needs it."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions as aws
+
+    try:
+        bucket, key = BaselineUrl.s3_object(url)
+    except ConfigError as err:
+        raise BaselineError(str(err)) from None
+    config = botocore.config.Config(connect_timeout=FETCH_TIMEOUT_S, read_timeout=FETCH_TIMEOUT_S,
+                                    response_checksum_validation="when_required")
+    try:
+        client = boto3.session.Session().client("s3", config=config)
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except aws.NoCredentialsError:
+        raise BaselineError(f"cannot fetch {url}: no AWS credentials (set AWS_ACCESS_KEY_ID and "
+                            "AWS_SECRET_ACCESS_KEY, or use IRSA or an instance profile)") from None
+    except aws.ClientError as err:
+        raise BaselineError(f"cannot fetch {url}: {_s3_failure(err.response)}") from None
+    except aws.BotoCoreError as err:
+        raise BaselineError(f"cannot fetch {url}: {err} (is the S3 endpoint up, AWS_ENDPOINT_URL_S3 right?)") from None
+
+
+def _s3_failure(response: Mapping) -> str:
+    """An S3 error answer in words: ``access denied (403 AccessDenied)``, ``no such key (404 NoSuchKey)``."""
+    code = response.get("Error", {}).get("Code", "?")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+    return f"{S3_ERRORS.get(code, 'the server refused')} ({status} {code})"
 
 
 def kept_precision(values: np.ndarray, requested: str = "auto") -> str:

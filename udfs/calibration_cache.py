@@ -11,10 +11,11 @@ file is read.
 
 The files sit in ``<baseline file>.calibration/`` beside a local baseline whose folder is writable,
 else in the user's cache (``$MMON_CACHE_DIR``, default ``~/.cache/mmon/calibration``): a baseline read
-over HTTP, or mounted read-only from a ConfigMap. Each is an ``np.savez`` archive of the curves'
-dataclass fields, saved by name and read back without pickle (`save_fields`, `load_fields`), so the
-cache follows `udfs.calibration.ThresholdCurves` as its fields change. A file that cannot be read (torn,
-from another version, a field not storable) is a miss: the curves are computed again, never wrong.
+over HTTP(S) or from S3 (any ``scheme://`` location), or mounted read-only from a ConfigMap. Each is an
+``np.savez`` archive of the curves' dataclass fields, saved by name and read back without pickle
+(`save_fields`, `load_fields`), so the cache follows `udfs.calibration.ThresholdCurves` as its fields
+change. A file that cannot be read (torn, from another version, a field not storable) is a miss: the curves
+are computed again, never wrong.
 """
 from __future__ import annotations
 
