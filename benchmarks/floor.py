@@ -4,6 +4,9 @@
 - The parse floor (``--parse FORMAT``): the topic read again through Flink's JSON format with every instance's
   values declared as DOUBLE, so each value is parsed, then counted: what any job that looks at the values
   pays before doing anything with them.
+- The job's parser floor (``--config SPEC``): the topic read again, each record through the job's own parse
+  function (`flink_job.parse`, Java, the spec's schema), the records it accepts counted: the job's first step
+  alone.
 
 Run as its own process (``python -m benchmarks.floor --kafka HOST:PORT --topic T --result PATH [--parse F]``), like
 the job: the same local JVM flags as the job (`flink_job.jvm.local_jvm_args`; under the wide benchmark,
@@ -13,7 +16,8 @@ offset to the latest one at start (bounded). A rate is the records counted over 
 first record to the last (each record stamped by ``CURRENT_ROW_TIMESTAMP()``), so the JVM's start and the
 job's deployment are left out, as the job's drain rate leaves them out. Writes ``{"records": n, "values": 0,
 "seconds": s, "records_per_s": r}`` as JSON to ``--result``, with the parse floor's figures under ``"parse"``
-(``values``: the first instance's values parsed, summed over the records, a check that they were); the JVM and
+and the job's parser floor's under ``"job_parse"`` (``records``: those the parser accepted). ``values`` is the
+parse floor's check that it parsed the values: the first instance's, summed over the records. The JVM and
 PyFlink print to stdout too.
 """
 from __future__ import annotations
@@ -24,6 +28,10 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Optional
+
+from contract.spec import MonitorSpec, load_spec
+
+from udfs.baseline import Baseline
 
 from flink_job import jvm, parse, source
 
@@ -64,9 +72,20 @@ def parse_count_sql(format: str) -> str:
             f"SUM(CAST(CARDINALITY({field}.instances[1]) AS BIGINT)) AS v FROM (SELECT {field}, {READ_AT} FROM parse_source)")
 
 
-def count(bootstrap: str, topic: str, parse_format: Optional[str] = None) -> dict:
+def job_parse_count_sql(spec: MonitorSpec) -> str:
+    """The job's parser floor's count: the records the job's own parse function (`flink_job.parse`, the spec's
+    schema) accepted (a record it rejects is read and parsed, not counted)."""
+    parsed = parse.call_sql(parse.PARSE_FUNCTION, spec, live=False, raw="payload", default_id="'floor'",
+                            default_time_ms="CAST(0 AS BIGINT)")
+    return (f"SELECT COUNT(*) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, 0 AS v FROM "
+            f"(SELECT {parsed} AS parsed, {READ_AT} FROM floor_source) AS p WHERE p.parsed.reason IS NULL")
+
+
+def count(bootstrap: str, topic: str, parse_format: Optional[str] = None, spec_path: Optional[Path] = None) -> dict:
     """Reads ``topic`` through Flink SQL; its records and their rate, and with ``parse_format`` (a format of
-    `INSTANCES_FIELD`) the parse floor's too, under ``"parse"``: the topic read again, every value parsed."""
+    `INSTANCES_FIELD`) the parse floor's too, under ``"parse"``: the topic read again, every value parsed; with
+    ``spec_path`` (the job's spec) the job's parser floor's, under ``"job_parse"``: read again, each record through
+    the job's own parse function."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     jvm.prepare_local_jvm(kafka=True, input_lines=0, prometheus=False)
@@ -80,7 +99,11 @@ def count(bootstrap: str, topic: str, parse_format: Optional[str] = None) -> dic
     result = _timed_count(t_env, COUNT_SQL)
     if parse_format:
         t_env.execute_sql(parse_source_ddl(bootstrap, topic, parse_format))
-        result["parse"] = {**_timed_count(t_env, parse_count_sql(parse_format))}
+        result["parse"] = _timed_count(t_env, parse_count_sql(parse_format))
+    if spec_path:
+        spec = load_spec(spec_path)
+        parse.register_functions(t_env, parse.java_schema(spec, Baseline.load(spec.baseline, spec.baseline_sha256)))
+        result["job_parse"] = _timed_count(t_env, job_parse_count_sql(spec))
     return result
 
 
@@ -103,8 +126,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parse", choices=sorted(INSTANCES_FIELD), metavar="FORMAT",
                         help="also the parse floor: the topic read again through Flink's JSON format, every value "
                              f"parsed as a DOUBLE (the records' format: {', '.join(sorted(INSTANCES_FIELD))})")
+    parser.add_argument("--config", type=Path, metavar="SPEC",
+                        help="also the job's parser floor: the topic read again, each record through the job's own "
+                             "parse function under this monitor spec")
     args = parser.parse_args(argv)
-    args.result.write_text(json.dumps(count(args.kafka, args.topic, args.parse)) + "\n")
+    args.result.write_text(json.dumps(count(args.kafka, args.topic, args.parse, args.config)) + "\n")
     return 0
 
 

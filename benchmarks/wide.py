@@ -12,8 +12,9 @@ Measured per width:
   the raw consumer's rate, then the job's drain rate from the first alert to the last window, with the cores
   the broker and the harness (its output collector) took meanwhile on the same machine;
 - the floors (`benchmarks.floor`): plain Flink SQL jobs reading the same topic and counting its records, same
-  broker, same JVM flags, right after the drain: the read floor (the value as a raw string) and the parse floor
-  (every value parsed by Flink's JSON format); the Kafka path is reported as a share of both and of the embedded
+  broker, same JVM flags, right after the drain: the read floor (the value as a raw string), the parse floor
+  (every value parsed by Flink's JSON format) and the job's parser floor (each record through the job's own
+  parse function); the Kafka path is reported as a share of the first two and of the embedded
   path, against issue 23's targets (`KAFKA_VS_EMBEDDED`, `KAFKA_VS_FLOOR`);
 - covariance: a window of `COVARIANCE_WINDOW` instances through `udfs.stats.CovarianceAccumulator`
   (update and result), the cost the opt-in matrices add per window.
@@ -116,7 +117,8 @@ def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
     with embedded_jvm_flags(len(model.stream)):
         with CpuTimeline({"broker": broker_pid(bootstrap), "harness": os.getpid()}) as cpu:
             figures, data = harness.run_max(options, spec, spec_path, model.stream)
-        floor = run_floor(bootstrap, spec.kafka.topics.inference, spec.input.format, options.out / "floor.log")
+        floor = run_floor(bootstrap, spec.kafka.topics.inference, spec.input.format, spec_path,
+                          options.out / "floor.log")
     rate = window_rate(data.outputs.stats, spec.input.names[0])
     start_s, end_s = drain_span_s(data.outputs)
     return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
@@ -124,6 +126,7 @@ def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
             "vs_raw_consumer": rate / figures["raw_consumer_ips"] if rate else None,
             "peak_rss_mb": figures["job_peak_rss_mb"], "floor_ips": floor["records_per_s"],
             "floor_records": floor["records"], "parse_floor_ips": (floor.get("parse") or {}).get("records_per_s"),
+            "job_parse_floor_ips": floor["job_parse"]["records_per_s"],
             "drain_s": end_s - start_s,
             "broker_cores": cpu.cores("broker", start_s, end_s), "harness_cores": cpu.cores("harness", start_s, end_s)}
 
@@ -157,14 +160,14 @@ def window_rate(stats: list[dict], first_feature: str) -> Optional[float]:
     return after_first / span_s if span_s > 0 else None
 
 
-def run_floor(bootstrap: str, topic: str, format: str, log_path: Path) -> dict:
-    """`benchmarks.floor` on ``topic``, in a process of its own as the job is: the read floor, and the parse
-    floor where the records' ``format`` has one."""
+def run_floor(bootstrap: str, topic: str, format: str, spec_path: Path, log_path: Path) -> dict:
+    """`benchmarks.floor` on ``topic``, in a process of its own as the job is: the read floor, the parse floor where
+    the records' ``format`` has one, and the job's parser floor under the job's spec."""
     result = log_path.with_suffix(".json")
     parse = ["--parse", format] if format in INSTANCES_FIELD else []
     finished = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--kafka", bootstrap, "--topic", topic,
-                               "--result", str(result), *parse], cwd=harness.ROOT, capture_output=True, text=True,
-                              timeout=FLOOR_TIMEOUT_S)
+                               "--result", str(result), *parse, "--config", str(spec_path)], cwd=harness.ROOT,
+                              capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
     log_path.write_text(finished.stdout + finished.stderr)
     if finished.returncode != 0:
         raise harness.BenchError(f"the read floor failed (see {log_path})")
@@ -303,6 +306,7 @@ def kafka_ratios(row: dict) -> dict:
     parse_floor = kafka.get("parse_floor_ips")
     return {"vs_embedded": _share(rate, embedded["instances_per_s"]), "vs_floor": _share(rate, floor),
             "vs_parse_floor": _share(rate, parse_floor), "parse_floor_vs_floor": _share(parse_floor, floor),
+            "job_parse_vs_floor": _share(kafka.get("job_parse_floor_ips"), floor),
             "floor_vs_raw_consumer": _share(floor, raw)}
 
 
@@ -345,16 +349,18 @@ def kafka_table_lines(rows: list[dict]) -> list[str]:
     if not kafka_rows:
         return []
     lines = ["", "| features | Kafka instances/s | Kafka values/s | Kafka drain instances/s | read floor records/s "
-             "| parse floor records/s | Kafka / embedded | Kafka / read floor | Kafka / parse floor "
-             "| parse floor / read floor | read floor / raw consumer | Kafka / raw consumer |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| parse floor records/s | job's parser floor records/s | Kafka / embedded | Kafka / read floor "
+             "| Kafka / parse floor | parse floor / read floor | job's parser floor / read floor "
+             "| read floor / raw consumer | Kafka / raw consumer |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in kafka_rows:
         k, ratios = row["kafka"], kafka_ratios(row)
         lines.append(f"| {row['features']:,} | {_number(k.get('instances_per_s'))} | {_number(k.get('values_per_s'))} | "
                      f"{_number(k.get('drain_ips'))} | {_number(k.get('floor_ips'))} | "
-                     f"{_number(k.get('parse_floor_ips'))} | {_number(ratios['vs_embedded'], '.2f')} | "
+                     f"{_number(k.get('parse_floor_ips'))} | {_number(k.get('job_parse_floor_ips'))} | "
+                     f"{_number(ratios['vs_embedded'], '.2f')} | "
                      f"{_number(ratios['vs_floor'], '.2f')} | {_number(ratios['vs_parse_floor'], '.2f')} | "
-                     f"{_number(ratios['parse_floor_vs_floor'], '.2f')} | "
+                     f"{_number(ratios['parse_floor_vs_floor'], '.2f')} | {_number(ratios['job_parse_vs_floor'], '.2f')} | "
                      f"{_number(ratios['floor_vs_raw_consumer'], '.2f')} | {_number(k.get('vs_raw_consumer'), '.2f')} |")
     return lines
 
