@@ -371,7 +371,7 @@ def colocated_lines(rows: list[dict]) -> list[str]:
     if not kafka_rows:
         return []
     lines = ["", "Sharing the machine: during each drain (first alert to last window record) the broker and the "
-             "harness (its output collector, which decodes the stats records as they come and reads the others "
+             "harness (its output collector, which counts the stats records as they come and decodes every output "
              "after the drain) took these cores of the two; the floors run alone, after the drain:", ""]
     for row in kafka_rows:
         k = row["kafka"]
