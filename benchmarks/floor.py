@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
+from contract import formats
 from contract.spec import MonitorSpec, load_spec
 
 from udfs.baseline import Baseline
@@ -40,7 +41,7 @@ MINI_BATCH = {"table.exec.mini-batch.enabled": "true", "table.exec.mini-batch.al
 """The count's updates once per mini-batch, not once per record (which would cost more than the read)."""
 
 
-INSTANCES_FIELD = {"thesis": "payload", "kserve-v1": "data"}
+INSTANCES_FIELD = {formats.THESIS: "payload", formats.KSERVE_V1: "data"}
 """Where each format that carries ``{"instances": [[...]]}`` keeps it (oip-v2's tensors have no parse floor)."""
 
 
@@ -61,15 +62,22 @@ def parse_source_ddl(bootstrap: str, topic: str, format: str) -> str:
 
 
 READ_AT = f"{source.EPOCH_MS}(CURRENT_ROW_TIMESTAMP()) AS read_at"
-COUNT_SQL = (f"SELECT COUNT(payload) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, 0 AS v FROM "
-             f"(SELECT payload, {READ_AT} FROM floor_source)")
+
+
+def count_sql(selected: str, table: str, counted: str = "*", values: str = "0", where: str = "") -> str:
+    """A floor's count over ``table`` (``selected`` and each row's read time): ``COUNT(counted)``, the first and
+    last read time, and the ``values`` check (an aggregate, or 0); in the order `_timed_count` reads them."""
+    return (f"SELECT COUNT({counted}) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, {values} AS v FROM "
+            f"(SELECT {selected}, {READ_AT} FROM {table}) AS r{where}")
+
+
+COUNT_SQL = count_sql("payload", "floor_source", counted="payload")
 
 
 def parse_count_sql(format: str) -> str:
     """The parse floor's count, with the values parsed (the first instance's per record) as a check."""
     field = INSTANCES_FIELD[format]
-    return (f"SELECT COUNT(*) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, "
-            f"SUM(CAST(CARDINALITY({field}.instances[1]) AS BIGINT)) AS v FROM (SELECT {field}, {READ_AT} FROM parse_source)")
+    return count_sql(field, "parse_source", values=f"SUM(CAST(CARDINALITY(r.{field}.instances[1]) AS BIGINT))")
 
 
 def job_parse_count_sql(spec: MonitorSpec) -> str:
@@ -77,8 +85,7 @@ def job_parse_count_sql(spec: MonitorSpec) -> str:
     schema) accepted (a record it rejects is read and parsed, not counted)."""
     parsed = parse.call_sql(parse.PARSE_FUNCTION, spec, live=False, raw="payload", default_id="'floor'",
                             default_time_ms="CAST(0 AS BIGINT)")
-    return (f"SELECT COUNT(*) AS n, MIN(read_at) AS first_ms, MAX(read_at) AS last_ms, 0 AS v FROM "
-            f"(SELECT {parsed} AS parsed, {READ_AT} FROM floor_source) AS p WHERE p.parsed.reason IS NULL")
+    return count_sql(f"{parsed} AS parsed", "floor_source", where=" WHERE r.parsed.reason IS NULL")
 
 
 def count(bootstrap: str, topic: str, parse_format: Optional[str] = None, spec_path: Optional[Path] = None) -> dict:

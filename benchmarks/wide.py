@@ -123,7 +123,7 @@ def run_kafka(model: Model, out: Path, bootstrap: str, seed: int) -> dict:
     start_s, end_s = drain_span_s(data.outputs)
     return {"instances_per_s": rate, "values_per_s": rate * model.width if rate else None,
             "drain_ips": figures["throughput_ips"], "raw_consumer_ips": figures["raw_consumer_ips"],
-            "vs_raw_consumer": rate / figures["raw_consumer_ips"] if rate else None,
+            "vs_raw_consumer": _share(rate, figures["raw_consumer_ips"]),
             "peak_rss_mb": figures["job_peak_rss_mb"], "floor_ips": floor["records_per_s"],
             "floor_records": floor["records"], "parse_floor_ips": (floor.get("parse") or {}).get("records_per_s"),
             "job_parse_floor_ips": floor["job_parse"]["records_per_s"],
@@ -170,7 +170,7 @@ def run_floor(bootstrap: str, topic: str, format: str, spec_path: Path, log_path
                               capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
     log_path.write_text(finished.stdout + finished.stderr)
     if finished.returncode != 0:
-        raise harness.BenchError(f"the read floor failed (see {log_path})")
+        raise harness.BenchError(f"the floors failed (see {log_path})")
     return json.loads(result.read_text())
 
 
@@ -326,14 +326,15 @@ def report_lines(results: dict) -> list[str]:
         lines.append(f"| {row['features']:,} | {row['instances']:,} | {_number(e['instances_per_s'])} | "
                      f"{_number(e['values_per_s'])} | {e['peak_rss_mb']:,.0f} | {_number(e['startup_s'], '.1f')} | "
                      f"{c['seconds_per_window']:.3f} |")
-    lines += kafka_table_lines(results["rows"])
+    kafka_rows = [row for row in results["rows"] if row.get("kafka")]
+    lines += kafka_table_lines(kafka_rows) if kafka_rows else []
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |" for t in results["targets"]]
     lines += ["", "Instances/s on both paths are counted alike: the instances of the windows after the first, over the "
               "time from the first window's stats record to the last one's. The Kafka drain rate (the `max` profile's, "
               "first alert to last window record) also counts the window step's Python worker starting while the "
               "source already reads; the floors count the records from the first read to the last."]
-    lines += colocated_lines(results["rows"])
+    lines += colocated_lines(kafka_rows) if kafka_rows else []
     lines += ["", f"Drift stage: features flagged in the windows wholly within it (the first {wide.DRIFTED_SHARE:.0%} "
               "of each model drifted):", ""]
     for row in results["rows"]:
@@ -343,11 +344,8 @@ def report_lines(results: dict) -> list[str]:
     return lines
 
 
-def kafka_table_lines(rows: list[dict]) -> list[str]:
-    """The Kafka path's rates beside the embedded path and the two floors, one row per width."""
-    kafka_rows = [row for row in rows if row.get("kafka")]
-    if not kafka_rows:
-        return []
+def kafka_table_lines(kafka_rows: list[dict]) -> list[str]:
+    """The Kafka path's rates beside the embedded path and the floors, one row per width run on Kafka."""
     lines = ["", "| features | Kafka instances/s | Kafka values/s | Kafka drain instances/s | read floor records/s "
              "| parse floor records/s | job's parser floor records/s | Kafka / embedded | Kafka / read floor "
              "| Kafka / parse floor | parse floor / read floor | job's parser floor / read floor "
@@ -365,11 +363,9 @@ def kafka_table_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def colocated_lines(rows: list[dict]) -> list[str]:
-    """What the broker and the harness (its output collector) took of the two cores while the job drained."""
-    kafka_rows = [row for row in rows if row.get("kafka")]
-    if not kafka_rows:
-        return []
+def colocated_lines(kafka_rows: list[dict]) -> list[str]:
+    """What the broker and the harness (its output collector) took of the two cores while the job drained, per
+    width run on Kafka."""
     lines = ["", "Sharing the machine: during each drain (first alert to last window record) the broker and the "
              "harness (its output collector, which counts the stats records as they come and decodes every output "
              "after the drain) took these cores of the two; the floors run alone, after the drain:", ""]

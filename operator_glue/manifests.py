@@ -298,8 +298,9 @@ def _pod_template(spec: MonitorSpec, settings: DeploySettings) -> dict:
                  "env": [_kafka_properties_env(settings), *source.env()],
                  "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}, *source.volume_mounts()],
                  "securityContext": container_security_context()}
-    if source.env_from():
-        container["envFrom"] = source.env_from()
+    env_from = source.env_from()
+    if env_from:
+        container["envFrom"] = env_from
     if spec.job.metrics_port:
         container["ports"] = [{"name": "metrics", "containerPort": spec.job.metrics_port, "protocol": "TCP"}]
     return {"metadata": {"labels": _labels(settings, "job"),

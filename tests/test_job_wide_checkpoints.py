@@ -19,13 +19,12 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 from kafka import KafkaConsumer
 
 from contract import formats
 from streams import wide
 
-from kafka_jobs import REPO, kill, polled, produce
+from kafka_jobs import REPO, kafka_spec, kill, polled, produce, write_spec
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -44,15 +43,6 @@ def model(tmp_path_factory):
                            instances=INSTANCES, span_s=50.0)
 
 
-def _spec(model: wide.Model, bootstrap: str, topics: dict) -> dict:
-    spec = yaml.safe_load(model.spec_path.read_text())
-    spec["window"].update(duration=f"{WINDOW_MS}ms", watermark_delay="1s", idle_timeout="0ms")
-    spec.setdefault("kafka", {}).update(bootstrap_servers=bootstrap, group_id=f"ckpt-{topics['inference']}",
-                                        topics=topics)
-    spec["job"].update(metrics_port=0, checkpoint_interval="1s")
-    return spec
-
-
 def _big_checkpoint(scratch_root) -> bool:
     """A completed checkpoint (its ``_metadata`` written) holding a state file over the old limit."""
     for metadata in scratch_root.glob("mmon-checkpoints-*/*/chk-*/_metadata"):
@@ -62,11 +52,10 @@ def _big_checkpoint(scratch_root) -> bool:
 
 
 def test_an_open_window_over_5_mb_is_checkpointed_and_then_emitted(kafka_broker, model, tmp_path):
-    topics = {kind: f"{kind}-{tmp_path.name[-12:]}" for kind in ("inference", "stats", "outliers", "drift",
-                                                                  "dead_letter", "model_drift", "alerts")}
+    spec, topics = kafka_spec(model.spec_path, kafka_broker.bootstrap, WINDOW_MS, "at-least-once")
+    spec["job"]["checkpoint_interval"] = "1s"
     kafka_broker.create_topics(list(topics.values()))
-    config = tmp_path / "monitor.yaml"
-    config.write_text(yaml.safe_dump(_spec(model, kafka_broker.bootstrap, topics)))
+    config = write_spec(spec, tmp_path / "monitor.yaml")
     rows = np.round(model.stream.instances, 4).tolist()
     t0_ms = (int(time.time() * 1000) - 600_000) // WINDOW_MS * WINDOW_MS  # a window's start, ten minutes ago
     produce(kafka_broker.bootstrap, topics["inference"],

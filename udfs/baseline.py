@@ -434,13 +434,13 @@ class Baseline:
 def read_bytes(location: Union[str, Path]) -> bytes:
     """The content of a baseline file, of an ``http://`` or ``https://`` URL (`_fetch_http`) or of an
     ``s3://bucket/key`` object (`_read_s3`); a failure raises `BaselineError` saying what went wrong."""
-    scheme, separator, _ = str(location).partition("://")
-    if not separator:
+    if "://" not in str(location):
         try:
             return Path(location).read_bytes()
         except OSError as err:
             raise BaselineError(f"cannot read baseline {location}: {err.strerror}") from None
-    return _read_s3(str(location)) if scheme.lower() == "s3" else _fetch_http(str(location))
+    url = BaselineUrl(location)
+    return _read_s3(url) if url.is_s3 else _fetch_http(url)
 
 
 def _fetch_http(url: str) -> bytes:
