@@ -1,7 +1,7 @@
 """Comparison step: the candidate version against the stable one, window by window (``versions.stable`` and
 ``versions.candidate``); the math is `udfs.comparison`.
 
-Drift: the per-version stats rows (`flink_job.rows.STATS_ROW`, its last field the version) are keyed by column;
+Drift: the per-version stats rows (`flink_job.rows.STATS_ROW`, ``version`` among their fields) are keyed by column;
 `VersionPairs` keeps each window's rows of the two versions and, at an event-time timer at the window's last
 millisecond, compares them. The window operator emits a window's rows of every version before it forwards the
 watermark that closes the window, so when the timer fires (the watermark past that millisecond on every input)
@@ -45,8 +45,10 @@ from udfs.performance import ACCURACY
 from flink_job import drift, rows
 
 UIDS = {"drift": "mmon-comparison-drift", "performance": "mmon-comparison-performance"}
-KIND, FEATURE, WINDOW_START, WINDOW_END, COUNT, MISSING, HISTOGRAM = 0, 2, 3, 4, 5, 6, 7  # rows.STATS_ROW fields
-VERSION = -1  # the stats row's last field
+KIND, FEATURE, WINDOW_START, WINDOW_END, COUNT, MISSING, HISTOGRAM, VERSION = (
+    rows.STATS_ROW.get_field_names().index(name)
+    for name in ("kind", "feature", "window_start", "window_end", "count", "missing", "histogram", outputs.VERSION))
+"""Where `VersionPairs` reads a stats row's fields, by their names in `rows.STATS_ROW` (as `flink_job.alerts` does)."""
 
 
 def enabled(spec: MonitorSpec) -> bool:
